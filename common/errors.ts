@@ -1,0 +1,160 @@
+// One error class per condition, each with a stable `code`. Callers branch on the class or the
+// code, never on message text. `toGrpcStatus` is the single mapping to gRPC status codes.
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+export type ErrorCode =
+  | 'JOB_SPEC_INVALID'
+  | 'DATASET_ERROR'
+  | 'PROTOCOL_VIOLATION'
+  | 'UNKNOWN_UNIT'
+  | 'STALE_MESSAGE'
+  | 'BYTE_LENGTH_MISMATCH'
+  | 'NON_FINITE'
+  | 'MESSAGE_TOO_LARGE'
+  | 'UNSUPPORTED_PROTOCOL'
+  | 'WORKER_LOST'
+  | 'ILLEGAL_STATE'
+  | 'AGGREGATION_INPUT'
+  | 'BACKEND_UNAVAILABLE'
+  | 'UNIT_FAILED'
+  | 'RUN_ABORTED';
+
+export interface MtlErrorOptions {
+  cause?: unknown;
+}
+
+export abstract class MtlError extends Error {
+  abstract readonly code: ErrorCode;
+  constructor(message: string, options?: MtlErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+export interface SpecIssue {
+  /** Dotted path into the job document, e.g. `training.optimizer.learningRate`. */
+  path: string;
+  message: string;
+}
+
+/** The job file is unreadable or invalid. `issues` holds one entry per problem. */
+export class JobSpecError extends MtlError {
+  readonly code = 'JOB_SPEC_INVALID';
+  constructor(
+    readonly source: string,
+    readonly issues: readonly SpecIssue[],
+    options?: MtlErrorOptions,
+  ) {
+    super(`${source}: invalid job spec\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}`, options);
+  }
+}
+
+/** A dataset cannot be loaded: missing file, bad cell, unknown target. */
+export class DatasetError extends MtlError {
+  readonly code = 'DATASET_ERROR';
+}
+
+/** A peer sent something the protocol does not allow (wrong message kind, order, shape). */
+export class ProtocolViolationError extends MtlError {
+  readonly code = 'PROTOCOL_VIOLATION';
+}
+
+/** A result for a unit that does not exist or is not assigned to this worker. */
+export class UnknownUnitError extends MtlError {
+  readonly code = 'UNKNOWN_UNIT';
+}
+
+/** A message for a step or weights version other than the current one. */
+export class StaleMessageError extends MtlError {
+  readonly code = 'STALE_MESSAGE';
+}
+
+/** A tensor payload whose byte length does not match the parameter layout. */
+export class ByteLengthError extends MtlError {
+  readonly code = 'BYTE_LENGTH_MISMATCH';
+}
+
+/** NaN or ±Infinity where finite numbers are required. */
+export class NonFiniteError extends MtlError {
+  readonly code = 'NON_FINITE';
+}
+
+/** A message or transfer above the configured limits. */
+export class MessageTooLargeError extends MtlError {
+  readonly code = 'MESSAGE_TOO_LARGE';
+}
+
+/** The peer speaks another protocol version. */
+export class UnsupportedProtocolError extends MtlError {
+  readonly code = 'UNSUPPORTED_PROTOCOL';
+}
+
+/** A worker disconnected while it held work. */
+export class WorkerLostError extends MtlError {
+  readonly code = 'WORKER_LOST';
+}
+
+/** A lifecycle method was called in a state that does not allow it. */
+export class IllegalStateError extends MtlError {
+  readonly code = 'ILLEGAL_STATE';
+}
+
+/** Aggregator input that no method can work with (T = 0, ragged rows, non-finite values). */
+export class AggregationInputError extends MtlError {
+  readonly code = 'AGGREGATION_INPUT';
+}
+
+/** The requested compute backend cannot be loaded here. */
+export class BackendUnavailableError extends MtlError {
+  readonly code = 'BACKEND_UNAVAILABLE';
+}
+
+/** A worker reported that it could not compute a unit. */
+export class UnitFailedError extends MtlError {
+  readonly code = 'UNIT_FAILED';
+}
+
+/** The run was stopped (signal, shutdown request) before it finished. */
+export class RunAbortedError extends MtlError {
+  readonly code = 'RUN_ABORTED';
+}
+
+/** Errors a session survives: the message is rejected and counted, the stream stays open. */
+export function isRejectedMessage(err: unknown): err is MtlError {
+  return (
+    err instanceof ProtocolViolationError ||
+    err instanceof UnknownUnitError ||
+    err instanceof StaleMessageError ||
+    err instanceof ByteLengthError ||
+    err instanceof NonFiniteError ||
+    err instanceof MessageTooLargeError
+  );
+}
+
+const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
+  JOB_SPEC_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  DATASET_ERROR: GrpcStatus.FAILED_PRECONDITION,
+  PROTOCOL_VIOLATION: GrpcStatus.INVALID_ARGUMENT,
+  UNKNOWN_UNIT: GrpcStatus.NOT_FOUND,
+  STALE_MESSAGE: GrpcStatus.FAILED_PRECONDITION,
+  BYTE_LENGTH_MISMATCH: GrpcStatus.INVALID_ARGUMENT,
+  NON_FINITE: GrpcStatus.INVALID_ARGUMENT,
+  MESSAGE_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,
+  UNSUPPORTED_PROTOCOL: GrpcStatus.FAILED_PRECONDITION,
+  WORKER_LOST: GrpcStatus.UNAVAILABLE,
+  ILLEGAL_STATE: GrpcStatus.FAILED_PRECONDITION,
+  AGGREGATION_INPUT: GrpcStatus.INVALID_ARGUMENT,
+  BACKEND_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  UNIT_FAILED: GrpcStatus.INTERNAL,
+  RUN_ABORTED: GrpcStatus.ABORTED,
+};
+
+/** The gRPC status for an error; anything that is not ours is INTERNAL. */
+export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string } {
+  if (err instanceof MtlError) return { code: GRPC_STATUS[err.code], details: `${err.code}: ${err.message}` };
+  return { code: GrpcStatus.INTERNAL, details: 'internal error' };
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

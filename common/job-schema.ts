@@ -1,0 +1,182 @@
+// The job spec (YAML) schema. Every field has a documented default; unknown keys are errors.
+// README.md ("Job spec reference") documents the same fields: keep the two in step.
+import { z } from 'zod';
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const positive = z.number().positive();
+const size2 = z.union([posInt, z.tuple([posInt, posInt])]);
+
+/** Names used as tfjs layer and output names, file names and metric labels. */
+export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*$/;
+const name = z.string().regex(NAME_PATTERN, { error: `expected a name matching ${NAME_PATTERN.source}` });
+
+export const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax', 'elu', 'softplus'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+const activation = z.enum(ACTIVATIONS).default('linear');
+
+const dense = z.strictObject({
+  units: posInt,
+  activation,
+  useBias: z.boolean().default(true),
+});
+const conv2d = z.strictObject({
+  filters: posInt,
+  kernelSize: size2,
+  strides: size2.default(1),
+  padding: z.enum(['valid', 'same']).default('valid'),
+  activation,
+  useBias: z.boolean().default(true),
+});
+const maxPooling2d = z.strictObject({
+  poolSize: size2.default(2),
+  strides: size2.optional(),
+  padding: z.enum(['valid', 'same']).default('valid'),
+});
+const flatten = z.strictObject({});
+const dropout = z.strictObject({ rate: z.number().min(0).lt(1) });
+
+export const LAYER_TYPES = ['dense', 'conv2d', 'maxPooling2d', 'flatten', 'dropout'] as const;
+export type LayerType = (typeof LAYER_TYPES)[number];
+
+const layer = z
+  .strictObject({
+    dense: dense.optional(),
+    conv2d: conv2d.optional(),
+    maxPooling2d: maxPooling2d.optional(),
+    flatten: flatten.optional(),
+    dropout: dropout.optional(),
+  })
+  .check((ctx) => {
+    const kinds = Object.keys(ctx.value).filter((k) => (ctx.value as Record<string, unknown>)[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `expected exactly one layer type (${LAYER_TYPES.join(', ')}), got ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`,
+      });
+    }
+  });
+
+export type DenseConfig = z.output<typeof dense>;
+export type Conv2dConfig = z.output<typeof conv2d>;
+export type MaxPooling2dConfig = z.output<typeof maxPooling2d>;
+export type DropoutConfig = z.output<typeof dropout>;
+/** One layer, normalised to a tagged union. */
+export type LayerSpec =
+  | { type: 'dense'; config: DenseConfig }
+  | { type: 'conv2d'; config: Conv2dConfig }
+  | { type: 'maxPooling2d'; config: MaxPooling2dConfig }
+  | { type: 'flatten'; config: Record<string, never> }
+  | { type: 'dropout'; config: DropoutConfig };
+
+export function layerSpec(raw: z.output<typeof layer>): LayerSpec {
+  if (raw.dense) return { type: 'dense', config: raw.dense };
+  if (raw.conv2d) return { type: 'conv2d', config: raw.conv2d };
+  if (raw.maxPooling2d) return { type: 'maxPooling2d', config: raw.maxPooling2d };
+  if (raw.dropout) return { type: 'dropout', config: raw.dropout };
+  return { type: 'flatten', config: {} };
+}
+
+const multimnistData = z.strictObject({
+  dataset: z.literal('multimnist'),
+  target: z.enum(['left', 'right']),
+  trainSize: posInt.default(60000),
+  testSize: posInt.default(10000),
+  shift: nonNegInt.max(8).default(4),
+  testFraction: z.number().gt(0).lt(1).default(0.15),
+  seed: nonNegInt.default(0),
+});
+const syntheticData = z.strictObject({
+  dataset: z.literal('synthetic'),
+  target: nonNegInt,
+  tasks: posInt.max(64).default(2),
+  dim: posInt.default(100),
+  rho: z.number().min(-1).max(1).default(0.5),
+  samples: posInt.min(10).default(10000),
+  noise: z.number().nonnegative().default(0.1),
+  testFraction: z.number().gt(0).lt(1).default(0.2),
+  seed: nonNegInt.default(0),
+});
+const csvData = z.strictObject({
+  dataset: z.literal('csv'),
+  path: z.string().min(1),
+  features: z.array(z.string().min(1)).min(1),
+  target: z.string().min(1),
+  testFraction: z.number().gt(0).lt(1).default(0.2),
+  normalize: z.boolean().default(true),
+  seed: nonNegInt.default(0),
+});
+const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData]);
+export type DataSpec = z.output<typeof data>;
+export type MultiMnistSpec = z.output<typeof multimnistData>;
+export type SyntheticSpec = z.output<typeof syntheticData>;
+export type CsvSpec = z.output<typeof csvData>;
+
+export const LOSSES = ['sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError', 'meanAbsoluteError'] as const;
+export type LossName = (typeof LOSSES)[number];
+export const METRICS = ['accuracy', 'mse', 'mae'] as const;
+export type MetricName = (typeof METRICS)[number];
+
+const task = z.strictObject({
+  loss: z.enum(LOSSES),
+  metrics: z.array(z.enum(METRICS)).default([]),
+  data,
+});
+export type TaskSpec = z.output<typeof task>;
+
+const optimizer = z.discriminatedUnion('name', [
+  z.strictObject({ name: z.literal('sgd'), learningRate: positive }),
+  z.strictObject({
+    name: z.literal('momentum'),
+    learningRate: positive,
+    momentum: z.number().min(0).lt(1).default(0.9),
+    nesterov: z.boolean().default(false),
+  }),
+  z.strictObject({
+    name: z.literal('adam'),
+    learningRate: positive,
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    epsilon: positive.default(1e-8),
+  }),
+]);
+export type OptimizerSpec = z.output<typeof optimizer>;
+
+// Options other than `name` belong to the method and are validated by its own schema in
+// coordinator/aggregation, so the job schema lets them through here.
+const aggregator = z.looseObject({ name: z.string().min(1) });
+export type AggregatorSpec = z.output<typeof aggregator>;
+
+const training = z.strictObject({
+  mode: z.literal('simultaneous', {
+    error: 'expected "simultaneous" (sequential training is not available in this version)',
+  }).default('simultaneous'),
+  steps: posInt,
+  batchSize: posInt,
+  shardsPerTask: posInt.max(1024).default(1),
+  optimizer,
+  aggregator: aggregator.default({ name: 'mean' }),
+  evalEvery: posInt.optional(),
+});
+
+const model = z.strictObject({
+  input: z.array(posInt).min(1).max(4).optional(),
+  trunk: z.array(layer).default([]),
+  heads: z.record(z.string(), z.array(layer).min(1)),
+});
+
+export const jobSchema = z.strictObject({
+  name,
+  seed: nonNegInt.default(0),
+  model,
+  tasks: z.record(name, task).check((ctx) => {
+    if (Object.keys(ctx.value).length === 0) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, message: 'expected at least one task' });
+    }
+  }),
+  training,
+});
+
+/** Raw schema output; `resolveJobSpec` turns it into the JobSpec the rest of the code uses. */
+export type ParsedJob = z.output<typeof jobSchema>;
