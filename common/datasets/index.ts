@@ -1,0 +1,117 @@
+// The dataset registry: from the job's tasks to loaded datasets. Tasks whose data specs differ
+// only in `target` read one "source": it is loaded once, and its key names it for the sampler,
+// so those tasks see the same examples in the same step.
+import { DatasetError } from '../errors.js';
+import type { DataSpec, LossName } from '../job-schema.js';
+import { loadCsv, type CsvTargetRequest } from './csv.js';
+import { loadMultiMnist } from './multimnist.js';
+import { loadSynthetic } from './synthetic.js';
+import type { Dataset, TargetKind } from './types.js';
+
+export { loadCsv, type CsvDataset, type CsvTargetRequest } from './csv.js';
+export { loadMultiMnist, type DigitRef, type MultiMnistDataset, type MultiMnistOptions, type MultiMnistSplit } from './multimnist.js';
+export { loadSynthetic, type SyntheticDataset } from './synthetic.js';
+
+export interface TaskBinding {
+  task: string;
+  /** The task's source key (see `sourceKey`); also the sampler's `source`. */
+  source: string;
+  /** The target name inside the dataset. */
+  target: string;
+  dataset: Dataset;
+}
+
+export interface TaskDataSpec {
+  loss: LossName;
+  data: DataSpec;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Canonical JSON (sorted keys) of the spec without `target`: equal for tasks sharing a source. */
+export function sourceKey(spec: DataSpec): string {
+  const { target: _target, ...source } = spec;
+  return canonicalJson(source);
+}
+
+export function targetName(spec: DataSpec): string {
+  return String(spec.target);
+}
+
+/** The target kind a loss needs. */
+export function lossTargetKind(loss: LossName): TargetKind {
+  return loss === 'sparseCategoricalCrossentropy' || loss === 'binaryCrossentropy' ? 'classification' : 'regression';
+}
+
+function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
+  switch (spec.dataset) {
+    case 'multimnist':
+      return loadMultiMnist(spec);
+    case 'synthetic':
+      return loadSynthetic(spec);
+    case 'csv': {
+      const requests = new Map<string, CsvTargetRequest & { task: string }>();
+      for (const [task, { loss, data }] of tasks) {
+        const column = targetName(data);
+        const kind = lossTargetKind(loss);
+        const earlier = requests.get(column);
+        if (earlier !== undefined && earlier.kind !== kind) {
+          throw new DatasetError(
+            `tasks "${earlier.task}" and "${task}" read column "${column}" of ${spec.path} as ${earlier.kind} and as ${kind} (losses disagree)`,
+          );
+        }
+        requests.set(column, { column, kind, task });
+      }
+      return loadCsv(spec, baseDir, [...requests.values()]);
+    }
+  }
+}
+
+/**
+ * Loads every source once and binds each task to its dataset and target, in the order of
+ * `tasks`. Relative CSV paths resolve against `baseDir` (the job file's directory).
+ */
+export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string): Map<string, TaskBinding> {
+  const sources = new Map<string, Array<[string, TaskDataSpec]>>();
+  for (const entry of Object.entries(tasks)) {
+    const key = sourceKey(entry[1].data);
+    const group = sources.get(key);
+    if (group === undefined) sources.set(key, [entry]);
+    else group.push(entry);
+  }
+  const datasets = new Map<string, Dataset>();
+  for (const [key, group] of sources) datasets.set(key, loadSource(group[0]![1].data, baseDir, group));
+
+  const bindings = new Map<string, TaskBinding>();
+  for (const [task, { loss, data }] of Object.entries(tasks)) {
+    const source = sourceKey(data);
+    const dataset = datasets.get(source)!;
+    const target = targetName(data);
+    const info = dataset.targets[target];
+    if (info === undefined) {
+      throw new DatasetError(
+        `task "${task}": target "${target}" is not offered by ${dataset.description} (targets: ${Object.keys(dataset.targets).join(', ')})`,
+      );
+    }
+    const kind = lossTargetKind(loss);
+    if (info.kind !== kind) {
+      throw new DatasetError(`task "${task}": loss ${loss} needs a ${kind} target, but "${target}" is a ${info.kind} target`);
+    }
+    if (loss === 'binaryCrossentropy' && (info.classes?.length ?? 0) > 2) {
+      throw new DatasetError(
+        `task "${task}": binaryCrossentropy needs at most 2 classes, target "${target}" has ${info.classes?.length ?? 0} (${info.classes?.join(', ') ?? ''})`,
+      );
+    }
+    bindings.set(task, { task, source, target, dataset });
+  }
+  return bindings;
+}

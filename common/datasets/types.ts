@@ -1,0 +1,38 @@
+// The dataset contract shared by the coordinator (sizes, targets, validation) and the workers
+// (batches). A dataset is loaded once per "source" (its spec without `target`); tasks that
+// read the same source share its inputs and its batch indices.
+
+export type TargetKind = 'classification' | 'regression';
+
+export interface TargetInfo {
+  kind: TargetKind;
+  /** Classification only: the class labels; the target value is the index into this list. */
+  classes?: readonly string[];
+}
+
+/** One split (train or test) of a dataset; examples are addressed by index in [0, size). */
+export interface Split {
+  readonly size: number;
+  /**
+   * Writes the inputs of the examples `indices`, row-major, each `inputSize` floats long, into
+   * `out` (length `indices.length * inputSize`).
+   */
+  inputs(indices: ArrayLike<number>, out: Float32Array): void;
+  /** Writes one value per example: the class index (as a float) or the regression value. */
+  targets(target: string, indices: ArrayLike<number>, out: Float32Array): void;
+}
+
+export interface Dataset {
+  /** Shape of one example's input, e.g. [28, 28, 1] or [100]. */
+  readonly inputShape: readonly number[];
+  /** Every target this source offers, by name (`left`, `0`, a CSV column, ...). */
+  readonly targets: Readonly<Record<string, TargetInfo>>;
+  readonly train: Split;
+  readonly test: Split;
+  /** Where the data came from, for logs and summary.json. */
+  readonly description: string;
+}
+
+export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {
+  return dataset.inputShape.reduce((a, b) => a * b, 1);
+}
