@@ -1,0 +1,103 @@
+// The mtl.v1 protocol at run time: the loaded service definition, its limits, and the
+// channel options both sides use. Types come from proto/generated (npm run gen:proto).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ProtoGrpcType } from '../proto/generated/coordinator.js';
+import type { CoordinatorDefinition } from '../proto/generated/mtl/v1/Coordinator.js';
+import type { CoordinatorMessage } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
+
+/** Bumped on any incompatible change; Hello and Welcome carry it. */
+export const PROTOCOL_VERSION = 1;
+/** Largest TensorChunk payload. */
+export const MAX_CHUNK_BYTES = 1 << 20;
+/** Largest message either side accepts: a full chunk plus generous room for headers. */
+export const MAX_MESSAGE_BYTES = 4 << 20;
+
+/** Same options as scripts/gen-proto.mjs, so the generated types describe what we get. */
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+};
+
+if (os.endianness() !== 'LE') {
+  // Tensors travel as the host's Float32Array bytes; the wire format is little-endian.
+  throw new Error('mtl-orchestrator needs a little-endian host');
+}
+
+function findProtoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'proto');
+    if (existsSync(path.join(candidate, 'mtl', 'v1', 'coordinator.proto'))) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error('cannot find proto/mtl/v1/coordinator.proto next to the installed package');
+}
+
+let loaded: ProtoGrpcType | undefined;
+
+export function protocol(): ProtoGrpcType {
+  if (!loaded) {
+    const root = findProtoRoot();
+    const definition = protoLoader.loadSync('mtl/v1/coordinator.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [root] });
+    loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+  }
+  return loaded;
+}
+
+/**
+ * A CoordinatorMessage serialised once, written to many streams (weights broadcast). The
+ * server's serializer passes its bytes through untouched.
+ */
+export class PreEncodedMessage {
+  constructor(readonly bytes: Buffer) {}
+}
+
+export type OutgoingCoordinatorMessage = CoordinatorMessage | PreEncodedMessage;
+
+export function coordinatorService(): CoordinatorDefinition {
+  return protocol().mtl.v1.Coordinator.service;
+}
+
+export function encodeCoordinatorMessage(message: CoordinatorMessage): PreEncodedMessage {
+  return new PreEncodedMessage(coordinatorService().Connect.responseSerialize(message));
+}
+
+/** The server-side service definition: like the generated one, but Connect accepts PreEncodedMessages. */
+export function serverServiceDefinition(): grpc.ServiceDefinition {
+  const service = coordinatorService();
+  const serialize = service.Connect.responseSerialize;
+  return {
+    ...service,
+    Connect: {
+      ...service.Connect,
+      responseSerialize: (value: OutgoingCoordinatorMessage) => (value instanceof PreEncodedMessage ? value.bytes : serialize(value)),
+    },
+  };
+}
+
+/** Views of `bytes` of at most `chunkBytes` each; no copies. */
+export function chunkViews(bytes: Uint8Array, chunkBytes = MAX_CHUNK_BYTES): Buffer[] {
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < bytes.byteLength; offset += chunkBytes) {
+    const len = Math.min(chunkBytes, bytes.byteLength - offset);
+    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + offset, len));
+  }
+  return out;
+}
+
+export function float32Bytes(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}

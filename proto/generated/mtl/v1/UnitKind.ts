@@ -1,0 +1,29 @@
+// Original file: proto/mtl/v1/coordinator.proto
+
+export const UnitKind = {
+  UNIT_KIND_UNSPECIFIED: 'UNIT_KIND_UNSPECIFIED',
+  /**
+   * Loss and gradients of one task's batch (step, task, shard).
+   */
+  UNIT_KIND_TRAIN: 'UNIT_KIND_TRAIN',
+  /**
+   * Loss and metrics of one task on one shard of its held-out split.
+   */
+  UNIT_KIND_EVAL: 'UNIT_KIND_EVAL',
+} as const;
+
+export type UnitKind =
+  | 'UNIT_KIND_UNSPECIFIED'
+  | 0
+  /**
+   * Loss and gradients of one task's batch (step, task, shard).
+   */
+  | 'UNIT_KIND_TRAIN'
+  | 1
+  /**
+   * Loss and metrics of one task on one shard of its held-out split.
+   */
+  | 'UNIT_KIND_EVAL'
+  | 2
+
+export type UnitKind__Output = typeof UnitKind[keyof typeof UnitKind]

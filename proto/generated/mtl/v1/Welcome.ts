@@ -1,0 +1,41 @@
+// Original file: proto/mtl/v1/coordinator.proto
+
+import type { TensorSpec as _mtl_v1_TensorSpec, TensorSpec__Output as _mtl_v1_TensorSpec__Output } from '../../mtl/v1/TensorSpec.js';
+
+export interface Welcome {
+  'workerId'?: (string);
+  'runId'?: (string);
+  /**
+   * The resolved job spec as JSON (defaults applied, validated).
+   */
+  'jobJson'?: (string);
+  /**
+   * Every parameter tensor, in the canonical order used by all flat buffers.
+   */
+  'layout'?: (_mtl_v1_TensorSpec)[];
+  'protocolVersion'?: (number);
+  'maxChunkBytes'?: (number);
+  /**
+   * Directory the job file was read from; relative data paths resolve against it.
+   */
+  'jobDir'?: (string);
+}
+
+export interface Welcome__Output {
+  'workerId': (string);
+  'runId': (string);
+  /**
+   * The resolved job spec as JSON (defaults applied, validated).
+   */
+  'jobJson': (string);
+  /**
+   * Every parameter tensor, in the canonical order used by all flat buffers.
+   */
+  'layout': (_mtl_v1_TensorSpec__Output)[];
+  'protocolVersion': (number);
+  'maxChunkBytes': (number);
+  /**
+   * Directory the job file was read from; relative data paths resolve against it.
+   */
+  'jobDir': (string);
+}
