@@ -1,0 +1,182 @@
+// The model as a worker runs it: the layer stack of the parameter layout applied with tfjs
+// ops to weight tensors held here (one set per weights version), the loss of one task and
+// the gradients of exactly the tensors that task uses (trunk + its head).
+import * as tf from '@tensorflow/tfjs';
+import type { LossName, MetricName } from '../common/job-schema.js';
+import { unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
+import { Rng } from '../common/random.js';
+import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
+import { taskLoss, metricSum, type HeadOutput } from './losses.js';
+
+export interface TaskObjective {
+  loss: LossName;
+  metrics: readonly MetricName[];
+}
+
+export interface ForwardOptions {
+  training: boolean;
+  /** Seed of the dropout mask of a layer (training only). */
+  dropoutSeed?: (layer: PlacedLayer) => number;
+}
+
+export interface GradientResult {
+  loss: number;
+  /** Trunk gradients then the head's, in layout order (`unitGradientSize` floats). */
+  grads: Float32Array;
+}
+
+export interface EvaluationResult {
+  count: number;
+  lossSum: number;
+  metricSums: Record<string, number>;
+}
+
+function pair(v: number | readonly [number, number]): [number, number] {
+  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
+}
+
+export class ModelRunner {
+  private weights: tf.Tensor[] = [];
+
+  constructor(
+    readonly layout: ParameterLayout,
+    private readonly objectives: ReadonlyMap<string, TaskObjective>,
+    private readonly mode: OpsMode,
+  ) {}
+
+  /** Replaces the weights with `params` (all tensors, layout order). The array is copied. */
+  setWeights(params: Float32Array): void {
+    if (params.length !== this.layout.totalSize) {
+      throw new RangeError(`expected ${this.layout.totalSize} parameters, got ${params.length}`);
+    }
+    const next = this.layout.tensors.map((t) => tf.tensor(params.slice(t.offset, t.offset + t.size), [...t.shape]));
+    this.disposeWeights();
+    this.weights = next;
+  }
+
+  get hasWeights(): boolean {
+    return this.weights.length > 0;
+  }
+
+  private weight(index: number, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
+    const w = overrides?.get(index) ?? this.weights[index];
+    if (!w) throw new Error(`weight ${index} is not loaded`);
+    return w;
+  }
+
+  private applyLayer(layer: PlacedLayer, x: tf.Tensor, opts: ForwardOptions, overrides: ReadonlyMap<number, tf.Tensor> | undefined, last: boolean): { out: tf.Tensor; pre: tf.Tensor; activation: HeadOutput['activation'] } {
+    const n = x.shape[0];
+    const spec = layer.spec;
+    switch (spec.type) {
+      case 'dense': {
+        const inDim = layer.inputShape[layer.inputShape.length - 1]!;
+        const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]);
+        let y: tf.Tensor = matMulForTraining(x2 as tf.Tensor2D, this.weight(layer.tensors[0]!, overrides) as tf.Tensor2D, this.mode);
+        if (spec.config.useBias) y = tf.add(y, this.weight(layer.tensors[1]!, overrides));
+        if (x.rank !== 2) y = tf.reshape(y, [n, ...layer.outputShape]);
+        return { pre: y, out: last ? y : applyActivation(y, spec.config.activation), activation: spec.config.activation };
+      }
+      case 'conv2d': {
+        const kernel = this.weight(layer.tensors[0]!, overrides) as tf.Tensor4D;
+        let y: tf.Tensor = conv2dForTraining(x as tf.Tensor4D, kernel, pair(spec.config.strides), spec.config.padding, this.mode);
+        if (spec.config.useBias) y = tf.add(y, this.weight(layer.tensors[1]!, overrides));
+        return { pre: y, out: last ? y : applyActivation(y, spec.config.activation), activation: spec.config.activation };
+      }
+      case 'maxPooling2d': {
+        const y = tf.maxPool(x as tf.Tensor4D, pair(spec.config.poolSize), pair(spec.config.strides ?? spec.config.poolSize), spec.config.padding);
+        return { pre: y, out: y, activation: 'linear' };
+      }
+      case 'flatten': {
+        const y = tf.reshape(x, [n, -1]);
+        return { pre: y, out: y, activation: 'linear' };
+      }
+      case 'dropout': {
+        const rate = spec.config.rate;
+        if (!opts.training || rate === 0) return { pre: x, out: x, activation: 'linear' };
+        if (!opts.dropoutSeed) throw new Error('training forward pass without dropout seeds');
+        const rng = new Rng(opts.dropoutSeed(layer));
+        const mask = new Float32Array(x.size);
+        const keep = 1 / (1 - rate);
+        for (let i = 0; i < mask.length; i++) mask[i] = rng.next() >= rate ? keep : 0;
+        const y = tf.mul(x, tf.tensor(mask, x.shape));
+        return { pre: y, out: y, activation: 'linear' };
+      }
+    }
+  }
+
+  /** The shared representation of a batch. */
+  trunk(x: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
+    let h = x;
+    for (const layer of this.layout.trunk) h = this.applyLayer(layer, h, opts, overrides, false).out;
+    return h;
+  }
+
+  /** A task's head on the shared representation; the last layer's activation is left to the loss. */
+  head(task: string, features: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): HeadOutput {
+    const layers = this.layout.heads.get(task);
+    if (!layers) throw new RangeError(`unknown task ${task}`);
+    let h = features;
+    let result: HeadOutput = { pre: h as tf.Tensor2D, activation: 'linear' };
+    layers.forEach((layer, i) => {
+      const r = this.applyLayer(layer, h, opts, overrides, i === layers.length - 1);
+      h = r.out;
+      result = { pre: (r.pre.rank === 2 ? r.pre : tf.reshape(r.pre, [r.pre.shape[0], -1])) as tf.Tensor2D, activation: r.activation };
+    });
+    return result;
+  }
+
+  private objective(task: string): TaskObjective {
+    const o = this.objectives.get(task);
+    if (!o) throw new RangeError(`unknown task ${task}`);
+    return o;
+  }
+
+  /** Loss of `task` on a batch and its gradients with respect to the trunk and the task's head. */
+  gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult {
+    const objective = this.objective(task);
+    const n = targets.length;
+    const indices = unitTensorIndices(this.layout, task);
+    const grads = new Float32Array(unitGradientSize(this.layout, task));
+    const loss = tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const y = tf.tensor1d(targets);
+      const f = (...ws: tf.Tensor[]) => {
+        const overrides = new Map(indices.map((idx, i) => [idx, ws[i]!] as const));
+        return taskLoss(objective.loss, this.head(task, this.trunk(x, opts, overrides), opts, overrides), y);
+      };
+      const { value, grads: gs } = tf.valueAndGrads(f)(indices.map((i) => this.weight(i)));
+      let offset = 0;
+      for (const g of gs) {
+        grads.set(g.dataSync(), offset);
+        offset += g.size;
+      }
+      return value.dataSync()[0]!;
+    });
+    return { loss, grads };
+  }
+
+  /** Sums of the loss and of each metric over a batch, without dropout. */
+  evaluate(task: string, inputs: Float32Array, targets: Float32Array): EvaluationResult {
+    const objective = this.objective(task);
+    const n = targets.length;
+    return tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const y = tf.tensor1d(targets);
+      const opts = { training: false };
+      const out = this.head(task, this.trunk(x, opts), opts);
+      const lossSum = taskLoss(objective.loss, out, y).dataSync()[0]! * n;
+      const metricSums: Record<string, number> = {};
+      for (const m of objective.metrics) metricSums[m] = metricSum(m, objective.loss, out, y).dataSync()[0]!;
+      return { count: n, lossSum, metricSums };
+    });
+  }
+
+  private disposeWeights(): void {
+    for (const w of this.weights) w.dispose();
+    this.weights = [];
+  }
+
+  dispose(): void {
+    this.disposeWeights();
+  }
+}
