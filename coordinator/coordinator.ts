@@ -1,0 +1,274 @@
+// The coordinator process: gRPC server (Coordinator service + grpc.health.v1), one training
+// run, its run directory, the exported model and the summary. Lifecycle:
+// created → serving → finished | failed, then closed (idempotent close()).
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { randomUUID } from 'node:crypto';
+import type { RunStatus } from '../proto/generated/mtl/v1/RunStatus.js';
+import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
+import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
+import { jobToYaml } from '../common/job-spec.js';
+import type { Logger } from '../common/logging.js';
+import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
+import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import type { PreparedRun } from './prepare-run.js';
+import { RunDirectory } from './run-directory.js';
+import { TrainingRun, type EvalRecord, type RunState, type StepRecord, type TrainingOutcome } from './training-run.js';
+import { WorkerSession } from './worker-session.js';
+
+export const SERVICE_NAME = 'mtl.v1.Coordinator';
+
+export interface CoordinatorOptions {
+  prepared: PreparedRun;
+  /** host:port to listen on; port 0 picks a free one. */
+  listen: string;
+  /** Run directory. */
+  outDir: string;
+  /** Training starts when this many workers have joined. Default 1. */
+  minWorkers?: number;
+  /** How long to wait for them. Default 5 minutes. */
+  waitForWorkersMs?: number;
+  logger: Logger;
+  onStep?: (record: StepRecord) => void;
+  onEval?: (record: EvalRecord) => void;
+  onStateChange?: (state: RunState) => void;
+  onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
+}
+
+export interface RunSummary {
+  name: string;
+  runId: string;
+  status: 'succeeded' | 'failed' | 'stopped';
+  error?: { code: string; message: string };
+  steps: number;
+  stepsCompleted: number;
+  wallTimeS: number;
+  trainTimeS?: number;
+  samplesPerS?: number;
+  backend: string;
+  workers: number;
+  workerDetails: TrainingOutcome['workers'];
+  aggregator: Record<string, unknown>;
+  optimizer: Record<string, unknown>;
+  seed: number;
+  parameters: number;
+  tasks: Record<string, { loss: number; samples: number } & Record<string, number>>;
+  rejectedMessages: number;
+  outDir: string;
+}
+
+type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | 'closed';
+
+export class Coordinator {
+  private state: CoordinatorState = 'created';
+  private readonly server = new grpc.Server(CHANNEL_OPTIONS);
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
+  readonly run: TrainingRun;
+  readonly runId: string;
+  private readonly log: Logger;
+  private closing: Promise<void> | undefined;
+  private boundAddress: string | undefined;
+  private message = '';
+  private dir: RunDirectory | undefined;
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    const { prepared } = opts;
+    const job = prepared.loaded.spec;
+    this.log = opts.logger;
+    this.runId = `${job.name}-${randomUUID().slice(0, 8)}`;
+    this.run = new TrainingRun({
+      job,
+      jobDir: prepared.loaded.dir,
+      runId: this.runId,
+      layout: prepared.layout,
+      initialParams: prepared.initialParams,
+      aggregator: prepared.aggregator,
+      optimizer: prepared.optimizer,
+      testSizes: prepared.testSizes,
+      logger: opts.logger.child('run'),
+      minWorkers: opts.minWorkers ?? 1,
+      waitForWorkersMs: opts.waitForWorkersMs ?? 300_000,
+      maxChunkBytes: MAX_CHUNK_BYTES,
+      onStep: (r) => {
+        this.dir?.appendMetrics({ time: new Date().toISOString(), ...r });
+        opts.onStep?.(r);
+      },
+      onEval: (r) => {
+        this.dir?.appendEval({ time: new Date().toISOString(), ...r });
+        opts.onEval?.(r);
+      },
+      onStateChange: opts.onStateChange,
+      onTaskGradients: opts.onTaskGradients,
+    });
+    this.server.addService(serverServiceDefinition(), {
+      Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => this.onConnect(call),
+      GetStatus: (_call: grpc.ServerUnaryCall<unknown, RunStatus>, callback: grpc.sendUnaryData<RunStatus>) => callback(null, this.status()),
+    });
+    this.health.addToServer(this.server);
+  }
+
+  /** The address workers should use, once listening. */
+  get address(): string {
+    if (!this.boundAddress) throw new IllegalStateError('coordinator is not listening');
+    return this.boundAddress;
+  }
+
+  async listen(): Promise<string> {
+    if (this.state !== 'created') throw new IllegalStateError(`listen() in state ${this.state}`);
+    const port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
+    this.boundAddress = `${host}:${port}`;
+    this.state = 'serving';
+    this.health.setStatus('', 'SERVING');
+    this.health.setStatus(SERVICE_NAME, 'SERVING');
+    this.log.info('listening', { address: this.boundAddress, run: this.runId, protocol: PROTOCOL_VERSION });
+    return this.boundAddress;
+  }
+
+  private onConnect(call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>): void {
+    const session = new WorkerSession(this.run.newWorkerId(), call.getPeer(), call, this.run, this.log.child('session'), MAX_CHUNK_BYTES);
+    if (this.state !== 'serving') session.close(new IllegalStateError('this run is over'));
+  }
+
+  status(): RunStatus {
+    return {
+      runId: this.runId,
+      name: this.opts.prepared.loaded.spec.name,
+      state: this.state === 'serving' ? this.run.currentState : this.state,
+      step: this.run.currentStep,
+      totalSteps: this.opts.prepared.loaded.spec.training.steps,
+      weightsVersion: this.run.weightsVersion,
+      workers: this.run.sessions.map((s) => ({
+        workerId: s.id,
+        name: s.name,
+        backend: s.backend,
+        state: s.state,
+        unitsDone: s.unitsDone,
+        meanUnitMs: s.meanUnitMs ?? 0,
+      })),
+      lastLosses: { ...this.run.losses },
+      message: this.message,
+    };
+  }
+
+  /** Trains to the end, writes the run directory, tells the workers to leave. Never throws: the summary says how it went. */
+  async runToCompletion(): Promise<RunSummary> {
+    if (this.state !== 'serving') throw new IllegalStateError(`runToCompletion() in state ${this.state}`);
+    const { prepared } = this.opts;
+    const job = prepared.loaded.spec;
+    const started = performance.now();
+    const dir = new RunDirectory(this.opts.outDir);
+    this.dir = dir;
+    if (dir.replacedPrevious) this.log.warn('replacing the files of an earlier run', { dir: dir.dir });
+    dir.writeJob(jobToYaml(job));
+
+    const { name: aggregatorName, ...aggregatorOptions } = job.training.aggregator;
+    const base = {
+      name: job.name,
+      runId: this.runId,
+      steps: job.training.steps,
+      aggregator: { name: aggregatorName, ...aggregatorOptions },
+      optimizer: { ...job.training.optimizer },
+      seed: job.seed,
+      parameters: prepared.layout.totalSize,
+      outDir: dir.dir,
+    };
+    let summary: RunSummary;
+    try {
+      const outcome = await this.run.train();
+      const model = buildLayersModel(prepared.layout, job.name, outcome.params);
+      try {
+        await saveLayersModel(model, dir.file('model'), {
+          mtl: {
+            runId: this.runId,
+            tasks: Object.fromEntries(
+              [...prepared.bindings].map(([t, b]) => [t, { loss: job.tasks[t]!.loss, target: b.target, classes: b.dataset.targets[b.target]?.classes ?? null }]),
+            ),
+          },
+        });
+      } finally {
+        model.dispose();
+      }
+      const backends = [...new Set(outcome.workers.map((w) => w.backend))];
+      summary = {
+        ...base,
+        status: 'succeeded',
+        stepsCompleted: outcome.steps,
+        wallTimeS: (performance.now() - started) / 1000,
+        trainTimeS: outcome.trainMs / 1000,
+        samplesPerS: outcome.samples / (outcome.trainMs / 1000),
+        backend: backends.join(','),
+        workers: outcome.workers.length,
+        workerDetails: outcome.workers,
+        tasks: Object.fromEntries(
+          Object.entries(outcome.finalEval.tasks).map(([t, e]) => [t, { loss: e.loss, samples: e.samples, ...e.metrics }]),
+        ),
+        rejectedMessages: this.run.rejectedMessages,
+      };
+      this.state = 'finished';
+      this.message = 'succeeded';
+      this.log.info('run succeeded', { steps: outcome.steps, seconds: summary.wallTimeS.toFixed(1) });
+    } catch (err) {
+      const stopped = err instanceof MtlError && err.code === 'RUN_ABORTED';
+      summary = {
+        ...base,
+        status: stopped ? 'stopped' : 'failed',
+        error: { code: err instanceof MtlError ? err.code : 'INTERNAL', message: errorMessage(err) },
+        stepsCompleted: this.run.currentStep,
+        wallTimeS: (performance.now() - started) / 1000,
+        backend: [...new Set(this.run.sessions.map((s) => s.backend))].join(','),
+        workers: this.run.sessions.length,
+        workerDetails: [],
+        tasks: {},
+        rejectedMessages: this.run.rejectedMessages,
+      };
+      this.state = 'failed';
+      this.message = errorMessage(err);
+      this.log.error(stopped ? 'run stopped' : 'run failed', { error: errorMessage(err) });
+    }
+    dir.writeSummary(summary);
+    dir.close();
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+    await this.dismissWorkers(summary.status === 'succeeded' ? 'run finished' : `run ${summary.status}: ${summary.error?.message ?? ''}`, summary.status !== 'succeeded');
+    return summary;
+  }
+
+  /** Asks the run to stop; runToCompletion() then resolves with status `stopped`. */
+  stop(reason: string): void {
+    this.run.abort(reason);
+  }
+
+  private async dismissWorkers(reason: string, failed: boolean): Promise<void> {
+    const sessions = this.run.sessions;
+    await Promise.race([
+      Promise.allSettled(
+        sessions.map(async (s) => {
+          await s.send({ shutdown: { reason, failed } });
+          await s.end();
+        }),
+      ),
+      new Promise((r) => setTimeout(r, 5000).unref()),
+    ]);
+  }
+
+  /** Stops serving (idempotent): graceful shutdown, forced after a grace period. */
+  close(graceMs = 3000): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }).finally(() => {
+      this.state = 'closed';
+    });
+    return this.closing;
+  }
+}

@@ -1,0 +1,85 @@
+// Everything that can be checked before a run starts: the data (files, targets, classes),
+// the model's shapes against the data, the aggregator and its options. Problems surface here
+// as JobSpecError or DatasetError (exit code 2), never halfway through training.
+import { bindTasks, type TaskBinding } from '../common/datasets/index.js';
+import { JobSpecError, type SpecIssue } from '../common/errors.js';
+import type { LoadedJob } from '../common/job-spec.js';
+import { buildLayout, headOutputShape, initialParameters, type ParameterLayout } from '../common/parameter-layout.js';
+import { createAggregator } from './aggregation/registry.js';
+import type { Aggregator } from './aggregation/types.js';
+import { createOptimizer, type Optimizer } from './optimizers.js';
+
+export interface PreparedRun {
+  loaded: LoadedJob;
+  layout: ParameterLayout;
+  bindings: ReadonlyMap<string, TaskBinding>;
+  testSizes: ReadonlyMap<string, number>;
+  aggregator: Aggregator;
+  optimizer: Optimizer;
+  initialParams: Float32Array;
+}
+
+export function prepareRun(loaded: LoadedJob): PreparedRun {
+  const { spec: job, source } = loaded;
+  const bindings = bindTasks(job.tasks, loaded.dir);
+  const issues: SpecIssue[] = [];
+
+  const shapes = new Map([...bindings.values()].map((b) => [b.dataset.inputShape.join(','), b]));
+  const [first] = bindings.values();
+  if (shapes.size > 1) {
+    issues.push({
+      path: 'tasks',
+      message: `the tasks' datasets have different input shapes (${[...shapes.values()].map((b) => `${b.task}: [${b.dataset.inputShape.join(', ')}]`).join('; ')}); one model needs one input`,
+    });
+  }
+  const dataShape = first!.dataset.inputShape;
+  if (job.model.input && job.model.input.join(',') !== dataShape.join(',')) {
+    issues.push({ path: 'model.input', message: `expected [${dataShape.join(', ')}] (the shape of ${first!.dataset.description}), got [${job.model.input.join(', ')}]` });
+  }
+  if (issues.length > 0) throw new JobSpecError(source, issues);
+
+  let layout: ParameterLayout;
+  try {
+    layout = buildLayout(job, dataShape);
+  } catch (err) {
+    if (err instanceof JobSpecError) throw new JobSpecError(source, err.issues);
+    throw err;
+  }
+
+  for (const [task, binding] of bindings) {
+    const out = headOutputShape(layout, task);
+    const loss = job.tasks[task]!.loss;
+    const info = binding.dataset.targets[binding.target]!;
+    const where = `model.heads.${task}`;
+    if (out.length !== 1) {
+      issues.push({ path: where, message: `the head must end in a vector per example (add flatten/dense), got shape [${out.join(', ')}]` });
+      continue;
+    }
+    const units = out[0]!;
+    if (loss === 'sparseCategoricalCrossentropy') {
+      const classes = info.classes?.length ?? 0;
+      if (units !== classes) issues.push({ path: where, message: `the head outputs ${units} values but target "${binding.target}" has ${classes} classes` });
+    } else if (units !== 1) {
+      issues.push({ path: where, message: `${loss} needs a head with 1 output, got ${units}` });
+    }
+  }
+  if (issues.length > 0) throw new JobSpecError(source, issues);
+
+  const { name, ...options } = job.training.aggregator;
+  let aggregator: Aggregator;
+  try {
+    aggregator = createAggregator(name, options);
+  } catch (err) {
+    if (err instanceof JobSpecError) throw new JobSpecError(source, err.issues);
+    throw err;
+  }
+  return {
+    loaded,
+    layout,
+    bindings,
+    testSizes: new Map([...bindings].map(([t, b]) => [t, b.dataset.test.size])),
+    aggregator,
+    optimizer: createOptimizer(job.training.optimizer, layout.totalSize),
+    initialParams: initialParameters(layout, job.seed),
+  };
+}

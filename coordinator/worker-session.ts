@@ -1,0 +1,205 @@
+// One worker's Connect stream, seen from the coordinator: message framing and validation of
+// the stream itself (order, transfers, sizes). What the messages mean for the run is the
+// handler's business (training-run.ts). A rejected message is counted and dropped; it never
+// reaches the run's state.
+import type * as grpc from '@grpc/grpc-js';
+import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
+import type { TensorChunk__Output } from '../proto/generated/mtl/v1/TensorChunk.js';
+import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
+import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
+import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
+import { errorMessage, isRejectedMessage, ProtocolViolationError, toGrpcStatus } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import { OrderedWriter } from '../common/ordered-writer.js';
+import type { OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { float32Bytes } from '../common/protocol.js';
+import { TransferAssembler } from '../common/transfer-assembler.js';
+
+export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
+
+export interface SessionHandler {
+  /** Validates Hello; returns nothing or throws (the session is then closed with that error). */
+  onHello(session: WorkerSession, hello: Hello__Output): void;
+  /**
+   * Validates a result header. Returns the buffer its payload goes into (train units), or
+   * null when there is no payload (eval units). Throws a rejection error otherwise.
+   */
+  beginResult(session: WorkerSession, header: UnitResult__Output): Float32Array | null;
+  completeResult(session: WorkerSession, header: UnitResult__Output, payload: Float32Array | null): void;
+  onUnitFailed(session: WorkerSession, failure: UnitFailed__Output): void;
+  /** A message was rejected; `unitId` is set when it concerned a known unit. */
+  onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void;
+  onClosed(session: WorkerSession, reason: string): void;
+}
+
+export type ConnectCall = grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>;
+
+/** After this many rejected messages a session is closed: the peer is broken or hostile. */
+export const MAX_REJECTIONS_PER_SESSION = 100;
+
+export class WorkerSession {
+  state: SessionState = 'awaiting-hello';
+  name = '';
+  backend = '';
+  device = '';
+  rejected = 0;
+  unitsDone = 0;
+  /** Mean of this worker's unit compute times (ms), for the scheduler. */
+  meanUnitMs: number | undefined;
+  lastSeenMs = Date.now();
+  /** Why the worker said it is leaving (UnitFailed without a unit), if it did. */
+  leavingReason: string | undefined;
+  private readonly writer: OrderedWriter<OutgoingCoordinatorMessage>;
+  private inbound: { header: UnitResult__Output; payload: Float32Array; assembler: TransferAssembler } | undefined;
+  private closeReason: string | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly peer: string,
+    private readonly call: ConnectCall,
+    private readonly handler: SessionHandler,
+    private readonly log: Logger,
+    private readonly maxChunkBytes: number,
+  ) {
+    this.writer = new OrderedWriter(call);
+    call.on('data', (msg: WorkerMessage__Output) => this.onMessage(msg));
+    call.on('end', () => this.closed(this.leavingReason ?? 'worker closed the stream'));
+    call.on('error', (err: Error) => this.closed(`stream error: ${err.message}`));
+    call.on('close', () => this.closed(this.leavingReason ?? 'connection closed'));
+    call.on('cancelled', () => this.closed(this.leavingReason ?? 'connection cancelled'));
+  }
+
+  get label(): string {
+    return this.name ? `${this.id} (${this.name})` : this.id;
+  }
+
+  /** Queues a message; rejects if the stream is gone. */
+  send(message: OutgoingCoordinatorMessage): Promise<void> {
+    return this.writer.write(message);
+  }
+
+  /** Messages queued but not yet handed to the stream (backpressure). */
+  get pendingWrites(): number {
+    return this.writer.pending;
+  }
+
+  private onMessage(msg: WorkerMessage__Output): void {
+    if (this.state === 'closed') return;
+    this.lastSeenMs = Date.now();
+    let unitId: string | undefined;
+    try {
+      switch (msg.kind) {
+        case 'hello':
+          if (this.state !== 'awaiting-hello') throw new ProtocolViolationError('second Hello on one session');
+          this.name = msg.hello!.name;
+          this.backend = msg.hello!.backend;
+          this.device = msg.hello!.device;
+          this.handler.onHello(this, msg.hello!);
+          this.state = 'ready';
+          return;
+        case 'heartbeat':
+          return;
+        default:
+          break;
+      }
+      if (this.state !== 'ready') throw new ProtocolViolationError(`${msg.kind ?? 'empty message'} before Hello`);
+      switch (msg.kind) {
+        case 'unitResult':
+          unitId = msg.unitResult!.unitId;
+          this.onResultHeader(msg.unitResult!);
+          return;
+        case 'chunk':
+          unitId = this.inbound?.header.unitId;
+          this.onChunk(msg.chunk!);
+          return;
+        case 'unitFailed':
+          this.handler.onUnitFailed(this, msg.unitFailed!);
+          return;
+        default:
+          throw new ProtocolViolationError('message without a kind');
+      }
+    } catch (err) {
+      this.reject(err, unitId);
+    }
+  }
+
+  private onResultHeader(header: UnitResult__Output): void {
+    if (this.inbound) {
+      const open = this.inbound.header.unitId;
+      this.inbound = undefined;
+      throw new ProtocolViolationError(`result for ${header.unitId} while the transfer of ${open} is incomplete`);
+    }
+    const payload = this.handler.beginResult(this, header);
+    if (payload === null) {
+      this.handler.completeResult(this, header, null);
+      return;
+    }
+    this.inbound = { header, payload, assembler: new TransferAssembler(header.transferId, float32Bytes(payload), this.maxChunkBytes) };
+  }
+
+  private onChunk(chunk: TensorChunk__Output): void {
+    const inbound = this.inbound;
+    if (!inbound) throw new ProtocolViolationError('chunk without an open transfer');
+    let complete: boolean;
+    try {
+      complete = inbound.assembler.accept(chunk);
+    } catch (err) {
+      this.inbound = undefined; // the partial payload is dropped, never applied
+      throw err;
+    }
+    if (complete) {
+      this.inbound = undefined;
+      this.handler.completeResult(this, inbound.header, inbound.payload);
+    }
+  }
+
+  private reject(err: unknown, unitId: string | undefined): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (!isRejectedMessage(error)) {
+      // Not a message problem but a failure of ours or of the handshake: end the session.
+      this.log.error('closing session', { worker: this.label, peer: this.peer, error: errorMessage(error) });
+      this.close(error);
+      return;
+    }
+    this.rejected++;
+    this.log.warn('rejected message', { worker: this.label, peer: this.peer, unit: unitId, code: (error as { code?: string }).code, error: error.message });
+    this.handler.onRejected(this, error, unitId);
+    if (this.rejected >= MAX_REJECTIONS_PER_SESSION && this.state !== 'closed') {
+      this.close(new ProtocolViolationError(`${this.rejected} rejected messages`));
+    }
+  }
+
+  /** Ends the session with an error status (the worker sees it as the call's error). */
+  close(error: Error): void {
+    if (this.state === 'closed') return;
+    const status = toGrpcStatus(error);
+    this.closed(`closed by coordinator: ${error.message}`);
+    try {
+      this.call.emit('error', { code: status.code, details: status.details });
+    } catch {
+      // The stream may already be gone.
+    }
+  }
+
+  /** Ends the session normally after everything queued has been sent. */
+  async end(): Promise<void> {
+    try {
+      await this.writer.flush();
+    } finally {
+      if (this.state !== 'closed') this.call.end();
+    }
+  }
+
+  private closed(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.closeReason = reason;
+    this.inbound = undefined;
+    this.writer.markClosed(reason);
+    this.handler.onClosed(this, reason);
+  }
+
+  get reasonClosed(): string | undefined {
+    return this.closeReason;
+  }
+}
