@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// `mtl`: argument parsing only; the commands live in commands.ts.
+import * as tf from '@tensorflow/tfjs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { errorMessage } from '../common/errors.js';
+import { BACKEND_CHOICES } from '../worker/backend.js';
+import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand } from './commands.js';
+
+// Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
+tf.enableProdMode();
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function hostPort(value: string): string {
+  const i = value.lastIndexOf(':');
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected HOST:PORT');
+  return value;
+}
+
+const backendOption = () => new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto');
+const logLevelOption = () => new Option('--log-level <level>', 'log verbosity (default: info, or MTL_LOG_LEVEL)').choices(['debug', 'info', 'warn', 'error']);
+const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
+
+const program = new Command()
+  .name('mtl')
+  .description('Distributed multi-task training: a coordinator aggregates per-task gradients from gRPC workers.')
+  .version(pkg.version)
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program
+  .command('run')
+  .description('train a job on this machine: a coordinator and N local worker processes, no other service needed')
+  .argument('<job>', 'job file (YAML)')
+  .option('-w, --workers <n>', 'number of worker processes (one per core)', positiveInt, 1)
+  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
+  .addOption(backendOption())
+  .option('--json', 'print one JSON summary line at the end', false)
+  .option('-q, --quiet', 'no progress output', false)
+  .addOption(logLevelOption())
+  .addOption(logFormatOption())
+  .action(async (job: string, opts: Parameters<typeof runCommand>[1]) => {
+    process.exitCode = await runCommand(job, opts);
+  });
+
+program
+  .command('coordinator')
+  .description('serve a job to remote workers (mtl worker --coordinator HOST:PORT)')
+  .argument('<job>', 'job file (YAML)')
+  .requiredOption('-l, --listen <host:port>', 'address to listen on', hostPort)
+  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
+  .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
+  .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
+  .option('--json', 'print one JSON summary line at the end', false)
+  .option('-q, --quiet', 'no progress output', false)
+  .addOption(logLevelOption())
+  .addOption(logFormatOption())
+  .action(async (job: string, opts: Parameters<typeof coordinatorCommand>[1]) => {
+    process.exitCode = await coordinatorCommand(job, opts);
+  });
+
+program
+  .command('worker')
+  .description('compute units for a coordinator')
+  .requiredOption('-c, --coordinator <host:port>', 'coordinator address', hostPort)
+  .addOption(backendOption())
+  .option('--name <name>', 'worker name in logs and status (default: host-pid)')
+  .addOption(new Option('--exit-with-parent', 'exit when stdin closes (used by mtl run)').default(false).hideHelp())
+  .addOption(logLevelOption())
+  .addOption(logFormatOption())
+  .action(async (opts: Parameters<typeof workerCommand>[0]) => {
+    process.exitCode = await workerCommand(opts);
+  });
+
+program
+  .command('validate')
+  .description('check a job file and its data without training')
+  .argument('<job>', 'job file (YAML)')
+  .option('--json', 'print the resolved layout as JSON', false)
+  .action((job: string, opts: { json: boolean }) => {
+    process.exitCode = validateCommand(job, opts.json);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    process.stderr.write(`mtl: ${errorMessage(err)}\n`);
+    if (process.env.MTL_DEBUG) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    process.exitCode = EXIT.failed;
+  }
+}
+// Open handles (gRPC channels, wasm) must not keep a finished command alive.
+process.exit(process.exitCode ?? 0);

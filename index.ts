@@ -1,0 +1,30 @@
+// Public API of mtl-orchestrator. Everything else is internal and may change.
+export { createAggregator, aggregatorNames } from './coordinator/aggregation/registry.js';
+export type { Aggregator, AggregationInput, AggregationResult, AggregatorDefinition } from './coordinator/aggregation/types.js';
+export { loadJobFile, parseJobText, validateJob, type JobSpec, type LoadedJob } from './common/job-spec.js';
+export { fileSystemModel, buildLayersModel } from './common/model-files.js';
+export { buildLayout, type ParameterLayout, type TensorSpec } from './common/parameter-layout.js';
+export {
+  MtlError,
+  JobSpecError,
+  DatasetError,
+  AggregationInputError,
+  ProtocolViolationError,
+  UnknownUnitError,
+  StaleMessageError,
+  ByteLengthError,
+  NonFiniteError,
+  MessageTooLargeError,
+  UnsupportedProtocolError,
+  WorkerLostError,
+  IllegalStateError,
+  BackendUnavailableError,
+  UnitFailedError,
+  RunAbortedError,
+  toGrpcStatus,
+  type ErrorCode,
+  type SpecIssue,
+} from './common/errors.js';
+export { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator/coordinator.js';
+export { prepareRun, type PreparedRun } from './coordinator/prepare-run.js';
+export { Worker, type WorkerOptions } from './worker/worker.js';
