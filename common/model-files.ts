@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LayerSpec } from './job-schema.js';
-import type { ParameterLayout, PlacedLayer } from './parameter-layout.js';
+import { INPUT_LAYER_NAME, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export const MODEL_JSON = 'model.json';
@@ -37,7 +37,7 @@ function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
 
 /** The tfjs-layers model of a layout, with its weights set from `params` when given. */
 export function buildLayersModel(layout: ParameterLayout, name: string, params?: Float32Array): tf.LayersModel {
-  const input = tf.input({ shape: [...layout.inputShape], name: 'input' });
+  const input = tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME });
   const stack = (layers: readonly PlacedLayer[], x: tf.SymbolicTensor) =>
     layers.reduce((h, placed) => layerFor(placed.spec, placed.name).apply(h) as tf.SymbolicTensor, x);
   const features = stack(layout.trunk, input);

@@ -58,6 +58,7 @@ export class OrderedWriter<T> {
         this.stream.removeListener('drain', onDrain);
         this.stream.removeListener('close', onClose);
         this.stream.removeListener('error', onClose);
+        this.stream.removeListener('finish', onClose);
       };
       const onDrain = () => {
         cleanup();
@@ -65,11 +66,14 @@ export class OrderedWriter<T> {
       };
       const onClose = () => {
         cleanup();
+        this.markClosed('stream closed while waiting for drain');
         reject(new StreamClosedError('stream closed while waiting for drain'));
       };
       this.stream.once('drain', onDrain);
       this.stream.once('close', onClose);
       this.stream.once('error', onClose);
+      // A stream ended while full emits only 'finish' (its read side may stay open).
+      this.stream.once('finish', onClose);
     });
   }
 

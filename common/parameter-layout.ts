@@ -57,6 +57,8 @@ export interface ParameterLayout {
 }
 
 export const SHARED_GROUP = 'shared';
+/** Name of the model's input layer in the exported model. */
+export const INPUT_LAYER_NAME = 'input';
 export function taskGroup(task: string): string {
   return `task:${task}`;
 }
@@ -112,6 +114,7 @@ function layerShapes(spec: LayerSpec, input: readonly number[], where: string): 
       return { output: [oh, ow, c], weights: [] };
     }
     case 'flatten':
+      if (input.length < 2) fail(`flatten needs an input of rank 2 or more, but [${input.join(', ')}] is already flat: remove this layer`);
       return { output: [input.reduce((a, b) => a * b, 1)], weights: [] };
     case 'dropout':
       return { output: [...input], weights: [] };
@@ -163,10 +166,12 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[]): Parame
     headGroups.set(task, { group: taskGroup(task), offset: start, size: offset - start, tensors: tensors.slice(first).map((_, i) => first + i) });
   }
 
-  const seen = new Set<string>();
-  for (const t of tensors) {
-    if (seen.has(t.name)) issues.push({ path: 'tasks', message: `layer name ${t.name} is used twice: rename the task` });
-    seen.add(t.name);
+  // tfjs needs every layer name (and the input's) to be unique in the model; a task's name
+  // becomes its output layer's name, so some task names can collide with generated names.
+  const seen = new Set<string>([INPUT_LAYER_NAME]);
+  for (const layer of [...trunk.placed, ...[...heads.values()].flat()]) {
+    if (seen.has(layer.name)) issues.push({ path: 'tasks', message: `layer name "${layer.name}" is used twice in the model: rename the task` });
+    seen.add(layer.name);
   }
   if (issues.length > 0) throw new JobSpecError('job', issues);
   return { inputShape, tensors, totalSize: offset, trunk: trunk.placed, heads, shared, headGroups, tasks, featureShape: trunk.output };

@@ -90,6 +90,7 @@ export function serverServiceDefinition(): grpc.ServiceDefinition {
 
 /** Views of `bytes` of at most `chunkBytes` each; no copies. */
 export function chunkViews(bytes: Uint8Array, chunkBytes = MAX_CHUNK_BYTES): Buffer[] {
+  if (!Number.isInteger(chunkBytes) || chunkBytes <= 0) throw new RangeError(`chunk size must be a positive integer, got ${chunkBytes}`);
   const out: Buffer[] = [];
   for (let offset = 0; offset < bytes.byteLength; offset += chunkBytes) {
     const len = Math.min(chunkBytes, bytes.byteLength - offset);
