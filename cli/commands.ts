@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DatasetError, JobSpecError, errorMessage } from '../common/errors.js';
 import { loadJobFile } from '../common/job-spec.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
+import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
 import { prepareRun, type PreparedRun } from '../coordinator/prepare-run.js';
 import type { BackendChoice } from '../worker/backend.js';
@@ -31,7 +32,7 @@ function logger(component: string, opts: CommonOptions, progress?: ProgressRepor
 /** Loads and checks a job; prints every problem and returns undefined when it is invalid. */
 function prepare(jobFile: string): PreparedRun | undefined {
   try {
-    return prepareRun(loadJobFile(jobFile));
+    return prepareRun(loadJobFile(jobFile, { aggregatorNames }));
   } catch (err) {
     if (err instanceof JobSpecError) {
       process.stderr.write(`${err.message}\n`);

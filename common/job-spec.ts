@@ -10,6 +10,11 @@ import { specIssues } from './spec-issues.js';
 /** A validated job with defaults applied. Task order is the order of `tasks` in the file. */
 export type JobSpec = ParsedJob;
 
+export interface ValidateOptions {
+  /** Known aggregator names; when given, an unknown `training.aggregator.name` is reported with the other problems. */
+  aggregatorNames?: readonly string[];
+}
+
 export interface LoadedJob {
   spec: JobSpec;
   /** Absolute directory of the job file; relative data paths resolve against it. */
@@ -17,56 +22,84 @@ export interface LoadedJob {
   source: string;
 }
 
-function crossChecks(job: JobSpec): SpecIssue[] {
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const CLASSIFICATION_LOSSES = new Set(['sparseCategoricalCrossentropy', 'binaryCrossentropy']);
+const REGRESSION_LOSSES = new Set(['meanSquaredError', 'meanAbsoluteError']);
+
+/**
+ * Checks across fields. They read the raw document (each check only where its inputs have
+ * the right types), so they are reported together with the schema's problems.
+ */
+function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
   const issues: SpecIssue[] = [];
-  const tasks = Object.keys(job.tasks);
-  for (const t of tasks) {
-    if (!(t in job.model.heads)) issues.push({ path: `model.heads.${t}`, message: `task "${t}" has no head` });
-  }
-  for (const h of Object.keys(job.model.heads)) {
-    if (!(h in job.tasks)) issues.push({ path: `model.heads.${h}`, message: `head for unknown task "${h}" (tasks: ${tasks.join(', ')})` });
-  }
-  if (job.training.shardsPerTask > job.training.batchSize) {
-    issues.push({
-      path: 'training.shardsPerTask',
-      message: `expected at most batchSize (${job.training.batchSize}) shards, got ${job.training.shardsPerTask}`,
-    });
-  }
-  if (job.training.evalEvery !== undefined && job.training.evalEvery > job.training.steps) {
-    issues.push({ path: 'training.evalEvery', message: `expected at most steps (${job.training.steps}), got ${job.training.evalEvery}` });
-  }
-  for (const [t, spec] of Object.entries(job.tasks)) {
-    const classification = spec.loss === 'sparseCategoricalCrossentropy' || spec.loss === 'binaryCrossentropy';
-    if (!classification && spec.metrics.includes('accuracy')) {
-      issues.push({ path: `tasks.${t}.metrics`, message: `accuracy needs a classification loss, got ${spec.loss}` });
+  if (!isRecord(doc)) return issues;
+  const tasks = isRecord(doc.tasks) ? doc.tasks : undefined;
+  const model = isRecord(doc.model) ? doc.model : undefined;
+  if (model && isRecord(model.heads) && tasks) {
+    const names = Object.keys(tasks);
+    for (const t of names) if (!(t in model.heads)) issues.push({ path: `model.heads.${t}`, message: `task "${t}" has no head` });
+    for (const h of Object.keys(model.heads)) {
+      if (!(h in tasks)) issues.push({ path: `model.heads.${h}`, message: `head for unknown task "${h}" (tasks: ${names.join(', ')})` });
     }
-    const d = spec.data;
+  }
+
+  const training = isRecord(doc.training) ? doc.training : {};
+  const batchSize = num(training.batchSize);
+  const shards = num(training.shardsPerTask);
+  if (batchSize !== undefined && shards !== undefined && batchSize > 0 && shards > batchSize) {
+    issues.push({ path: 'training.shardsPerTask', message: `expected at most batchSize (${batchSize}) shards, got ${shards}` });
+  }
+  const steps = num(training.steps);
+  const evalEvery = num(training.evalEvery);
+  if (steps !== undefined && evalEvery !== undefined && steps > 0 && evalEvery > steps) {
+    issues.push({ path: 'training.evalEvery', message: `expected at most steps (${steps}), got ${evalEvery}` });
+  }
+  const aggregator = isRecord(training.aggregator) ? str(training.aggregator.name) : undefined;
+  if (options.aggregatorNames && aggregator !== undefined && !options.aggregatorNames.includes(aggregator)) {
+    issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)} (available: ${options.aggregatorNames.join(', ')})` });
+  }
+
+  for (const [t, spec] of Object.entries(tasks ?? {})) {
+    if (!isRecord(spec)) continue;
+    const loss = str(spec.loss);
+    const metrics = Array.isArray(spec.metrics) ? spec.metrics : [];
+    if (loss && REGRESSION_LOSSES.has(loss) && metrics.includes('accuracy')) {
+      issues.push({ path: `tasks.${t}.metrics`, message: `accuracy needs a classification loss, got ${loss}` });
+    }
+    const d = isRecord(spec.data) ? spec.data : {};
     if (d.dataset === 'synthetic') {
-      if (d.tasks > 2 && d.rho < 0) {
-        issues.push({ path: `tasks.${t}.data.rho`, message: `a negative correlation is only defined for 2 tasks, got ${d.rho} with ${d.tasks} tasks` });
+      const count = num(d.tasks) ?? 2;
+      const rho = num(d.rho);
+      const target = num(d.target);
+      if (count > 2 && rho !== undefined && rho < 0) {
+        issues.push({ path: `tasks.${t}.data.rho`, message: `a negative correlation is only defined for 2 tasks, got ${rho} with ${count} tasks` });
       }
-      if (d.target >= d.tasks) issues.push({ path: `tasks.${t}.data.target`, message: `expected a task index below tasks (${d.tasks}), got ${d.target}` });
-      if (spec.loss !== 'meanSquaredError' && spec.loss !== 'meanAbsoluteError') {
-        issues.push({ path: `tasks.${t}.loss`, message: `the synthetic dataset is a regression: expected meanSquaredError or meanAbsoluteError, got ${spec.loss}` });
+      if (target !== undefined && target >= count) issues.push({ path: `tasks.${t}.data.target`, message: `expected a task index below tasks (${count}), got ${target}` });
+      if (loss && CLASSIFICATION_LOSSES.has(loss)) {
+        issues.push({ path: `tasks.${t}.loss`, message: `the synthetic dataset is a regression: expected meanSquaredError or meanAbsoluteError, got ${loss}` });
       }
     }
-    if (d.dataset === 'multimnist' && spec.loss !== 'sparseCategoricalCrossentropy') {
-      issues.push({ path: `tasks.${t}.loss`, message: `multimnist targets are digit classes: expected sparseCategoricalCrossentropy, got ${spec.loss}` });
+    if (d.dataset === 'multimnist' && loss && loss !== 'sparseCategoricalCrossentropy' && (CLASSIFICATION_LOSSES.has(loss) || REGRESSION_LOSSES.has(loss))) {
+      issues.push({ path: `tasks.${t}.loss`, message: `multimnist targets are digit classes: expected sparseCategoricalCrossentropy, got ${loss}` });
     }
   }
   return issues;
 }
 
 /** Validates an already-parsed document (YAML or JSON). Throws JobSpecError listing every problem. */
-export function validateJob(doc: unknown, source: string): JobSpec {
+export function validateJob(doc: unknown, source: string, options: ValidateOptions = {}): JobSpec {
   const parsed = jobSchema.safeParse(doc, { reportInput: true });
-  if (!parsed.success) throw new JobSpecError(source, specIssues(parsed.error));
-  const issues = crossChecks(parsed.data);
-  if (issues.length > 0) throw new JobSpecError(source, issues);
+  const issues = [...(parsed.success ? [] : specIssues(parsed.error)), ...crossChecks(doc, options)];
+  if (!parsed.success || issues.length > 0) throw new JobSpecError(source, issues);
   return parsed.data;
 }
 
-export function parseJobText(text: string, source: string): JobSpec {
+export function parseJobText(text: string, source: string, options: ValidateOptions = {}): JobSpec {
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new JobSpecError(
@@ -74,10 +107,10 @@ export function parseJobText(text: string, source: string): JobSpec {
       doc.errors.map((e) => ({ path: '', message: `YAML ${e.code} at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0] ?? ''}` })),
     );
   }
-  return validateJob(doc.toJS(), source);
+  return validateJob(doc.toJS(), source, options);
 }
 
-export function loadJobFile(file: string): LoadedJob {
+export function loadJobFile(file: string, options: ValidateOptions = {}): LoadedJob {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -86,7 +119,7 @@ export function loadJobFile(file: string): LoadedJob {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((err as Error).message);
     throw new JobSpecError(file, [{ path: '', message: `cannot read job file: ${reason}` }], { cause: err });
   }
-  return { spec: parseJobText(text, file), dir: path.dirname(abs), source: file };
+  return { spec: parseJobText(text, file, options), dir: path.dirname(abs), source: file };
 }
 
 /** The resolved spec (defaults filled in) as YAML, for the run directory. */
