@@ -1,6 +1,8 @@
-// Training progress on stderr: one redrawn line on a terminal, a plain line every ~5% of the
-// run otherwise (CI logs, files).
+// Training progress on stderr: one redrawn line on a terminal, otherwise (CI logs, files) a
+// plain line every ~5% of the run and at least every 10 seconds.
 import type { EvalRecord, StepRecord } from '../coordinator/training-run.js';
+
+const PLAIN_INTERVAL_MS = 10_000;
 
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
@@ -20,6 +22,7 @@ export class ProgressReporter {
   private readonly started = performance.now();
   private drawn = false;
   private readonly every: number;
+  private lastPlain = performance.now();
 
   constructor(
     private readonly totalSteps: number,
@@ -61,7 +64,8 @@ export class ProgressReporter {
     this.last = record;
     if (this.tty) {
       this.draw(record);
-    } else if (record.step % this.every === 0 || record.step === this.totalSteps) {
+    } else if (record.step % this.every === 0 || record.step === this.totalSteps || performance.now() - this.lastPlain > PLAIN_INTERVAL_MS) {
+      this.lastPlain = performance.now();
       const elapsed = (performance.now() - this.started) / 1000;
       this.stream.write(`step ${record.step}/${this.totalSteps}  loss ${losses(record)}  (${duration(elapsed)} elapsed)\n`);
     }

@@ -1,0 +1,35 @@
+// DESIGN.md determinism rule: the same seed and backend give bitwise the same final weights
+// whatever the number of workers (and so whichever worker computed which unit).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../helpers/cli-process.js';
+import { smallMultiMnistJob, writeJob } from '../helpers/jobs.js';
+import { tempDir } from '../helpers/temp-dirs.js';
+
+async function trainedWeights(jobFile: string, workers: number): Promise<Buffer> {
+  const out = tempDir(`mtl-det-${workers}-`);
+  const r = await runCli(['run', jobFile, '--workers', String(workers), '--out', out, '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  return readFileSync(path.join(out, 'model', 'weights.bin'));
+}
+
+void describe('determinism', () => {
+  void it('gives bitwise identical weights with 1 and 3 workers (conv, dropout, 2 shards per task, wasm)', async () => {
+    // Three shards per task and two tasks: 6 units a step, spread differently over 1 and 3 workers.
+    const jobFile = writeJob(smallMultiMnistJob({ steps: 12, shardsPerTask: 3 }));
+    const one = await trainedWeights(jobFile, 1);
+    const three = await trainedWeights(jobFile, 3);
+    assert.equal(one.length, three.length);
+    assert.ok(one.equals(three), 'weights differ between 1 and 3 workers');
+  });
+
+  void it('changes the weights when the seed changes (the comparison above can fail)', async () => {
+    const job = smallMultiMnistJob({ steps: 3, shardsPerTask: 1 }) as { seed: number };
+    const a = await trainedWeights(writeJob(job), 1);
+    job.seed = 8;
+    const b = await trainedWeights(writeJob(job), 1);
+    assert.ok(!a.equals(b));
+  });
+});
