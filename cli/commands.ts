@@ -206,11 +206,18 @@ export interface WorkerCommandOptions extends CommonOptions {
   coordinator: string;
   backend: BackendChoice;
   name?: string;
+  connectTimeout: number;
   exitWithParent: boolean;
 }
 
 export async function workerCommand(opts: WorkerCommandOptions): Promise<number> {
-  const worker = new Worker({ coordinator: opts.coordinator, backend: opts.backend, name: opts.name, logger: logger('worker', opts) });
+  const worker = new Worker({
+    coordinator: opts.coordinator,
+    backend: opts.backend,
+    name: opts.name,
+    connectTimeoutMs: opts.connectTimeout * 1000,
+    logger: logger('worker', opts),
+  });
   if (opts.exitWithParent) {
     // Our parent (mtl run) holds the other end of stdin: when it dies, the pipe closes.
     process.stdin.on('end', () => void worker.close(1, 'parent process exited'));

@@ -73,6 +73,7 @@ program
   .requiredOption('-c, --coordinator <host:port>', 'coordinator address', hostPort)
   .addOption(backendOption())
   .option('--name <name>', 'worker name in logs and status (default: host-pid)')
+  .option('--connect-timeout <seconds>', 'give up if the coordinator cannot be reached for this long', positiveInt, 30)
   .addOption(new Option('--exit-with-parent', 'exit when stdin closes (used by mtl run)').default(false).hideHelp())
   .addOption(logLevelOption())
   .addOption(logFormatOption())
