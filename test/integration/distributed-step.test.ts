@@ -51,7 +51,7 @@ function referenceGradients(prepared: PreparedRun): Map<string, Float32Array> {
     const vars = indices.map(variable);
     const { grads } = tf.variableGrads(() => {
       const outputs = model.apply(tf.tensor(x, [idx.length, ...layout.inputShape]), { training: true }) as tf.Tensor[];
-      return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(y, 'int32'), 10), outputs[taskIndex]!) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(tf.oneHot(tf.tensor1d(y, 'int32'), 10), outputs[taskIndex]!);
     }, vars);
     const flat = new Float32Array(indices.reduce((n, i) => n + layout.tensors[i]!.size, 0));
     let offset = 0;
