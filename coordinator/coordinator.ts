@@ -186,6 +186,13 @@ export class Coordinator {
             tasks: Object.fromEntries(
               [...prepared.bindings].map(([t, b]) => [t, { loss: job.tasks[t]!.loss, target: b.target, classes: b.dataset.targets[b.target]?.classes ?? null }]),
             ),
+            // What a server must do to raw inputs before predict(): the CSV features' train statistics.
+            inputs: Object.fromEntries(
+              Object.entries(job.tasks).flatMap(([t, s]) => {
+                const d = prepared.bindings.get(t)!.dataset as { normalization?: { mean: readonly number[]; std: readonly number[] } };
+                return s.data.dataset === 'csv' && d.normalization ? [[t, { features: s.data.features, ...d.normalization }]] : [];
+              }),
+            ),
           },
         });
       } finally {

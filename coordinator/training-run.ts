@@ -296,6 +296,8 @@ export class TrainingRun implements SessionHandler {
       );
     } else if (active && this.workers.size === 0) {
       this.fail(new WorkerLostError(`the last worker (${session.label}) disconnected at step ${this.step}: ${reason}`));
+    } else if (this.state === 'finished' || this.state === 'failed') {
+      this.log.debug('worker left', { worker: session.label, reason });
     } else {
       this.log.info('worker left', { worker: session.label, reason });
     }
