@@ -89,76 +89,22 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-export interface RunCommandOptions extends CommonOptions {
-  workers: number;
+interface ServeOptions extends CommonOptions {
   out?: string;
-  backend: BackendChoice;
   json: boolean;
   quiet: boolean;
 }
 
-export async function runCommand(jobFile: string, opts: RunCommandOptions): Promise<number> {
-  const prepared = prepare(jobFile);
-  if (!prepared) return EXIT.usage;
-  const job = prepared.loaded.spec;
-  const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
-  const log = logger('coordinator', opts, progress);
-  const coordinator = new Coordinator({
-    prepared,
-    listen: '127.0.0.1:0',
-    outDir: opts.out ?? defaultOutDir(job.name),
-    minWorkers: opts.workers,
-    waitForWorkersMs: 120_000,
-    logger: log,
-    onStep: (r) => progress.step(r),
-    onEval: (r) => progress.evaluation(r),
-  });
-  const address = await coordinator.listen();
-  const workers = new LocalWorkers({
-    count: opts.workers,
-    coordinator: address,
-    backend: opts.backend,
-    logLevel: opts.logLevel,
-    onUnexpectedExit: (name, code, signal) => {
-      if (coordinator.run.currentState === 'waiting-for-workers') {
-        coordinator.stop(`${name} exited (${signal ?? `code ${code}`}) before joining the run`);
-      }
-    },
-  });
-  const signals = trapSignals(
-    (sig) => {
-      progress.clear();
-      log.warn(`received ${sig}: stopping the run and its workers`);
-      coordinator.stop(`interrupted by ${sig}`);
-    },
-    () => workers.kill(),
-  );
-  workers.start();
-  let summary: RunSummary;
-  try {
-    summary = await coordinator.runToCompletion();
-  } finally {
-    progress.finish();
-    await workers.close();
-    await coordinator.close();
-    signals.release();
-  }
-  printSummary(summary, opts.json);
-  const sig = signals.signal();
-  if (sig) return SIGNAL_EXIT[sig] ?? EXIT.failed;
-  return summary.status === 'succeeded' ? EXIT.ok : EXIT.failed;
-}
-
-export interface CoordinatorCommandOptions extends CommonOptions {
+interface ServePlan {
   listen: string;
-  out?: string;
-  workers: number;
-  waitForWorkers: number;
-  json: boolean;
-  quiet: boolean;
+  minWorkers: number;
+  waitForWorkersMs: number;
+  /** Starts local workers once the coordinator listens (mtl run). */
+  startWorkers?: (coordinator: Coordinator, address: string) => LocalWorkers;
 }
 
-export async function coordinatorCommand(jobFile: string, opts: CoordinatorCommandOptions): Promise<number> {
+/** Serves one job to completion: listen, train, write the run directory, print the summary. */
+async function serveJob(jobFile: string, opts: ServeOptions, plan: ServePlan): Promise<number> {
   const prepared = prepare(jobFile);
   if (!prepared) return EXIT.usage;
   const job = prepared.loaded.spec;
@@ -166,33 +112,36 @@ export async function coordinatorCommand(jobFile: string, opts: CoordinatorComma
   const log = logger('coordinator', opts, progress);
   const coordinator = new Coordinator({
     prepared,
-    listen: opts.listen,
+    listen: plan.listen,
     outDir: opts.out ?? defaultOutDir(job.name),
-    minWorkers: opts.workers,
-    waitForWorkersMs: opts.waitForWorkers * 1000,
+    minWorkers: plan.minWorkers,
+    waitForWorkersMs: plan.waitForWorkersMs,
     logger: log,
     onStep: (r) => progress.step(r),
     onEval: (r) => progress.evaluation(r),
   });
+  let address: string;
   try {
-    await coordinator.listen();
+    address = await coordinator.listen();
   } catch (err) {
-    process.stderr.write(`cannot listen on ${opts.listen}: ${errorMessage(err)}\n`);
+    process.stderr.write(`cannot listen on ${plan.listen}: ${errorMessage(err)}\n`);
     return EXIT.usage;
   }
+  const workers = plan.startWorkers?.(coordinator, address);
   const signals = trapSignals(
     (sig) => {
       progress.clear();
-      log.warn(`received ${sig}: stopping the run`);
+      log.warn(`received ${sig}: stopping the run${workers ? ' and its workers' : ''}`);
       coordinator.stop(`interrupted by ${sig}`);
     },
-    () => undefined,
+    () => workers?.kill(),
   );
   let summary: RunSummary;
   try {
     summary = await coordinator.runToCompletion();
   } finally {
     progress.finish();
+    await workers?.close();
     await coordinator.close();
     signals.release();
   }
@@ -200,6 +149,44 @@ export async function coordinatorCommand(jobFile: string, opts: CoordinatorComma
   const sig = signals.signal();
   if (sig) return SIGNAL_EXIT[sig] ?? EXIT.failed;
   return summary.status === 'succeeded' ? EXIT.ok : EXIT.failed;
+}
+
+export interface RunCommandOptions extends ServeOptions {
+  workers: number;
+  backend: BackendChoice;
+}
+
+export function runCommand(jobFile: string, opts: RunCommandOptions): Promise<number> {
+  return serveJob(jobFile, opts, {
+    listen: '127.0.0.1:0',
+    minWorkers: opts.workers,
+    waitForWorkersMs: 120_000,
+    startWorkers: (coordinator, address) => {
+      const workers = new LocalWorkers({
+        count: opts.workers,
+        coordinator: address,
+        backend: opts.backend,
+        logLevel: opts.logLevel,
+        onUnexpectedExit: (name, code, signal) => {
+          if (coordinator.run.currentState === 'waiting-for-workers') {
+            coordinator.stop(`${name} exited (${signal ?? `code ${code}`}) before joining the run`);
+          }
+        },
+      });
+      workers.start();
+      return workers;
+    },
+  });
+}
+
+export interface CoordinatorCommandOptions extends ServeOptions {
+  listen: string;
+  workers: number;
+  waitForWorkers: number;
+}
+
+export function coordinatorCommand(jobFile: string, opts: CoordinatorCommandOptions): Promise<number> {
+  return serveJob(jobFile, opts, { listen: opts.listen, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
 }
 
 export interface WorkerCommandOptions extends CommonOptions {

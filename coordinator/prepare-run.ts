@@ -19,6 +19,16 @@ export interface PreparedRun {
   initialParams: Float32Array;
 }
 
+/** Runs `fn`, re-raising its spec problems as problems of the job file `source`. */
+function attributed<T>(source: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof JobSpecError) throw new JobSpecError(source, err.issues, { cause: err });
+    throw err;
+  }
+}
+
 export function prepareRun(loaded: LoadedJob): PreparedRun {
   const { spec: job, source } = loaded;
   const bindings = bindTasks(job.tasks, loaded.dir);
@@ -38,13 +48,7 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
   }
   if (issues.length > 0) throw new JobSpecError(source, issues);
 
-  let layout: ParameterLayout;
-  try {
-    layout = buildLayout(job, dataShape);
-  } catch (err) {
-    if (err instanceof JobSpecError) throw new JobSpecError(source, err.issues);
-    throw err;
-  }
+  const layout = attributed(source, () => buildLayout(job, dataShape));
 
   for (const [task, binding] of bindings) {
     const out = headOutputShape(layout, task);
@@ -66,13 +70,7 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
   if (issues.length > 0) throw new JobSpecError(source, issues);
 
   const { name, ...options } = job.training.aggregator;
-  let aggregator: Aggregator;
-  try {
-    aggregator = createAggregator(name, options);
-  } catch (err) {
-    if (err instanceof JobSpecError) throw new JobSpecError(source, err.issues);
-    throw err;
-  }
+  const aggregator = attributed(source, () => createAggregator(name, options));
   return {
     loaded,
     layout,

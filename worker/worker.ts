@@ -245,28 +245,14 @@ export class Worker {
     const s = this.requireSession();
     const started = performance.now();
     try {
+      // The header echoes the unit, so the coordinator can check it against what it assigned.
+      const echo = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
       if (unit.kind === 'UNIT_KIND_TRAIN') {
         const out = s.computer.train({ task: unit.task, step: unit.step, shard: unit.shard });
         const bytes = float32Bytes(out.grads);
         const transferId = ++this.transferCounter;
-        const sends: Array<Promise<void>> = [
-          this.send({
-            unitResult: {
-              unitId: unit.unitId,
-              kind: unit.kind,
-              step: unit.step,
-              task: unit.task,
-              shard: unit.shard,
-              weightsVersion: unit.weightsVersion,
-              sampleCount: out.sampleCount,
-              loss: out.loss,
-              metrics: {},
-              byteLength: bytes.byteLength,
-              transferId,
-              computeMs: performance.now() - started,
-            },
-          }),
-        ];
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };
+        const sends = [this.send({ unitResult: header })];
         let offset = 0;
         for (const data of chunkViews(bytes, s.maxChunkBytes)) {
           sends.push(this.send({ chunk: { transferId, offset, data } }));
@@ -275,22 +261,8 @@ export class Worker {
         await Promise.all(sends);
       } else if (unit.kind === 'UNIT_KIND_EVAL') {
         const out = s.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
-        await this.send({
-          unitResult: {
-            unitId: unit.unitId,
-            kind: unit.kind,
-            step: unit.step,
-            task: unit.task,
-            shard: unit.shard,
-            weightsVersion: unit.weightsVersion,
-            sampleCount: out.sampleCount,
-            loss: out.loss,
-            metrics: out.metrics,
-            byteLength: 0,
-            transferId: 0,
-            computeMs: performance.now() - started,
-          },
-        });
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
+        await this.send({ unitResult: header });
       } else {
         throw new ProtocolViolationError(`unit ${unit.unitId} has no kind`);
       }

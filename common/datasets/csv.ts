@@ -9,7 +9,7 @@ import { CsvError, parse } from 'csv-parse/sync';
 import { DatasetError } from '../errors.js';
 import type { CsvSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
-import type { Dataset, Split, TargetInfo, TargetKind } from './types.js';
+import { checkSplitRequest, type Dataset, type Split, type TargetInfo, type TargetKind } from './types.js';
 
 /** A column the dataset must offer as a target, and how the caller will use it. */
 export interface CsvTargetRequest {
@@ -115,16 +115,6 @@ function classColumn(file: string, table: CsvTable, column: number): { classes: 
   return { classes: distinct, values: Float64Array.from(cells, (c) => index.get(c)!) };
 }
 
-function checkRequest(size: number, indices: ArrayLike<number>, out: Float32Array, width: number): void {
-  if (out.length !== indices.length * width) {
-    throw new RangeError(`output holds ${out.length} floats, expected ${indices.length} × ${width}`);
-  }
-  for (let j = 0; j < indices.length; j++) {
-    const i = indices[j]!;
-    if (!Number.isInteger(i) || i < 0 || i >= size) throw new RangeError(`example index ${i} is outside [0, ${size})`);
-  }
-}
-
 /** The file rows `rows` (indices into the file's data rows), in that order. */
 class RowSplit implements Split {
   readonly size: number;
@@ -140,7 +130,7 @@ class RowSplit implements Split {
   }
 
   inputs(indices: ArrayLike<number>, out: Float32Array): void {
-    checkRequest(this.size, indices, out, this.width);
+    checkSplitRequest(this.size, indices, out, this.width);
     for (let j = 0; j < indices.length; j++) {
       const from = this.rows[indices[j]!]! * this.width;
       out.set(this.features.subarray(from, from + this.width), j * this.width);
@@ -152,7 +142,7 @@ class RowSplit implements Split {
     if (values === undefined) {
       throw new DatasetError(`${this.file}: "${target}" is not a target of this dataset (targets: ${[...this.targetValues.keys()].join(', ')})`);
     }
-    checkRequest(this.size, indices, out, 1);
+    checkSplitRequest(this.size, indices, out, 1);
     for (let j = 0; j < indices.length; j++) out[j] = values[this.rows[indices[j]!]!]!;
   }
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { DatasetError } from '../errors.js';
 import type { MultiMnistSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
-import type { Dataset, Split, TargetInfo } from './types.js';
+import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -160,16 +160,6 @@ function pairTable(pool: Uint32Array, size: number, seed: number, splitName: str
   return pairs;
 }
 
-function checkRequest(size: number, indices: ArrayLike<number>, out: Float32Array, width: number): void {
-  if (out.length !== indices.length * width) {
-    throw new RangeError(`output holds ${out.length} floats, expected ${indices.length} × ${width}`);
-  }
-  for (let j = 0; j < indices.length; j++) {
-    const i = indices[j]!;
-    if (!Number.isInteger(i) || i < 0 || i >= size) throw new RangeError(`example index ${i} is outside [0, ${size})`);
-  }
-}
-
 class OverlaySplit implements MultiMnistSplit {
   readonly size: number;
 
@@ -182,7 +172,7 @@ class OverlaySplit implements MultiMnistSplit {
   }
 
   inputs(indices: ArrayLike<number>, out: Float32Array): void {
-    checkRequest(this.size, indices, out, PIXELS);
+    checkSplitRequest(this.size, indices, out, PIXELS);
     const { codes, palette } = this.digits;
     const s = this.shift;
     for (let j = 0; j < indices.length; j++) {
@@ -206,7 +196,7 @@ class OverlaySplit implements MultiMnistSplit {
   targets(target: string, indices: ArrayLike<number>, out: Float32Array): void {
     const side = TARGET_NAMES.indexOf(target as (typeof TARGET_NAMES)[number]);
     if (side < 0) throw new DatasetError(`multimnist has no target "${target}" (targets: ${TARGET_NAMES.join(', ')})`);
-    checkRequest(this.size, indices, out, 1);
+    checkSplitRequest(this.size, indices, out, 1);
     for (let j = 0; j < indices.length; j++) out[j] = this.digits.labels[this.pairs[2 * indices[j]! + side]!]!;
   }
 

@@ -21,7 +21,7 @@
 import { DatasetError } from '../errors.js';
 import type { SyntheticSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
-import type { Dataset, Split, TargetInfo } from './types.js';
+import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
 
 const SINUSOIDS = 10;
 
@@ -70,16 +70,6 @@ function taskWeights(basis: readonly Float64Array[], tasks: number, rho: number)
   return Array.from({ length: tasks }, (_, i) => combine(Math.sqrt(rho), u(0), Math.sqrt(1 - rho), u(i + 1)));
 }
 
-function checkRequest(size: number, indices: ArrayLike<number>, out: Float32Array, width: number): void {
-  if (out.length !== indices.length * width) {
-    throw new RangeError(`output holds ${out.length} floats, expected ${indices.length} × ${width}`);
-  }
-  for (let j = 0; j < indices.length; j++) {
-    const i = indices[j]!;
-    if (!Number.isInteger(i) || i < 0 || i >= size) throw new RangeError(`example index ${i} is outside [0, ${size})`);
-  }
-}
-
 /** Examples [first, first + size) of the generated table. */
 class TableSplit implements Split {
   constructor(
@@ -91,7 +81,7 @@ class TableSplit implements Split {
   ) {}
 
   inputs(indices: ArrayLike<number>, out: Float32Array): void {
-    checkRequest(this.size, indices, out, this.dim);
+    checkSplitRequest(this.size, indices, out, this.dim);
     for (let j = 0; j < indices.length; j++) {
       const from = (this.first + indices[j]!) * this.dim;
       out.set(this.x.subarray(from, from + this.dim), j * this.dim);
@@ -101,7 +91,7 @@ class TableSplit implements Split {
   targets(target: string, indices: ArrayLike<number>, out: Float32Array): void {
     const y = this.y.get(target);
     if (y === undefined) throw new DatasetError(`synthetic has no target "${target}" (targets: ${[...this.y.keys()].join(', ')})`);
-    checkRequest(this.size, indices, out, 1);
+    checkSplitRequest(this.size, indices, out, 1);
     for (let j = 0; j < indices.length; j++) out[j] = y[this.first + indices[j]!]!;
   }
 }

@@ -36,3 +36,14 @@ export interface Dataset {
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {
   return dataset.inputShape.reduce((a, b) => a * b, 1);
 }
+
+/** Checks a Split request: `out` holds `width` floats per index, every index is in [0, size). */
+export function checkSplitRequest(size: number, indices: ArrayLike<number>, out: Float32Array, width: number): void {
+  if (out.length !== indices.length * width) {
+    throw new RangeError(`output holds ${out.length} floats, expected ${indices.length} × ${width}`);
+  }
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j]!;
+    if (!Number.isInteger(i) || i < 0 || i >= size) throw new RangeError(`example index ${i} is outside [0, ${size})`);
+  }
+}

@@ -16,16 +16,7 @@ import { prepareRun, type PreparedRun } from '../../coordinator/prepare-run.js';
 import { startCli } from '../helpers/cli-process.js';
 import { smallMultiMnistJob, writeJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/temp-dirs.js';
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / norm);
-}
+import { relativeError } from '../helpers/numeric.js';
 
 /** The step-0 gradient of each task, computed in this process with tfjs-layers' own graph. */
 function referenceGradients(prepared: PreparedRun): Map<string, Float32Array> {

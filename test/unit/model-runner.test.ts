@@ -9,16 +9,7 @@ import { Rng } from '../../common/random.js';
 import { selectBackend } from '../../worker/backend.js';
 import { conv2dForTraining, matMulForTraining, type OpsMode, type Padding } from '../../worker/layer-ops.js';
 import { ModelRunner } from '../../worker/model-runner.js';
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d / n);
-}
+import { relativeError } from '../helpers/numeric.js';
 
 function randomTensor(shape: number[], seed: number): tf.Tensor {
   const rng = new Rng(seed);
