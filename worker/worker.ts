@@ -63,13 +63,16 @@ export class Worker {
   private processing = false;
   private transferCounter = 0;
   private exit: WorkerExit | undefined;
-  private resolveDone: ((exit: WorkerExit) => void) | undefined;
+  /** Settles once, when the session is over, however it ended. */
+  private readonly finished: Promise<WorkerExit>;
+  private resolveFinished!: (exit: WorkerExit) => void;
   private closing: Promise<WorkerExit> | undefined;
   unitsDone = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.name = options.name ?? `${os.hostname()}-${process.pid}`;
     this.log = (options.logger ?? createLogger({ component: 'worker' })).child(this.name);
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
   get currentState(): WorkerState {
@@ -80,7 +83,6 @@ export class Worker {
   async run(): Promise<WorkerExit> {
     if (this.state !== 'created') throw new IllegalStateError(`worker.run() called in state ${this.state}`);
     this.state = 'connecting';
-    const done = new Promise<WorkerExit>((resolve) => (this.resolveDone = resolve));
     try {
       tf.enableProdMode();
       this.backend = await selectBackend(this.options.backend ?? 'auto');
@@ -90,10 +92,11 @@ export class Worker {
     } catch (err) {
       this.finish(1, errorMessage(err));
     }
-    return done;
+    return this.finished;
   }
 
   private async connect(): Promise<void> {
+    if (this.state !== 'connecting') return; // closed while the backend loaded
     const Coordinator = protocol().mtl.v1.Coordinator;
     const client = new Coordinator(this.options.coordinator, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.client = client;
@@ -291,35 +294,31 @@ export class Worker {
     this.session?.runner.dispose();
     this.call?.removeAllListeners('data');
     this.client?.close();
-    this.resolveDone?.(this.exit);
+    this.resolveFinished(this.exit);
   }
 
-  /** Leaves the session (idempotent): half-closes the stream, then gives up after a grace period. */
+  /**
+   * Leaves the session (idempotent, returns the same promise): flushes what is queued,
+   * half-closes the stream, and cancels it if the coordinator does not end it in time.
+   */
   close(code = 0, reason = 'closed'): Promise<WorkerExit> {
     this.closing ??= (async () => {
       this.exit ??= { code, reason };
-      if (this.state === 'closed') return this.exit;
+      if (this.state === 'closed') return this.finished;
       this.state = 'closing';
-      try {
-        await Promise.race([this.writer?.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
-        this.call?.end();
-      } catch {
-        // Closing anyway.
+      await Promise.race([this.writer?.flush().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+      const call = this.call;
+      if (!call || this.currentState === 'closed') {
+        this.finish(code, reason);
+        return this.finished;
       }
-      const done = new Promise<WorkerExit>((resolve) => {
-        const prev = this.resolveDone;
-        this.resolveDone = (exit) => {
-          prev?.(exit);
-          resolve(exit);
-        };
-      });
+      call.end();
       const timer = setTimeout(() => {
-        this.call?.cancel();
+        call.cancel();
         this.finish(code, reason);
       }, 3000);
       timer.unref();
-      if (this.state === 'closing' && !this.call) this.finish(code, reason);
-      const exit = await done;
+      const exit = await this.finished;
       clearTimeout(timer);
       return exit;
     })();
