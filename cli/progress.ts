@@ -1,6 +1,6 @@
 // Training progress on stderr: one redrawn line on a terminal, otherwise (CI logs, files) a
 // plain line every ~5% of the run and at least every 10 seconds.
-import type { EvalRecord, StepRecord } from '../coordinator/training-run.js';
+import type { EvalRecord, StepRecord } from '../coordinator/run-records.js';
 
 const PLAIN_INTERVAL_MS = 10_000;
 

@@ -13,7 +13,8 @@ import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
-import { TrainingRun, type EvalRecord, type RunState, type StepRecord, type TrainingOutcome } from './training-run.js';
+import type { EvalRecord, StepRecord, TrainingOutcome } from './run-records.js';
+import { TrainingRun, type RunState } from './training-run.js';
 import { WorkerSession } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';

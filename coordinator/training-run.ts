@@ -4,17 +4,13 @@
 import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
 import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
-import type { UnitKind } from '../proto/generated/mtl/v1/UnitKind.js';
 import { partRange } from '../common/datasets/sampler.js';
 import {
-  ByteLengthError,
   IllegalStateError,
   NonFiniteError,
   ProtocolViolationError,
   RunAbortedError,
-  StaleMessageError,
   UnitFailedError,
-  UnknownUnitError,
   UnsupportedProtocolError,
   WorkerLostError,
 } from '../common/errors.js';
@@ -26,7 +22,9 @@ import { firstNonFinite } from '../common/transfer-assembler.js';
 import type { Aggregator } from './aggregation/types.js';
 import type { Optimizer } from './optimizers.js';
 import { placeUnits } from './scheduler.js';
-import { combineShards, gradientDiagnostics, type ShardResult } from './step-math.js';
+import type { EvalRecord, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
+import { combineShards, gradientDiagnostics } from './step-math.js';
+import { checkResultHeader, newUnit, unitId, WIRE_KIND, type PendingUnit, type Phase } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
 import type { SessionHandler, WorkerSession } from './worker-session.js';
 
@@ -36,38 +34,6 @@ export const EVAL_SHARD_SIZE = 2000;
 export const MAX_UNIT_ATTEMPTS = 3;
 
 export type RunState = 'created' | 'waiting-for-workers' | 'training' | 'evaluating' | 'finished' | 'failed';
-
-export interface TaskEval {
-  loss: number;
-  samples: number;
-  metrics: Record<string, number>;
-}
-
-export interface EvalRecord {
-  step: number;
-  version: number;
-  tasks: Record<string, TaskEval>;
-}
-
-export interface StepRecord {
-  step: number;
-  version: number;
-  losses: Record<string, number>;
-  aggregatorWeights: Record<string, number>;
-  gradNorms: Record<string, number>;
-  cosine: Record<string, number>;
-  samples: number;
-  timeMs: { units: number; compute: number; aggregate: number; optimize: number; broadcast: number; total: number };
-}
-
-export interface TrainingOutcome {
-  params: Float32Array;
-  steps: number;
-  samples: number;
-  trainMs: number;
-  finalEval: EvalRecord;
-  workers: Array<{ id: string; name: string; backend: string; device: string; unitsDone: number }>;
-}
 
 export interface TrainingRunOptions {
   job: JobSpec;
@@ -91,33 +57,6 @@ export interface TrainingRunOptions {
   /** Observes each step's combined per-task gradients (trunk then head) before aggregation. */
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
 }
-
-interface PendingUnit {
-  id: string;
-  kind: 'train' | 'eval';
-  task: string;
-  shard: number;
-  shardCount: number;
-  expectedSamples: number;
-  expectedBytes: number;
-  worker: string | undefined;
-  attempts: number;
-  train?: ShardResult;
-  eval?: { samples: number; loss: number; metrics: Record<string, number> };
-  computeMs: number;
-}
-
-interface Phase {
-  kind: 'train' | 'eval';
-  step: number;
-  version: number;
-  units: Map<string, PendingUnit>;
-  remaining: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
-const WIRE_KIND: Record<PendingUnit['kind'], UnitKind> = { train: 'UNIT_KIND_TRAIN', eval: 'UNIT_KIND_EVAL' };
 
 export class TrainingRun implements SessionHandler {
   private state: RunState = 'created';
@@ -203,32 +142,8 @@ export class TrainingRun implements SessionHandler {
   }
 
   beginResult(session: WorkerSession, header: UnitResult__Output): Float32Array | null {
-    const phase = this.phase;
-    const unit = phase?.units.get(header.unitId);
-    if (!phase || !unit || unit.train || unit.eval) throw new UnknownUnitError(`unit ${header.unitId} is not outstanding`);
-    if (unit.worker !== session.id) throw new UnknownUnitError(`unit ${header.unitId} is not assigned to ${session.id}`);
-    if (header.kind !== WIRE_KIND[unit.kind]) throw new ProtocolViolationError(`unit ${unit.id} is a ${unit.kind} unit, result says ${header.kind}`);
-    if (header.step !== phase.step || header.weightsVersion !== phase.version) {
-      throw new StaleMessageError(`result for step ${header.step} at weights v${header.weightsVersion}; current: step ${phase.step}, v${phase.version}`);
-    }
-    if (header.task !== unit.task || header.shard !== unit.shard) {
-      throw new ProtocolViolationError(`unit ${unit.id} is task ${unit.task} shard ${unit.shard}, result says ${header.task} shard ${header.shard}`);
-    }
-    if (header.sampleCount !== unit.expectedSamples) {
-      throw new ProtocolViolationError(`unit ${unit.id} covers ${unit.expectedSamples} examples, result says ${header.sampleCount}`);
-    }
-    if (!Number.isFinite(header.loss)) throw new NonFiniteError(`unit ${unit.id} (task ${unit.task}, step ${phase.step}) reports loss ${header.loss}`);
-    if (header.byteLength !== unit.expectedBytes) {
-      throw new ByteLengthError(`unit ${unit.id} announces ${header.byteLength} bytes, the layout needs ${unit.expectedBytes}`);
-    }
-    if (unit.kind === 'eval') {
-      const wanted = this.opts.job.tasks[unit.task]!.metrics;
-      for (const m of wanted) {
-        if (!Number.isFinite(header.metrics[m])) throw new ProtocolViolationError(`eval unit ${unit.id} lacks a finite ${m}`);
-      }
-      return null;
-    }
-    return new Float32Array(unit.expectedBytes / 4);
+    const unit = checkResultHeader(this.phase, session.id, header, this.opts.job);
+    return unit.kind === 'train' ? new Float32Array(unit.expectedBytes / 4) : null;
   }
 
   completeResult(session: WorkerSession, header: UnitResult__Output, payload: Float32Array | null): void {
@@ -363,14 +278,6 @@ export class TrainingRun implements SessionHandler {
     }
   }
 
-  private newUnit(kind: PendingUnit['kind'], task: string, shard: number, shardCount: number, expectedSamples: number, expectedBytes: number): PendingUnit {
-    return { id: '', kind, task, shard, shardCount, expectedSamples, expectedBytes, worker: undefined, attempts: 0, computeMs: 0 };
-  }
-
-  private unitId(phase: Pick<Phase, 'kind' | 'step'>, unit: PendingUnit): string {
-    return `${phase.kind === 'train' ? 's' : 'e'}${phase.step}.${unit.task}.${unit.shard}.${unit.attempts}`;
-  }
-
   /** Sends units to workers and resolves when every one has a valid result. */
   private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -378,7 +285,7 @@ export class TrainingRun implements SessionHandler {
       const phase: Phase = { kind, step, version: this.version, units: new Map(), remaining: units.length, resolve, reject };
       for (const u of units) {
         u.attempts = 1;
-        u.id = this.unitId(phase, u);
+        u.id = unitId(phase, u);
         phase.units.set(u.id, u);
       }
       this.phase = phase;
@@ -418,7 +325,7 @@ export class TrainingRun implements SessionHandler {
     const phase = this.phase!;
     phase.units.delete(unit.id);
     unit.attempts++;
-    unit.id = this.unitId(phase, unit);
+    unit.id = unitId(phase, unit);
     phase.units.set(unit.id, unit);
     this.dispatch([unit]);
   }
@@ -430,7 +337,7 @@ export class TrainingRun implements SessionHandler {
     const units = this.tasks.flatMap((task) =>
       Array.from({ length: shards }, (_, k) => {
         const [from, to] = partRange(job.training.batchSize, shards, k);
-        return this.newUnit('train', task, k, shards, to - from, unitGradientSize(layout, task) * 4);
+        return newUnit('train', task, k, shards, to - from, unitGradientSize(layout, task) * 4);
       }),
     );
     const t0 = performance.now();
@@ -491,7 +398,7 @@ export class TrainingRun implements SessionHandler {
       const shardCount = Math.max(1, Math.ceil(size / EVAL_SHARD_SIZE));
       return Array.from({ length: shardCount }, (_, k) => {
         const [from, to] = partRange(size, shardCount, k);
-        return this.newUnit('eval', task, k, shardCount, to - from, 0);
+        return newUnit('eval', task, k, shardCount, to - from, 0);
       });
     });
     await this.runPhase('eval', step, units);

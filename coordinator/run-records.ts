@@ -1,0 +1,34 @@
+// What a run reports: one record per step (metrics.jsonl), one per evaluation (eval.jsonl),
+// and the outcome the summary is made from.
+
+export interface TaskEval {
+  loss: number;
+  samples: number;
+  metrics: Record<string, number>;
+}
+
+export interface EvalRecord {
+  step: number;
+  version: number;
+  tasks: Record<string, TaskEval>;
+}
+
+export interface StepRecord {
+  step: number;
+  version: number;
+  losses: Record<string, number>;
+  aggregatorWeights: Record<string, number>;
+  gradNorms: Record<string, number>;
+  cosine: Record<string, number>;
+  samples: number;
+  timeMs: { units: number; compute: number; aggregate: number; optimize: number; broadcast: number; total: number };
+}
+
+export interface TrainingOutcome {
+  params: Float32Array;
+  steps: number;
+  samples: number;
+  trainMs: number;
+  finalEval: EvalRecord;
+  workers: Array<{ id: string; name: string; backend: string; device: string; unitsDone: number }>;
+}
