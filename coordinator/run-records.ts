@@ -21,7 +21,13 @@ export interface StepRecord {
   gradNorms: Record<string, number>;
   cosine: Record<string, number>;
   samples: number;
-  timeMs: { units: number; compute: number; aggregate: number; optimize: number; broadcast: number; total: number };
+  /**
+   * units: wall time from assignment to the last result; compute: sum of the workers'
+   * compute times; transfer: units minus the busiest worker's compute (weights, results and
+   * scheduling latency); aggregate, optimize, broadcast (encode + queue): coordinator time;
+   * total: the whole step.
+   */
+  timeMs: { units: number; compute: number; transfer: number; aggregate: number; optimize: number; broadcast: number; total: number };
 }
 
 export interface TrainingOutcome {

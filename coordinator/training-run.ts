@@ -58,6 +58,13 @@ export interface TrainingRunOptions {
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
 }
 
+/** The largest total compute time of one worker in a phase: the part of its wall time compute explains. */
+function criticalCompute(units: readonly PendingUnit[]): number {
+  const perWorker = new Map<string, number>();
+  for (const u of units) perWorker.set(u.worker ?? '', (perWorker.get(u.worker ?? '') ?? 0) + u.computeMs);
+  return Math.max(0, ...perWorker.values());
+}
+
 export class TrainingRun implements SessionHandler {
   private state: RunState = 'created';
   private readonly params: Float32Array;
@@ -378,6 +385,7 @@ export class TrainingRun implements SessionHandler {
       timeMs: {
         units: t1 - t0,
         compute: units.reduce((s, u) => s + u.computeMs, 0),
+        transfer: Math.max(0, t1 - t0 - criticalCompute(units)),
         aggregate: t2 - t1,
         optimize: t3 - t2,
         broadcast: t4 - t3,

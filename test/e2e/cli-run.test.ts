@@ -41,7 +41,17 @@ void describe('mtl run', () => {
     assert.equal(summary.workers, 2);
     assert.equal(summary.backend, 'wasm');
 
-    const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; losses: Record<string, number>; cosine: Record<string, number> });
+    type TimeKey = 'units' | 'compute' | 'transfer' | 'aggregate' | 'optimize' | 'broadcast' | 'total';
+    const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; losses: Record<string, number>; cosine: Record<string, number>; timeMs: Record<TimeKey, number> });
+    for (const m of metrics) {
+      for (const k of ['units', 'compute', 'transfer', 'aggregate', 'optimize', 'broadcast', 'total'] as const) {
+        assert.ok(Number.isFinite(m.timeMs[k]) && m.timeMs[k] >= 0, `step ${m.step} timeMs.${k} = ${m.timeMs[k]}`);
+      }
+      assert.ok(m.timeMs.units <= m.timeMs.total && m.timeMs.transfer <= m.timeMs.units);
+    }
     assert.equal(metrics.length, 60);
     assert.deepEqual(metrics.map((m) => m.step), Array.from({ length: 60 }, (_, i) => i + 1));
     assert.ok(Number.isFinite(metrics[0]!.losses.left) && Number.isFinite(metrics[0]!.cosine['left/right']));
