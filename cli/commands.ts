@@ -1,7 +1,7 @@
 // The `mtl` commands: parse nothing, print little; each returns the process exit code.
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
-import { DatasetError, JobSpecError, errorMessage } from '../common/errors.js';
+import { DatasetError, JobSpecError, WorkerLostError, errorMessage } from '../common/errors.js';
 import { loadJobFile } from '../common/job-spec.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
@@ -169,7 +169,7 @@ export function runCommand(jobFile: string, opts: RunCommandOptions): Promise<nu
         logLevel: opts.logLevel,
         onUnexpectedExit: (name, code, signal) => {
           if (coordinator.run.currentState === 'waiting-for-workers') {
-            coordinator.stop(`${name} exited (${signal ?? `code ${code}`}) before joining the run`);
+            coordinator.fail(new WorkerLostError(`${name} exited (${signal ?? `code ${code}`}) before joining the run`));
           }
         },
       });

@@ -249,6 +249,11 @@ export class Coordinator {
     this.run.abort(reason);
   }
 
+  /** Ends the run with `error`; runToCompletion() then resolves with status `failed`. */
+  fail(error: Error): void {
+    this.run.fail(error);
+  }
+
   private async dismissWorkers(reason: string, failed: boolean): Promise<void> {
     const sessions = this.run.sessions;
     await Promise.race([

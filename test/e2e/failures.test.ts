@@ -66,6 +66,13 @@ void describe('failures and shutdown', () => {
     assert.deepEqual(await waitUntilGone(pids), []);
   });
 
+  void it('fails clearly when the workers cannot start (an unavailable backend)', async () => {
+    const r = await startCli(['run', writeJob(smallMultiMnistJob({ steps: 2 })), '--workers', '2', '--backend', 'tensorflow', '--out', tempDir('mtl-nobackend-')]).result;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /backend "tensorflow" is not available .*@tensorflow\/tfjs-node-gpu/);
+    assert.match(r.stderr, /worker-\d exited \(code 1\) before joining the run/);
+  });
+
   void it('workers exit on their own when the launcher is killed with SIGKILL', async () => {
     const { run, pids } = await startedRun(2);
     run.child.kill('SIGKILL');
