@@ -235,7 +235,7 @@ export function validateCommand(jobFile: string, json: boolean): number {
   else {
     process.stdout.write(`${jobFile}: valid\n`);
     process.stdout.write(`  input [${layout.inputShape.join(', ')}], ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
-    for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t}: ${v.dataset}, target ${v.target}, ${v.train} train / ${v.test} test examples\n`);
+    for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
   }
   return EXIT.ok;
 }

@@ -1,7 +1,7 @@
 // `mtl run` end to end: real coordinator, real worker processes, real files.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { bindTasks } from '../../common/datasets/index.js';
@@ -9,6 +9,7 @@ import { inputSize } from '../../common/datasets/types.js';
 import { loadJobFile } from '../../common/job-spec.js';
 import { fileSystemModel } from '../../common/model-files.js';
 import { runCli } from '../helpers/cli-process.js';
+import { EXAMPLES } from '../helpers/paths.js';
 import { smallMultiMnistJob, writeJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
@@ -115,6 +116,18 @@ void describe('mtl run', () => {
     const r = await runCli(['run', writeJob(job, dir)]);
     assert.equal(r.code, 2);
     assert.ok(r.stderr.includes(path.join(dir, 'no-such-table.csv')), r.stderr);
+  });
+
+  void it('every example validates, data included (mtl validate --json)', async () => {
+    const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'));
+    assert.ok(files.length >= 4);
+    for (const f of files) {
+      const r = await runCli(['validate', path.join(EXAMPLES, f), '--json']);
+      assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+      const info = JSON.parse(r.stdout) as { parameters: { total: number; shared: number }; tasks: Record<string, { train: number; test: number }> };
+      assert.ok(info.parameters.total > info.parameters.shared && info.parameters.shared > 0, f);
+      for (const t of Object.values(info.tasks)) assert.ok(t.train > 0 && t.test > 0, f);
+    }
   });
 
   void it('reports a missing job file and unknown options as usage errors (exit 2)', async () => {
