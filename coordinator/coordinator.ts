@@ -68,7 +68,6 @@ export class Coordinator {
   readonly runId: string;
   private readonly log: Logger;
   private closing: Promise<void> | undefined;
-  private boundAddress: string | undefined;
   private message = '';
   private dir: RunDirectory | undefined;
 
@@ -108,24 +107,18 @@ export class Coordinator {
     this.health.addToServer(this.server);
   }
 
-  /** The address workers should use, once listening. */
-  get address(): string {
-    if (!this.boundAddress) throw new IllegalStateError('coordinator is not listening');
-    return this.boundAddress;
-  }
-
   async listen(): Promise<string> {
     if (this.state !== 'created') throw new IllegalStateError(`listen() in state ${this.state}`);
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
-    this.boundAddress = `${host}:${port}`;
+    const address = `${host}:${port}`;
     this.state = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(SERVICE_NAME, 'SERVING');
-    this.log.info('listening', { address: this.boundAddress, run: this.runId, protocol: PROTOCOL_VERSION });
-    return this.boundAddress;
+    this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION });
+    return address;
   }
 
   private onConnect(call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>): void {

@@ -9,16 +9,11 @@ export interface WeightsReceiver {
 
 export class WeightsBroadcast {
   private messages: PreEncodedMessage[] = [];
-  private currentVersion = -1;
 
   constructor(
     private readonly layout: ParameterLayout,
     private readonly chunkBytes: number,
   ) {}
-
-  get version(): number {
-    return this.currentVersion;
-  }
 
   /** Encodes `params` as weights version `version`; serialisation copies, so `params` may change afterwards. */
   update(params: Float32Array, version: number): void {
@@ -41,7 +36,6 @@ export class WeightsBroadcast {
       offset += data.byteLength;
     }
     this.messages = messages;
-    this.currentVersion = version;
   }
 
   /** Queues the current version on a session; a closed session is the run's concern, not ours. */

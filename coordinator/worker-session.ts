@@ -46,12 +46,10 @@ export class WorkerSession {
   unitsDone = 0;
   /** Mean of this worker's unit compute times (ms), for the scheduler. */
   meanUnitMs: number | undefined;
-  lastSeenMs = Date.now();
   /** Why the worker said it is leaving (UnitFailed without a unit), if it did. */
   leavingReason: string | undefined;
   private readonly writer: OrderedWriter<OutgoingCoordinatorMessage>;
   private inbound: { header: UnitResult__Output; payload: Float32Array; assembler: TransferAssembler } | undefined;
-  private closeReason: string | undefined;
 
   constructor(
     readonly id: string,
@@ -78,14 +76,8 @@ export class WorkerSession {
     return this.writer.write(message);
   }
 
-  /** Messages queued but not yet handed to the stream (backpressure). */
-  get pendingWrites(): number {
-    return this.writer.pending;
-  }
-
   private onMessage(msg: WorkerMessage__Output): void {
     if (this.state === 'closed') return;
-    this.lastSeenMs = Date.now();
     let unitId: string | undefined;
     try {
       switch (msg.kind) {
@@ -193,13 +185,8 @@ export class WorkerSession {
   private closed(reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.closeReason = reason;
     this.inbound = undefined;
     this.writer.markClosed(reason);
     this.handler.onClosed(this, reason);
-  }
-
-  get reasonClosed(): string | undefined {
-    return this.closeReason;
   }
 }

@@ -54,10 +54,6 @@ export class ModelRunner {
     this.weights = next;
   }
 
-  get hasWeights(): boolean {
-    return this.weights.length > 0;
-  }
-
   private weight(index: number, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
     const w = overrides?.get(index) ?? this.weights[index];
     if (!w) throw new Error(`weight ${index} is not loaded`);

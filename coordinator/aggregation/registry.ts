@@ -12,10 +12,6 @@ const definitions = new Map<string, AggregatorDefinition>(
 /** Names of every available method, sorted. */
 export const aggregatorNames: readonly string[] = Object.freeze([...definitions.keys()].sort());
 
-export function aggregatorDefinition(name: string): AggregatorDefinition | undefined {
-  return definitions.get(name);
-}
-
 /** Creates a method by name. Unknown names and bad options throw JobSpecError. */
 export function createAggregator(name: string, options: Record<string, unknown> = {}): Aggregator {
   const definition = definitions.get(name);
