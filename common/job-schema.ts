@@ -176,7 +176,13 @@ export const jobSchema = z.strictObject({
     }
   }),
   training,
+  diagnostics: z
+    .strictObject({
+      /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */
+      conflictWindow: nonNegInt.default(50),
+    })
+    .default({ conflictWindow: 50 }),
 });
 
-/** Raw schema output; `resolveJobSpec` turns it into the JobSpec the rest of the code uses. */
+/** Raw schema output (defaults applied): the JobSpec the rest of the code uses. */
 export type ParsedJob = z.output<typeof jobSchema>;

@@ -13,7 +13,7 @@ import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
-import type { EvalRecord, StepRecord, TrainingOutcome } from './run-records.js';
+import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
 import { TrainingRun, type RunState } from './training-run.js';
 import { WorkerSession } from './worker-session.js';
 
@@ -34,6 +34,7 @@ export interface CoordinatorOptions {
   onEval?: (record: EvalRecord) => void;
   onStateChange?: (state: RunState) => void;
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
+  onEvent?: (event: RunEvent) => void;
 }
 
 export interface RunSummary {
@@ -99,6 +100,7 @@ export class Coordinator {
       },
       onStateChange: opts.onStateChange,
       onTaskGradients: opts.onTaskGradients,
+      onEvent: (e) => this.event(e),
     });
     this.server.addService(serverServiceDefinition(), {
       Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => this.onConnect(call),
@@ -109,12 +111,19 @@ export class Coordinator {
 
   async listen(): Promise<string> {
     if (this.state !== 'created') throw new IllegalStateError(`listen() in state ${this.state}`);
+    // The run directory opens before the server, so that nothing a worker does goes unrecorded.
+    const job = this.opts.prepared.loaded.spec;
+    const dir = new RunDirectory(this.opts.outDir);
+    this.dir = dir;
+    if (dir.replacedPrevious) this.log.warn('replacing the files of an earlier run', { dir: dir.dir });
+    dir.writeJob(jobToYaml(job));
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
     this.state = 'serving';
+    this.event({ type: 'run-started', level: 'info', message: `run ${this.runId} started`, data: { runId: this.runId, steps: job.training.steps, aggregator: job.training.aggregator.name } });
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(SERVICE_NAME, 'SERVING');
     this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION });
@@ -147,16 +156,18 @@ export class Coordinator {
     };
   }
 
+  private event(e: RunEvent): void {
+    this.dir?.appendEvent({ time: new Date().toISOString(), ...e });
+    this.opts.onEvent?.(e);
+  }
+
   /** Trains to the end, writes the run directory, tells the workers to leave. Never throws: the summary says how it went. */
   async runToCompletion(): Promise<RunSummary> {
     if (this.state !== 'serving') throw new IllegalStateError(`runToCompletion() in state ${this.state}`);
     const { prepared } = this.opts;
     const job = prepared.loaded.spec;
     const started = performance.now();
-    const dir = new RunDirectory(this.opts.outDir);
-    this.dir = dir;
-    if (dir.replacedPrevious) this.log.warn('replacing the files of an earlier run', { dir: dir.dir });
-    dir.writeJob(jobToYaml(job));
+    const dir = this.dir!;
 
     const { name: aggregatorName, ...aggregatorOptions } = job.training.aggregator;
     const base = {
@@ -229,11 +240,17 @@ export class Coordinator {
       this.message = errorMessage(err);
       this.log.error(stopped ? 'run stopped' : 'run failed', { error: errorMessage(err) });
     }
+    this.event({
+      type: `run-${summary.status}`,
+      level: summary.status === 'succeeded' ? 'info' : 'error',
+      message: summary.error ? `run ${summary.status}: ${summary.error.message}` : `run ${summary.status}`,
+      data: { steps: summary.stepsCompleted, wallTimeS: summary.wallTimeS },
+    });
     dir.writeSummary(summary);
-    dir.close();
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
     await this.dismissWorkers(summary.status === 'succeeded' ? 'run finished' : `run ${summary.status}: ${summary.error?.message ?? ''}`, summary.status !== 'succeeded');
+    dir.close(); // after the workers left, so that their departures are in events.jsonl
     return summary;
   }
 

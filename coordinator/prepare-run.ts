@@ -70,7 +70,7 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
   if (issues.length > 0) throw new JobSpecError(source, issues);
 
   const { name, ...options } = job.training.aggregator;
-  const aggregator = attributed(source, () => createAggregator(name, options));
+  const aggregator = attributed(source, () => createAggregator(name, options, { seed: job.seed }));
   return {
     loaded,
     layout,

@@ -5,11 +5,13 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, writeSyn
 import path from 'node:path';
 import { writeFileAtomic } from '../common/atomic-file.js';
 
-export const RUN_FILES = ['job.yaml', 'summary.json', 'metrics.jsonl', 'eval.jsonl', 'model'] as const;
+export const RUN_FILES = ['job.yaml', 'summary.json', 'metrics.jsonl', 'eval.jsonl', 'events.jsonl', 'model'] as const;
 
 export class RunDirectory {
   private readonly metricsFd: number;
   private readonly evalFd: number;
+  private readonly eventsFd: number;
+  private closed = false;
   /** True when files of an earlier run were replaced. */
   readonly replacedPrevious: boolean;
 
@@ -21,6 +23,7 @@ export class RunDirectory {
     rmSync(path.join(dir, 'summary.json'), { force: true });
     this.metricsFd = openSync(path.join(dir, 'metrics.jsonl'), 'w');
     this.evalFd = openSync(path.join(dir, 'eval.jsonl'), 'w');
+    this.eventsFd = openSync(path.join(dir, 'events.jsonl'), 'w');
   }
 
   file(name: string): string {
@@ -32,19 +35,26 @@ export class RunDirectory {
   }
 
   appendMetrics(record: object): void {
-    writeSync(this.metricsFd, JSON.stringify(record) + '\n');
+    if (!this.closed) writeSync(this.metricsFd, JSON.stringify(record) + '\n');
   }
 
   appendEval(record: object): void {
-    writeSync(this.evalFd, JSON.stringify(record) + '\n');
+    if (!this.closed) writeSync(this.evalFd, JSON.stringify(record) + '\n');
+  }
+
+  appendEvent(record: object): void {
+    if (!this.closed) writeSync(this.eventsFd, JSON.stringify(record) + '\n');
   }
 
   writeSummary(summary: object): void {
     writeFileAtomic(this.file('summary.json'), JSON.stringify(summary, null, 2) + '\n');
   }
 
+  /** Flushes and closes the JSON-lines files; later appends are dropped. Idempotent. */
   close(): void {
-    for (const fd of [this.metricsFd, this.evalFd]) {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of [this.metricsFd, this.evalFd, this.eventsFd]) {
       try {
         fsyncSync(fd);
         closeSync(fd);

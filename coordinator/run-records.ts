@@ -17,7 +17,12 @@ export interface StepRecord {
   step: number;
   version: number;
   losses: Record<string, number>;
+  /** wᵢ with direction = Σ wᵢ gᵢ (NaN where the method has none). */
   aggregatorWeights: Record<string, number>;
+  /** Loss weights λᵢ of loss-weighting methods; heads were scaled by them. */
+  lossWeights?: Record<string, number>;
+  /** What the aggregator noted this step, e.g. a solver fallback. */
+  aggregatorNotes?: string[];
   gradNorms: Record<string, number>;
   cosine: Record<string, number>;
   samples: number;
@@ -37,4 +42,12 @@ export interface TrainingOutcome {
   trainMs: number;
   finalEval: EvalRecord;
   workers: Array<{ id: string; name: string; backend: string; device: string; unitsDone: number }>;
+}
+
+/** Something that happened in a run: lifecycle, workers, warnings (events.jsonl). */
+export interface RunEvent {
+  type: string;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  data?: Record<string, unknown>;
 }

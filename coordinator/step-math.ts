@@ -33,22 +33,7 @@ export function combineShards(shards: readonly ShardResult[]): TaskGradient {
   return { loss, samples: total, grads: Float32Array.from(acc) };
 }
 
-/** H = G·Gᵀ over the rows, in double precision (T(T+1)/2 dot products). */
-export function gramian(rows: readonly Float32Array[]): number[][] {
-  const t = rows.length;
-  const h = Array.from({ length: t }, () => new Array<number>(t).fill(0));
-  for (let i = 0; i < t; i++) {
-    for (let j = i; j < t; j++) {
-      const a = rows[i]!;
-      const b = rows[j]!;
-      let s = 0;
-      for (let k = 0; k < a.length; k++) s += a[k]! * b[k]!;
-      h[i]![j] = s;
-      h[j]![i] = s;
-    }
-  }
-  return h;
-}
+export { gramian } from './aggregation/gramian.js';
 
 export interface GradientDiagnostics {
   norms: number[];
@@ -56,8 +41,8 @@ export interface GradientDiagnostics {
   cosine: number[][];
 }
 
-export function gradientDiagnostics(rows: readonly Float32Array[]): GradientDiagnostics {
-  const h = gramian(rows);
+/** Norms and pairwise cosines from the Gramian H = G·Gᵀ. */
+export function gradientDiagnostics(h: readonly (readonly number[])[]): GradientDiagnostics {
   const norms = h.map((row, i) => Math.sqrt(row[i]!));
   const cosine = h.map((row, i) => row.map((v, j) => (norms[i]! > 0 && norms[j]! > 0 ? v / (norms[i]! * norms[j]!) : 0)));
   return { norms, cosine };

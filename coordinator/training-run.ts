@@ -22,8 +22,9 @@ import { firstNonFinite } from '../common/transfer-assembler.js';
 import type { Aggregator } from './aggregation/types.js';
 import type { Optimizer } from './optimizers.js';
 import { placeUnits } from './scheduler.js';
-import type { EvalRecord, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
-import { combineShards, gradientDiagnostics } from './step-math.js';
+import { ConflictMonitor } from './conflict-monitor.js';
+import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
+import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
 import { checkResultHeader, newUnit, unitId, WIRE_KIND, type PendingUnit, type Phase } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
 import type { SessionHandler, WorkerSession } from './worker-session.js';
@@ -56,6 +57,8 @@ export interface TrainingRunOptions {
   onStateChange?: (state: RunState) => void;
   /** Observes each step's combined per-task gradients (trunk then head) before aggregation. */
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
+  /** Lifecycle and warning events (events.jsonl). */
+  onEvent?: (event: RunEvent) => void;
 }
 
 /** The largest total compute time of one worker in a phase: the part of its wall time compute explains. */
@@ -81,6 +84,8 @@ export class TrainingRun implements SessionHandler {
   private readonly departed: TrainingOutcome['workers'] = [];
   private nextWorker = 1;
   private lastLosses: Record<string, number> = {};
+  private readonly conflicts: ConflictMonitor;
+  private readonly notesSeen = new Set<string>();
   rejectedMessages = 0;
 
   constructor(private readonly opts: TrainingRunOptions) {
@@ -89,6 +94,11 @@ export class TrainingRun implements SessionHandler {
     this.tasks = taskNames(opts.job);
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES);
     this.broadcast.update(this.params, this.version);
+    this.conflicts = new ConflictMonitor(this.tasks, opts.job.diagnostics.conflictWindow);
+  }
+
+  private emit(event: RunEvent): void {
+    this.opts.onEvent?.(event);
   }
 
   get currentState(): RunState {
@@ -129,6 +139,7 @@ export class TrainingRun implements SessionHandler {
     if (this.state === 'finished' || this.state === 'failed') throw new IllegalStateError('the run is over');
     this.workers.set(session.id, session);
     this.log.info('worker joined', { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend, device: hello.device });
+    this.emit({ type: 'worker-joined', level: 'info', message: `worker ${session.label} joined`, data: { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend } });
     void session
       .send({
         welcome: {
@@ -206,6 +217,7 @@ export class TrainingRun implements SessionHandler {
 
   onClosed(session: WorkerSession, reason: string): void {
     if (!this.workers.delete(session.id)) return;
+    this.emit({ type: 'worker-left', level: 'info', message: `worker ${session.label} left: ${reason}`, data: { worker: session.id, step: this.step, reason } });
     this.departed.push({ id: session.id, name: session.name, backend: session.backend, device: session.device, unitsDone: session.unitsDone });
     const held = [...(this.phase?.units.values() ?? [])].filter((u) => u.worker === session.id && !u.train && !u.eval);
     const active = this.state === 'training' || this.state === 'evaluating';
@@ -356,15 +368,27 @@ export class TrainingRun implements SessionHandler {
     this.opts.onTaskGradients?.(step, new Map(this.tasks.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, sharedSize));
     const losses = perTask.map((g) => g.loss);
-    const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step });
+    const h = gramian(rows);
+    const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step, gramian: h });
     if (aggregated.direction.length !== sharedSize || firstNonFinite(aggregated.direction) >= 0) {
       throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned an invalid direction at step ${step}`);
     }
     const t2 = performance.now();
 
+    const lossWeights = aggregated.lossWeights;
+    if (lossWeights && (lossWeights.length !== this.tasks.length || !lossWeights.every(Number.isFinite))) {
+      throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned invalid loss weights at step ${step}: [${lossWeights.join(', ')}]`);
+    }
     const update = new Float32Array(layout.totalSize);
     update.set(aggregated.direction, layout.shared.offset);
-    this.tasks.forEach((task, i) => update.set(perTask[i]!.grads.subarray(sharedSize), layout.headGroups.get(task)!.offset));
+    this.tasks.forEach((task, i) => {
+      // Methods defined by loss weights scale each head's gradient by its task's weight (as in LibMTL).
+      const head = perTask[i]!.grads.subarray(sharedSize);
+      const offset = layout.headGroups.get(task)!.offset;
+      const lw = lossWeights?.[i] ?? 1;
+      if (lw === 1) update.set(head, offset);
+      else for (let k = 0; k < head.length; k++) update[offset + k] = lw * head[k]!;
+    });
     this.opts.optimizer.step(this.params, update);
     this.version++;
     const t3 = performance.now();
@@ -373,12 +397,24 @@ export class TrainingRun implements SessionHandler {
     for (const s of this.sessions) this.broadcast.sendTo(s);
     const t4 = performance.now();
 
-    const diag = gradientDiagnostics(rows);
+    const diag = gradientDiagnostics(h);
+    for (const w of this.conflicts.observe(diag.cosine)) {
+      const message = `tasks ${w.tasks[0]} and ${w.tasks[1]} have had conflicting gradients (negative cosine, mean ${w.meanCosine.toFixed(3)}) for ${w.steps} steps`;
+      this.log.warn(message, { step: step + 1 });
+      this.emit({ type: 'task-conflict', level: 'warn', message, data: { step: step + 1, tasks: w.tasks, steps: w.steps, meanCosine: w.meanCosine } });
+    }
+    for (const note of aggregated.notes ?? []) {
+      // A note (e.g. a solver fallback) is logged the first time; every step records it.
+      if (!this.notesSeen.has(note)) this.log.warn(`aggregator ${this.opts.aggregator.name}: ${note}`, { step: step + 1 });
+      this.notesSeen.add(note);
+    }
     const record: StepRecord = {
       step: step + 1,
       version: this.version,
       losses: Object.fromEntries(this.tasks.map((t, i) => [t, losses[i]!])),
       aggregatorWeights: Object.fromEntries(this.tasks.map((t, i) => [t, aggregated.weights[i] ?? NaN])),
+      ...(lossWeights ? { lossWeights: Object.fromEntries(this.tasks.map((t, i) => [t, lossWeights[i]!])) } : {}),
+      ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
       gradNorms: Object.fromEntries(this.tasks.map((t, i) => [t, diag.norms[i]!])),
       cosine: Object.fromEntries(this.tasks.flatMap((a, i) => this.tasks.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
       samples: perTask.reduce((n, g) => n + g.samples, 0),

@@ -22,14 +22,3 @@ export function checkAggregationInput(input: AggregationInput): number {
   });
   return p;
 }
-
-/** Σ wᵢ gᵢ, accumulated in double precision in row order. */
-export function weightedSum(grads: readonly Float32Array[], weights: readonly number[], p: number): Float32Array {
-  const acc = new Float64Array(p);
-  grads.forEach((row, i) => {
-    const w = weights[i]!;
-    if (w === 0) return;
-    for (let j = 0; j < p; j++) acc[j]! += w * row[j]!;
-  });
-  return Float32Array.from(acc);
-}

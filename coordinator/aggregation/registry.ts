@@ -3,7 +3,7 @@
 import { JobSpecError } from '../../common/errors.js';
 import { specIssues } from '../../common/spec-issues.js';
 import * as methods from './methods/index.js';
-import type { Aggregator, AggregatorDefinition } from './types.js';
+import type { Aggregator, AggregatorContext, AggregatorDefinition } from './types.js';
 
 const definitions = new Map<string, AggregatorDefinition>(
   Object.values(methods as Record<string, AggregatorDefinition>).map((d) => [d.name, d]),
@@ -12,8 +12,13 @@ const definitions = new Map<string, AggregatorDefinition>(
 /** Names of every available method, sorted. */
 export const aggregatorNames: readonly string[] = Object.freeze([...definitions.keys()].sort());
 
+/** The definition of a method (summary, reference, options schema), or undefined. */
+export function aggregatorDefinition(name: string): AggregatorDefinition | undefined {
+  return definitions.get(name);
+}
+
 /** Creates a method by name. Unknown names and bad options throw JobSpecError. */
-export function createAggregator(name: string, options: Record<string, unknown> = {}): Aggregator {
+export function createAggregator(name: string, options: Record<string, unknown> = {}, context: Partial<AggregatorContext> = {}): Aggregator {
   const definition = definitions.get(name);
   if (!definition) {
     throw new JobSpecError('aggregator', [
@@ -22,5 +27,5 @@ export function createAggregator(name: string, options: Record<string, unknown> 
   }
   const parsed = definition.options.safeParse(options, { reportInput: true });
   if (!parsed.success) throw new JobSpecError('aggregator', specIssues(parsed.error, ['training', 'aggregator']));
-  return definition.create(parsed.data);
+  return definition.create(parsed.data, { seed: context.seed ?? 0 });
 }

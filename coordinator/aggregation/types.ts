@@ -9,20 +9,39 @@ export interface AggregationInput {
   /** The per-task losses of this step, in the same order. */
   losses: number[];
   step: number;
+  /**
+   * H = G·Gᵀ when the caller already has it (the coordinator computes it once per step for
+   * its diagnostics). Methods must compute it themselves when it is absent.
+   */
+  gramian?: number[][];
 }
 
 export interface AggregationResult {
   direction: Float32Array;
   /** Per-task coefficients with direction = Σ wᵢ gᵢ (empty where a method has none). */
   weights: number[];
+  /**
+   * Methods defined by loss weights (uw, dwa, ...) return them here: the multipliers λᵢ of
+   * the task losses, as in LibMTL. The coordinator scales each task's head gradient by its
+   * λᵢ; without them, heads use their own gradients.
+   */
+  lossWeights?: number[];
+  /** Anything the step's diagnostics should record, e.g. a solver that fell back. */
+  notes?: string[];
 }
 
 export interface Aggregator {
   readonly name: string;
   aggregate(input: AggregationInput): AggregationResult;
-  /** JSON-serialisable state, for checkpoints. */
+  /** JSON-serialisable state, for checkpoints: restore(state()) continues identically. */
   state(): unknown;
   restore(state: unknown): void;
+}
+
+/** What a method may need from the run besides its options. */
+export interface AggregatorContext {
+  /** Seed for methods with randomness (pcgrad's order, rlw's weights); default 0. */
+  seed: number;
 }
 
 /**
@@ -31,8 +50,10 @@ export interface Aggregator {
  */
 export interface AggregatorDefinition<Options extends Record<string, unknown> = Record<string, unknown>> {
   readonly name: string;
-  /** One line for `mtl` help and the README table. */
+  /** One line for help texts and the README table. */
   readonly summary: string;
+  /** The paper (authors, venue, year). */
+  readonly reference: string;
   readonly options: z.ZodType<Options>;
-  create(options: Options): Aggregator;
+  create(options: Options, context: AggregatorContext): Aggregator;
 }

@@ -59,6 +59,11 @@ void describe('mtl run', () => {
     const evals = readFileSync(path.join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number });
     assert.deepEqual(evals.map((e) => e.step), [30, 60]);
     assert.ok(existsSync(path.join(out, 'job.yaml')));
+    const events = readFileSync(path.join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'run-started');
+    assert.equal(types.filter((t) => t === 'worker-joined').length, 2);
+    assert.ok(types.includes('run-succeeded'));
     // job.yaml is the resolved spec: it loads, with defaults filled in.
     assert.equal(loadJobFile(path.join(out, 'job.yaml')).spec.training.aggregator.name, 'mean');
 

@@ -98,13 +98,15 @@ void describe('combineShards', () => {
 
 void describe('gradientDiagnostics', () => {
   void it('gives norms and cosines of known vectors', () => {
-    const d = gradientDiagnostics([
-      Float32Array.from([3, 4, 0]), // norm 5
-      Float32Array.from([-4, 3, 0]), // orthogonal to the first
-      Float32Array.from([-6, -8, 0]), // opposite to the first
-      Float32Array.from([0, 0, 0]), // zero
-      Float32Array.from([6, 8, 0]), // same direction as the first
-    ]);
+    const d = gradientDiagnostics(
+      gramian([
+        Float32Array.from([3, 4, 0]), // norm 5
+        Float32Array.from([-4, 3, 0]), // orthogonal to the first
+        Float32Array.from([-6, -8, 0]), // opposite to the first
+        Float32Array.from([0, 0, 0]), // zero
+        Float32Array.from([6, 8, 0]), // same direction as the first
+      ]),
+    );
     assert.deepEqual(d.norms, [5, 5, 10, 0, 10]);
     const c = d.cosine;
     assert.equal(c[0]?.[1], 0);
@@ -126,7 +128,7 @@ void describe('gradientDiagnostics', () => {
         ),
         (raw) => {
           const rows = raw.map((r) => Float32Array.from(r));
-          const d = gradientDiagnostics(rows);
+          const d = gradientDiagnostics(gramian(rows));
           rows.forEach((r, i) => assert.ok(Math.abs(d.norms[i]! - l2norm(r)) <= 1e-12 * l2norm(r)));
           for (const row of d.cosine) for (const v of row) assert.ok(v >= -1 - 1e-12 && v <= 1 + 1e-12, `cosine ${v}`);
         },
