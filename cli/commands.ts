@@ -2,7 +2,7 @@
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
 import { DatasetError, JobSpecError, WorkerLostError, errorMessage } from '../common/errors.js';
-import { loadJobFile } from '../common/job-spec.js';
+import { loadJobFile, withAggregator } from '../common/job-spec.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
@@ -30,9 +30,16 @@ function logger(component: string, opts: CommonOptions, progress?: ProgressRepor
 }
 
 /** Loads and checks a job; prints every problem and returns undefined when it is invalid. */
-function prepare(jobFile: string): PreparedRun | undefined {
+export interface JobOverrides {
+  /** Replaces training.aggregator (mtl run --aggregator). */
+  aggregator?: string;
+}
+
+function prepare(jobFile: string, overrides: JobOverrides = {}): PreparedRun | undefined {
   try {
-    return prepareRun(loadJobFile(jobFile, { aggregatorNames }));
+    const loaded = loadJobFile(jobFile, { aggregatorNames });
+    if (overrides.aggregator !== undefined) loaded.spec = withAggregator(loaded.spec, overrides.aggregator);
+    return prepareRun(loaded);
   } catch (err) {
     if (err instanceof JobSpecError) {
       process.stderr.write(`${err.message}\n`);
@@ -89,7 +96,7 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-interface ServeOptions extends CommonOptions {
+interface ServeOptions extends CommonOptions, JobOverrides {
   out?: string;
   json: boolean;
   quiet: boolean;
@@ -105,7 +112,7 @@ interface ServePlan {
 
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
 async function serveJob(jobFile: string, opts: ServeOptions, plan: ServePlan): Promise<number> {
-  const prepared = prepare(jobFile);
+  const prepared = prepare(jobFile, opts);
   if (!prepared) return EXIT.usage;
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);

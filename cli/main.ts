@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../common/errors.js';
+import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand } from './commands.js';
 
@@ -27,6 +28,7 @@ function hostPort(value: string): string {
 
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto');
 const logLevelOption = () => new Option('--log-level <level>', 'log verbosity (default: info, or MTL_LOG_LEVEL)').choices(['debug', 'info', 'warn', 'error']);
+const aggregatorOption = () => new Option('--aggregator <name>', "aggregation method, replacing the job's training.aggregator").choices(aggregatorNames);
 const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
 
 const program = new Command()
@@ -43,6 +45,7 @@ program
   .option('-w, --workers <n>', 'number of worker processes (one per core)', positiveInt, 1)
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .addOption(backendOption())
+  .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
   .option('-q, --quiet', 'no progress output', false)
   .addOption(logLevelOption())
@@ -59,6 +62,7 @@ program
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
   .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
+  .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
   .option('-q, --quiet', 'no progress output', false)
   .addOption(logLevelOption())

@@ -140,3 +140,12 @@ export function headLayers(job: JobSpec, task: string): LayerSpec[] {
   if (!head) throw new RangeError(`no head for task ${task}`);
   return head.map(layerSpec);
 }
+
+/**
+ * The job with another aggregator (`mtl run --aggregator NAME`): the file's options are kept
+ * when it names the same method, otherwise the method's defaults apply.
+ */
+export function withAggregator(job: JobSpec, name: string): JobSpec {
+  if (job.training.aggregator.name === name) return job;
+  return { ...job, training: { ...job.training, aggregator: { name } } };
+}

@@ -1,0 +1,27 @@
+// `npm run bench [-- NAME ...] [--json] [options]`: runs benchmarks by name (all by default).
+// Every benchmark prints ratios measured side by side in the same run, never absolute goals
+// checked against a fixed clock: this machine is shared and noisy.
+import { aggregatorsBench } from './aggregators.js';
+import type { Bench } from './bench-types.js';
+
+const benches: Bench[] = [aggregatorsBench];
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const names = args.filter((a) => !a.startsWith('--') && !/^\d/.test(a) && !a.includes('x'));
+  const unknown = names.filter((n) => !benches.some((b) => b.name === n));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')} (available: ${benches.map((b) => b.name).join(', ')})\n`);
+    return 2;
+  }
+  const selected = names.length === 0 ? benches : benches.filter((b) => names.includes(b.name));
+  for (const bench of selected) {
+    const result = await bench.run(args, (line) => process.stderr.write(line + '\n'));
+    if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
+    else process.stdout.write(result.text + '\n');
+  }
+  return 0;
+}
+
+process.exitCode = await main();
