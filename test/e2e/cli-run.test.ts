@@ -135,6 +135,19 @@ void describe('mtl run', () => {
     }
   });
 
+  void it('--aggregator replaces the method of the job (recorded in job.yaml and the summary); an unknown one is a usage error', async () => {
+    const out = tempDir('mtl-agg-');
+    const spec = loadJobFile(path.join(EXAMPLES, 'synthetic.yaml')).spec;
+    const job = writeJob({ ...spec, training: { ...spec.training, steps: 20, evalEvery: undefined } });
+    const r = await runCli(['run', job, '--aggregator', 'sum', '--out', out, '--json', '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { aggregator: { name: string } }).aggregator.name, 'sum');
+    assert.equal(loadJobFile(path.join(out, 'job.yaml')).spec.training.aggregator.name, 'sum');
+    const bad = await runCli(['run', path.join(EXAMPLES, 'synthetic.yaml'), '--aggregator', 'no-such-method']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Allowed choices are .*mean/);
+  });
+
   void it('reports a missing job file and unknown options as usage errors (exit 2)', async () => {
     const missing = await runCli(['run', '/nonexistent/job.yaml']);
     assert.equal(missing.code, 2);
