@@ -1,0 +1,112 @@
+// uw: uncertainty weighting. Each task has a learned sᵢ = log σᵢ²; the training loss is
+// Σ λᵢ Lᵢ + sᵢ/2 with λᵢ = 1/(2σᵢ²) = ½ e^(−sᵢ) (LibMTL's form, which drops the paper's separate
+// regression/classification constants). λ is LibMTL's loss multiplier, not renormalised (LibMTL
+// does not normalise it either): with the initial s = −0.5 every λᵢ = ½e^0.5 ≈ 0.82.
+// d = (1/T) Σ λᵢ gᵢ, and each head's gradient is scaled by λᵢ.
+//
+// s is trained the way LibMTL trains it, by the model's kind of optimizer: our own Adam (the
+// same implementation as the model's, coordinator/optimizers.ts), stepped once per aggregate
+// with ∂/∂sᵢ = ½(1 − Lᵢ e^(−sᵢ)) from this step's losses, after λ has been used (LibMTL's
+// optimizer also steps after the backward pass). The optimum is σᵢ² = Lᵢ, so a task with a
+// smaller loss gets a larger weight.
+//
+// lr default 1e-3: LibMTL uses the model's Adam (its default lr 1e-4 over 100+ epochs); our
+// example jobs use Adam 1e-3 for 1500–3000 steps, and with 1e-4 s could move by at most ~0.3
+// in such a run, so the weights would hardly adapt. Adam moves s by about lr per step whatever
+// the loss scale.
+import { z } from 'zod';
+import { AggregationInputError } from '../../../common/errors.js';
+import { createOptimizer, type Optimizer } from '../../optimizers.js';
+import { weightedSum } from '../gramian.js';
+import { checkAggregationInput } from '../input-checks.js';
+import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
+import type { AggregatorDefinition } from '../types.js';
+
+type UwOptions = { init: number; lr: number };
+
+/**
+ * Bounds on s = log σ². Within them λ stays in [1e-22, 1e21]; past them the loss has gone to
+ * (numerically) zero or infinity and further growth of the weight is meaningless.
+ */
+const S_LIMIT = 50;
+/** Gradients beyond this carry no more information to Adam but would overflow its float32 moments. */
+const GRADIENT_LIMIT = 1e15;
+
+interface Learned {
+  s: Float32Array;
+  optimizer: Optimizer;
+}
+
+function adam(size: number, lr: number): Optimizer {
+  return createOptimizer({ name: 'adam', learningRate: lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, size);
+}
+
+export const uw: AggregatorDefinition<UwOptions> = {
+  name: 'uw',
+  summary: 'uncertainty weighting: loss weights 1/(2σᵢ²) with learned log σᵢ² (own Adam)',
+  reference: 'A. Kendall, Y. Gal, R. Cipolla: Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics, CVPR 2018',
+  options: z.strictObject({
+    /** Initial log σ² of every task (LibMTL: −0.5). */
+    init: z.number().min(-S_LIMIT).max(S_LIMIT).default(-0.5),
+    /** Adam learning rate of log σ² (see the file comment for the default). */
+    lr: z.number().positive().default(1e-3),
+  }),
+  create(options) {
+    let learned: Learned | undefined;
+    return {
+      name: 'uw',
+      aggregate(input) {
+        const p = checkAggregationInput(input);
+        const t = input.grads.length;
+        if (input.losses.length !== t) throw new AggregationInputError(`uw needs one loss per task, got ${input.losses.length} for ${t}`);
+        const notes: string[] = [];
+        if (learned?.s.length !== t) {
+          if (learned) notes.push(`uw: task count changed to ${t}, log σ² reset`);
+          learned = { s: new Float32Array(t).fill(options.init), optimizer: adam(t, options.lr) };
+        }
+        const { s, optimizer } = learned;
+        const lossWeights = Array.from(s, (si) => 0.5 * Math.exp(-si));
+
+        const gradient = new Float32Array(t);
+        input.losses.forEach((loss, i) => {
+          const g = 0.5 * (1 - loss * Math.exp(-s[i]!));
+          gradient[i] = Math.max(-GRADIENT_LIMIT, Math.min(GRADIENT_LIMIT, g));
+        });
+        optimizer.step(s, gradient);
+        s.forEach((si, i) => {
+          if (Math.abs(si) > S_LIMIT) {
+            s[i] = Math.sign(si) * S_LIMIT;
+            notes.push(`uw: log σ² of task ${i} reached ±${S_LIMIT} and was held there`);
+          }
+        });
+
+        const extra = notes.length ? { notes } : {};
+        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1], lossWeights: [1], ...extra };
+        const weights = lossWeights.map((l) => l / t);
+        return { direction: weightedSum(input.grads, weights, p), weights, lossWeights, ...extra };
+      },
+      state() {
+        if (!learned) return null;
+        const { t, slots } = learned.optimizer.state();
+        return { logVariance: encodeFloat32(learned.s), adam: { t, m: encodeFloat32(slots.m!), v: encodeFloat32(slots.v!) } };
+      },
+      restore(state) {
+        if (state === null) {
+          learned = undefined;
+          return;
+        }
+        const record = stateRecord(state, 'uw');
+        const s = decodeFloat32(record.logVariance);
+        const moments = stateRecord(record.adam, 'uw.adam');
+        const m = decodeFloat32(moments.m);
+        const v = decodeFloat32(moments.v);
+        if (!Number.isSafeInteger(moments.t) || m.length !== s.length || v.length !== s.length) {
+          throw new AggregationInputError('uw: state has inconsistent sizes or step count');
+        }
+        const optimizer = adam(s.length, options.lr);
+        optimizer.restore({ name: 'adam', t: moments.t as number, slots: { m, v } });
+        learned = { s, optimizer };
+      },
+    };
+  },
+};
