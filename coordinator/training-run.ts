@@ -86,6 +86,7 @@ export class TrainingRun implements SessionHandler {
   private lastLosses: Record<string, number> = {};
   private readonly conflicts: ConflictMonitor;
   private readonly notesSeen = new Set<string>();
+  private update: Float32Array | undefined;
   rejectedMessages = 0;
 
   constructor(private readonly opts: TrainingRunOptions) {
@@ -369,7 +370,12 @@ export class TrainingRun implements SessionHandler {
     const rows = perTask.map((g) => g.grads.subarray(0, sharedSize));
     const losses = perTask.map((g) => g.loss);
     const h = gramian(rows);
-    const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step, gramian: h });
+    // One update buffer for the whole run: the aggregator writes the trunk's direction
+    // straight into it, the heads are copied in below; both parts are overwritten every step.
+    this.update ??= new Float32Array(layout.totalSize);
+    const update = this.update;
+    const trunk = update.subarray(layout.shared.offset, layout.shared.offset + sharedSize);
+    const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step, gramian: h, out: trunk });
     if (aggregated.direction.length !== sharedSize || firstNonFinite(aggregated.direction) >= 0) {
       throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned an invalid direction at step ${step}`);
     }
@@ -379,8 +385,7 @@ export class TrainingRun implements SessionHandler {
     if (lossWeights && (lossWeights.length !== this.tasks.length || !lossWeights.every(Number.isFinite))) {
       throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned invalid loss weights at step ${step}: [${lossWeights.join(', ')}]`);
     }
-    const update = new Float32Array(layout.totalSize);
-    update.set(aggregated.direction, layout.shared.offset);
+    if (aggregated.direction !== trunk) trunk.set(aggregated.direction);
     this.tasks.forEach((task, i) => {
       // Methods defined by loss weights scale each head's gradient by its task's weight (as in LibMTL).
       const head = perTask[i]!.grads.subarray(sharedSize);

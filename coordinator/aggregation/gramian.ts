@@ -58,9 +58,11 @@ export function gramian(rows: readonly Float32Array[]): number[][] {
  * precision before one rounding to float32, so for T ≤ 4 the result is the exactly rounded
  * double-precision sum.
  */
-export function weightedSum(rows: readonly Float32Array[], weights: readonly number[], p: number): Float32Array {
-  const out = new Float32Array(p);
+export function weightedSum(rows: readonly Float32Array[], weights: readonly number[], p: number, into?: Float32Array): Float32Array {
+  if (into !== undefined && into.length !== p) throw new RangeError(`output has length ${into.length}, expected ${p}`);
+  const out = into ?? new Float32Array(p);
   const t = rows.length;
+  if (t === 0) out.fill(0);
   let first = true;
   for (let i = 0; i < t; i += 4) {
     const n = Math.min(4, t - i);

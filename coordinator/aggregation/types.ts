@@ -14,6 +14,12 @@ export interface AggregationInput {
    * its diagnostics). Methods must compute it themselves when it is absent.
    */
   gramian?: number[][];
+  /**
+   * Where to write the direction (length P), e.g. a buffer the caller reuses every step:
+   * allocating 40 MB a step costs more than the aggregation itself. When given, the
+   * result's `direction` is this array.
+   */
+  out?: Float32Array;
 }
 
 export interface AggregationResult {

@@ -50,16 +50,16 @@ export const alignedMtl: AggregatorDefinition<AlignedOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const uniform = input.grads.map(() => 1 / t);
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`aligned-mtl: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const weights = alignedWeights(scaled.matrix);
       if (!weights) {
-        return { direction: weightedSum(input.grads, uniform, p), weights: uniform, notes: ['aligned-mtl: eigendecomposition did not converge; used the mean'] };
+        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform, notes: ['aligned-mtl: eigendecomposition did not converge; used the mean'] };
       }
-      return { direction: weightedSum(input.grads, weights, p), weights };
+      return { direction: weightedSum(input.grads, weights, p, input.out), weights };
     },
     state: () => null,
     restore: () => undefined,

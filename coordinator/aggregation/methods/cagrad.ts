@@ -111,17 +111,17 @@ export const cagrad: AggregatorDefinition<CagradOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const uniform = input.grads.map(() => 1 / t);
       // c = 0 is the mean by definition: skip even the Gramian.
-      if (options.c === 0) return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (options.c === 0) return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`cagrad: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const { weights: raw, notes } = conflictAverseWeights(scaled.matrix, options.c);
       const divisor = options.rescale === 1 ? 1 + options.c ** 2 : options.rescale === 2 ? 1 + options.c : 1;
       const weights = raw.map((w) => w / divisor);
-      const result = { direction: weightedSum(input.grads, weights, p), weights };
+      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
       return notes.length > 0 ? { ...result, notes } : result;
     },
     state: () => null,

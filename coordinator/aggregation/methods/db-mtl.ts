@@ -73,7 +73,7 @@ export const dbMtl: AggregatorDefinition<DbMtlOptions> = {
         const divisors = input.losses.map((l) => Math.max(0, l) + EPSILON);
         const lossWeights = divisors.map((d) => 1 / d);
         // One task: nothing to balance, so no buffer is kept.
-        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1], lossWeights: [1], ...(notes.length ? { notes } : {}) };
+        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...(notes.length ? { notes } : {}) };
 
         if (buffer?.rows.length !== t || buffer.rows[0]!.length !== p) {
           if (buffer) notes.push(`db-mtl: gradient shape changed to ${t} × ${p}, EMA buffer restarted`);
@@ -110,7 +110,7 @@ export const dbMtl: AggregatorDefinition<DbMtlOptions> = {
         });
         // The contract's "all-zero G gives zeros": the EMA still decays, but a group with no
         // gradient this step is not moved by the memory of earlier ones.
-        if (gradientNorms.every((n) => n === 0)) return { direction: new Float32Array(p), weights: [], lossWeights, ...(notes.length ? { notes } : {}) };
+        if (gradientNorms.every((n) => n === 0)) return { direction: (input.out ?? new Float32Array(p)).fill(0), weights: [], lossWeights, ...(notes.length ? { notes } : {}) };
         let target = Math.max(...buf.norms.map((n, i) => n * buf.scales[i]!));
         if (target > MAX_NORM) {
           notes.push('db-mtl: the largest smoothed log-loss gradient exceeds float32 range; the direction was capped');
@@ -118,7 +118,7 @@ export const dbMtl: AggregatorDefinition<DbMtlOptions> = {
         }
         // (1/T) Σ (target/‖bᵢ‖) bᵢ = Σ target/(T‖xᵢ‖) · xᵢ; a row that is still zero adds nothing.
         const coefficients = buf.norms.map((n) => (n > 0 ? target / (t * n) : 0));
-        const direction = weightedSum(buf.rows, coefficients, p);
+        const direction = weightedSum(buf.rows, coefficients, p, input.out);
         return { direction, weights: [], lossWeights, ...(notes.length ? { notes } : {}) };
       },
       state() {

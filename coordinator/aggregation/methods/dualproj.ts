@@ -29,13 +29,13 @@ export const dualproj: AggregatorDefinition<DualprojOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const uniform = input.grads.map(() => 1 / t);
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`dualproj: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const projection = dualConeWeights(traceNormalized(scaled.matrix), uniform, options.reg_eps);
-      const result = { direction: weightedSum(input.grads, projection.weights, p), weights: projection.weights };
+      const result = { direction: weightedSum(input.grads, projection.weights, p, input.out), weights: projection.weights };
       if (projection.converged) return result;
       return { ...result, notes: [`dualproj: the projection QP ended on its fallback (residual ${projection.residual.toExponential(1)}); used its best feasible point`] };
     },

@@ -107,9 +107,9 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
         }
 
         const extra = notes.length ? { notes } : {};
-        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1], lossWeights: [1], ...extra };
+        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
         const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p), weights, lossWeights, ...extra };
+        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
       },
       state() {
         if (!learned) return null;

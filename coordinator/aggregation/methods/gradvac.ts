@@ -107,11 +107,11 @@ export const gradvac: AggregatorDefinition<GradvacOptions> = {
           if (targets.length > 0) notes.add(`gradvac: task count changed to ${t}, target cosines reset to 0`);
           targets = new Array<number>(t * t).fill(0);
         }
-        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1], ...(notes.size ? { notes: [...notes] } : {}) };
+        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], ...(notes.size ? { notes: [...notes] } : {}) };
         const h = input.gramian ?? gramian(input.grads);
         const coefficients = raiseCosines(h, targets, options.beta, (i) => shuffledOthers(seed, 'gradvac', input.step, i, t), notes);
         const weights = Array.from({ length: t }, (_, k) => coefficients.reduce((s, c) => s + c[k]!, 0) / t);
-        return { direction: weightedSum(input.grads, weights, p), weights, ...(notes.size ? { notes: [...notes] } : {}) };
+        return { direction: weightedSum(input.grads, weights, p, input.out), weights, ...(notes.size ? { notes: [...notes] } : {}) };
       },
       state: () => ({ targets: targets.slice() }),
       restore(state) {

@@ -63,16 +63,16 @@ export const imtlG: AggregatorDefinition<ImtlOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const uniform = input.grads.map(() => 1 / t);
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`imtl-g: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const solved = impartialWeights(scaled.matrix);
       if ('reason' in solved) {
-        return { direction: weightedSum(input.grads, uniform, p), weights: uniform, notes: [`imtl-g: ${solved.reason}; used the mean`] };
+        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform, notes: [`imtl-g: ${solved.reason}; used the mean`] };
       }
-      return { direction: weightedSum(input.grads, solved.weights, p), weights: solved.weights };
+      return { direction: weightedSum(input.grads, solved.weights, p, input.out), weights: solved.weights };
     },
     state: () => null,
     restore: () => undefined,

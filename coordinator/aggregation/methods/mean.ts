@@ -14,7 +14,7 @@ export const mean: AggregatorDefinition = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const weights = input.grads.map(() => 1 / input.grads.length);
-      return { direction: weightedSum(input.grads, weights, p), weights, lossWeights: input.grads.map(() => 1) };
+      return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights: input.grads.map(() => 1) };
     },
     state: () => null,
     restore: () => undefined,

@@ -60,12 +60,12 @@ export const mgda: AggregatorDefinition<MgdaOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`mgda: ${scaled.reason}`);
       if (scaled.kind === 'zero') {
         const uniform = input.grads.map(() => 1 / t);
-        return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       }
       const notes: string[] = [];
       const h = scaled.matrix;
@@ -83,7 +83,7 @@ export const mgda: AggregatorDefinition<MgdaOptions> = {
         notes.push(`mgda: min-norm QP did not converge (relative KKT residual ${solution.kktResidual.toExponential(1)}); used its best feasible point`);
       }
       const weights = solution.x.map((w, i) => w / (divisors[i]! * unit));
-      const result = { direction: weightedSum(input.grads, weights, p), weights };
+      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
       return notes.length > 0 ? { ...result, notes } : result;
     },
     state: () => null,

@@ -134,7 +134,7 @@ export const nashMtl: AggregatorDefinition<NashOptions> = {
         step++;
         if (t === 1) {
           lastWeights = [1];
-          return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+          return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
         }
         const needGramian = update || options.max_norm > 0;
         const scaled = needGramian ? scaleGramian(input.gramian ?? gramian(input.grads), t) : null;
@@ -153,7 +153,7 @@ export const nashMtl: AggregatorDefinition<NashOptions> = {
           const norm = Math.sqrt(Math.max(0, dot(weights, matVec(scaled.matrix, weights))) * scaled.scale);
           if (norm > options.max_norm) weights = weights.map((w) => (w * options.max_norm) / norm);
         }
-        const result = { direction: weightedSum(input.grads, weights, p), weights };
+        const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
         return notes.length > 0 ? { ...result, notes } : result;
       },
       state: () => ({ step, weights: lastWeights }),

@@ -75,12 +75,12 @@ export const pcgrad: AggregatorDefinition<PcgradOptions> = {
         const p = checkAggregationInput(input);
         checkStep(input.step);
         const t = input.grads.length;
-        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1] };
+        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
         const h = input.gramian ?? gramian(input.grads);
         const coefficients = projectConflicting(h, (i) => shuffledOthers(seed, 'pcgrad', input.step, i, t));
         // d = (1/T) Σᵢ gᵢ' = Σₖ ((1/T) Σᵢ cᵢₖ) gₖ.
         const weights = Array.from({ length: t }, (_, k) => coefficients.reduce((s, c) => s + c[k]!, 0) / t);
-        return { direction: weightedSum(input.grads, weights, p), weights };
+        return { direction: weightedSum(input.grads, weights, p, input.out), weights };
       },
       // The order is a pure function of (seed, step): nothing to carry between steps.
       state: () => null,

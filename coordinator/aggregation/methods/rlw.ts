@@ -42,10 +42,10 @@ export const rlw: AggregatorDefinition<RlwOptions> = {
           throw new AggregationInputError(`step must be a non-negative integer, got ${input.step}`);
         }
         const t = input.grads.length;
-        if (t === 1) return { direction: input.grads[0]!.slice(), weights: [1], lossWeights: [1] };
+        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1] };
         const lossWeights = randomLossWeights(seed, input.step, t);
         const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p), weights, lossWeights };
+        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights };
       },
       state: () => null,
       restore: () => undefined,

@@ -15,7 +15,7 @@ export const sum: AggregatorDefinition = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const weights = input.grads.map(() => 1);
-      return { direction: weightedSum(input.grads, weights, p), weights, lossWeights: weights };
+      return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights: weights };
     },
     state: () => null,
     restore: () => undefined,

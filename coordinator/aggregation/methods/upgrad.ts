@@ -53,11 +53,11 @@ export const upgrad: AggregatorDefinition<UpgradOptions> = {
     aggregate(input) {
       const p = checkAggregationInput(input);
       const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p), weights: [1] };
+      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
       const uniform = input.grads.map(() => 1 / t);
       const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
       if (scaled.kind === 'invalid') throw new AggregationInputError(`upgrad: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p), weights: uniform };
+      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
       const h = traceNormalized(scaled.matrix);
       const weights = new Array<number>(t).fill(0);
       const unsolved: string[] = [];
@@ -67,7 +67,7 @@ export const upgrad: AggregatorDefinition<UpgradOptions> = {
         if (!projection.converged) unsolved.push(`${i} (residual ${projection.residual.toExponential(1)})`);
         projection.weights.forEach((w, j) => (weights[j] = weights[j]! + w / t));
       }
-      const result = { direction: weightedSum(input.grads, weights, p), weights };
+      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
       if (unsolved.length === 0) return result;
       return { ...result, notes: [`upgrad: the projection QP of task(s) ${unsolved.join(', ')} ended on its fallback; used its best feasible point`] };
     },
