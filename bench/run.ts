@@ -1,6 +1,7 @@
 // `npm run bench [-- NAME ...] [--json] [options]`: runs benchmarks by name (all by default).
 // Every benchmark prints ratios measured side by side in the same run, never absolute goals
 // checked against a fixed clock: this machine is shared and noisy.
+import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
 import type { Bench } from './bench-types.js';
 
@@ -8,8 +9,10 @@ const benches: Bench[] = [aggregatorsBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const json = args.includes('--json');
-  const names = args.filter((a) => !a.startsWith('--') && !/^\d/.test(a) && !a.includes('x'));
+  // Benchmarks read their own options; here only the names and --json matter.
+  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' } } });
+  const json = parsed.values.json === true;
+  const names = parsed.positionals;
   const unknown = names.filter((n) => !benches.some((b) => b.name === n));
   if (unknown.length > 0) {
     process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')} (available: ${benches.map((b) => b.name).join(', ')})\n`);
