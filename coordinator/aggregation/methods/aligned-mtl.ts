@@ -11,10 +11,8 @@
 // cancel (d = 0), an all-zero G gives the mean (TorchJD: B = I when nothing is kept).
 // No options (neither library has any beyond TorchJD's preference vector, fixed to the mean).
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { scaleGramian, symmetricEigen } from '../linalg.js';
+import { aggregateFromGramian } from '../from-gramian.js';
+import { symmetricEigen } from '../linalg.js';
 import type { AggregatorDefinition } from '../types.js';
 
 const alignedOptions = z.strictObject({});
@@ -48,18 +46,11 @@ export const alignedMtl: AggregatorDefinition<AlignedOptions> = {
   create: () => ({
     name: 'aligned-mtl',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const uniform = input.grads.map(() => 1 / t);
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`aligned-mtl: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const weights = alignedWeights(scaled.matrix);
-      if (!weights) {
-        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform, notes: ['aligned-mtl: eigendecomposition did not converge; used the mean'] };
-      }
-      return { direction: weightedSum(input.grads, weights, p, input.out), weights };
+      return aggregateFromGramian('aligned-mtl', input, (h) => {
+        const weights = alignedWeights(h);
+        const uniform = input.grads.map(() => 1 / input.grads.length);
+        return weights ? { weights } : { weights: uniform, notes: ['aligned-mtl: eigendecomposition did not converge; used the mean'] };
+      });
     },
     state: () => null,
     restore: () => undefined,

@@ -21,10 +21,8 @@
 // the ball and continuous, and changes nothing measurable when ‖g_w‖² ≫ 1e-10.
 // c = 0 (and g₀ = 0) give exactly the mean: weights 1/T.
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { addToDiagonal, dot, matVec, scaleGramian, simplexQp } from '../linalg.js';
+import { aggregateFromGramian } from '../from-gramian.js';
+import { addToDiagonal, dot, matVec, simplexQp } from '../linalg.js';
 import type { AggregatorDefinition } from '../types.js';
 
 const cagradOptions = z.strictObject({
@@ -109,20 +107,13 @@ export const cagrad: AggregatorDefinition<CagradOptions> = {
   create: (options) => ({
     name: 'cagrad',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const uniform = input.grads.map(() => 1 / t);
-      // c = 0 is the mean by definition: skip even the Gramian.
-      if (options.c === 0) return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`cagrad: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const { weights: raw, notes } = conflictAverseWeights(scaled.matrix, options.c);
-      const divisor = options.rescale === 1 ? 1 + options.c ** 2 : options.rescale === 2 ? 1 + options.c : 1;
-      const weights = raw.map((w) => w / divisor);
-      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
-      return notes.length > 0 ? { ...result, notes } : result;
+      return aggregateFromGramian('cagrad', input, (h) => {
+        // c = 0 is the mean by definition.
+        if (options.c === 0) return { weights: input.grads.map(() => 1 / input.grads.length) };
+        const { weights: raw, notes } = conflictAverseWeights(h, options.c);
+        const divisor = options.rescale === 1 ? 1 + options.c ** 2 : options.rescale === 2 ? 1 + options.c : 1;
+        return { weights: raw.map((w) => w / divisor), notes };
+      });
     },
     state: () => null,
     restore: () => undefined,

@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
+import { squaredNorm } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -31,13 +32,6 @@ type DbMtlOptions = { beta: number; beta_sigma: number };
 const EPSILON = 1e-8;
 /** d's entries are bounded by the target norm; past float32's range it would overflow. */
 const MAX_NORM = 1e38;
-
-/** Σ v² in double precision, in index order (the same sum the update pass forms). */
-function squaredNorm(row: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < row.length; k++) s += row[k]! * row[k]!;
-  return s;
-}
 
 interface Buffer {
   rows: Float32Array[];

@@ -6,10 +6,7 @@
 // λ = argmin_{λ≥0} ½λᵀ(Ĥ + εI)λ + λᵀĤ·1/T, Ĥ = H/tr(H); reg_eps ε = 1e-4 as TorchJD's
 // DualProj, relative to ‖G‖²_F; TorchJD's absolute norm_eps is not copied (see upgrad.ts).
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { scaleGramian } from '../linalg.js';
+import { aggregateFromGramian } from '../from-gramian.js';
 import type { AggregatorDefinition } from '../types.js';
 import { dualConeWeights, traceNormalized } from './upgrad.js';
 
@@ -27,17 +24,15 @@ export const dualproj: AggregatorDefinition<DualprojOptions> = {
   create: (options) => ({
     name: 'dualproj',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const uniform = input.grads.map(() => 1 / t);
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`dualproj: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const projection = dualConeWeights(traceNormalized(scaled.matrix), uniform, options.reg_eps);
-      const result = { direction: weightedSum(input.grads, projection.weights, p, input.out), weights: projection.weights };
-      if (projection.converged) return result;
-      return { ...result, notes: [`dualproj: the projection QP ended on its fallback (residual ${projection.residual.toExponential(1)}); used its best feasible point`] };
+      return aggregateFromGramian('dualproj', input, (h) => {
+        const uniform = input.grads.map(() => 1 / input.grads.length);
+        const projection = dualConeWeights(traceNormalized(h), uniform, options.reg_eps);
+        if (projection.converged) return { weights: projection.weights };
+        return {
+          weights: projection.weights,
+          notes: [`dualproj: the projection QP ended on its fallback (residual ${projection.residual.toExponential(1)}); used its best feasible point`],
+        };
+      });
     },
     state: () => null,
     restore: () => undefined,

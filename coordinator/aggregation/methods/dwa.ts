@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
+import { softmax } from '../loss-weighting.js';
 import { stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -38,10 +39,7 @@ function dwaWeights(older: readonly number[], newer: readonly number[], temp: nu
   });
   if (rates.some(Number.isNaN)) notes.push('dwa: a window mean loss is ≤ 0, so its rate is undefined; that task counts as rate 1');
   const scaled = rates.map((r) => (Number.isNaN(r) ? 1 : r) / temp);
-  const top = Math.max(...scaled);
-  const exps = scaled.map((v) => Math.exp(v - top));
-  const total = exps.reduce((s, v) => s + v, 0);
-  return exps.map((v) => (scaled.length * v) / total);
+  return softmax(scaled, scaled.length);
 }
 
 export const dwa: AggregatorDefinition<DwaOptions> = {

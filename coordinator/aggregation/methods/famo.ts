@@ -15,7 +15,8 @@
 // δ. Minimum losses are 0 and ε = 1e-8, as in both implementations.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import { createOptimizer, type Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../optimizers.js';
+import { restoreWeightOptimizer, softmax, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
@@ -30,17 +31,6 @@ interface Learned {
   optimizer: Optimizer;
   /** The losses the last weights were computed from, until the next step shows their change. */
   previousLosses: number[] | null;
-}
-
-function adam(size: number, lr: number): Optimizer {
-  return createOptimizer({ name: 'adam', learningRate: lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, size);
-}
-
-function softmax(logits: Float32Array): number[] {
-  const top = Math.max(...logits);
-  const exps = Array.from(logits, (v) => Math.exp(v - top));
-  const total = exps.reduce((s, v) => s + v, 0);
-  return exps.map((v) => v / total);
 }
 
 /** D = L − min + ε with min = 0; a negative loss (below the assumed minimum) is taken as 0. */
@@ -70,7 +60,7 @@ export const famo: AggregatorDefinition<FamoOptions> = {
         const notes: string[] = [];
         if (learned?.logits.length !== t) {
           if (learned) notes.push(`famo: task count changed to ${t}, logits reset`);
-          learned = { logits: new Float32Array(t), optimizer: adam(t, options.w_lr), previousLosses: null };
+          learned = { logits: new Float32Array(t), optimizer: weightOptimizer(t, options.w_lr), previousLosses: null };
         }
         const { logits, optimizer, previousLosses } = learned;
         const shifted = shiftedLosses(input.losses, notes);
@@ -97,11 +87,10 @@ export const famo: AggregatorDefinition<FamoOptions> = {
       },
       state() {
         if (!learned) return null;
-        const { t, slots } = learned.optimizer.state();
         return {
           logits: encodeFloat32(learned.logits),
           previousLosses: learned.previousLosses?.slice() ?? null,
-          adam: { t, m: encodeFloat32(slots.m!), v: encodeFloat32(slots.v!) },
+          adam: weightOptimizerState(learned.optimizer),
         };
       },
       restore(state) {
@@ -112,15 +101,9 @@ export const famo: AggregatorDefinition<FamoOptions> = {
         const record = stateRecord(state, 'famo');
         const logits = decodeFloat32(record.logits);
         const previous = record.previousLosses;
-        const moments = stateRecord(record.adam, 'famo.adam');
-        const m = decodeFloat32(moments.m);
-        const v = decodeFloat32(moments.v);
         const previousValid = previous === null || (Array.isArray(previous) && previous.length === logits.length && previous.every(Number.isFinite));
-        if (!previousValid || m.length !== logits.length || v.length !== logits.length || !Number.isSafeInteger(moments.t)) {
-          throw new AggregationInputError('famo: state has inconsistent sizes, a non-finite loss or no step count');
-        }
-        const optimizer = adam(logits.length, options.w_lr);
-        optimizer.restore({ name: 'adam', t: moments.t as number, slots: { m, v } });
+        if (!previousValid) throw new AggregationInputError('famo: state has previous losses of the wrong size or non-finite');
+        const optimizer = restoreWeightOptimizer(record.adam, logits.length, options.w_lr, 'famo');
         learned = { logits, optimizer, previousLosses: previous === null ? null : (previous as number[]).slice() };
       },
     };

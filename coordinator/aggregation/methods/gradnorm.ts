@@ -19,7 +19,8 @@
 // and moves a logit by at most ~1.5–3 over their 1500–3000 steps.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import { createOptimizer, type Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../optimizers.js';
+import { restoreWeightOptimizer, softmax, squaredNorm, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
@@ -31,24 +32,6 @@ interface Learned {
   logits: Float32Array;
   optimizer: Optimizer;
   initialLosses: number[];
-}
-
-function adam(size: number, lr: number): Optimizer {
-  return createOptimizer({ name: 'adam', learningRate: lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, size);
-}
-
-function squaredNorm(row: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < row.length; k++) s += row[k]! * row[k]!;
-  return s;
-}
-
-/** T·softmax(w), computed stably. */
-function scaledSoftmax(logits: Float32Array): number[] {
-  const top = Math.max(...logits);
-  const exps = Array.from(logits, (v) => Math.exp(v - top));
-  const total = exps.reduce((s, v) => s + v, 0);
-  return exps.map((v) => (logits.length * v) / total);
 }
 
 /**
@@ -88,10 +71,10 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
         if (learned?.logits.length !== t) {
           if (learned) notes.push(`gradnorm: task count changed to ${t}, weights and initial losses reset`);
           // `+ 0` turns −0 into 0: JSON has no −0, and the state must survive it unchanged.
-          learned = { logits: new Float32Array(t), optimizer: adam(t, options.lr), initialLosses: input.losses.map((l) => l + 0) };
+          learned = { logits: new Float32Array(t), optimizer: weightOptimizer(t, options.lr), initialLosses: input.losses.map((l) => l + 0) };
         }
         const { logits, optimizer, initialLosses } = learned;
-        const lossWeights = scaledSoftmax(logits);
+        const lossWeights = softmax(logits, logits.length);
 
         // One Adam step on Σ|λᵢnᵢ − Ḡrᵢ^α| / Ḡ. With λ = T·softmax(w),
         // ∂λᵢ/∂wₖ = λᵢ(δᵢₖ − λₖ/T), so ∂/∂wₖ = uₖλₖ − (λₖ/T) Σᵢ uᵢλᵢ, uᵢ = sign(λᵢnᵢ − targetᵢ)·nᵢ/Ḡ.
@@ -113,11 +96,10 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
       },
       state() {
         if (!learned) return null;
-        const { t, slots } = learned.optimizer.state();
         return {
           logits: encodeFloat32(learned.logits),
           initialLosses: learned.initialLosses.slice(),
-          adam: { t, m: encodeFloat32(slots.m!), v: encodeFloat32(slots.v!) },
+          adam: weightOptimizerState(learned.optimizer),
         };
       },
       restore(state) {
@@ -128,16 +110,10 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
         const record = stateRecord(state, 'gradnorm');
         const logits = decodeFloat32(record.logits);
         const initialLosses = record.initialLosses;
-        const moments = stateRecord(record.adam, 'gradnorm.adam');
-        const m = decodeFloat32(moments.m);
-        const v = decodeFloat32(moments.v);
-        const sizesAgree = m.length === logits.length && v.length === logits.length;
-        if (!Array.isArray(initialLosses) || initialLosses.length !== logits.length || !initialLosses.every(Number.isFinite) || !sizesAgree) {
-          throw new AggregationInputError('gradnorm: state has inconsistent sizes or non-finite initial losses');
+        if (!Array.isArray(initialLosses) || initialLosses.length !== logits.length || !initialLosses.every(Number.isFinite)) {
+          throw new AggregationInputError('gradnorm: state has initial losses of the wrong size or non-finite');
         }
-        if (!Number.isSafeInteger(moments.t)) throw new AggregationInputError('gradnorm: state.adam.t must be an integer');
-        const optimizer = adam(logits.length, options.lr);
-        optimizer.restore({ name: 'adam', t: moments.t as number, slots: { m, v } });
+        const optimizer = restoreWeightOptimizer(record.adam, logits.length, options.lr, 'gradnorm');
         learned = { logits, optimizer, initialLosses: initialLosses as number[] };
       },
     };

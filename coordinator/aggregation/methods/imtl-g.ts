@@ -14,10 +14,8 @@
 // duplicates but gives unequal projections elsewhere. No options (LibMTL and TorchJD have none;
 // LibMTL's learned loss scales belong to IMTL-L, not implemented here).
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { matVec, scaleGramian, solveLinear } from '../linalg.js';
+import { aggregateFromGramian } from '../from-gramian.js';
+import { matVec, solveLinear } from '../linalg.js';
 import type { AggregatorDefinition } from '../types.js';
 
 const imtlOptions = z.strictObject({});
@@ -61,18 +59,11 @@ export const imtlG: AggregatorDefinition<ImtlOptions> = {
   create: () => ({
     name: 'imtl-g',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const uniform = input.grads.map(() => 1 / t);
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`imtl-g: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const solved = impartialWeights(scaled.matrix);
-      if ('reason' in solved) {
-        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform, notes: [`imtl-g: ${solved.reason}; used the mean`] };
-      }
-      return { direction: weightedSum(input.grads, solved.weights, p, input.out), weights: solved.weights };
+      return aggregateFromGramian('imtl-g', input, (h) => {
+        const solved = impartialWeights(h);
+        if ('reason' in solved) return { weights: input.grads.map(() => 1 / input.grads.length), notes: [`imtl-g: ${solved.reason}; used the mean`] };
+        return { weights: solved.weights };
+      });
     },
     state: () => null,
     restore: () => undefined,

@@ -15,9 +15,7 @@
 //   have no counterpart here.
 // - T = 1 returns g₁ (AGGREGATORS.md), even with l2, where LibMTL would return g₁/‖g₁‖.
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { aggregateFromGramian } from '../from-gramian.js';
 import { addToDiagonal, scaleGramian, simplexQp } from '../linalg.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -58,33 +56,27 @@ export const mgda: AggregatorDefinition<MgdaOptions> = {
   create: (options) => ({
     name: 'mgda',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`mgda: ${scaled.reason}`);
-      if (scaled.kind === 'zero') {
-        const uniform = input.grads.map(() => 1 / t);
-        return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      }
-      const notes: string[] = [];
-      const h = scaled.matrix;
-      const diagonal = h.map((row, i) => row[i]!);
-      let divisors = normalizers(options.normalize, diagonal, input.losses);
-      let normalized = divisors ? scaleGramian(h.map((row, i) => row.map((v, j) => v / divisors![i]! / divisors![j]!)), t) : null;
-      if (!divisors || normalized?.kind !== 'scaled') {
-        notes.push(`mgda: normalize=${options.normalize} needs positive, finite losses and norms; solved without normalisation`);
-        divisors = diagonal.map(() => 1);
-        normalized = scaled;
-      }
-      const unit = options.normalize === 'l2' || options.normalize === 'loss+' ? Math.sqrt(scaled.scale) : 1;
-      const solution = simplexQp(addToDiagonal(normalized.matrix, UNIQUENESS_REGULARIZATION), new Array<number>(t).fill(0));
-      if (!solution.converged) {
-        notes.push(`mgda: min-norm QP did not converge (relative KKT residual ${solution.kktResidual.toExponential(1)}); used its best feasible point`);
-      }
-      const weights = solution.x.map((w, i) => w / (divisors[i]! * unit));
-      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
-      return notes.length > 0 ? { ...result, notes } : result;
+      return aggregateFromGramian('mgda', input, (h, scale) => {
+        const t = input.grads.length;
+        const notes: string[] = [];
+        const diagonal = h.map((row, i) => row[i]!);
+        let divisors = normalizers(options.normalize, diagonal, input.losses);
+        let normalized = divisors ? scaleGramian(h.map((row, i) => row.map((v, j) => v / divisors![i]! / divisors![j]!)), t) : null;
+        let matrix = h;
+        if (!divisors || normalized?.kind !== 'scaled') {
+          notes.push(`mgda: normalize=${options.normalize} needs positive, finite losses and norms; solved without normalisation`);
+          divisors = diagonal.map(() => 1);
+          normalized = null;
+        } else {
+          matrix = normalized.matrix;
+        }
+        const unit = options.normalize === 'l2' || options.normalize === 'loss+' ? Math.sqrt(scale) : 1;
+        const solution = simplexQp(addToDiagonal(matrix, UNIQUENESS_REGULARIZATION), new Array<number>(t).fill(0));
+        if (!solution.converged) {
+          notes.push(`mgda: min-norm QP did not converge (relative KKT residual ${solution.kktResidual.toExponential(1)}); used its best feasible point`);
+        }
+        return { weights: solution.x.map((w, i) => w / (divisors[i]! * unit)), notes };
+      });
     },
     state: () => null,
     restore: () => undefined,

@@ -10,6 +10,7 @@ import { AggregationInputError } from '../../../common/errors.js';
 import { Rng } from '../../../common/random.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
+import { softmax } from '../loss-weighting.js';
 import type { AggregatorDefinition } from '../types.js';
 
 type RlwOptions = { seed?: number | undefined };
@@ -18,10 +19,7 @@ type RlwOptions = { seed?: number | undefined };
 function randomLossWeights(seed: number, step: number, t: number): number[] {
   const rng = Rng.fromKey(seed, 'rlw', step);
   const draws = Array.from({ length: t }, () => rng.normal());
-  const top = Math.max(...draws);
-  const exps = draws.map((v) => Math.exp(v - top));
-  const total = exps.reduce((s, v) => s + v, 0);
-  return exps.map((v) => (t * v) / total);
+  return softmax(draws, t);
 }
 
 export const rlw: AggregatorDefinition<RlwOptions> = {

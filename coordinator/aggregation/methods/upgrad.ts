@@ -16,10 +16,8 @@
 // the mean. We do not copy it: it would make every step with ‖G‖_F < 0.01 plain averaging and
 // break d(cG) = c·d(G); only an exactly zero G is special (zeros, uniform weights).
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { addToDiagonal, matVec, nonNegativeQp, scaleGramian } from '../linalg.js';
+import { aggregateFromGramian } from '../from-gramian.js';
+import { addToDiagonal, matVec, nonNegativeQp } from '../linalg.js';
 import type { AggregatorDefinition } from '../types.js';
 
 const upgradOptions = z.strictObject({
@@ -51,25 +49,20 @@ export const upgrad: AggregatorDefinition<UpgradOptions> = {
   create: (options) => ({
     name: 'upgrad',
     aggregate(input) {
-      const p = checkAggregationInput(input);
-      const t = input.grads.length;
-      if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-      const uniform = input.grads.map(() => 1 / t);
-      const scaled = scaleGramian(input.gramian ?? gramian(input.grads), t);
-      if (scaled.kind === 'invalid') throw new AggregationInputError(`upgrad: ${scaled.reason}`);
-      if (scaled.kind === 'zero') return { direction: weightedSum(input.grads, uniform, p, input.out), weights: uniform };
-      const h = traceNormalized(scaled.matrix);
-      const weights = new Array<number>(t).fill(0);
-      const unsolved: string[] = [];
-      for (let i = 0; i < t; i++) {
-        const unit = uniform.map((_, j) => (j === i ? 1 : 0));
-        const projection = dualConeWeights(h, unit, options.reg_eps);
-        if (!projection.converged) unsolved.push(`${i} (residual ${projection.residual.toExponential(1)})`);
-        projection.weights.forEach((w, j) => (weights[j] = weights[j]! + w / t));
-      }
-      const result = { direction: weightedSum(input.grads, weights, p, input.out), weights };
-      if (unsolved.length === 0) return result;
-      return { ...result, notes: [`upgrad: the projection QP of task(s) ${unsolved.join(', ')} ended on its fallback; used its best feasible point`] };
+      return aggregateFromGramian('upgrad', input, (scaled) => {
+        const t = input.grads.length;
+        const h = traceNormalized(scaled);
+        const weights = new Array<number>(t).fill(0);
+        const unsolved: string[] = [];
+        for (let i = 0; i < t; i++) {
+          const unit = weights.map((_, j) => (j === i ? 1 : 0));
+          const projection = dualConeWeights(h, unit, options.reg_eps);
+          if (!projection.converged) unsolved.push(`${i} (residual ${projection.residual.toExponential(1)})`);
+          projection.weights.forEach((w, j) => (weights[j] = weights[j]! + w / t));
+        }
+        if (unsolved.length === 0) return { weights };
+        return { weights, notes: [`upgrad: the projection QP of task(s) ${unsolved.join(', ')} ended on its fallback; used its best feasible point`] };
+      });
     },
     state: () => null,
     restore: () => undefined,

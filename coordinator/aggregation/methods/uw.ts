@@ -16,7 +16,8 @@
 // the loss scale.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import { createOptimizer, type Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../optimizers.js';
+import { restoreWeightOptimizer, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
@@ -35,10 +36,6 @@ const GRADIENT_LIMIT = 1e15;
 interface Learned {
   s: Float32Array;
   optimizer: Optimizer;
-}
-
-function adam(size: number, lr: number): Optimizer {
-  return createOptimizer({ name: 'adam', learningRate: lr, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, size);
 }
 
 export const uw: AggregatorDefinition<UwOptions> = {
@@ -62,7 +59,7 @@ export const uw: AggregatorDefinition<UwOptions> = {
         const notes: string[] = [];
         if (learned?.s.length !== t) {
           if (learned) notes.push(`uw: task count changed to ${t}, log σ² reset`);
-          learned = { s: new Float32Array(t).fill(options.init), optimizer: adam(t, options.lr) };
+          learned = { s: new Float32Array(t).fill(options.init), optimizer: weightOptimizer(t, options.lr) };
         }
         const { s, optimizer } = learned;
         const lossWeights = Array.from(s, (si) => 0.5 * Math.exp(-si));
@@ -87,8 +84,7 @@ export const uw: AggregatorDefinition<UwOptions> = {
       },
       state() {
         if (!learned) return null;
-        const { t, slots } = learned.optimizer.state();
-        return { logVariance: encodeFloat32(learned.s), adam: { t, m: encodeFloat32(slots.m!), v: encodeFloat32(slots.v!) } };
+        return { logVariance: encodeFloat32(learned.s), adam: weightOptimizerState(learned.optimizer) };
       },
       restore(state) {
         if (state === null) {
@@ -97,15 +93,7 @@ export const uw: AggregatorDefinition<UwOptions> = {
         }
         const record = stateRecord(state, 'uw');
         const s = decodeFloat32(record.logVariance);
-        const moments = stateRecord(record.adam, 'uw.adam');
-        const m = decodeFloat32(moments.m);
-        const v = decodeFloat32(moments.v);
-        if (!Number.isSafeInteger(moments.t) || m.length !== s.length || v.length !== s.length) {
-          throw new AggregationInputError('uw: state has inconsistent sizes or step count');
-        }
-        const optimizer = adam(s.length, options.lr);
-        optimizer.restore({ name: 'adam', t: moments.t as number, slots: { m, v } });
-        learned = { s, optimizer };
+        learned = { s, optimizer: restoreWeightOptimizer(record.adam, s.length, options.lr, 'uw') };
       },
     };
   },
