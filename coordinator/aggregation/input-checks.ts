@@ -8,6 +8,7 @@
 // are the rows scanned.
 import { AggregationInputError } from '../../common/errors.js';
 import { firstNonFinite } from '../../common/transfer-assembler.js';
+import { gramian } from './gramian.js';
 import type { AggregationInput } from './types.js';
 
 function checkGramian(h: readonly (readonly number[])[], t: number): void {
@@ -47,4 +48,15 @@ export function checkAggregationInput(input: AggregationInput): number {
     });
   }
   return p;
+}
+
+/**
+ * For methods that need H anyway: checks the input and returns P and H, computing H first
+ * when it is not supplied, so that its diagonal (not a separate scan) checks the rows.
+ */
+export function checkedGramian(input: AggregationInput): { p: number; h: number[][] } {
+  const lengths = input.grads.every((row) => row.length === input.grads[0]?.length);
+  const h = input.gramian ?? (lengths ? gramian(input.grads) : undefined);
+  const p = checkAggregationInput(h === undefined ? input : { ...input, gramian: h });
+  return { p, h: h! };
 }

@@ -15,8 +15,8 @@
 // without updating their target.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { weightedSum } from '../gramian.js';
+import { checkedGramian } from '../input-checks.js';
 import { stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 import { checkStep, shuffledOthers } from './pcgrad.js';
@@ -99,7 +99,7 @@ export const gradvac: AggregatorDefinition<GradvacOptions> = {
     return {
       name: 'gradvac',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const { p, h } = checkedGramian(input);
         checkStep(input.step);
         const t = input.grads.length;
         const notes = new Set<string>();
@@ -108,7 +108,6 @@ export const gradvac: AggregatorDefinition<GradvacOptions> = {
           targets = new Array<number>(t * t).fill(0);
         }
         if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], ...(notes.size ? { notes: [...notes] } : {}) };
-        const h = input.gramian ?? gramian(input.grads);
         const coefficients = raiseCosines(h, targets, options.beta, (i) => shuffledOthers(seed, 'gradvac', input.step, i, t), notes);
         const weights = Array.from({ length: t }, (_, k) => coefficients.reduce((s, c) => s + c[k]!, 0) / t);
         return { direction: weightedSum(input.grads, weights, p, input.out), weights, ...(notes.size ? { notes: [...notes] } : {}) };

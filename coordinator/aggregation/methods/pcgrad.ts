@@ -15,8 +15,8 @@
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import { Rng } from '../../../common/random.js';
-import { gramian, weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { weightedSum } from '../gramian.js';
+import { checkedGramian } from '../input-checks.js';
 import type { AggregatorDefinition } from '../types.js';
 
 type PcgradOptions = { seed?: number | undefined };
@@ -72,11 +72,10 @@ export const pcgrad: AggregatorDefinition<PcgradOptions> = {
     return {
       name: 'pcgrad',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const { p, h } = checkedGramian(input);
         checkStep(input.step);
         const t = input.grads.length;
         if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1] };
-        const h = input.gramian ?? gramian(input.grads);
         const coefficients = projectConflicting(h, (i) => shuffledOthers(seed, 'pcgrad', input.step, i, t));
         // d = (1/T) Σᵢ gᵢ' = Σₖ ((1/T) Σᵢ cᵢₖ) gₖ.
         const weights = Array.from({ length: t }, (_, k) => coefficients.reduce((s, c) => s + c[k]!, 0) / t);
