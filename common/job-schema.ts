@@ -176,6 +176,26 @@ export const jobSchema = z.strictObject({
     }
   }),
   training,
+  checkpoint: z
+    .strictObject({
+      /** Steps between checkpoints; 0: only when the run is stopped gracefully. */
+      every: nonNegInt.default(0),
+      /** How many checkpoints to keep (older ones are deleted). */
+      keep: posInt.default(3),
+    })
+    .default({ every: 0, keep: 3 }),
+  fault: z
+    .strictObject({
+      /** How often an idle worker says it is alive. */
+      heartbeatMs: posInt.default(1000),
+      /** A worker silent this long (and at least 3× its mean unit time) is declared dead. */
+      deadAfterMs: posInt.default(5000),
+      /** A unit running this many times the median unit time gets a backup copy on an idle worker (0: never). */
+      backupAfter: z.number().min(0).default(3),
+      /** ... but never before this many milliseconds. */
+      minBackupMs: nonNegInt.default(1000),
+    })
+    .default({ heartbeatMs: 1000, deadAfterMs: 5000, backupAfter: 3, minBackupMs: 1000 }),
   diagnostics: z
     .strictObject({
       /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */

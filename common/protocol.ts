@@ -29,6 +29,13 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // HTTP/2 keepalive pings on both ends find connections that died without a reset (a cut
+  // cable, a vanished host). A worker answers pings only between units (its event loop
+  // computes), so the timeout is generous; frozen or stuck workers are the application
+  // failure detector's job (coordinator/failure-detector.ts).
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 1,
 };
 
 if (os.endianness() !== 'LE') {

@@ -6,6 +6,7 @@ import type { Cancel as _mtl_v1_Cancel, Cancel__Output as _mtl_v1_Cancel__Output
 import type { CoordinatorClient as _mtl_v1_CoordinatorClient, CoordinatorDefinition as _mtl_v1_CoordinatorDefinition } from './mtl/v1/Coordinator.js';
 import type { CoordinatorMessage as _mtl_v1_CoordinatorMessage, CoordinatorMessage__Output as _mtl_v1_CoordinatorMessage__Output } from './mtl/v1/CoordinatorMessage.js';
 import type { GetStatusRequest as _mtl_v1_GetStatusRequest, GetStatusRequest__Output as _mtl_v1_GetStatusRequest__Output } from './mtl/v1/GetStatusRequest.js';
+import type { Goodbye as _mtl_v1_Goodbye, Goodbye__Output as _mtl_v1_Goodbye__Output } from './mtl/v1/Goodbye.js';
 import type { Heartbeat as _mtl_v1_Heartbeat, Heartbeat__Output as _mtl_v1_Heartbeat__Output } from './mtl/v1/Heartbeat.js';
 import type { Hello as _mtl_v1_Hello, Hello__Output as _mtl_v1_Hello__Output } from './mtl/v1/Hello.js';
 import type { RunStatus as _mtl_v1_RunStatus, RunStatus__Output as _mtl_v1_RunStatus__Output } from './mtl/v1/RunStatus.js';
@@ -33,6 +34,7 @@ export interface ProtoGrpcType {
       CoordinatorMessage: MessageTypeDefinition<_mtl_v1_CoordinatorMessage, _mtl_v1_CoordinatorMessage__Output>
       Encoding: EnumTypeDefinition
       GetStatusRequest: MessageTypeDefinition<_mtl_v1_GetStatusRequest, _mtl_v1_GetStatusRequest__Output>
+      Goodbye: MessageTypeDefinition<_mtl_v1_Goodbye, _mtl_v1_Goodbye__Output>
       Heartbeat: MessageTypeDefinition<_mtl_v1_Heartbeat, _mtl_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_mtl_v1_Hello, _mtl_v1_Hello__Output>
       RunStatus: MessageTypeDefinition<_mtl_v1_RunStatus, _mtl_v1_RunStatus__Output>

@@ -1,6 +1,7 @@
 // Original file: proto/mtl/v1/coordinator.proto
 
 import type { WorkerStatus as _mtl_v1_WorkerStatus, WorkerStatus__Output as _mtl_v1_WorkerStatus__Output } from '../../mtl/v1/WorkerStatus.js';
+import type { Long } from '@grpc/proto-loader';
 
 export interface RunStatus {
   'runId'?: (string);
@@ -15,6 +16,10 @@ export interface RunStatus {
   'workers'?: (_mtl_v1_WorkerStatus)[];
   'lastLosses'?: ({[key: string]: number | string});
   'message'?: (string);
+  /**
+   * deaths, departures, reassigned_units, backup_units, discarded_results, resumes.
+   */
+  'faults'?: ({[key: string]: number | string | Long});
 }
 
 export interface RunStatus__Output {
@@ -30,4 +35,8 @@ export interface RunStatus__Output {
   'workers': (_mtl_v1_WorkerStatus__Output)[];
   'lastLosses': ({[key: string]: number});
   'message': (string);
+  /**
+   * deaths, departures, reassigned_units, backup_units, discarded_results, resumes.
+   */
+  'faults': ({[key: string]: number});
 }

@@ -5,6 +5,7 @@ import type { UnitResult as _mtl_v1_UnitResult, UnitResult__Output as _mtl_v1_Un
 import type { TensorChunk as _mtl_v1_TensorChunk, TensorChunk__Output as _mtl_v1_TensorChunk__Output } from '../../mtl/v1/TensorChunk.js';
 import type { UnitFailed as _mtl_v1_UnitFailed, UnitFailed__Output as _mtl_v1_UnitFailed__Output } from '../../mtl/v1/UnitFailed.js';
 import type { Heartbeat as _mtl_v1_Heartbeat, Heartbeat__Output as _mtl_v1_Heartbeat__Output } from '../../mtl/v1/Heartbeat.js';
+import type { Goodbye as _mtl_v1_Goodbye, Goodbye__Output as _mtl_v1_Goodbye__Output } from '../../mtl/v1/Goodbye.js';
 
 export interface WorkerMessage {
   'hello'?: (_mtl_v1_Hello | null);
@@ -12,7 +13,8 @@ export interface WorkerMessage {
   'chunk'?: (_mtl_v1_TensorChunk | null);
   'unitFailed'?: (_mtl_v1_UnitFailed | null);
   'heartbeat'?: (_mtl_v1_Heartbeat | null);
-  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat";
+  'goodbye'?: (_mtl_v1_Goodbye | null);
+  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye";
 }
 
 export interface WorkerMessage__Output {
@@ -21,5 +23,6 @@ export interface WorkerMessage__Output {
   'chunk'?: (_mtl_v1_TensorChunk__Output | null);
   'unitFailed'?: (_mtl_v1_UnitFailed__Output | null);
   'heartbeat'?: (_mtl_v1_Heartbeat__Output | null);
-  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat";
+  'goodbye'?: (_mtl_v1_Goodbye__Output | null);
+  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye";
 }
