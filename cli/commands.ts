@@ -5,6 +5,7 @@ import { DatasetError, JobSpecError, WorkerLostError, errorMessage } from '../co
 import { loadJobFile, withAggregator } from '../common/job-spec.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { FileCheckpointStore, jobHash, type CheckpointData } from '../coordinator/checkpoints.js';
 import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
 import { prepareRun, type PreparedRun } from '../coordinator/prepare-run.js';
 import type { BackendChoice } from '../worker/backend.js';
@@ -29,16 +30,18 @@ function logger(component: string, opts: CommonOptions, progress?: ProgressRepor
   });
 }
 
-/** Loads and checks a job; prints every problem and returns undefined when it is invalid. */
 export interface JobOverrides {
   /** Replaces training.aggregator (mtl run --aggregator). */
   aggregator?: string;
 }
 
-function prepare(jobFile: string, overrides: JobOverrides = {}): PreparedRun | undefined {
+/** Loads and checks a job; prints every problem and returns undefined when it is invalid. */
+function prepare(jobFile: string, overrides: JobOverrides = {}, jobDir?: string): PreparedRun | undefined {
   try {
     const loaded = loadJobFile(jobFile, { aggregatorNames });
     if (overrides.aggregator !== undefined) loaded.spec = withAggregator(loaded.spec, overrides.aggregator);
+    // A resumed run reads its job from the run directory, its data from where the job was.
+    if (jobDir !== undefined) loaded.dir = jobDir;
     return prepareRun(loaded);
   } catch (err) {
     if (err instanceof JobSpecError) {
@@ -98,6 +101,8 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
 
 interface ServeOptions extends CommonOptions, JobOverrides {
   out?: string;
+  /** Run directory of a run to continue from its latest valid checkpoint. */
+  resume?: string;
   json: boolean;
   quiet: boolean;
 }
@@ -110,17 +115,59 @@ interface ServePlan {
   startWorkers?: (coordinator: Coordinator, address: string) => LocalWorkers;
 }
 
+/**
+ * For --resume DIR: the latest checkpoint that reads back intact (damaged ones are skipped with
+ * a warning) and the job, from JOB or DIR/job.yaml; both must be the job the checkpoint belongs to.
+ */
+async function prepareResume(jobFile: string | undefined, opts: ServeOptions): Promise<{ prepared: PreparedRun; checkpoint: CheckpointData } | undefined> {
+  const dir = opts.resume!;
+  if (opts.out !== undefined && path.resolve(opts.out) !== path.resolve(dir)) {
+    process.stderr.write(`--out ${opts.out} and --resume ${dir} name different directories: a resumed run continues in its own\n`);
+    return undefined;
+  }
+  if (opts.aggregator !== undefined) {
+    process.stderr.write('--aggregator cannot change the method of a resumed run\n');
+    return undefined;
+  }
+  const store = new FileCheckpointStore(path.join(dir, 'checkpoints'));
+  const checkpoint = await store.loadLatest((file, reason) => process.stderr.write(`warning: skipping damaged checkpoint ${file}: ${reason}\n`));
+  if (!checkpoint) {
+    process.stderr.write(`${dir}: no usable checkpoint in ${path.join(dir, 'checkpoints')}\n`);
+    return undefined;
+  }
+  const prepared = prepare(jobFile ?? path.join(dir, 'job.yaml'), {}, jobFile === undefined ? checkpoint.jobDir : undefined);
+  if (!prepared) return undefined;
+  if (jobHash(prepared.loaded.spec) !== checkpoint.jobHash) {
+    process.stderr.write(`${jobFile ?? path.join(dir, 'job.yaml')}: not the job that wrote the checkpoints in ${dir} (resolved specs differ)\n`);
+    return undefined;
+  }
+  return { prepared, checkpoint };
+}
+
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
-async function serveJob(jobFile: string, opts: ServeOptions, plan: ServePlan): Promise<number> {
-  const prepared = prepare(jobFile, opts);
-  if (!prepared) return EXIT.usage;
+async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
+  let prepared: PreparedRun | undefined;
+  let checkpoint: CheckpointData | undefined;
+  if (opts.resume !== undefined) {
+    const resumed = await prepareResume(jobFile, opts);
+    if (!resumed) return EXIT.usage;
+    ({ prepared, checkpoint } = resumed);
+  } else {
+    if (jobFile === undefined) {
+      process.stderr.write('a job file is required (or --resume DIR)\n');
+      return EXIT.usage;
+    }
+    prepared = prepare(jobFile, opts);
+    if (!prepared) return EXIT.usage;
+  }
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
   const coordinator = new Coordinator({
     prepared,
     listen: plan.listen,
-    outDir: opts.out ?? defaultOutDir(job.name),
+    outDir: opts.resume ?? opts.out ?? defaultOutDir(job.name),
+    resume: checkpoint,
     minWorkers: plan.minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
     logger: log,
@@ -163,7 +210,7 @@ export interface RunCommandOptions extends ServeOptions {
   backend: BackendChoice;
 }
 
-export function runCommand(jobFile: string, opts: RunCommandOptions): Promise<number> {
+export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
   return serveJob(jobFile, opts, {
     listen: '127.0.0.1:0',
     minWorkers: opts.workers,
@@ -175,8 +222,16 @@ export function runCommand(jobFile: string, opts: RunCommandOptions): Promise<nu
         backend: opts.backend,
         logLevel: opts.logLevel,
         onUnexpectedExit: (name, code, signal) => {
-          if (coordinator.run.currentState === 'waiting-for-workers') {
-            coordinator.fail(new WorkerLostError(`${name} exited (${signal ?? `code ${code}`}) before joining the run`));
+          const how = signal ?? `code ${code}`;
+          if (!coordinator.run.started) {
+            coordinator.fail(new WorkerLostError(`${name} exited (${how}) before joining the run`));
+            return;
+          }
+          // The others carry on without it. Only when every local worker is gone and no other
+          // worker has joined is there no one left to wait for.
+          const local = new Set(workers.names);
+          if (workers.running === 0 && !coordinator.run.sessions.some((s) => !local.has(s.name))) {
+            coordinator.fail(new WorkerLostError(`all ${opts.workers} local worker(s) exited (the last, ${name}: ${how})`));
           }
         },
       });
@@ -192,7 +247,7 @@ export interface CoordinatorCommandOptions extends ServeOptions {
   waitForWorkers: number;
 }
 
-export function coordinatorCommand(jobFile: string, opts: CoordinatorCommandOptions): Promise<number> {
+export function coordinatorCommand(jobFile: string | undefined, opts: CoordinatorCommandOptions): Promise<number> {
   return serveJob(jobFile, opts, { listen: opts.listen, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
 }
 
@@ -201,6 +256,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   backend: BackendChoice;
   name?: string;
   connectTimeout: number;
+  reconnectTimeout: number;
   exitWithParent: boolean;
 }
 
@@ -210,6 +266,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
     backend: opts.backend,
     name: opts.name,
     connectTimeoutMs: opts.connectTimeout * 1000,
+    reconnectTimeoutMs: opts.reconnectTimeout * 1000,
     logger: logger('worker', opts),
   });
   if (opts.exitWithParent) {
@@ -218,9 +275,11 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
     process.stdin.on('error', () => void worker.close(1, 'parent process exited'));
     process.stdin.resume();
   }
+  // The first SIGTERM/SIGINT leaves gracefully: the current unit is finished and sent, the
+  // queued ones handed back, exit 0. A second one stops at once.
   const signals = trapSignals(
-    (sig) => void worker.close(SIGNAL_EXIT[sig] ?? 1, `terminated by ${sig}`),
-    () => undefined,
+    (sig) => void worker.leave(`received ${sig}`),
+    () => void worker.close(1, 'second signal'),
   );
   const exit = await worker.run();
   signals.release();

@@ -45,6 +45,15 @@ export class LocalWorkers {
     }
   }
 
+  /** Workers still running. */
+  get running(): number {
+    return this.children.filter((c) => c.child.exitCode === null && c.child.signalCode === null).length;
+  }
+
+  get names(): string[] {
+    return this.children.map((c) => c.name);
+  }
+
   get pids(): number[] {
     return this.children.map((c) => c.child.pid).filter((p): p is number => p !== undefined);
   }

@@ -19,6 +19,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
 function hostPort(value: string): string {
   const i = value.lastIndexOf(':');
   const port = Number(value.slice(i + 1));
@@ -41,7 +47,7 @@ const program = new Command()
 program
   .command('run')
   .description('train a job on this machine: a coordinator and N local worker processes, no other service needed')
-  .argument('<job>', 'job file (YAML)')
+  .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
   .option('-w, --workers <n>', 'number of worker processes (one per core)', positiveInt, 1)
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .addOption(backendOption())
@@ -50,14 +56,15 @@ program
   .option('-q, --quiet', 'no progress output', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .action(async (job: string, opts: Parameters<typeof runCommand>[1]) => {
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
     process.exitCode = await runCommand(job, opts);
   });
 
 program
   .command('coordinator')
   .description('serve a job to remote workers (mtl worker --coordinator HOST:PORT)')
-  .argument('<job>', 'job file (YAML)')
+  .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
   .requiredOption('-l, --listen <host:port>', 'address to listen on', hostPort)
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
@@ -67,7 +74,8 @@ program
   .option('-q, --quiet', 'no progress output', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .action(async (job: string, opts: Parameters<typeof coordinatorCommand>[1]) => {
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
     process.exitCode = await coordinatorCommand(job, opts);
   });
 
@@ -78,6 +86,7 @@ program
   .addOption(backendOption())
   .option('--name <name>', 'worker name in logs and status (default: host-pid)')
   .option('--connect-timeout <seconds>', 'give up if the coordinator cannot be reached for this long', positiveInt, 30)
+  .option('--reconnect-timeout <seconds>', 'after a lost connection, keep trying to get back for this long (0: never)', nonNegativeInt, 300)
   .addOption(new Option('--exit-with-parent', 'exit when stdin closes (used by mtl run)').default(false).hideHelp())
   .addOption(logLevelOption())
   .addOption(logFormatOption())

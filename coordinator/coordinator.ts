@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { RunStatus } from '../proto/generated/mtl/v1/RunStatus.js';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
@@ -11,10 +12,11 @@ import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
-import { TrainingRun, type RunState } from './training-run.js';
+import { TrainingRun, type RunSnapshot, type RunState } from './training-run.js';
 import { WorkerSession } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';
@@ -35,6 +37,10 @@ export interface CoordinatorOptions {
   onStateChange?: (state: RunState) => void;
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
   onEvent?: (event: RunEvent) => void;
+  /** Continue from this checkpoint (loaded by the caller; see loadResumePoint). */
+  resume?: CheckpointData;
+  /** Where checkpoints go; default `<outDir>/checkpoints` on the file system. */
+  checkpoints?: CheckpointStore;
 }
 
 export interface RunSummary {
@@ -56,6 +62,12 @@ export interface RunSummary {
   parameters: number;
   tasks: Record<string, { loss: number; samples: number } & Record<string, number>>;
   rejectedMessages: number;
+  /** Deaths, departures, reassigned and backup units, dropped late results, resumes. */
+  faults: FaultCounters;
+  /** Step of the checkpoint this run continued from, if it was resumed. */
+  resumedFrom?: number;
+  /** Step of the last checkpoint written, if any. */
+  lastCheckpoint?: number;
   outDir: string;
 }
 
@@ -71,18 +83,32 @@ export class Coordinator {
   private closing: Promise<void> | undefined;
   private message = '';
   private dir: RunDirectory | undefined;
+  private readonly checkpoints: CheckpointStore;
+  private readonly jobHash: string;
+  private lastCheckpoint: number | undefined;
 
   constructor(private readonly opts: CoordinatorOptions) {
     const { prepared } = opts;
     const job = prepared.loaded.spec;
     this.log = opts.logger;
-    this.runId = `${job.name}-${randomUUID().slice(0, 8)}`;
+    this.jobHash = jobHash(job);
+    const resume = opts.resume;
+    if (resume) {
+      if (resume.jobHash !== this.jobHash) throw new IllegalStateError('the checkpoint was written by another job (its job hash differs)');
+      prepared.optimizer.restore(resume.optimizer);
+      prepared.aggregator.restore(resume.aggregator);
+      this.lastCheckpoint = resume.step;
+    }
+    this.runId = resume?.runId ?? `${job.name}-${randomUUID().slice(0, 8)}`;
+    this.checkpoints = opts.checkpoints ?? new FileCheckpointStore(path.join(opts.outDir, 'checkpoints'), job.checkpoint.keep);
     this.run = new TrainingRun({
       job,
       jobDir: prepared.loaded.dir,
       runId: this.runId,
       layout: prepared.layout,
-      initialParams: prepared.initialParams,
+      initialParams: resume?.params ?? prepared.initialParams,
+      resume: resume && { step: resume.step, version: resume.version, samples: resume.samples, trainMs: resume.trainMs, counters: { ...resume.counters, resumes: resume.counters.resumes + 1 } },
+      saveCheckpoint: (snapshot) => this.saveCheckpoint(snapshot),
       aggregator: prepared.aggregator,
       optimizer: prepared.optimizer,
       testSizes: prepared.testSizes,
@@ -113,7 +139,7 @@ export class Coordinator {
     if (this.state !== 'created') throw new IllegalStateError(`listen() in state ${this.state}`);
     // The run directory opens before the server, so that nothing a worker does goes unrecorded.
     const job = this.opts.prepared.loaded.spec;
-    const dir = new RunDirectory(this.opts.outDir);
+    const dir = new RunDirectory(this.opts.outDir, this.opts.resume ? { resumeAfterStep: this.opts.resume.step } : {});
     this.dir = dir;
     if (dir.replacedPrevious) this.log.warn('replacing the files of an earlier run', { dir: dir.dir });
     dir.writeJob(jobToYaml(job));
@@ -123,7 +149,11 @@ export class Coordinator {
     const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
     this.state = 'serving';
-    this.event({ type: 'run-started', level: 'info', message: `run ${this.runId} started`, data: { runId: this.runId, steps: job.training.steps, aggregator: job.training.aggregator.name } });
+    if (this.opts.resume) {
+      this.event({ type: 'run-resumed', level: 'info', message: `run ${this.runId} resumed from step ${this.opts.resume.step}`, data: { runId: this.runId, step: this.opts.resume.step } });
+    } else {
+      this.event({ type: 'run-started', level: 'info', message: `run ${this.runId} started`, data: { runId: this.runId, steps: job.training.steps, aggregator: job.training.aggregator.name } });
+    }
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(SERVICE_NAME, 'SERVING');
     this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION });
@@ -153,7 +183,16 @@ export class Coordinator {
       })),
       lastLosses: { ...this.run.losses },
       message: this.message,
+      faults: { ...this.run.counters },
     };
+  }
+
+  private async saveCheckpoint(snapshot: RunSnapshot): Promise<void> {
+    const started = performance.now();
+    await this.checkpoints.save({ ...snapshot, runId: this.runId, jobHash: this.jobHash, jobDir: this.opts.prepared.loaded.dir, createdAt: new Date().toISOString() });
+    this.lastCheckpoint = snapshot.step;
+    this.log.info('checkpoint saved', { step: snapshot.step, ms: Math.round(performance.now() - started) });
+    this.event({ type: 'checkpoint', level: 'info', message: `checkpoint at step ${snapshot.step}`, data: { step: snapshot.step } });
   }
 
   private event(e: RunEvent): void {
@@ -179,6 +218,7 @@ export class Coordinator {
       seed: job.seed,
       parameters: prepared.layout.totalSize,
       outDir: dir.dir,
+      ...(this.opts.resume ? { resumedFrom: this.opts.resume.step } : {}),
     };
     let summary: RunSummary;
     try {
@@ -218,12 +258,23 @@ export class Coordinator {
           Object.entries(outcome.finalEval.tasks).map(([t, e]) => [t, { loss: e.loss, samples: e.samples, ...e.metrics }]),
         ),
         rejectedMessages: this.run.rejectedMessages,
+        faults: { ...this.run.counters },
       };
       this.state = 'finished';
       this.message = 'succeeded';
       this.log.info('run succeeded', { steps: outcome.steps, seconds: summary.wallTimeS.toFixed(1) });
     } catch (err) {
       const stopped = err instanceof MtlError && err.code === 'RUN_ABORTED';
+      // Whatever ended the run, its state is the one after its last complete step (weights
+      // change only at the end of a step): keep it, so that no finished work is lost.
+      const snapshot = this.run.consistent ? this.run.snapshot() : undefined;
+      if (snapshot && snapshot.step > 0 && snapshot.step !== this.lastCheckpoint) {
+        try {
+          await this.saveCheckpoint(snapshot);
+        } catch (saveErr) {
+          this.log.error('could not save a checkpoint', { error: errorMessage(saveErr) });
+        }
+      }
       summary = {
         ...base,
         status: stopped ? 'stopped' : 'failed',
@@ -235,6 +286,7 @@ export class Coordinator {
         workerDetails: [],
         tasks: {},
         rejectedMessages: this.run.rejectedMessages,
+        faults: { ...this.run.counters },
       };
       this.state = 'failed';
       this.message = errorMessage(err);
@@ -246,6 +298,7 @@ export class Coordinator {
       message: summary.error ? `run ${summary.status}: ${summary.error.message}` : `run ${summary.status}`,
       data: { steps: summary.stepsCompleted, wallTimeS: summary.wallTimeS },
     });
+    if (this.lastCheckpoint !== undefined) summary.lastCheckpoint = this.lastCheckpoint;
     dir.writeSummary(summary);
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');

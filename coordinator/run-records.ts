@@ -1,5 +1,6 @@
 // What a run reports: one record per step (metrics.jsonl), one per evaluation (eval.jsonl),
 // and the outcome the summary is made from.
+import type { FaultCounters } from './checkpoints.js';
 
 export interface TaskEval {
   loss: number;
@@ -33,6 +34,10 @@ export interface StepRecord {
    * total: the whole step.
    */
   timeMs: { units: number; compute: number; transfer: number; aggregate: number; optimize: number; broadcast: number; total: number };
+  /** Workers taking units at the end of the step. */
+  workers: number;
+  /** Fault counters of the run so far (deaths, reassigned and backup units, ...). */
+  faults: FaultCounters;
 }
 
 export interface TrainingOutcome {

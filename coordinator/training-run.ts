@@ -1,16 +1,21 @@
 // The synchronous step loop of DESIGN.md: units → workers, results validated and combined
 // in fixed order, aggregation of the shared gradients, optimizer, new weights broadcast
-// (encoded once). Also the evaluation phases and the run's bookkeeping of its workers.
+// (encoded once); the evaluation phases; and the run's membership: workers join and leave
+// at any time, a dead, departed or stalled worker's units go to others (a result depends
+// only on its unit, never on who computed it, so this never changes the weights).
+import type { Goodbye__Output } from '../proto/generated/mtl/v1/Goodbye.js';
 import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
 import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
 import { partRange } from '../common/datasets/sampler.js';
 import {
+  ByteLengthError,
   IllegalStateError,
   NonFiniteError,
   ProtocolViolationError,
   RunAbortedError,
   UnitFailedError,
+  UnknownUnitError,
   UnsupportedProtocolError,
   WorkerLostError,
 } from '../common/errors.js';
@@ -20,21 +25,43 @@ import { unitGradientSize, type ParameterLayout } from '../common/parameter-layo
 import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { firstNonFinite } from '../common/transfer-assembler.js';
 import type { Aggregator } from './aggregation/types.js';
-import type { Optimizer } from './optimizers.js';
-import { placeUnits } from './scheduler.js';
+import { zeroCounters, type FaultCounters } from './checkpoints.js';
 import { ConflictMonitor } from './conflict-monitor.js';
+import { deadWorkers, stalledWorkers, type ObservedWorker } from './failure-detector.js';
+import type { Optimizer, OptimizerState } from './optimizers.js';
 import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
+import { placeUnits } from './scheduler.js';
 import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
-import { checkResultHeader, newUnit, unitId, WIRE_KIND, type PendingUnit, type Phase } from './units.js';
+import { checkResultHeader, isDone, newUnit, Phase, WIRE_KIND, type Assignment, type PendingUnit } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
-import type { SessionHandler, WorkerSession } from './worker-session.js';
+import type { ResultSink, SessionHandler, WorkerSession } from './worker-session.js';
 
 /** Held-out splits are evaluated in shards of at most this many examples, whatever the worker count. */
 export const EVAL_SHARD_SIZE = 2000;
-/** A unit whose results were rejected this many times fails the run. */
-export const MAX_UNIT_ATTEMPTS = 3;
+/** A unit whose results were invalid this many times fails the run. */
+export const MAX_INVALID_RESULTS = 3;
+/** How often the failure detector looks at the workers. */
+const TICK_MS = 200;
+/** Ids of earlier phases whose late results are still recognised (and dropped quietly). */
+const LATE_IDS_KEPT = 4096;
 
 export type RunState = 'created' | 'waiting-for-workers' | 'training' | 'evaluating' | 'finished' | 'failed';
+
+/** Where a resumed run continues from (params, optimizer and aggregator state are restored by the caller). */
+export interface ResumePoint {
+  step: number;
+  version: number;
+  samples: number;
+  trainMs: number;
+  counters: FaultCounters;
+}
+
+/** Everything needed to continue the run exactly: taken only between steps. */
+export interface RunSnapshot extends ResumePoint {
+  params: Float32Array;
+  optimizer: OptimizerState;
+  aggregator: unknown;
+}
 
 export interface TrainingRunOptions {
   job: JobSpec;
@@ -49,9 +76,15 @@ export interface TrainingRunOptions {
   logger: Logger;
   /** Training starts once this many workers have joined. */
   minWorkers: number;
-  /** How long to wait for them before failing. */
+  /** How long to wait for workers (at the start, or when all have gone) before failing. */
   waitForWorkersMs: number;
   maxChunkBytes?: number;
+  /** Continue from a checkpoint instead of step 0. */
+  resume?: ResumePoint;
+  /** Called every `job.checkpoint.every` steps with a snapshot to store. */
+  saveCheckpoint?: (snapshot: RunSnapshot) => Promise<void>;
+  /** Wall clock in ms (tests shrink time with it). */
+  clock?: () => number;
   onStep?: (record: StepRecord) => void;
   onEval?: (record: EvalRecord) => void;
   onStateChange?: (state: RunState) => void;
@@ -64,20 +97,29 @@ export interface TrainingRunOptions {
 /** The largest total compute time of one worker in a phase: the part of its wall time compute explains. */
 function criticalCompute(units: readonly PendingUnit[]): number {
   const perWorker = new Map<string, number>();
-  for (const u of units) perWorker.set(u.worker ?? '', (perWorker.get(u.worker ?? '') ?? 0) + u.computeMs);
+  for (const u of units) perWorker.set(u.doneBy ?? '', (perWorker.get(u.doneBy ?? '') ?? 0) + u.computeMs);
   return Math.max(0, ...perWorker.values());
 }
 
 export class TrainingRun implements SessionHandler {
   private state: RunState = 'created';
   private readonly params: Float32Array;
-  private version = 0;
-  private step = 0;
+  private version: number;
+  private step: number;
+  private completedSteps: number;
+  private samples: number;
+  private trainMs: number;
+  readonly counters: FaultCounters;
   private readonly workers = new Map<string, WorkerSession>();
   private readonly affinity = new Map<string, string>();
   private phase: Phase | undefined;
+  private readonly lateIds = new Map<string, { worker: string; bytes: number }>();
   private failure: Error | undefined;
   private waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private noWorkersTimer: NodeJS.Timeout | undefined;
+  /** The state to return to when a worker joins after all had gone. */
+  private resumeStateAfterWait: RunState = 'training';
+  private ticker: NodeJS.Timeout | undefined;
   private readonly broadcast: WeightsBroadcast;
   private readonly log: Logger;
   private readonly tasks: string[];
@@ -86,13 +128,23 @@ export class TrainingRun implements SessionHandler {
   private lastLosses: Record<string, number> = {};
   private readonly conflicts: ConflictMonitor;
   private readonly notesSeen = new Set<string>();
+  private readonly clock: () => number;
   private update: Float32Array | undefined;
+  private hasStarted = false;
+  private midUpdate = false;
   rejectedMessages = 0;
 
   constructor(private readonly opts: TrainingRunOptions) {
     this.params = opts.initialParams.slice();
     this.log = opts.logger;
     this.tasks = taskNames(opts.job);
+    this.clock = opts.clock ?? Date.now;
+    this.version = opts.resume?.version ?? 0;
+    this.completedSteps = opts.resume?.step ?? 0;
+    this.step = this.completedSteps;
+    this.samples = opts.resume?.samples ?? 0;
+    this.trainMs = opts.resume?.trainMs ?? 0;
+    this.counters = { ...zeroCounters(), ...opts.resume?.counters };
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES);
     this.broadcast.update(this.params, this.version);
     this.conflicts = new ConflictMonitor(this.tasks, opts.job.diagnostics.conflictWindow);
@@ -126,9 +178,51 @@ export class TrainingRun implements SessionHandler {
     return `w${this.nextWorker++}`;
   }
 
+  /** True once training has begun (the first wait for workers is over). */
+  get started(): boolean {
+    return this.hasStarted;
+  }
+
   private setState(state: RunState): void {
+    if (state === 'training') this.hasStarted = true;
     this.state = state;
     this.opts.onStateChange?.(state);
+  }
+
+  private get active(): boolean {
+    return this.state === 'training' || this.state === 'evaluating' || (this.state === 'waiting-for-workers' && this.phase !== undefined);
+  }
+
+  /**
+   * False between the aggregator's update of its own state and the optimizer step: a
+   * failure there leaves the two out of step, and no checkpoint may be taken of it.
+   */
+  get consistent(): boolean {
+    return !this.midUpdate;
+  }
+
+  /** The run's state after `completedSteps` steps, for a checkpoint. Valid between steps only. */
+  snapshot(): RunSnapshot {
+    return {
+      step: this.completedSteps,
+      version: this.version,
+      samples: this.samples,
+      trainMs: this.trainMs,
+      counters: { ...this.counters },
+      params: this.params.slice(),
+      optimizer: this.opts.optimizer.state(),
+      aggregator: this.opts.aggregator.state(),
+    };
+  }
+
+  /** Saves a checkpoint; a failure to save is reported, not fatal: training goes on. */
+  private async checkpoint(): Promise<void> {
+    try {
+      await this.opts.saveCheckpoint?.(this.snapshot());
+    } catch (err) {
+      this.log.error('could not save a checkpoint; training continues', { step: this.completedSteps, error: err instanceof Error ? err.message : String(err) });
+      this.emit({ type: 'checkpoint-failed', level: 'error', message: `checkpoint at step ${this.completedSteps} failed`, data: { step: this.completedSteps } });
+    }
   }
 
   // ---- session handler -------------------------------------------------------------------
@@ -139,8 +233,8 @@ export class TrainingRun implements SessionHandler {
     }
     if (this.state === 'finished' || this.state === 'failed') throw new IllegalStateError('the run is over');
     this.workers.set(session.id, session);
-    this.log.info('worker joined', { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend, device: hello.device });
-    this.emit({ type: 'worker-joined', level: 'info', message: `worker ${session.label} joined`, data: { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend } });
+    this.log.info('worker joined', { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend, device: hello.device, step: this.step });
+    this.emit({ type: 'worker-joined', level: 'info', message: `worker ${session.label} joined`, data: { worker: session.id, name: hello.name, peer: session.peer, backend: hello.backend, step: this.step } });
     void session
       .send({
         welcome: {
@@ -158,20 +252,49 @@ export class TrainingRun implements SessionHandler {
     if (this.workers.size >= this.opts.minWorkers) {
       for (const w of this.waiters.splice(0)) w.resolve();
     }
+    if (this.noWorkersTimer !== undefined) this.stopWaiting();
+    // Units nobody holds (their worker died while no one else was there) go to the newcomer.
+    const orphans = this.phase?.unassigned() ?? [];
+    if (orphans.length > 0) this.dispatch(orphans);
   }
 
-  beginResult(session: WorkerSession, header: UnitResult__Output): Float32Array | null {
-    const unit = checkResultHeader(this.phase, session.id, header, this.opts.job);
-    return unit.kind === 'train' ? new Float32Array(unit.expectedBytes / 4) : null;
+  beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink {
+    const buffer = (bytes: number) => (bytes > 0 ? new Float32Array(bytes / 4) : null);
+    if (!this.phase?.lookup(header.unitId)) {
+      // A copy from an earlier phase (a straggler, a backup that lost): read it, drop it.
+      const late = this.lateIds.get(header.unitId);
+      if (late !== undefined) {
+        if (late.worker !== session.id) throw new UnknownUnitError(`unit ${header.unitId} was not assigned to ${session.id}`);
+        if (header.byteLength !== late.bytes) throw new ByteLengthError(`late unit ${header.unitId} announces ${header.byteLength} bytes, expected ${late.bytes}`);
+        return { payload: buffer(late.bytes), discard: true };
+      }
+    }
+    const { unit, late } = checkResultHeader(this.phase, session.id, header, this.opts.job);
+    return { payload: buffer(unit.expectedBytes), discard: late };
   }
 
-  completeResult(session: WorkerSession, header: UnitResult__Output, payload: Float32Array | null): void {
+  completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
+    session.lastProgressMs = this.clock();
+    const ms = Number.isFinite(header.computeMs) && header.computeMs > 0 ? header.computeMs : undefined;
+    if (ms !== undefined) session.meanUnitMs = session.meanUnitMs === undefined ? ms : 0.8 * session.meanUnitMs + 0.2 * ms;
+    if (sink.discard) {
+      this.counters.discardedResults++;
+      this.log.debug('dropped a late result', { unit: header.unitId, worker: session.label });
+      return;
+    }
     const phase = this.phase!;
-    const unit = phase.units.get(header.unitId)!;
-    if (payload !== null) {
-      const bad = firstNonFinite(payload);
-      if (bad >= 0) throw new NonFiniteError(`unit ${unit.id} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${payload[bad]}) at index ${bad}`);
-      unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: payload };
+    const { unit, assignment } = phase.lookup(header.unitId)!;
+    if (isDone(unit) || !assignment.active) {
+      // Two copies streamed at once and the other one finished first (or this copy was
+      // withdrawn while it streamed): the unit's result is already fixed.
+      this.counters.discardedResults++;
+      this.log.debug('dropped a result that lost the race', { unit: header.unitId, worker: session.label });
+      return;
+    }
+    if (sink.payload !== null) {
+      const bad = firstNonFinite(sink.payload);
+      if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${sink.payload[bad]}) at index ${bad}`);
+      unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
     } else {
       const metrics: Record<string, number> = {};
       for (const m of this.opts.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
@@ -179,8 +302,7 @@ export class TrainingRun implements SessionHandler {
     }
     unit.computeMs = header.computeMs;
     session.unitsDone++;
-    const ms = Number.isFinite(header.computeMs) && header.computeMs > 0 ? header.computeMs : undefined;
-    if (ms !== undefined) session.meanUnitMs = session.meanUnitMs === undefined ? ms : 0.8 * session.meanUnitMs + 0.2 * ms;
+    this.cancel(phase.complete(unit, assignment), 'done by another worker');
     if (--phase.remaining === 0) phase.resolve();
   }
 
@@ -190,51 +312,136 @@ export class TrainingRun implements SessionHandler {
       this.log.error('worker is leaving', { worker: session.label, code: failure.code, error: failure.message });
       return;
     }
-    const unit = this.phase?.units.get(failure.unitId);
-    if (!unit || unit.worker !== session.id) {
+    const found = this.phase?.lookup(failure.unitId);
+    if (!found || found.assignment.worker !== session.id || !found.assignment.active) {
       this.rejectedMessages++;
       this.log.warn('failure report for a unit this worker does not hold', { worker: session.label, unit: failure.unitId });
       return;
     }
-    this.fail(new UnitFailedError(`unit ${unit.id} (task ${unit.task}) failed on worker ${session.label}: ${failure.code}: ${failure.message}`));
+    // Computing the same unit elsewhere would fail the same way: the inputs are the same.
+    this.fail(new UnitFailedError(`unit ${failure.unitId} (task ${found.unit.task}) failed on worker ${session.label}: ${failure.code}: ${failure.message}`));
+  }
+
+  onGoodbye(session: WorkerSession, goodbye: Goodbye__Output): void {
+    this.counters.departures++;
+    this.log.info('worker is leaving', { worker: session.label, reason: goodbye.reason, returned: goodbye.returnedUnitIds.length });
+    this.emit({ type: 'worker-leaving', level: 'info', message: `worker ${session.label} is leaving: ${goodbye.reason}`, data: { worker: session.id, step: this.step, returned: goodbye.returnedUnitIds } });
+    this.releaseAndReassign(session);
   }
 
   onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void {
     this.rejectedMessages++;
-    const unit = unitId === undefined ? undefined : this.phase?.units.get(unitId);
-    if (!unit || unit.worker !== session.id || unit.train || unit.eval) return;
+    const found = unitId === undefined ? undefined : this.phase?.lookup(unitId);
+    if (!found) return;
+    const { unit, assignment } = found;
+    if (assignment.worker !== session.id || !assignment.active || isDone(unit)) return;
     if (error instanceof NonFiniteError) {
       // Recomputing would give the same numbers (determinism): the training diverged.
       this.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate`));
       return;
     }
-    if (unit.attempts >= MAX_UNIT_ATTEMPTS) {
-      this.fail(new ProtocolViolationError(`unit ${unit.id}: ${unit.attempts} invalid results in a row, last: ${error.message}`));
+    unit.invalidResults++;
+    if (unit.invalidResults >= MAX_INVALID_RESULTS) {
+      this.fail(new ProtocolViolationError(`unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`));
       return;
     }
-    this.log.warn('reassigning unit after an invalid result', { unit: unit.id, worker: session.label });
-    this.reassign(unit);
+    assignment.active = false;
+    this.log.warn('reassigning unit after an invalid result', { unit: unitId, worker: session.label });
+    if (!unit.assignments.some((a) => a.active)) {
+      this.counters.reassignedUnits++;
+      this.dispatch([unit]);
+    }
   }
 
   onClosed(session: WorkerSession, reason: string): void {
     if (!this.workers.delete(session.id)) return;
-    this.emit({ type: 'worker-left', level: 'info', message: `worker ${session.label} left: ${reason}`, data: { worker: session.id, step: this.step, reason } });
     this.departed.push({ id: session.id, name: session.name, backend: session.backend, device: session.device, unitsDone: session.unitsDone });
-    const held = [...(this.phase?.units.values() ?? [])].filter((u) => u.worker === session.id && !u.train && !u.eval);
-    const active = this.state === 'training' || this.state === 'evaluating';
-    if (active && held.length > 0) {
-      this.fail(
-        new WorkerLostError(
-          `worker ${session.label} at ${session.peer} disconnected during step ${this.step} holding ${held.length} unit(s): ${reason}. ` +
-            'The run cannot recover lost units yet, so it stops here.',
-        ),
-      );
-    } else if (active && this.workers.size === 0) {
-      this.fail(new WorkerLostError(`the last worker (${session.label}) disconnected at step ${this.step}: ${reason}`));
-    } else if (this.state === 'finished' || this.state === 'failed') {
-      this.log.debug('worker left', { worker: session.label, reason });
-    } else {
+    const failed = !session.leaving && this.active;
+    if (failed) {
+      this.counters.deaths++;
+      this.log.warn('worker lost', { worker: session.label, peer: session.peer, step: this.step, reason });
+    } else if (this.active) {
       this.log.info('worker left', { worker: session.label, reason });
+    } else {
+      this.log.debug('worker left', { worker: session.label, reason });
+    }
+    this.emit({ type: failed ? 'worker-lost' : 'worker-left', level: failed ? 'warn' : 'info', message: `worker ${session.label} ${failed ? 'lost' : 'left'}: ${reason}`, data: { worker: session.id, step: this.step, reason } });
+    this.releaseAndReassign(session);
+  }
+
+  /** Everything `session` held goes back to the others (or waits for a worker to join). */
+  private releaseAndReassign(session: WorkerSession): void {
+    if (!this.phase) {
+      if (this.active && this.activeWorkers().length === 0) this.startWaiting();
+      return;
+    }
+    const orphans = this.phase.release(session.id);
+    this.counters.reassignedUnits += orphans.length;
+    if (orphans.length > 0) this.log.info('reassigning units', { from: session.label, units: orphans.length, step: this.step });
+    this.dispatch(orphans);
+    if (this.activeWorkers().length === 0) this.startWaiting();
+  }
+
+  // ---- membership ---------------------------------------------------------------------------
+
+  /** Workers that take new units (not the ones saying goodbye). */
+  private activeWorkers(): WorkerSession[] {
+    return this.sessions.filter((s) => !s.leaving && s.state === 'ready');
+  }
+
+  /** No worker is left: wait (visibly) for one, or fail after waitForWorkersMs. */
+  private startWaiting(): void {
+    if (this.noWorkersTimer !== undefined || this.failure || !this.active) return;
+    this.log.warn('no workers connected: waiting for one to join', { step: this.step, timeoutMs: this.opts.waitForWorkersMs });
+    this.emit({ type: 'waiting-for-workers', level: 'warn', message: 'no workers connected', data: { step: this.step } });
+    const resumeState = this.state;
+    this.setState('waiting-for-workers');
+    this.noWorkersTimer = setTimeout(() => {
+      this.fail(new WorkerLostError(`no worker connected for ${this.opts.waitForWorkersMs} ms (step ${this.step})`));
+    }, this.opts.waitForWorkersMs);
+    this.noWorkersTimer.unref();
+    this.resumeStateAfterWait = resumeState;
+  }
+
+  private stopWaiting(): void {
+    clearTimeout(this.noWorkersTimer);
+    this.noWorkersTimer = undefined;
+    if (this.state === 'waiting-for-workers' && this.hasStarted) this.setState(this.resumeStateAfterWait);
+  }
+
+  /** Looks for dead and stalled workers: the dead are closed, the stalled get backups. */
+  private tick(): void {
+    const phase = this.phase;
+    const now = this.clock();
+    const held = phase?.activeByWorker() ?? new Map<string, Assignment[]>();
+    const observed: ObservedWorker[] = this.sessions.map((s) => ({
+      id: s.id,
+      lastSeenMs: s.lastSeenMs,
+      lastProgressMs: s.lastProgressMs,
+      meanUnitMs: s.meanUnitMs,
+      busy: held.has(s.id),
+    }));
+    const fault = this.opts.job.fault;
+    for (const dead of deadWorkers(observed, now, fault)) {
+      const session = this.workers.get(dead.id);
+      if (!session) continue;
+      this.log.warn('declaring worker dead', { worker: session.label, silentMs: dead.silentMs, limitMs: dead.limitMs });
+      session.close(new WorkerLostError(`no message for ${dead.silentMs} ms (limit ${dead.limitMs} ms)`));
+    }
+    if (!phase) return;
+    const idle = this.activeWorkers().filter((s) => !held.has(s.id));
+    for (const stalled of stalledWorkers(observed, now, fault)) {
+      for (const assignment of held.get(stalled) ?? []) {
+        const found = phase.lookup(assignment.id);
+        if (!found || isDone(found.unit) || found.unit.assignments.filter((a) => a.active).length > 1) continue;
+        const helper = idle.shift();
+        if (!helper) return;
+        const copy = phase.assign(found.unit, helper.id, now, true);
+        helper.lastProgressMs = now;
+        this.counters.backupUnits++;
+        this.log.info('backup copy of a slow unit', { unit: assignment.id, slow: stalled, backup: helper.label, copy: copy.id });
+        this.sendAssign(helper, [{ assignment: copy, unit: found.unit }]);
+      }
     }
   }
 
@@ -278,23 +485,31 @@ export class TrainingRun implements SessionHandler {
       this.setState('waiting-for-workers');
       await this.waitForWorkers();
       const { steps, evalEvery } = this.opts.job.training;
+      const every = this.opts.job.checkpoint.every;
       this.setState('training');
-      const started = performance.now();
-      let samples = 0;
-      for (let step = 0; step < steps; step++) {
+      this.ticker = setInterval(() => this.tick(), TICK_MS);
+      this.ticker.unref();
+      for (let step = this.completedSteps; step < steps; step++) {
+        const started = performance.now();
         this.step = step;
-        samples += await this.trainStep(step);
+        this.samples += await this.trainStep(step);
+        this.completedSteps = step + 1;
         if (evalEvery !== undefined && (step + 1) % evalEvery === 0 && step + 1 < steps) await this.evaluate(step + 1);
+        this.trainMs += performance.now() - started;
+        if (every > 0 && this.completedSteps % every === 0 && this.completedSteps < steps) await this.checkpoint();
       }
       this.step = steps;
-      const trainMs = performance.now() - started;
       const finalEval = await this.evaluate(steps);
       this.setState('finished');
       const workers = [...this.departed, ...this.sessions.map((s) => ({ id: s.id, name: s.name, backend: s.backend, device: s.device, unitsDone: s.unitsDone }))];
-      return { params: this.params.slice(), steps, samples, trainMs, finalEval, workers };
+      return { params: this.params.slice(), steps, samples: this.samples, trainMs: this.trainMs, finalEval, workers };
     } catch (err) {
       this.setState('failed');
       throw this.failure ?? err;
+    } finally {
+      clearInterval(this.ticker);
+      clearTimeout(this.noWorkersTimer);
+      this.noWorkersTimer = undefined;
     }
   }
 
@@ -302,52 +517,77 @@ export class TrainingRun implements SessionHandler {
   private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      const phase: Phase = { kind, step, version: this.version, units: new Map(), remaining: units.length, resolve, reject };
-      for (const u of units) {
-        u.attempts = 1;
-        u.id = unitId(phase, u);
-        phase.units.set(u.id, u);
-      }
-      this.phase = phase;
+      this.phase = new Phase(kind, step, this.version, units, resolve, reject);
       this.dispatch(units);
     }).finally(() => {
+      const done = this.phase;
       this.phase = undefined;
+      // Copies still out there may report later; recognise them, so they are dropped, not rejected.
+      for (const [id, bytes] of done?.ids() ?? []) {
+        const assignment = done?.lookup(id)?.assignment;
+        if (assignment) this.lateIds.set(id, { worker: assignment.worker, bytes });
+      }
+      while (this.lateIds.size > LATE_IDS_KEPT) this.lateIds.delete(this.lateIds.keys().next().value!);
     });
   }
 
-  private dispatch(units: PendingUnit[]): void {
+  private sendAssign(session: WorkerSession, assigned: ReadonlyArray<{ assignment: Assignment; unit: PendingUnit }>): void {
     const phase = this.phase!;
-    const sessions = this.sessions;
-    if (sessions.length === 0) {
-      this.fail(new WorkerLostError('no workers are connected'));
-      return;
+    const wire = assigned.map(({ assignment: a, unit: u }) => ({
+      unitId: a.id,
+      kind: WIRE_KIND[u.kind],
+      step: phase.step,
+      task: u.task,
+      shard: u.shard,
+      weightsVersion: phase.version,
+      shardCount: u.shardCount,
+    }));
+    session.send({ assign: { units: wire } }).catch(() => undefined);
+  }
+
+  private dispatch(units: readonly PendingUnit[]): void {
+    const phase = this.phase;
+    if (!phase || units.length === 0) return;
+    const now = this.clock();
+    const busy = phase.activeByWorker();
+    const all = this.activeWorkers();
+    if (all.length === 0) {
+      this.startWaiting();
+      return; // the units stay unassigned until a worker joins
     }
+    // A worker with nothing to do still says it is alive every heartbeat; one that has been
+    // silent for several heartbeats (and several of its unit times) is probably frozen or cut
+    // off: give new work to the others while there are others.
+    const heartbeat = this.opts.job.fault.heartbeatMs;
+    const responsive = all.filter((s) => now - s.lastSeenMs <= Math.max(3 * heartbeat, 3 * (s.meanUnitMs ?? 0)));
+    const sessions = responsive.length > 0 ? responsive : all;
     const key = (u: PendingUnit) => `${u.kind}/${u.task}/${u.shard}`;
+    const byPlace = new Map(units.map((u, i) => [`u${i}`, u]));
     const placement = placeUnits(
-      units.map((u) => ({ id: u.id, key: key(u) })),
+      [...byPlace].map(([id, u]) => ({ id, key: key(u) })),
       sessions.map((s) => ({ id: s.id, unitMs: s.meanUnitMs })),
       this.affinity,
     );
     for (const [workerId, ids] of placement) {
       if (ids.length === 0) continue;
       const session = this.workers.get(workerId)!;
-      const wire = ids.map((id) => {
-        const u = phase.units.get(id)!;
-        u.worker = workerId;
+      if (!busy.has(workerId)) session.lastProgressMs = now;
+      const assigned = ids.map((id) => {
+        const u = byPlace.get(id)!;
         this.affinity.set(key(u), workerId);
-        return { unitId: id, kind: WIRE_KIND[u.kind], step: phase.step, task: u.task, shard: u.shard, weightsVersion: phase.version, shardCount: u.shardCount };
+        return { assignment: phase.assign(u, workerId, now), unit: u };
       });
-      session.send({ assign: { units: wire } }).catch(() => undefined);
+      this.sendAssign(session, assigned);
     }
   }
 
-  private reassign(unit: PendingUnit): void {
-    const phase = this.phase!;
-    phase.units.delete(unit.id);
-    unit.attempts++;
-    unit.id = unitId(phase, unit);
-    phase.units.set(unit.id, unit);
-    this.dispatch([unit]);
+  /** Withdraws copies that are no longer needed; their results, if they come, are dropped. */
+  private cancel(assignments: readonly Assignment[], reason: string): void {
+    const byWorker = new Map<string, string[]>();
+    for (const a of assignments) byWorker.set(a.worker, [...(byWorker.get(a.worker) ?? []), a.id]);
+    for (const [worker, ids] of byWorker) {
+      this.workers.get(worker)?.send({ cancel: { unitIds: ids, reason } }).catch(() => undefined);
+    }
   }
 
   /** One synchronous step; returns the number of training examples it used. */
@@ -375,6 +615,7 @@ export class TrainingRun implements SessionHandler {
     this.update ??= new Float32Array(layout.totalSize);
     const update = this.update;
     const trunk = update.subarray(layout.shared.offset, layout.shared.offset + sharedSize);
+    this.midUpdate = true;
     const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step, gramian: h, out: trunk });
     if (aggregated.direction.length !== sharedSize || firstNonFinite(aggregated.direction) >= 0) {
       throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned an invalid direction at step ${step}`);
@@ -396,6 +637,7 @@ export class TrainingRun implements SessionHandler {
     });
     this.opts.optimizer.step(this.params, update);
     this.version++;
+    this.midUpdate = false;
     const t3 = performance.now();
 
     this.broadcast.update(this.params, this.version);
@@ -432,6 +674,8 @@ export class TrainingRun implements SessionHandler {
         broadcast: t4 - t3,
         total: t4 - t0,
       },
+      workers: this.activeWorkers().length,
+      faults: { ...this.counters },
     };
     this.lastLosses = record.losses;
     this.opts.onStep?.(record);

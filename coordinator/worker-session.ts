@@ -3,6 +3,7 @@
 // handler's business (training-run.ts). A rejected message is counted and dropped; it never
 // reaches the run's state.
 import type * as grpc from '@grpc/grpc-js';
+import type { Goodbye__Output } from '../proto/generated/mtl/v1/Goodbye.js';
 import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
 import type { TensorChunk__Output } from '../proto/generated/mtl/v1/TensorChunk.js';
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
@@ -17,16 +18,24 @@ import { TransferAssembler } from '../common/transfer-assembler.js';
 
 export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
 
+/** Where a result's payload goes: a buffer, or nothing (eval units); `discard` drops it once read. */
+export interface ResultSink {
+  payload: Float32Array | null;
+  discard: boolean;
+}
+
 export interface SessionHandler {
   /** Validates Hello; returns nothing or throws (the session is then closed with that error). */
   onHello(session: WorkerSession, hello: Hello__Output): void;
   /**
-   * Validates a result header. Returns the buffer its payload goes into (train units), or
-   * null when there is no payload (eval units). Throws a rejection error otherwise.
+   * Validates a result header and says where its payload goes (or that it is read and
+   * dropped: a late copy). Throws a rejection error otherwise.
    */
-  beginResult(session: WorkerSession, header: UnitResult__Output): Float32Array | null;
-  completeResult(session: WorkerSession, header: UnitResult__Output, payload: Float32Array | null): void;
+  beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink;
+  completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void;
   onUnitFailed(session: WorkerSession, failure: UnitFailed__Output): void;
+  /** The worker leaves on purpose. */
+  onGoodbye(session: WorkerSession, goodbye: Goodbye__Output): void;
   /** A message was rejected; `unitId` is set when it concerned a known unit. */
   onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void;
   onClosed(session: WorkerSession, reason: string): void;
@@ -44,12 +53,18 @@ export class WorkerSession {
   device = '';
   rejected = 0;
   unitsDone = 0;
+  /** Wall clock (ms) of the last message of any kind; the failure detector reads it. */
+  lastSeenMs = Date.now();
+  /** Wall clock (ms) of the last finished unit, or of being given work while idle. */
+  lastProgressMs = Date.now();
+  /** Said Goodbye: its departure is not a failure. */
+  leaving = false;
   /** Mean of this worker's unit compute times (ms), for the scheduler. */
   meanUnitMs: number | undefined;
   /** Why the worker said it is leaving (UnitFailed without a unit), if it did. */
   leavingReason: string | undefined;
   private readonly writer: OrderedWriter<OutgoingCoordinatorMessage>;
-  private inbound: { header: UnitResult__Output; payload: Float32Array; assembler: TransferAssembler } | undefined;
+  private inbound: { header: UnitResult__Output; sink: ResultSink; assembler: TransferAssembler } | undefined;
 
   constructor(
     readonly id: string,
@@ -61,7 +76,15 @@ export class WorkerSession {
   ) {
     this.writer = new OrderedWriter(call);
     call.on('data', (msg: WorkerMessage__Output) => this.onMessage(msg));
-    call.on('end', () => this.closed(this.leavingReason ?? 'worker closed the stream'));
+    call.on('end', () => {
+      this.closed(this.leavingReason ?? 'worker closed the stream');
+      // The worker closed its side (after a Goodbye, say): close ours, so it sees a clean end.
+      try {
+        call.end();
+      } catch {
+        // Already gone.
+      }
+    });
     call.on('error', (err: Error) => this.closed(`stream error: ${err.message}`));
     call.on('close', () => this.closed(this.leavingReason ?? 'connection closed'));
     call.on('cancelled', () => this.closed(this.leavingReason ?? 'connection cancelled'));
@@ -78,6 +101,7 @@ export class WorkerSession {
 
   private onMessage(msg: WorkerMessage__Output): void {
     if (this.state === 'closed') return;
+    this.lastSeenMs = Date.now();
     let unitId: string | undefined;
     try {
       switch (msg.kind) {
@@ -107,6 +131,11 @@ export class WorkerSession {
         case 'unitFailed':
           this.handler.onUnitFailed(this, msg.unitFailed!);
           return;
+        case 'goodbye':
+          if (this.inbound) throw new ProtocolViolationError('goodbye inside a transfer');
+          this.leaving = true;
+          this.handler.onGoodbye(this, msg.goodbye!);
+          return;
         default:
           throw new ProtocolViolationError('message without a kind');
       }
@@ -121,12 +150,12 @@ export class WorkerSession {
       this.inbound = undefined;
       throw new ProtocolViolationError(`result for ${header.unitId} while the transfer of ${open} is incomplete`);
     }
-    const payload = this.handler.beginResult(this, header);
-    if (payload === null) {
-      this.handler.completeResult(this, header, null);
+    const sink = this.handler.beginResult(this, header);
+    if (sink.payload === null) {
+      this.handler.completeResult(this, header, sink);
       return;
     }
-    this.inbound = { header, payload, assembler: new TransferAssembler(header.transferId, float32Bytes(payload), this.maxChunkBytes) };
+    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, float32Bytes(sink.payload), this.maxChunkBytes) };
   }
 
   private onChunk(chunk: TensorChunk__Output): void {
@@ -141,7 +170,7 @@ export class WorkerSession {
     }
     if (complete) {
       this.inbound = undefined;
-      this.handler.completeResult(this, inbound.header, inbound.payload);
+      this.handler.completeResult(this, inbound.header, inbound.sink);
     }
   }
 

@@ -1,22 +1,19 @@
-// A worker process's session with its coordinator: Hello → Welcome (job, layout) → weights
-// and assignments in, unit results out, until Shutdown or the stream ends.
+// A worker process: loads its compute backend once, then serves its coordinator session
+// after session. A connection that breaks is retried with exponential backoff and jitter
+// (each reconnection is a fresh session); Shutdown, leave() and close() end the worker.
 import * as grpc from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
+import { randomInt } from 'node:crypto';
 import os from 'node:os';
-import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
-import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
-import type { WeightsHeader__Output } from '../proto/generated/mtl/v1/WeightsHeader.js';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
-import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { bindTasks } from '../common/datasets/index.js';
-import { errorMessage, IllegalStateError, MtlError, ProtocolViolationError, UnsupportedProtocolError } from '../common/errors.js';
-import { validateJob, type JobSpec } from '../common/job-spec.js';
+import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
+import { validateJob } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
-import { OrderedWriter } from '../common/ordered-writer.js';
-import { buildLayout, type ParameterLayout } from '../common/parameter-layout.js';
-import { CHANNEL_OPTIONS, chunkViews, float32Bytes, MAX_CHUNK_BYTES, protocol, PROTOCOL_VERSION } from '../common/protocol.js';
-import { TransferAssembler } from '../common/transfer-assembler.js';
+import { buildLayout } from '../common/parameter-layout.js';
+import { CHANNEL_OPTIONS, protocol } from '../common/protocol.js';
 import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
+import { CoordinatorSession, type ComputeEnvironment, type SessionEnd } from './coordinator-session.js';
 import { opsModeFor } from './layer-ops.js';
 import { ModelRunner } from './model-runner.js';
 import { UnitComputer } from './unit-compute.js';
@@ -27,25 +24,28 @@ export interface WorkerOptions {
   name?: string;
   backend?: BackendChoice;
   logger?: Logger;
-  /** How long to keep trying to reach the coordinator. Default 30 s. */
+  /** How long to keep trying to reach the coordinator the first time. Default 30 s. */
   connectTimeoutMs?: number;
+  /** After a lost connection, how long to keep trying to get back (0: don't). Default 5 minutes. */
+  reconnectTimeoutMs?: number;
+  /** First and largest pause between reconnection attempts. Defaults 250 ms and 10 s. */
+  backoffMs?: { initial: number; max: number };
 }
 
-export type WorkerState = 'created' | 'connecting' | 'joining' | 'ready' | 'closing' | 'closed';
+export type WorkerState = 'created' | 'connecting' | 'ready' | 'reconnecting' | 'closing' | 'closed';
 
 export interface WorkerExit {
-  /** 0 after a normal Shutdown, 1 when the run failed or the session broke. */
+  /** 0 after a normal Shutdown or leave(), 1 when the run failed or the coordinator stayed away. */
   code: number;
   reason: string;
 }
 
-interface Session {
-  job: JobSpec;
-  layout: ParameterLayout;
-  computer: UnitComputer;
-  runner: ModelRunner;
-  params: Float32Array;
-  maxChunkBytes: number;
+/** Delay before reconnection attempt `attempt` (0-based): exponential, capped, with ±50% jitter. */
+export function backoffDelay(attempt: number, initial: number, max: number, random: (n: number) => number = (n) => randomInt(n)): number {
+  const base = Math.min(max, initial * 2 ** Math.min(attempt, 30));
+  // Jitter spreads the reconnections of many workers losing one coordinator at once. It is
+  // the one randomness that may differ between runs: it never touches the training.
+  return Math.round(base * (0.5 + random(1_000_000) / 1_000_000));
 }
 
 export class Worker {
@@ -54,20 +54,16 @@ export class Worker {
   private readonly name: string;
   private backend: SelectedBackend | undefined;
   private client: grpc.Client | undefined;
-  private call: grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output> | undefined;
-  private writer: OrderedWriter<WorkerMessage> | undefined;
-  private session: Session | undefined;
-  private weightsVersion = -1;
-  private incomingWeights: { header: WeightsHeader__Output; assembler: TransferAssembler } | undefined;
-  private readonly queue: Unit__Output[] = [];
-  private processing = false;
-  private transferCounter = 0;
-  private exit: WorkerExit | undefined;
-  /** Settles once, when the session is over, however it ended. */
+  private session: CoordinatorSession | undefined;
+  private environment: { key: string; env: ComputeEnvironment } | undefined;
+  private stopRequested: WorkerExit | undefined;
+  private wakeUp: (() => void) | undefined;
+  private closing: Promise<WorkerExit> | undefined;
   private readonly finished: Promise<WorkerExit>;
   private resolveFinished!: (exit: WorkerExit) => void;
-  private closing: Promise<WorkerExit> | undefined;
-  unitsDone = 0;
+  private exit: WorkerExit | undefined;
+  /** Sessions served so far (1 + reconnections). */
+  sessions = 0;
 
   constructor(private readonly options: WorkerOptions) {
     this.name = options.name ?? `${os.hostname()}-${process.pid}`;
@@ -79,248 +75,149 @@ export class Worker {
     return this.state;
   }
 
-  /** Connects, serves the session, and resolves when it ends. */
+  get unitsDone(): number {
+    return this.session?.unitsDone ?? 0;
+  }
+
+  /** Serves the coordinator until the run ends, the worker is stopped, or the coordinator stays away. */
   async run(): Promise<WorkerExit> {
     if (this.state !== 'created') throw new IllegalStateError(`worker.run() called in state ${this.state}`);
     this.state = 'connecting';
-    try {
-      tf.enableProdMode();
-      this.backend = await selectBackend(this.options.backend ?? 'auto');
-      for (const s of this.backend.skipped) this.log.debug('backend skipped', { provider: s.provider, reason: s.reason });
-      this.log.info('backend ready', { backend: this.backend.name, device: this.backend.device, provider: this.backend.provider });
-      await this.connect();
-    } catch (err) {
-      this.finish(1, errorMessage(err));
-    }
+    void this.loop().then(
+      (exit) => this.finish(exit),
+      (err: unknown) => this.finish({ code: 1, reason: errorMessage(err) }),
+    );
     return this.finished;
   }
 
-  private async connect(): Promise<void> {
-    if (this.state !== 'connecting') return; // closed while the backend loaded
+  private async loop(): Promise<WorkerExit> {
+    tf.enableProdMode();
+    this.backend = await selectBackend(this.options.backend ?? 'auto');
+    for (const s of this.backend.skipped) this.log.debug('backend skipped', { provider: s.provider, reason: s.reason });
+    this.log.info('backend ready', { backend: this.backend.name, device: this.backend.device, provider: this.backend.provider });
+    const reconnectBudget = this.options.reconnectTimeoutMs ?? 300_000;
+    const backoff = this.options.backoffMs ?? { initial: 250, max: 10_000 };
+    let lostSince: number | undefined;
+    let attempt = 0;
+    for (;;) {
+      if (this.stopRequested) return this.stopRequested;
+      const deadline = lostSince === undefined ? Date.now() + (this.options.connectTimeoutMs ?? 30_000) : lostSince + reconnectBudget;
+      let end: SessionEnd;
+      try {
+        end = await this.serveSession(deadline);
+      } catch (err) {
+        if (lostSince === undefined || this.stopRequested) return this.stopRequested ?? { code: 1, reason: errorMessage(err) };
+        end = { kind: 'lost', reason: errorMessage(err) };
+      }
+      if (end.kind === 'shutdown') return { code: end.failed ? 1 : 0, reason: end.reason };
+      if (end.kind === 'closed') return this.stopRequested ?? { code: end.code, reason: end.reason };
+      // Lost: reconnect, unless we were asked to stop or have tried long enough.
+      if (this.stopRequested) return this.stopRequested;
+      lostSince ??= Date.now();
+      if (reconnectBudget <= 0 || Date.now() - lostSince >= reconnectBudget) {
+        return { code: 1, reason: `${end.reason}; gave up reconnecting after ${Math.round((Date.now() - lostSince) / 1000)} s` };
+      }
+      const delay = backoffDelay(attempt++, backoff.initial, backoff.max);
+      this.state = 'reconnecting';
+      this.log.warn('connection lost, reconnecting', { reason: end.reason, attempt, delayMs: delay });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+      if (end.kind === 'lost' && this.session?.joined) {
+        // A session that got as far as joining resets the clock: the coordinator was there.
+        lostSince = Date.now();
+        attempt = 0;
+      }
+    }
+  }
+
+  /** Connects (until `deadline`) and serves one session to its end. */
+  private async serveSession(deadline: number): Promise<SessionEnd> {
     const Coordinator = protocol().mtl.v1.Coordinator;
     const client = new Coordinator(this.options.coordinator, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.client = client;
-    const deadline = Date.now() + (this.options.connectTimeoutMs ?? 30_000);
-    await new Promise<void>((resolve, reject) =>
-      client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${this.options.coordinator}: ${err.message}`)) : resolve())),
-    );
-    if (this.state !== 'connecting') return;
-    this.state = 'joining';
-    const call = client.Connect();
-    this.call = call;
-    this.writer = new OrderedWriter(call);
-    call.on('data', (msg: CoordinatorMessage__Output) => this.onMessage(msg));
-    call.on('error', (err: grpc.ServiceError) => {
-      if (err.code === grpc.status.CANCELLED && this.state === 'closing') return;
-      this.finish(1, `connection to coordinator lost: ${err.details || err.message}`);
-    });
-    call.on('end', () => this.finish(this.exit?.code ?? 1, this.exit?.reason ?? 'coordinator closed the stream'));
-    await this.send({
-      hello: {
-        name: this.name,
-        protocolVersion: PROTOCOL_VERSION,
-        backend: this.backend?.name ?? 'unknown',
-        device: this.backend?.device ?? 'cpu',
-        capacity: 1,
-        token: '',
-      },
-    });
-  }
-
-  private send(message: WorkerMessage): Promise<void> {
-    if (!this.writer) return Promise.reject(new IllegalStateError('not connected'));
-    return this.writer.write(message);
-  }
-
-  private onMessage(msg: CoordinatorMessage__Output): void {
     try {
-      switch (msg.kind) {
-        case 'welcome':
-          this.onWelcome(msg.welcome!);
-          break;
-        case 'weights':
-          this.onWeightsHeader(msg.weights!);
-          break;
-        case 'chunk':
-          this.onChunk(msg.chunk!);
-          break;
-        case 'assign':
-          this.queue.push(...msg.assign!.units);
-          this.pump();
-          break;
-        case 'cancel': {
-          const ids = new Set(msg.cancel!.unitIds);
-          for (let i = this.queue.length - 1; i >= 0; i--) if (ids.has(this.queue[i]!.unitId)) this.queue.splice(i, 1);
-          break;
-        }
-        case 'shutdown':
-          this.log.info('shutdown requested by coordinator', { reason: msg.shutdown!.reason });
-          void this.close(msg.shutdown!.failed ? 1 : 0, msg.shutdown!.reason || 'shutdown');
-          break;
-        default:
-          throw new ProtocolViolationError(`unexpected message kind ${String(msg.kind)}`);
-      }
-    } catch (err) {
-      this.fatal(err);
+      await new Promise<void>((resolve, reject) =>
+        client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${this.options.coordinator}: ${err.message}`)) : resolve())),
+      );
+      if (this.stopRequested) return { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason };
+      this.sessions++;
+      this.session = new CoordinatorSession({
+        call: client.Connect(),
+        name: this.name,
+        backend: this.backend!,
+        log: this.log,
+        environment: (welcome) => this.environmentFor(welcome),
+      });
+      this.state = 'ready';
+      return await this.session.start();
+    } finally {
+      client.close();
+      this.client = undefined;
     }
   }
 
-  private onWelcome(welcome: Welcome__Output): void {
-    if (this.session) throw new ProtocolViolationError('second Welcome on one session');
-    if (welcome.protocolVersion !== PROTOCOL_VERSION) {
-      throw new UnsupportedProtocolError(`coordinator speaks protocol ${welcome.protocolVersion}, this worker ${PROTOCOL_VERSION}`);
-    }
+  /** The job's data, model and runner: built on the first Welcome, reused by later sessions of the same job. */
+  private environmentFor(welcome: Welcome__Output): ComputeEnvironment {
+    const key = `${welcome.jobDir}\u0000${welcome.jobJson}`;
+    if (this.environment?.key === key) return this.environment.env;
     const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
     const bindings = bindTasks(job.tasks, welcome.jobDir || process.cwd());
     const first = bindings.values().next().value;
     if (!first) throw new ProtocolViolationError('job has no tasks');
     const layout = buildLayout(job, job.model.input ?? first.dataset.inputShape);
-    const same =
-      layout.tensors.length === welcome.layout.length &&
-      layout.tensors.every((t, i) => {
-        const w = welcome.layout[i];
-        return w !== undefined && w.name === t.name && w.group === t.group && w.shape.join(',') === t.shape.join(',');
-      });
-    if (!same) throw new ProtocolViolationError('this worker computes a different parameter layout than the coordinator (version skew?)');
     const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+    this.environment?.env.runner.dispose();
     const runner = new ModelRunner(layout, objectives, opsModeFor(this.backend!.name));
-    this.session = {
-      job,
-      layout,
-      runner,
-      computer: new UnitComputer(job, bindings, runner),
-      params: new Float32Array(layout.totalSize),
-      maxChunkBytes: Math.min(welcome.maxChunkBytes || MAX_CHUNK_BYTES, MAX_CHUNK_BYTES),
-    };
-    this.state = 'ready';
-    this.log.info('joined run', { run: welcome.runId, worker: welcome.workerId, params: layout.totalSize });
+    const env: ComputeEnvironment = { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
+    this.environment = { key, env };
+    return env;
   }
 
-  private requireSession(): Session {
-    if (!this.session) throw new ProtocolViolationError('message before Welcome');
-    return this.session;
-  }
-
-  private onWeightsHeader(header: WeightsHeader__Output): void {
-    const s = this.requireSession();
-    if (this.incomingWeights) throw new ProtocolViolationError('weights header while another weights transfer is open');
-    if (header.tensors.length !== s.layout.tensors.length || header.byteLength !== s.params.byteLength) {
-      throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${s.params.byteLength}`);
-    }
-    this.incomingWeights = { header, assembler: new TransferAssembler(header.transferId, float32Bytes(s.params), s.maxChunkBytes) };
-  }
-
-  private onChunk(chunk: { transferId: number; offset: number; data: Buffer }): void {
-    const s = this.requireSession();
-    const incoming = this.incomingWeights;
-    if (!incoming) throw new ProtocolViolationError('chunk without an open transfer');
-    if (incoming.assembler.accept(chunk)) {
-      this.incomingWeights = undefined;
-      s.runner.setWeights(s.params);
-      this.weightsVersion = incoming.header.version;
-      this.pump();
-    }
-  }
-
-  /** Computes queued units one at a time, as soon as their weights version is here. */
-  private pump(): void {
-    if (this.processing) return;
-    this.processing = true;
-    void (async () => {
-      try {
-        while (this.queue.length > 0 && this.state === 'ready') {
-          const unit = this.queue[0]!;
-          if (unit.weightsVersion !== this.weightsVersion || this.incomingWeights) break; // weights on the way
-          this.queue.shift();
-          await this.compute(unit);
-          // Let incoming messages (cancel, new weights) in between units.
-          await new Promise((r) => setImmediate(r));
-        }
-      } catch (err) {
-        this.fatal(err);
-      } finally {
-        this.processing = false;
-      }
-    })();
-  }
-
-  private async compute(unit: Unit__Output): Promise<void> {
-    const s = this.requireSession();
-    const started = performance.now();
-    try {
-      // The header echoes the unit, so the coordinator can check it against what it assigned.
-      const echo = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
-      if (unit.kind === 'UNIT_KIND_TRAIN') {
-        const out = s.computer.train({ task: unit.task, step: unit.step, shard: unit.shard });
-        const bytes = float32Bytes(out.grads);
-        const transferId = ++this.transferCounter;
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };
-        const sends = [this.send({ unitResult: header })];
-        let offset = 0;
-        for (const data of chunkViews(bytes, s.maxChunkBytes)) {
-          sends.push(this.send({ chunk: { transferId, offset, data } }));
-          offset += data.byteLength;
-        }
-        await Promise.all(sends);
-      } else if (unit.kind === 'UNIT_KIND_EVAL') {
-        const out = s.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
-        await this.send({ unitResult: header });
-      } else {
-        throw new ProtocolViolationError(`unit ${unit.unitId} has no kind`);
-      }
-      this.unitsDone++;
-    } catch (err) {
-      if (err instanceof ProtocolViolationError) throw err;
-      this.log.error('unit failed', { unit: unit.unitId, error: errorMessage(err) });
-      await this.send({ unitFailed: { unitId: unit.unitId, code: err instanceof MtlError ? err.code : 'COMPUTE_ERROR', message: errorMessage(err) } });
-    }
-  }
-
-  /** A setup or protocol error: tell the coordinator why, then leave. */
-  private fatal(err: unknown): void {
-    const message = errorMessage(err);
-    this.log.error('leaving the run', { error: message });
-    const code = err instanceof MtlError ? err.code : 'WORKER_ERROR';
-    void this.send({ unitFailed: { unitId: '', code, message } })
-      .catch(() => undefined)
-      .finally(() => void this.close(1, message));
-  }
-
-  private finish(code: number, reason: string): void {
-    this.exit ??= { code, reason };
+  private finish(exit: WorkerExit): void {
+    this.exit ??= exit;
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.session?.runner.dispose();
-    this.call?.removeAllListeners('data');
+    this.environment?.env.runner.dispose();
     this.client?.close();
     this.resolveFinished(this.exit);
   }
 
   /**
-   * Leaves the session (idempotent, returns the same promise): flushes what is queued,
-   * half-closes the stream, and cancels it if the coordinator does not end it in time.
+   * Leaves the run gracefully (SIGTERM): the current unit is finished and sent, queued units
+   * are handed back, and the worker ends with code 0. Idempotent.
    */
+  leave(reason = 'leaving'): Promise<WorkerExit> {
+    return this.stop({ code: 0, reason }, (session) => void session.leave(reason));
+  }
+
+  /** Stops now (idempotent): the session is cancelled, nothing more is sent. */
   close(code = 0, reason = 'closed'): Promise<WorkerExit> {
+    return this.stop({ code, reason }, (session) => session.cancel(reason));
+  }
+
+  private stop(exit: WorkerExit, endSession: (session: CoordinatorSession) => void): Promise<WorkerExit> {
     this.closing ??= (async () => {
-      this.exit ??= { code, reason };
-      if (this.state === 'closed') return this.finished;
-      this.state = 'closing';
-      await Promise.race([this.writer?.flush().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
-      const call = this.call;
-      if (!call || this.currentState === 'closed') {
-        this.finish(code, reason);
+      this.stopRequested ??= exit;
+      if (this.state === 'created') {
+        this.finish(exit);
         return this.finished;
       }
-      call.end();
-      const timer = setTimeout(() => {
-        call.cancel();
-        this.finish(code, reason);
-      }, 3000);
+      if (this.state !== 'closed') this.state = 'closing';
+      this.wakeUp?.();
+      if (this.session) endSession(this.session);
+      // Not connected yet: closing the client makes waitForReady give up at once.
+      else this.client?.close();
+      const timer = setTimeout(() => this.finish(this.stopRequested ?? exit), 10_000);
       timer.unref();
-      const exit = await this.finished;
+      const result = await this.finished;
       clearTimeout(timer);
-      return exit;
+      return result;
     })();
     return this.closing;
   }

@@ -43,12 +43,13 @@ async function startedRun(workers: number) {
 }
 
 void describe('failures and shutdown', () => {
-  void it('fails the run with a clear message when a worker is killed mid-run, and leaves no orphan', async () => {
+  void it('fails the run with a clear message when all its workers are killed mid-run, and leaves no orphan', async () => {
     const { run, out, pids } = await startedRun(2);
     process.kill(pids[0]!, 'SIGKILL');
+    process.kill(pids[1]!, 'SIGKILL');
     const r = await run.result;
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /worker .* disconnected during step \d+/);
+    assert.match(r.stderr, /all 2 local worker\(s\) exited/);
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { status: string; error: { code: string } };
     assert.equal(summary.status, 'failed');
     assert.equal(summary.error.code, 'WORKER_LOST');

@@ -1,0 +1,285 @@
+// One connection of a worker to its coordinator: Hello → Welcome (job, layout) → weights and
+// assignments in, unit results out, heartbeats in between, until Shutdown, Goodbye or the
+// stream breaks. A new connection is a new session that starts from nothing: no unit, no
+// weights, nothing half-applied from the one before.
+import type * as grpc from '@grpc/grpc-js';
+import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
+import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
+import type { WeightsHeader__Output } from '../proto/generated/mtl/v1/WeightsHeader.js';
+import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
+import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
+import { errorMessage, MtlError, ProtocolViolationError, UnsupportedProtocolError } from '../common/errors.js';
+import type { JobSpec } from '../common/job-spec.js';
+import type { Logger } from '../common/logging.js';
+import { OrderedWriter } from '../common/ordered-writer.js';
+import type { ParameterLayout } from '../common/parameter-layout.js';
+import { chunkViews, float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
+import { TransferAssembler } from '../common/transfer-assembler.js';
+import type { SelectedBackend } from './backend.js';
+import type { ModelRunner } from './model-runner.js';
+import type { UnitComputer } from './unit-compute.js';
+
+/** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
+const GOODBYE_WAIT_MS = 5000;
+
+/** What a worker needs to compute a job's units; built once per job and reused across sessions. */
+export interface ComputeEnvironment {
+  job: JobSpec;
+  layout: ParameterLayout;
+  runner: ModelRunner;
+  computer: UnitComputer;
+}
+
+export type SessionEnd =
+  /** The coordinator said the run is over (failed: it failed). */
+  | { kind: 'shutdown'; failed: boolean; reason: string }
+  /** The connection broke or the coordinator ended it without Shutdown: worth reconnecting. */
+  | { kind: 'lost'; reason: string }
+  /** We ended it: close(), leave(), or a problem on our side the coordinator was told about. */
+  | { kind: 'closed'; code: number; reason: string };
+
+export interface CoordinatorSessionOptions {
+  call: grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output>;
+  name: string;
+  backend: SelectedBackend;
+  log: Logger;
+  /** Builds (or reuses) the compute environment for the job of a Welcome. */
+  environment: (welcome: Welcome__Output) => ComputeEnvironment;
+}
+
+export class CoordinatorSession {
+  private readonly writer: OrderedWriter<WorkerMessage>;
+  private env: ComputeEnvironment | undefined;
+  private params: Float32Array | undefined;
+  private maxChunkBytes = MAX_CHUNK_BYTES;
+  private weightsVersion = -1;
+  private incoming: { header: WeightsHeader__Output; assembler: TransferAssembler } | undefined;
+  private readonly queue: Unit__Output[] = [];
+  private computing = false;
+  private leaving: string | undefined;
+  private saidGoodbye = false;
+  private transferCounter = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private ended = false;
+  private resolveEnd!: (end: SessionEnd) => void;
+  readonly end: Promise<SessionEnd>;
+  unitsDone = 0;
+
+  constructor(private readonly opts: CoordinatorSessionOptions) {
+    this.end = new Promise((r) => (this.resolveEnd = r));
+    this.writer = new OrderedWriter(opts.call);
+    const { call } = opts;
+    call.on('data', (msg: CoordinatorMessage__Output) => this.onMessage(msg));
+    // Once we said Goodbye, the stream ending in any way is the end we asked for.
+    const lost = (reason: string): SessionEnd => (this.leaving !== undefined ? { kind: 'closed', code: 0, reason: this.leaving } : { kind: 'lost', reason });
+    call.on('error', (err: grpc.ServiceError) => this.finish(lost(`connection to coordinator lost: ${err.details || err.message}`)));
+    call.on('end', () => this.finish(lost('coordinator ended the session')));
+  }
+
+  get joined(): boolean {
+    return this.env !== undefined;
+  }
+
+  start(): Promise<SessionEnd> {
+    const { backend, name } = this.opts;
+    void this.send({ hello: { name, protocolVersion: PROTOCOL_VERSION, backend: backend.name, device: backend.device, capacity: 1, token: '' } });
+    return this.end;
+  }
+
+  private send(message: WorkerMessage): Promise<void> {
+    return this.writer.write(message).catch(() => undefined);
+  }
+
+  private finish(end: SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.heartbeat);
+    this.opts.call.removeAllListeners('data');
+    this.resolveEnd(end);
+  }
+
+  private onMessage(msg: CoordinatorMessage__Output): void {
+    if (this.ended) return;
+    try {
+      switch (msg.kind) {
+        case 'welcome':
+          this.onWelcome(msg.welcome!);
+          break;
+        case 'weights':
+          this.onWeightsHeader(msg.weights!);
+          break;
+        case 'chunk':
+          this.onChunk(msg.chunk!);
+          break;
+        case 'assign':
+          // While leaving, new units are ignored: the coordinator takes back everything this
+          // worker holds when it reads the Goodbye.
+          if (this.leaving === undefined) this.queue.push(...msg.assign!.units);
+          this.pump();
+          break;
+        case 'cancel': {
+          const ids = new Set(msg.cancel!.unitIds);
+          for (let i = this.queue.length - 1; i >= 0; i--) if (ids.has(this.queue[i]!.unitId)) this.queue.splice(i, 1);
+          break;
+        }
+        case 'shutdown':
+          this.opts.log.info('shutdown requested by coordinator', { reason: msg.shutdown!.reason });
+          void this.writer.flush().finally(() => this.opts.call.end());
+          this.finish({ kind: 'shutdown', failed: msg.shutdown!.failed, reason: msg.shutdown!.reason || 'shutdown' });
+          break;
+        default:
+          throw new ProtocolViolationError(`unexpected message kind ${String(msg.kind)}`);
+      }
+    } catch (err) {
+      this.fatal(err);
+    }
+  }
+
+  private onWelcome(welcome: Welcome__Output): void {
+    if (this.env) throw new ProtocolViolationError('second Welcome on one session');
+    if (welcome.protocolVersion !== PROTOCOL_VERSION) {
+      throw new UnsupportedProtocolError(`coordinator speaks protocol ${welcome.protocolVersion}, this worker ${PROTOCOL_VERSION}`);
+    }
+    const env = this.opts.environment(welcome);
+    const same =
+      env.layout.tensors.length === welcome.layout.length &&
+      env.layout.tensors.every((t, i) => {
+        const w = welcome.layout[i];
+        return w !== undefined && w.name === t.name && w.group === t.group && w.shape.join(',') === t.shape.join(',');
+      });
+    if (!same) throw new ProtocolViolationError('this worker computes a different parameter layout than the coordinator (version skew?)');
+    this.env = env;
+    this.params = new Float32Array(env.layout.totalSize);
+    this.maxChunkBytes = Math.min(welcome.maxChunkBytes || MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
+    this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), env.job.fault.heartbeatMs);
+    this.heartbeat.unref();
+    this.opts.log.info('joined run', { run: welcome.runId, worker: welcome.workerId, params: env.layout.totalSize });
+  }
+
+  private onWeightsHeader(header: WeightsHeader__Output): void {
+    if (!this.env || !this.params) throw new ProtocolViolationError('weights before Welcome');
+    if (this.incoming) throw new ProtocolViolationError('weights header while another weights transfer is open');
+    if (header.tensors.length !== this.env.layout.tensors.length || header.byteLength !== this.params.byteLength) {
+      throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${this.params.byteLength}`);
+    }
+    this.incoming = { header, assembler: new TransferAssembler(header.transferId, float32Bytes(this.params), this.maxChunkBytes) };
+  }
+
+  private onChunk(chunk: { transferId: number; offset: number; data: Buffer }): void {
+    const incoming = this.incoming;
+    if (!incoming || !this.env || !this.params) throw new ProtocolViolationError('chunk without an open transfer');
+    if (incoming.assembler.accept(chunk)) {
+      this.incoming = undefined;
+      this.env.runner.setWeights(this.params);
+      this.weightsVersion = incoming.header.version;
+      this.pump();
+    }
+  }
+
+  /** Computes queued units one at a time, as soon as their weights version is here. */
+  private pump(): void {
+    if (this.computing) return;
+    this.computing = true;
+    void (async () => {
+      try {
+        while (!this.ended && this.leaving === undefined && this.queue.length > 0) {
+          const unit = this.queue[0]!;
+          if (unit.weightsVersion !== this.weightsVersion || this.incoming) break; // weights on the way
+          this.queue.shift();
+          await this.compute(unit);
+          // Let incoming messages (cancel, new weights, shutdown) in between units.
+          await new Promise((r) => setImmediate(r));
+        }
+      } catch (err) {
+        this.fatal(err);
+      } finally {
+        this.computing = false;
+        if (this.leaving !== undefined && !this.ended) this.sayGoodbye(this.leaving);
+      }
+    })();
+  }
+
+  private async compute(unit: Unit__Output): Promise<void> {
+    const env = this.env!;
+    const started = performance.now();
+    try {
+      // The header echoes the unit, so the coordinator can check it against what it assigned.
+      const echo = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
+      if (unit.kind === 'UNIT_KIND_TRAIN') {
+        const out = env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard });
+        const bytes = float32Bytes(out.grads);
+        const transferId = ++this.transferCounter;
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };
+        const sends = [this.send({ unitResult: header })];
+        let offset = 0;
+        for (const data of chunkViews(bytes, this.maxChunkBytes)) {
+          sends.push(this.send({ chunk: { transferId, offset, data } }));
+          offset += data.byteLength;
+        }
+        await Promise.all(sends);
+      } else if (unit.kind === 'UNIT_KIND_EVAL') {
+        const out = env.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
+        await this.send({ unitResult: header });
+      } else {
+        throw new ProtocolViolationError(`unit ${unit.unitId} has no kind`);
+      }
+      this.unitsDone++;
+    } catch (err) {
+      if (err instanceof ProtocolViolationError) throw err;
+      this.opts.log.error('unit failed', { unit: unit.unitId, error: errorMessage(err) });
+      await this.send({ unitFailed: { unitId: unit.unitId, code: err instanceof MtlError ? err.code : 'COMPUTE_ERROR', message: errorMessage(err) } });
+    }
+  }
+
+  /**
+   * Leaves the run on purpose: the unit being computed is finished and sent, the queued ones
+   * are handed back in a Goodbye, then the stream is closed. Resolves when the session ends.
+   */
+  leave(reason: string): Promise<SessionEnd> {
+    if (this.leaving === undefined && !this.ended) {
+      this.leaving = reason;
+      if (!this.computing) this.sayGoodbye(reason);
+    }
+    return this.end;
+  }
+
+  private sayGoodbye(reason: string): void {
+    if (this.saidGoodbye) return;
+    this.saidGoodbye = true;
+    clearInterval(this.heartbeat);
+    const returned = this.queue.splice(0).map((u) => u.unitId);
+    this.opts.log.info('leaving the run', { reason, returned: returned.length });
+    void (async () => {
+      await this.send({ goodbye: { reason, returnedUnitIds: returned } });
+      await this.writer.flush().catch(() => undefined);
+      this.opts.call.end();
+      // The coordinator closes its side once it has read the Goodbye; closing the channel
+      // before that could cut the Goodbye off, and it would count us as dead, not departed.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, GOODBYE_WAIT_MS);
+        timer.unref();
+        this.opts.call.once('status', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.finish({ kind: 'closed', code: 0, reason });
+    })();
+  }
+
+  /** A setup or protocol error: tell the coordinator why, then leave. */
+  private fatal(err: unknown): void {
+    const message = errorMessage(err);
+    this.opts.log.error('leaving the run', { error: message });
+    const code = err instanceof MtlError ? err.code : 'WORKER_ERROR';
+    void this.send({ unitFailed: { unitId: '', code, message } }).finally(() => this.opts.call.end());
+    this.finish({ kind: 'closed', code: 1, reason: message });
+  }
+
+  /** Ends the session at once (the coordinator sees the stream cancelled). */
+  cancel(reason: string): void {
+    this.opts.call.cancel();
+    this.finish({ kind: 'closed', code: 1, reason });
+  }
+}
