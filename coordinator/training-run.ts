@@ -282,15 +282,16 @@ export class TrainingRun implements SessionHandler {
       this.log.debug('dropped a late result', { unit: header.unitId, worker: session.label });
       return;
     }
-    const phase = this.phase!;
-    const { unit, assignment } = phase.lookup(header.unitId)!;
-    if (isDone(unit) || !assignment.active) {
-      // Two copies streamed at once and the other one finished first (or this copy was
-      // withdrawn while it streamed): the unit's result is already fixed.
+    const phase = this.phase;
+    const found = phase?.lookup(header.unitId);
+    if (!phase || !found || isDone(found.unit) || !found.assignment.active) {
+      // While this result streamed, another copy finished first, this copy was withdrawn, or
+      // the phase ended (its step is done): the unit's result is already fixed.
       this.counters.discardedResults++;
       this.log.debug('dropped a result that lost the race', { unit: header.unitId, worker: session.label });
       return;
     }
+    const { unit, assignment } = found;
     if (sink.payload !== null) {
       const bad = firstNonFinite(sink.payload);
       if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${sink.payload[bad]}) at index ${bad}`);
