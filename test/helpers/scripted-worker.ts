@@ -28,6 +28,8 @@ export interface ScriptContext {
   /** Sends a result header and its payload in 1 MiB chunks. */
   sendResult(result: HonestResult): Promise<void>;
   weightsVersion: number;
+  /** Resolves once weights newer than `version` have arrived (the step of `version` is over). */
+  weightsAfter(version: number): Promise<void>;
 }
 
 /** Called with each assigned unit and its honest result; returns whether to send the honest result afterwards. */
@@ -42,8 +44,10 @@ export class ScriptedWorker {
   private params: Float32Array | undefined;
   private incoming: { version: number; assembler: TransferAssembler } | undefined;
   private weightsVersion = -1;
+  private readonly weightWaiters: Array<{ version: number; resolve: () => void }> = [];
   private queue: Unit__Output[] = [];
   private busy = false;
+  private heartbeat: NodeJS.Timeout | undefined;
   private transfer = 1000;
   readonly shutdown: Promise<string>;
   private resolveShutdown!: (reason: string) => void;
@@ -75,6 +79,8 @@ export class ScriptedWorker {
         this.runner = new ModelRunner(layout, new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }])), opsModeFor(tf.getBackend()));
         this.computer = new UnitComputer(job, bindings, this.runner);
         this.params = new Float32Array(layout.totalSize);
+        // Like a real worker: say it is alive between units, at the job's heartbeat interval.
+        this.heartbeat = setInterval(() => void this.writer!.write({ heartbeat: { sentAtMs: Date.now() } }).catch(() => undefined), job.fault.heartbeatMs);
         break;
       }
       case 'weights':
@@ -85,6 +91,9 @@ export class ScriptedWorker {
           this.runner!.setWeights(this.params!);
           this.weightsVersion = this.incoming!.version;
           this.incoming = undefined;
+          for (let i = this.weightWaiters.length - 1; i >= 0; i--) {
+            if (this.weightWaiters[i]!.version < this.weightsVersion) this.weightWaiters.splice(i, 1)[0]!.resolve();
+          }
           void this.pump();
         }
         break;
@@ -92,7 +101,13 @@ export class ScriptedWorker {
         this.queue.push(...m.assign!.units);
         void this.pump();
         break;
+      case 'cancel': {
+        const ids = new Set(m.cancel!.unitIds);
+        this.queue = this.queue.filter((u) => !ids.has(u.unitId));
+        break;
+      }
       case 'shutdown':
+        clearInterval(this.heartbeat);
         this.call!.end();
         this.resolveShutdown(`shutdown: ${m.shutdown!.reason}`);
         break;
@@ -125,13 +140,18 @@ export class ScriptedWorker {
       await Promise.all(sends);
     },
     weightsVersion: -1,
+    weightsAfter: (version) =>
+      version < this.weightsVersion ? Promise.resolve() : new Promise<void>((resolve) => this.weightWaiters.push({ version, resolve })),
   };
 
   private async pump(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
-      while (this.queue.length > 0 && this.queue[0]!.weightsVersion === this.weightsVersion && !this.incoming) {
+      for (;;) {
+        // Units of a step that is over (their weights are older) were done elsewhere: skip them.
+        while (this.queue.length > 0 && this.queue[0]!.weightsVersion < this.weightsVersion) this.queue.shift();
+        if (this.queue.length === 0 || this.queue[0]!.weightsVersion !== this.weightsVersion || this.incoming) break;
         const unit = this.queue.shift()!;
         const honest = this.honest(unit);
         this.ctx.weightsVersion = this.weightsVersion;
@@ -143,6 +163,7 @@ export class ScriptedWorker {
   }
 
   close(): void {
+    clearInterval(this.heartbeat);
     this.runner?.dispose();
     this.client?.close();
   }
