@@ -493,8 +493,7 @@ export class TrainingRun implements SessionHandler {
       for (let step = this.completedSteps; step < steps; step++) {
         const started = performance.now();
         this.step = step;
-        this.samples += await this.trainStep(step);
-        this.completedSteps = step + 1;
+        await this.trainStep(step);
         if (evalEvery !== undefined && (step + 1) % evalEvery === 0 && step + 1 < steps) await this.evaluate(step + 1);
         this.trainMs += performance.now() - started;
         if (every > 0 && this.completedSteps % every === 0 && this.completedSteps < steps) await this.checkpoint();
@@ -591,8 +590,8 @@ export class TrainingRun implements SessionHandler {
     }
   }
 
-  /** One synchronous step; returns the number of training examples it used. */
-  private async trainStep(step: number): Promise<number> {
+  /** One synchronous step. */
+  private async trainStep(step: number): Promise<void> {
     const { layout, job } = this.opts;
     const shards = job.training.shardsPerTask;
     const units = this.tasks.flatMap((task) =>
@@ -637,7 +636,11 @@ export class TrainingRun implements SessionHandler {
       else for (let k = 0; k < head.length; k++) update[offset + k] = lw * head[k]!;
     });
     this.opts.optimizer.step(this.params, update);
+    // The step is complete from here on: a checkpoint taken now must say so.
+    const samples = perTask.reduce((n, g) => n + g.samples, 0);
     this.version++;
+    this.completedSteps = step + 1;
+    this.samples += samples;
     this.midUpdate = false;
     const t3 = performance.now();
 
@@ -665,7 +668,7 @@ export class TrainingRun implements SessionHandler {
       ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
       gradNorms: Object.fromEntries(this.tasks.map((t, i) => [t, diag.norms[i]!])),
       cosine: Object.fromEntries(this.tasks.flatMap((a, i) => this.tasks.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
-      samples: perTask.reduce((n, g) => n + g.samples, 0),
+      samples,
       timeMs: {
         units: t1 - t0,
         compute: units.reduce((s, u) => s + u.computeMs, 0),
@@ -680,7 +683,6 @@ export class TrainingRun implements SessionHandler {
     };
     this.lastLosses = record.losses;
     this.opts.onStep?.(record);
-    return record.samples;
   }
 
   /** Evaluates every task on its held-out split with the current weights. */
