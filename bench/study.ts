@@ -5,6 +5,7 @@
 //
 // Options: --seeds 1,2,3  --concurrency 2  --methods a,b  --only synthetic|multimnist
 //          --quick (1 seed, short runs: a smoke test of the pipeline, not results)
+//          --report-only (write the report from the runs already finished; run nothing)
 // Finished runs are reused (runs/study/.../summary.json), so an interrupted study resumes.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -75,7 +76,7 @@ function jobFor(setting: Setting, method: string, seed: number): JobSpec {
   return { ...job, seed, name: `${job.name}-${method}`, training: { ...job.training, aggregator: { name: method } } };
 }
 
-function runOne(setting: Setting, method: string, seed: number): Promise<RunOutcome> {
+function runOne(setting: Setting, method: string, seed: number, reportOnly: boolean): Promise<RunOutcome | undefined> {
   const dir = path.join(RUNS, setting.key, `${method.replace(':', '-')}-seed${seed}`);
   const summaryFile = path.join(dir, 'summary.json');
   const done = (): RunOutcome => {
@@ -91,6 +92,7 @@ function runOne(setting: Setting, method: string, seed: number): Promise<RunOutc
       // A failed earlier attempt: run again.
     }
   }
+  if (reportOnly) return Promise.resolve(undefined);
   mkdirSync(dir, { recursive: true });
   // The study's data sets need no files, so the job can live in its run directory.
   const jobFile = path.join(dir, 'study-job.yaml');
@@ -128,7 +130,7 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.lengt
 const std = (xs: readonly number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const pm = (xs: readonly number[], digits: number) => `${mean(xs).toFixed(digits)} ± ${std(xs).toFixed(digits)}`;
 
-function report(all: RunOutcome[], sets: Setting[], methods: string[], command: string, seeds: number[], wallS: number): string {
+function report(all: RunOutcome[], planned: number, sets: Setting[], methods: string[], command: string, seeds: number[], wallS: number): string {
   const lines = [
     '# Quality study: aggregation methods against single-task learning',
     '',
@@ -136,6 +138,7 @@ function report(all: RunOutcome[], sets: Setting[], methods: string[], command: 
       `${seeds.length} seeds (${seeds.join(', ')}), ${(wallS / 60).toFixed(0)} minutes in all. Every run is \`mtl run JOB --workers 1\` on the wasm backend; ` +
       `two runs at a time, so wall times are comparable within this study only.`,
     '',
+    ...(all.length < planned ? [`**Incomplete: ${all.length} of ${planned} planned runs had finished; missing runs are left out of the means below.**`, ''] : []),
     'Per task: the held-out metric, mean ± standard deviation over seeds. Δm: the average relative change against ' +
       'the single-task baseline (STL) over tasks, in %, positive = better than STL (as in LibMTL: Δm = (1/T) Σₜ (−1)^{lₜ} (Mₜ − Mₜ,STL)/Mₜ,STL, lₜ = 1 when lower is better); ' +
       'computed per seed against the STL mean, then averaged. Time: wall seconds per run (mean).',
@@ -167,17 +170,19 @@ function report(all: RunOutcome[], sets: Setting[], methods: string[], command: 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  const reportOnly = args.includes('--report-only');
   const seeds = (option(args, 'seeds') ?? (quick ? '1' : '1,2,3')).split(',').map(Number);
   const concurrency = Number(option(args, 'concurrency') ?? 2);
   const methods = option(args, 'methods')?.split(',') ?? [...aggregatorNames];
   const sets = settings(quick, option(args, 'only'));
   const started = performance.now();
-  const jobs: Array<() => Promise<RunOutcome>> = [];
+  const jobs: Array<() => Promise<RunOutcome | undefined>> = [];
   for (const s of sets) {
     for (const seed of seeds) {
       for (const m of [...Object.keys(s.job.tasks).map((t) => `stl:${t}`), ...methods]) {
         jobs.push(async () => {
-          const r = await runOne(s, m, seed);
+          const r = await runOne(s, m, seed, reportOnly);
+          if (!r) return undefined;
           process.stderr.write(`${s.key} ${m} seed ${seed}: ${Object.entries(r.metrics).map(([t, v]) => `${t} ${v.toFixed(4)}`).join(' ')} (${r.wallTimeS.toFixed(1)} s)\n`);
           return r;
         });
@@ -185,12 +190,16 @@ async function main(): Promise<void> {
     }
   }
   process.stderr.write(`study: ${jobs.length} runs, ${concurrency} at a time\n`);
-  const all = await pool(jobs, concurrency);
-  const command = `npm run study${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  const all = (await pool(jobs, concurrency)).filter((r): r is RunOutcome => r !== undefined);
+  // The command that produced the runs (--report-only only rewrote the report from them).
+  const runArgs = args.filter((a) => a !== '--report-only');
+  const command = `npm run study${runArgs.length ? ` -- ${runArgs.join(' ')}` : ''}`;
+  // Re-reported runs: their own wall times, run `concurrency` at a time.
+  const wallS = reportOnly ? all.reduce((t, r) => t + r.wallTimeS, 0) / concurrency : (performance.now() - started) / 1000;
   const docs = path.join(ROOT, 'docs');
   mkdirSync(docs, { recursive: true });
   const name = quick ? 'results-quick' : 'results';
-  writeFileSync(path.join(docs, `${name}.md`), report(all, sets, methods, command, seeds, (performance.now() - started) / 1000) + '\n');
+  writeFileSync(path.join(docs, `${name}.md`), report(all, jobs.length, sets, methods, command, seeds, wallS) + '\n');
   writeFileSync(path.join(docs, `${name}.json`), JSON.stringify({ command, seeds, runs: all }, null, 1) + '\n');
   process.stderr.write(`wrote docs/${name}.md\n`);
 }
