@@ -6,6 +6,8 @@
 // Options: --seeds 1,2,3  --concurrency 2  --methods a,b  --only synthetic|multimnist
 //          --quick (1 seed, short runs: a smoke test of the pipeline, not results)
 //          --report-only (write the report from the runs already finished; run nothing)
+// Runs recorded in docs/results.json are reused too when their job (hash of the resolved spec)
+// is unchanged, so a study finished on one machine need not be redone on the next.
 // Finished runs are reused (runs/study/.../summary.json), so an interrupted study resumes.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { loadJobFile, type JobSpec } from '../common/job-spec.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { jobHash } from '../coordinator/checkpoints.js';
 import { option } from './bench-types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -37,6 +40,17 @@ interface RunOutcome {
   seed: number;
   metrics: Record<string, number>;
   wallTimeS: number;
+  /** Hash of the run's resolved job: a recorded run is reused only for the same job. */
+  jobHash: string;
+}
+
+const runKey = (r: Pick<RunOutcome, 'setting' | 'method' | 'seed' | 'jobHash'>) => `${r.setting}|${r.method}|${r.seed}|${r.jobHash}`;
+
+/** Runs recorded by an earlier study in docs/results.json (those with a job hash). */
+function recordedRuns(file: string): Map<string, RunOutcome> {
+  if (!existsSync(file)) return new Map();
+  const { runs } = JSON.parse(readFileSync(file, 'utf8')) as { runs?: Array<Partial<RunOutcome>> };
+  return new Map((runs ?? []).filter((r): r is RunOutcome => typeof r.jobHash === 'string').map((r) => [runKey(r), r]));
 }
 
 function settings(quick: boolean, only: string | undefined): Setting[] {
@@ -76,14 +90,17 @@ function jobFor(setting: Setting, method: string, seed: number): JobSpec {
   return { ...job, seed, name: `${job.name}-${method}`, training: { ...job.training, aggregator: { name: method } } };
 }
 
-function runOne(setting: Setting, method: string, seed: number, reportOnly: boolean): Promise<RunOutcome | undefined> {
+function runOne(setting: Setting, method: string, seed: number, reportOnly: boolean, recorded: ReadonlyMap<string, RunOutcome>): Promise<RunOutcome | undefined> {
+  const hash = jobHash(jobFor(setting, method, seed));
+  const before = recorded.get(runKey({ setting: setting.key, method, seed, jobHash: hash }));
+  if (before) return Promise.resolve(before);
   const dir = path.join(RUNS, setting.key, `${method.replace(':', '-')}-seed${seed}`);
   const summaryFile = path.join(dir, 'summary.json');
   const done = (): RunOutcome => {
     const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as { status: string; wallTimeS: number; tasks: Record<string, Record<string, number>>; error?: { message: string } };
     if (s.status !== 'succeeded') throw new Error(`${setting.key} ${method} seed ${seed}: ${s.status}: ${s.error?.message ?? ''}`);
     const metrics = Object.fromEntries(Object.entries(s.tasks).map(([t, m]) => [t, m[setting.metric]!]));
-    return { setting: setting.key, method, seed, metrics, wallTimeS: s.wallTimeS };
+    return { setting: setting.key, method, seed, metrics, wallTimeS: s.wallTimeS, jobHash: hash };
   };
   if (existsSync(summaryFile)) {
     try {
@@ -128,7 +145,7 @@ async function pool<T>(tasks: Array<() => Promise<T>>, concurrency: number): Pro
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: readonly number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
-const pm = (xs: readonly number[], digits: number) => `${mean(xs).toFixed(digits)} ± ${std(xs).toFixed(digits)}`;
+const pm = (xs: readonly number[], digits: number) => (xs.length === 0 ? '—' : `${mean(xs).toFixed(digits)} ± ${std(xs).toFixed(digits)}`);
 
 function report(all: RunOutcome[], planned: number, sets: Setting[], methods: string[], command: string, seeds: number[], wallS: number): string {
   const lines = [
@@ -151,16 +168,17 @@ function report(all: RunOutcome[], planned: number, sets: Setting[], methods: st
     const dm = (r: RunOutcome) =>
       (100 / tasks.length) * tasks.reduce((acc, t) => acc + ((s.higherIsBetter ? 1 : -1) * (r.metrics[t]! - stl[t]!)) / stl[t]!, 0);
     lines.push(`## ${s.title}`, '', `Metric: ${s.metric} (${s.higherIsBetter ? 'higher' : 'lower'} is better), ${s.job.training.steps} steps, batch ${s.job.training.batchSize}.`, '');
-    lines.push(`| method | ${tasks.join(' | ')} | Δm % | time s |`, `|---|${tasks.map(() => '---').join('|')}|---|---|`);
+    lines.push(`| method | ${tasks.join(' | ')} | Δm % | time s | seeds |`, `|---|${tasks.map(() => '---').join('|')}|---|---|---|`);
     const digits = s.higherIsBetter ? 4 : 4;
-    lines.push(`| STL | ${tasks.map((t) => pm(runs.filter((r) => r.method === `stl:${t}`).map((r) => r.metrics[t]!), digits)).join(' | ')} | 0 | ${mean(runs.filter((r) => r.method.startsWith('stl:')).map((r) => r.wallTimeS)).toFixed(1)} (each) |`);
+    lines.push(`| STL | ${tasks.map((t) => pm(runs.filter((r) => r.method === `stl:${t}`).map((r) => r.metrics[t]!), digits)).join(' | ')} | 0 | ${mean(runs.filter((r) => r.method.startsWith('stl:')).map((r) => r.wallTimeS)).toFixed(1)} (each) | ${runs.filter((r) => r.method === `stl:${tasks[0]}`).length} |`);
     const rows = methods.map((m) => {
       const mine = runs.filter((r) => r.method === m);
       return { m, mine, dm: mine.map(dm) };
     });
-    rows.sort((a, b) => mean(b.dm) - mean(a.dm));
+    rows.sort((a, b) => (b.dm.length === 0 ? -Infinity : mean(b.dm)) - (a.dm.length === 0 ? -Infinity : mean(a.dm)));
     for (const { m, mine, dm: d } of rows) {
-      lines.push(`| ${m} | ${tasks.map((t) => pm(mine.map((r) => r.metrics[t]!), digits)).join(' | ')} | ${pm(d, 2)} | ${mean(mine.map((r) => r.wallTimeS)).toFixed(1)} |`);
+      const time = mine.length === 0 ? '—' : mean(mine.map((r) => r.wallTimeS)).toFixed(1);
+      lines.push(`| ${m} | ${tasks.map((t) => pm(mine.map((r) => r.metrics[t]!), digits)).join(' | ')} | ${pm(d, 2)} | ${time} | ${mine.length} |`);
     }
     lines.push('');
   }
@@ -176,12 +194,15 @@ async function main(): Promise<void> {
   const methods = option(args, 'methods')?.split(',') ?? [...aggregatorNames];
   const sets = settings(quick, option(args, 'only'));
   const started = performance.now();
+  const docs = path.join(ROOT, 'docs');
+  const name = quick ? 'results-quick' : 'results';
+  const recorded = recordedRuns(path.join(docs, `${name}.json`));
   const jobs: Array<() => Promise<RunOutcome | undefined>> = [];
   for (const s of sets) {
     for (const seed of seeds) {
       for (const m of [...Object.keys(s.job.tasks).map((t) => `stl:${t}`), ...methods]) {
         jobs.push(async () => {
-          const r = await runOne(s, m, seed, reportOnly);
+          const r = await runOne(s, m, seed, reportOnly, recorded);
           if (!r) return undefined;
           process.stderr.write(`${s.key} ${m} seed ${seed}: ${Object.entries(r.metrics).map(([t, v]) => `${t} ${v.toFixed(4)}`).join(' ')} (${r.wallTimeS.toFixed(1)} s)\n`);
           return r;
@@ -196,9 +217,7 @@ async function main(): Promise<void> {
   const command = `npm run study${runArgs.length ? ` -- ${runArgs.join(' ')}` : ''}`;
   // Re-reported runs: their own wall times, run `concurrency` at a time.
   const wallS = reportOnly ? all.reduce((t, r) => t + r.wallTimeS, 0) / concurrency : (performance.now() - started) / 1000;
-  const docs = path.join(ROOT, 'docs');
   mkdirSync(docs, { recursive: true });
-  const name = quick ? 'results-quick' : 'results';
   writeFileSync(path.join(docs, `${name}.md`), report(all, jobs.length, sets, methods, command, seeds, wallS) + '\n');
   writeFileSync(path.join(docs, `${name}.json`), JSON.stringify({ command, seeds, runs: all }, null, 1) + '\n');
   process.stderr.write(`wrote docs/${name}.md\n`);
