@@ -2,7 +2,30 @@
 // Adam that trains learned weights (uw, gradnorm, famo) with its checkpoint state.
 import { AggregationInputError } from '../../common/errors.js';
 import { createOptimizer, type Optimizer } from '../optimizers.js';
+import { weightedSum } from './gramian.js';
+import { checkAggregationInput } from './input-checks.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from './state-codec.js';
+import type { AggregationInput, AggregationResult } from './types.js';
+
+/** checkAggregationInput, plus one loss per task (the methods here read the losses). Returns P. */
+export function checkLossWeightingInput(input: AggregationInput, method: string): number {
+  const p = checkAggregationInput(input);
+  const t = input.grads.length;
+  if (input.losses.length !== t) throw new AggregationInputError(`${method} needs one loss per task, got ${input.losses.length} for ${t}`);
+  return p;
+}
+
+/**
+ * The result of a method defined by loss weights λ: direction Σ (λᵢ/T)·gᵢ (the mean-gradient
+ * scale), heads scaled by λᵢ. A single task trains on its own gradient, unweighted.
+ */
+export function lossWeightedResult(input: AggregationInput, p: number, lossWeights: number[], notes: string[]): AggregationResult {
+  const t = input.grads.length;
+  const extra = notes.length ? { notes } : {};
+  if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
+  const weights = lossWeights.map((l) => l / t);
+  return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
+}
 
 /** scale · softmax(values), computed stably (shifted by the maximum). */
 export function softmax(values: ArrayLike<number>, scale = 1): number[] {

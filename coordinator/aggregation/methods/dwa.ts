@@ -11,9 +11,7 @@
 // moves λ by a few percent at most from noise alone, at temp 2).
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import { weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { softmax } from '../loss-weighting.js';
+import { checkLossWeightingInput, lossWeightedResult, softmax } from '../loss-weighting.js';
 import { stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -57,9 +55,8 @@ export const dwa: AggregatorDefinition<DwaOptions> = {
     return {
       name: 'dwa',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const p = checkLossWeightingInput(input, 'dwa');
         const t = input.grads.length;
-        if (input.losses.length !== t) throw new AggregationInputError(`dwa needs one loss per task, got ${input.losses.length} for ${t}`);
         const notes: string[] = [];
         if (windows.current.length !== t) {
           if (windows.current.length > 0) notes.push(`dwa: task count changed to ${t}, loss windows restarted`);
@@ -78,10 +75,7 @@ export const dwa: AggregatorDefinition<DwaOptions> = {
           windows.count = 0;
         }
 
-        const extra = notes.length ? { notes } : {};
-        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
-        const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
+        return lossWeightedResult(input, p, lossWeights, notes);
       },
       state: () => ({ complete: windows.complete.map((w) => w.slice()), current: windows.current.slice(), count: windows.count }),
       restore(state) {

@@ -16,9 +16,7 @@
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import type { Optimizer } from '../../optimizers.js';
-import { restoreWeightOptimizer, softmax, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
-import { weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, softmax, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -54,9 +52,8 @@ export const famo: AggregatorDefinition<FamoOptions> = {
     return {
       name: 'famo',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const p = checkLossWeightingInput(input, 'famo');
         const t = input.grads.length;
-        if (input.losses.length !== t) throw new AggregationInputError(`famo needs one loss per task, got ${input.losses.length} for ${t}`);
         const notes: string[] = [];
         if (learned?.logits.length !== t) {
           if (learned) notes.push(`famo: task count changed to ${t}, logits reset`);
@@ -80,10 +77,7 @@ export const famo: AggregatorDefinition<FamoOptions> = {
         const c = zNow.reduce((s, zi, i) => s + zi / shifted[i]!, 0);
         const lossWeights = zNow.map((zi, i) => (t * (zi / shifted[i]!)) / c);
 
-        const extra = notes.length ? { notes } : {};
-        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
-        const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
+        return lossWeightedResult(input, p, lossWeights, notes);
       },
       state() {
         if (!learned) return null;

@@ -20,9 +20,7 @@
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import type { Optimizer } from '../../optimizers.js';
-import { restoreWeightOptimizer, softmax, squaredNorm, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
-import { weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, softmax, squaredNorm, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -64,9 +62,8 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
     return {
       name: 'gradnorm',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const p = checkLossWeightingInput(input, 'gradnorm');
         const t = input.grads.length;
-        if (input.losses.length !== t) throw new AggregationInputError(`gradnorm needs one loss per task, got ${input.losses.length} for ${t}`);
         const notes: string[] = [];
         if (learned?.logits.length !== t) {
           if (learned) notes.push(`gradnorm: task count changed to ${t}, weights and initial losses reset`);
@@ -89,10 +86,7 @@ export const gradnorm: AggregatorDefinition<GradnormOptions> = {
           optimizer.step(logits, gradient);
         }
 
-        const extra = notes.length ? { notes } : {};
-        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
-        const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
+        return lossWeightedResult(input, p, lossWeights, notes);
       },
       state() {
         if (!learned) return null;

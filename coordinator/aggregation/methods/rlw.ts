@@ -8,9 +8,8 @@
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import { Rng } from '../../../common/random.js';
-import { weightedSum } from '../gramian.js';
 import { checkAggregationInput } from '../input-checks.js';
-import { softmax } from '../loss-weighting.js';
+import { lossWeightedResult, softmax } from '../loss-weighting.js';
 import type { AggregatorDefinition } from '../types.js';
 
 type RlwOptions = { seed?: number | undefined };
@@ -40,10 +39,7 @@ export const rlw: AggregatorDefinition<RlwOptions> = {
           throw new AggregationInputError(`step must be a non-negative integer, got ${input.step}`);
         }
         const t = input.grads.length;
-        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1] };
-        const lossWeights = randomLossWeights(seed, input.step, t);
-        const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights };
+        return lossWeightedResult(input, p, t === 1 ? [1] : randomLossWeights(seed, input.step, t), []);
       },
       state: () => null,
       restore: () => undefined,

@@ -15,11 +15,8 @@
 // in such a run, so the weights would hardly adapt. Adam moves s by about lr per step whatever
 // the loss scale.
 import { z } from 'zod';
-import { AggregationInputError } from '../../../common/errors.js';
 import type { Optimizer } from '../../optimizers.js';
-import { restoreWeightOptimizer, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
-import { weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
+import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -53,9 +50,8 @@ export const uw: AggregatorDefinition<UwOptions> = {
     return {
       name: 'uw',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const p = checkLossWeightingInput(input, 'uw');
         const t = input.grads.length;
-        if (input.losses.length !== t) throw new AggregationInputError(`uw needs one loss per task, got ${input.losses.length} for ${t}`);
         const notes: string[] = [];
         if (learned?.s.length !== t) {
           if (learned) notes.push(`uw: task count changed to ${t}, log σ² reset`);
@@ -77,10 +73,7 @@ export const uw: AggregatorDefinition<UwOptions> = {
           }
         });
 
-        const extra = notes.length ? { notes } : {};
-        if (t === 1) return { direction: weightedSum(input.grads, [1], p, input.out), weights: [1], lossWeights: [1], ...extra };
-        const weights = lossWeights.map((l) => l / t);
-        return { direction: weightedSum(input.grads, weights, p, input.out), weights, lossWeights, ...extra };
+        return lossWeightedResult(input, p, lossWeights, notes);
       },
       state() {
         if (!learned) return null;
