@@ -22,8 +22,7 @@
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
 import { weightedSum } from '../gramian.js';
-import { checkAggregationInput } from '../input-checks.js';
-import { squaredNorm } from '../loss-weighting.js';
+import { checkLossWeightingInput, squaredNorm } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';
 
@@ -57,9 +56,8 @@ export const dbMtl: AggregatorDefinition<DbMtlOptions> = {
     return {
       name: 'db-mtl',
       aggregate(input) {
-        const p = checkAggregationInput(input);
+        const p = checkLossWeightingInput(input, 'db-mtl');
         const t = input.grads.length;
-        if (input.losses.length !== t) throw new AggregationInputError(`db-mtl needs one loss per task, got ${input.losses.length} for ${t}`);
         const notes: string[] = [];
         if (input.losses.some((l) => l < 0)) notes.push('db-mtl: a loss is below 0 and has no logarithm; it was taken as 0');
         // Not a fallback (it is LibMTL's own guard), but worth seeing: g/(L + 1e-8) then dwarfs the rest.
