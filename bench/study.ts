@@ -152,7 +152,7 @@ function report(all: RunOutcome[], planned: number, sets: Setting[], methods: st
     '# Quality study: aggregation methods against single-task learning',
     '',
     `Produced by \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}), ` +
-      `${seeds.length} seeds (${seeds.join(', ')}), ${(wallS / 60).toFixed(0)} minutes in all. Every run is \`mtl run JOB --workers 1\` on the wasm backend; ` +
+      `${seeds.length} seeds (${seeds.join(', ')}), ${(wallS / 60).toFixed(0)} minutes in all (the sum of the runs' own wall times, reused runs included, halved for two at a time). Every run is \`mtl run JOB --workers 1\` on the wasm backend; ` +
       `two runs at a time, so wall times are comparable within this study only.`,
     '',
     ...(all.length < planned ? [`**Incomplete: ${all.length} of ${planned} planned runs had finished; missing runs are left out of the means below.**`, ''] : []),
@@ -215,8 +215,9 @@ async function main(): Promise<void> {
   // The command that produced the runs (--report-only only rewrote the report from them).
   const runArgs = args.filter((a) => a !== '--report-only');
   const command = `npm run study${runArgs.length ? ` -- ${runArgs.join(' ')}` : ''}`;
-  // Re-reported runs: their own wall times, run `concurrency` at a time.
-  const wallS = reportOnly ? all.reduce((t, r) => t + r.wallTimeS, 0) / concurrency : (performance.now() - started) / 1000;
+  // The runs' own wall times, `concurrency` at a time: reused runs count as much as new ones.
+  const wallS = all.reduce((t, r) => t + r.wallTimeS, 0) / concurrency;
+  process.stderr.write(`study: this invocation took ${((performance.now() - started) / 60_000).toFixed(1)} min\n`);
   mkdirSync(docs, { recursive: true });
   writeFileSync(path.join(docs, `${name}.md`), report(all, jobs.length, sets, methods, command, seeds, wallS) + '\n');
   writeFileSync(path.join(docs, `${name}.json`), JSON.stringify({ command, seeds, runs: all }, null, 1) + '\n');
