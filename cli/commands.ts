@@ -10,6 +10,13 @@ import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
 import { prepareRun, type PreparedRun } from '../coordinator/prepare-run.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { Worker } from '../worker/worker.js';
+import { newRunId } from '../common/control/jobs.js';
+import { ControlPlane, checkId } from '../common/control/plane.js';
+import { newOwnerId, RunRegistry } from '../common/control/registry.js';
+import { NatsCheckpointStore } from '../coordinator/nats-checkpoints.js';
+import type { RunReporter } from '../coordinator/run-reporter.js';
+import { claimRun, finishedRecord } from '../coordinator/serve.js';
+import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
 
@@ -101,6 +108,9 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
 
 interface ServeOptions extends CommonOptions, JobOverrides {
   out?: string;
+  /** NATS control plane: registry entry, events and metrics, object-store checkpoints. */
+  nats?: string;
+  pool?: string;
   /** Run directory of a run to continue from its latest valid checkpoint. */
   resume?: string;
   json: boolean;
@@ -144,6 +154,54 @@ async function prepareResume(jobFile: string | undefined, opts: ServeOptions): P
   return { prepared, checkpoint };
 }
 
+/**
+ * With --nats: connects, registers the run (status running, lease) and returns its reporter;
+ * null (after saying why) when that fails. The run stops when `mtl cancel` asks.
+ */
+async function openControl(
+  opts: ServeOptions,
+  job: PreparedRun['loaded']['spec'],
+  plan: ServePlan,
+  log: Logger,
+  coordinator: () => Coordinator | undefined,
+): Promise<{ plane: ControlPlane; runId: string; reporter: RunReporter } | null> {
+  if (opts.resume !== undefined) {
+    process.stderr.write('--resume reads checkpoints from the run directory: it cannot be combined with --nats (queued runs resume by themselves: mtl submit / mtl serve)\n');
+    return null;
+  }
+  const pool = opts.pool ?? 'default';
+  let plane: ControlPlane;
+  try {
+    checkId('pool', pool);
+    plane = await ControlPlane.connect({ url: opts.nats!, name: `mtl coordinator ${job.name}`, logger: log.child('nats') });
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return null;
+  }
+  const runId = newRunId(job.name);
+  try {
+    await plane.ensureStreams();
+    const registry = await RunRegistry.open(plane);
+    const reporter = await claimRun({
+      plane,
+      registry,
+      runId,
+      owner: newOwnerId(),
+      leaseMs: 30_000,
+      logger: log.child('nats'),
+      fresh: { name: job.name, pool, totalSteps: job.training.steps, wantWorkers: plan.minWorkers },
+      onCancel: () => coordinator()?.stop('cancelled (mtl cancel)'),
+      onLeaseLost: (reason) => coordinator()?.stop(`lease lost: ${reason}`),
+    });
+    log.info('registered with the control plane', { run: runId, nats: opts.nats });
+    return { plane, runId, reporter };
+  } catch (err) {
+    process.stderr.write(`cannot register the run with NATS: ${errorMessage(err)}\n`);
+    await plane.close();
+    return null;
+  }
+}
+
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
 async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
   let prepared: PreparedRun | undefined;
@@ -163,24 +221,39 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
-  const coordinator = new Coordinator({
+  const control = opts.nats === undefined ? undefined : await openControl(opts, job, plan, log, () => coordinator);
+  if (control === null) return EXIT.failed;
+  const outDir = opts.resume ?? opts.out ?? defaultOutDir(job.name);
+  const coordinator: Coordinator = new Coordinator({
     prepared,
     listen: plan.listen,
-    outDir: opts.resume ?? opts.out ?? defaultOutDir(job.name),
+    outDir,
     resume: checkpoint,
     minWorkers: plan.minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
     logger: log,
-    onStep: (r) => progress.step(r),
-    onEval: (r) => progress.evaluation(r),
+    ...(control ? { runId: control.runId, checkpoints: new NatsCheckpointStore(control.plane, control.runId, job.checkpoint.keep) } : {}),
+    onStep: (r) => {
+      progress.step(r);
+      control?.reporter.step(r);
+    },
+    onEval: (r) => {
+      progress.evaluation(r);
+      control?.reporter.evaluation(r);
+    },
+    onEvent: (e) => control?.reporter.event(e),
   });
   let address: string;
   try {
     address = await coordinator.listen();
   } catch (err) {
     process.stderr.write(`cannot listen on ${plan.listen}: ${errorMessage(err)}\n`);
+    await control?.reporter.finish((r) => ({ ...r, status: 'failed', error: `cannot listen on ${plan.listen}` }));
+    await control?.plane.close();
     return EXIT.usage;
   }
+  control?.reporter.update({ coordinator: address, outDir: path.resolve(outDir), wantWorkers: plan.minWorkers });
+  control?.reporter.start();
   const workers = plan.startWorkers?.(coordinator, address);
   const signals = trapSignals(
     (sig) => {
@@ -198,6 +271,12 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     await workers?.close();
     await coordinator.close();
     signals.release();
+  }
+  if (control) {
+    const status = summary.status === 'succeeded' ? 'succeeded' : summary.status === 'stopped' ? 'cancelled' : 'failed';
+    await control.reporter.finish((r) => finishedRecord(r, summary, status, summary.error?.message));
+    if (control.reporter.publisher.dropped > 0) log.warn('events dropped during a NATS outage', { dropped: control.reporter.publisher.dropped });
+    await control.plane.close();
   }
   printSummary(summary, opts.json);
   const sig = signals.signal();
@@ -252,7 +331,11 @@ export function coordinatorCommand(jobFile: string | undefined, opts: Coordinato
 }
 
 export interface WorkerCommandOptions extends CommonOptions {
-  coordinator: string;
+  coordinator?: string;
+  /** Find the coordinator in the run registry instead (with run or pool). */
+  nats?: string;
+  run?: string;
+  pool?: string;
   backend: BackendChoice;
   name?: string;
   connectTimeout: number;
@@ -261,6 +344,19 @@ export interface WorkerCommandOptions extends CommonOptions {
 }
 
 export async function workerCommand(opts: WorkerCommandOptions): Promise<number> {
+  if ((opts.coordinator === undefined) === (opts.nats === undefined)) {
+    process.stderr.write('give the coordinator address (--coordinator HOST:PORT) or a NATS server to find it (--nats URL with --run or --pool)\n');
+    return EXIT.usage;
+  }
+  if (opts.nats !== undefined) {
+    return discoveryWorkerCommand({ ...opts, nats: opts.nats }, logger('worker', opts), (onStop) => {
+      const signals = trapSignals(
+        () => onStop(true),
+        () => onStop(false),
+      );
+      return () => signals.release();
+    });
+  }
   const worker = new Worker({
     coordinator: opts.coordinator,
     backend: opts.backend,

@@ -6,10 +6,18 @@ import { readFileSync } from 'node:fs';
 import { errorMessage } from '../common/errors.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
-import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand } from './commands.js';
+import { createLogger } from '../common/logging.js';
+import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
+import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 
 // Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
 tf.enableProdMode();
+
+// `mtl status | head`: a reader that goes away is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -35,6 +43,12 @@ function hostPort(value: string): string {
 const backendOption = () => new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto');
 const logLevelOption = () => new Option('--log-level <level>', 'log verbosity (default: info, or MTL_LOG_LEVEL)').choices(['debug', 'info', 'warn', 'error']);
 const aggregatorOption = () => new Option('--aggregator <name>', "aggregation method, replacing the job's training.aggregator").choices(aggregatorNames);
+const natsOption = (required = false) => {
+  const o = new Option('--nats <url>', 'NATS server of the control plane (nats://host:4222)').env('MTL_NATS_URL');
+  if (required) o.makeOptionMandatory();
+  return o;
+};
+const poolOption = () => new Option('--pool <name>', 'worker pool / queue the runs belong to').default('default');
 const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
 
 const program = new Command()
@@ -57,6 +71,8 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .addOption(natsOption())
+  .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
     process.exitCode = await runCommand(job, opts);
   });
@@ -75,14 +91,19 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .addOption(natsOption())
+  .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
     process.exitCode = await coordinatorCommand(job, opts);
   });
 
 program
   .command('worker')
-  .description('compute units for a coordinator')
-  .requiredOption('-c, --coordinator <host:port>', 'coordinator address', hostPort)
+  .description('compute units for a coordinator, given its address or found through NATS')
+  .option('-c, --coordinator <host:port>', 'coordinator address', hostPort)
+  .addOption(natsOption())
+  .option('--run <run>', 'with --nats: serve this run (waits until it starts, exits when it is over)')
+  .option('--pool <name>', 'with --nats: serve whichever running run of this pool needs workers, one after another')
   .addOption(backendOption())
   .option('--name <name>', 'worker name in logs and status (default: host-pid)')
   .option('--connect-timeout <seconds>', 'give up if the coordinator cannot be reached for this long', positiveInt, 30)
@@ -92,6 +113,70 @@ program
   .addOption(logFormatOption())
   .action(async (opts: Parameters<typeof workerCommand>[0]) => {
     process.exitCode = await workerCommand(opts);
+  });
+
+program
+  .command('submit')
+  .description('queue a job (one run per sweep point) for mtl serve; prints the run ids')
+  .argument('<job>', 'job file (YAML)')
+  .addOption(natsOption(true))
+  .option('--sweep <key=v1,v2>', 'one run per value of a dotted job path; several --sweep make a grid', (v: string, all: string[]) => [...all, v], [] as string[])
+  .addOption(poolOption())
+  .option('--json', 'one JSON line per run', false)
+  .addOption(logLevelOption())
+  .action(async (job: string, opts: Parameters<typeof submitCommand>[1] & CommonOptions) => {
+    process.exitCode = await submitCommand(job, opts, createLogger({ component: 'submit', level: opts.logLevel ?? 'warn' }));
+  });
+
+program
+  .command('serve')
+  .description('a coordinator pool: pull queued jobs, train them, record the outcome (until SIGTERM)')
+  .addOption(natsOption(true))
+  .option('-k, --concurrency <n>', 'jobs trained at once', positiveInt, 1)
+  .addOption(poolOption())
+  .option('-l, --listen <host:port>', 'where coordinators listen for workers (port 0: any; slot i uses port+i)', hostPort, '0.0.0.0:0')
+  .option('--advertise <host>', 'host name workers use to reach this process (default: the listen host, or the host name)')
+  .option('--out-root <dir>', 'run directories go to DIR/<run id>', 'runs')
+  .option('-w, --workers <n>', 'a job starts training once this many workers have joined', positiveInt, 1)
+  .option('--wait-for-workers <seconds>', 'an attempt fails (and is retried) if they have not joined after this long', positiveInt, 3600)
+  .option('--ack-wait <seconds>', 'a job whose coordinator is silent this long is redelivered', positiveInt, 30)
+  .option('--lease <seconds>', 'run lease; renewed every second while the coordinator lives', positiveInt, 30)
+  .option('--max-deliver <n>', 'attempts before a failing job is given up', positiveInt, 5)
+  .addOption(logLevelOption())
+  .addOption(logFormatOption())
+  .action(async (opts: Parameters<typeof serveCommand>[0] & CommonOptions) => {
+    process.exitCode = await serveCommand(opts, createLogger({ component: 'serve', level: opts.logLevel, format: opts.logFormat }));
+  });
+
+program
+  .command('status')
+  .description('runs in the registry (all, or one in detail)')
+  .argument('[run]', 'run id')
+  .addOption(natsOption(true))
+  .option('--json', 'JSON lines', false)
+  .action(async (run: string | undefined, opts: Parameters<typeof statusCommand>[1]) => {
+    process.exitCode = await statusCommand(run, opts, createLogger({ component: 'status', level: 'warn' }));
+  });
+
+program
+  .command('cancel')
+  .description('cancel a queued or running run')
+  .argument('<run>', 'run id')
+  .addOption(natsOption(true))
+  .action(async (run: string, opts: Parameters<typeof cancelCommand>[1]) => {
+    process.exitCode = await cancelCommand(run, opts, createLogger({ component: 'cancel', level: 'warn' }));
+  });
+
+program
+  .command('watch')
+  .description("print a run's events and per-step metrics, from its start, live until it ends")
+  .argument('<run>', 'run id')
+  .addOption(natsOption(true))
+  .option('--events', 'events only, no per-step metrics', false)
+  .option('--follow', 'keep watching after the run has ended (it may be resumed)', false)
+  .option('--json', 'JSON lines as published', false)
+  .action(async (run: string, opts: Parameters<typeof watchCommand>[1]) => {
+    process.exitCode = await watchCommand(run, opts, createLogger({ component: 'watch', level: 'warn' }));
   });
 
 program

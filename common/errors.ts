@@ -17,7 +17,10 @@ export type ErrorCode =
   | 'AGGREGATION_INPUT'
   | 'BACKEND_UNAVAILABLE'
   | 'UNIT_FAILED'
-  | 'RUN_ABORTED';
+  | 'RUN_ABORTED'
+  | 'CONTROL_PLANE'
+  | 'LEASE_HELD'
+  | 'RUN_NOT_FOUND';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -119,6 +122,21 @@ export class RunAbortedError extends MtlError {
   readonly code = 'RUN_ABORTED';
 }
 
+/** The NATS control plane cannot be reached or refused an operation. */
+export class ControlPlaneError extends MtlError {
+  readonly code = 'CONTROL_PLANE';
+}
+
+/** Another coordinator holds the run's lease (or took it over): this one may not run it. */
+export class LeaseHeldError extends MtlError {
+  readonly code = 'LEASE_HELD';
+}
+
+/** No run with this id in the run registry. */
+export class RunNotFoundError extends MtlError {
+  readonly code = 'RUN_NOT_FOUND';
+}
+
 /** Errors a session survives: the message is rejected and counted, the stream stays open. */
 export function isRejectedMessage(err: unknown): err is MtlError {
   return (
@@ -147,6 +165,9 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   BACKEND_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   UNIT_FAILED: GrpcStatus.INTERNAL,
   RUN_ABORTED: GrpcStatus.ABORTED,
+  CONTROL_PLANE: GrpcStatus.UNAVAILABLE,
+  LEASE_HELD: GrpcStatus.FAILED_PRECONDITION,
+  RUN_NOT_FOUND: GrpcStatus.NOT_FOUND,
 };
 
 /** The gRPC status for an error; anything that is not ours is INTERNAL. */

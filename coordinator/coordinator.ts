@@ -39,6 +39,8 @@ export interface CoordinatorOptions {
   onEvent?: (event: RunEvent) => void;
   /** Continue from this checkpoint (loaded by the caller; see loadResumePoint). */
   resume?: CheckpointData;
+  /** Run id (queued runs have one from `mtl submit`); default `<name>-<random>`, or the checkpoint's. */
+  runId?: string;
   /** Where checkpoints go; default `<outDir>/checkpoints` on the file system. */
   checkpoints?: CheckpointStore;
 }
@@ -99,7 +101,7 @@ export class Coordinator {
       prepared.aggregator.restore(resume.aggregator);
       this.lastCheckpoint = resume.step;
     }
-    this.runId = resume?.runId ?? `${job.name}-${randomUUID().slice(0, 8)}`;
+    this.runId = resume?.runId ?? opts.runId ?? `${job.name}-${randomUUID().slice(0, 8)}`;
     this.checkpoints = opts.checkpoints ?? new FileCheckpointStore(path.join(opts.outDir, 'checkpoints'), job.checkpoint.keep);
     this.run = new TrainingRun({
       job,

@@ -19,8 +19,13 @@ import { ModelRunner } from './model-runner.js';
 import { UnitComputer } from './unit-compute.js';
 
 export interface WorkerOptions {
-  /** host:port of the coordinator. */
-  coordinator: string;
+  /** host:port of the coordinator (or resolveCoordinator). */
+  coordinator?: string;
+  /**
+   * Finds the coordinator before every connection attempt (worker discovery through the run
+   * registry): its address, or undefined when the run is over. May wait; aborted on stop.
+   */
+  resolveCoordinator?: (signal: AbortSignal) => Promise<string | undefined>;
   name?: string;
   backend?: BackendChoice;
   logger?: Logger;
@@ -62,6 +67,7 @@ export class Worker {
   private readonly finished: Promise<WorkerExit>;
   private resolveFinished!: (exit: WorkerExit) => void;
   private exit: WorkerExit | undefined;
+  private readonly aborter = new AbortController();
   /** Sessions served so far (1 + reconnections). */
   sessions = 0;
 
@@ -98,18 +104,38 @@ export class Worker {
     const reconnectBudget = this.options.reconnectTimeoutMs ?? 300_000;
     const backoff = this.options.backoffMs ?? { initial: 250, max: 10_000 };
     let lostSince: number | undefined;
+    let connectDeadline: number | undefined;
     let attempt = 0;
+    const discovery = this.options.resolveCoordinator !== undefined;
     for (;;) {
       if (this.stopRequested) return this.stopRequested;
-      const deadline = lostSince === undefined ? Date.now() + (this.options.connectTimeoutMs ?? 30_000) : lostSince + reconnectBudget;
+      const address = await this.address();
+      if (this.stopRequested) return this.stopRequested;
+      if (address === undefined) return { code: 0, reason: 'the run is over' };
+      connectDeadline ??= Date.now() + (this.options.connectTimeoutMs ?? 30_000);
+      const deadline = lostSince === undefined ? connectDeadline : lostSince + reconnectBudget;
+      // With discovery, a short attempt: the registry may name a new coordinator by the next one.
+      const attemptDeadline = discovery ? Math.min(deadline, Date.now() + 5000) : deadline;
       let end: SessionEnd;
       try {
-        end = await this.serveSession(deadline);
+        end = await this.serveSession(address, attemptDeadline);
       } catch (err) {
-        if (lostSince === undefined || this.stopRequested) return this.stopRequested ?? { code: 1, reason: errorMessage(err) };
+        if (this.stopRequested) return this.stopRequested;
+        if (lostSince === undefined && (!discovery || Date.now() >= deadline)) return { code: 1, reason: errorMessage(err) };
         end = { kind: 'lost', reason: errorMessage(err) };
       }
-      if (end.kind === 'shutdown') return { code: end.failed ? 1 : 0, reason: end.reason };
+      if (end.kind === 'shutdown') {
+        // A run that stopped without finishing may go on elsewhere (a coordinator handing its
+        // job back, a retried attempt): with discovery, ask the registry before leaving.
+        if (!end.failed || !discovery) return { code: end.failed ? 1 : 0, reason: end.reason };
+        const next = await this.address();
+        if (this.stopRequested) return this.stopRequested;
+        if (next === undefined) return { code: 1, reason: end.reason };
+        this.log.info('the coordinator stopped the run; looking for where it goes on', { reason: end.reason });
+        lostSince = Date.now();
+        attempt = 0;
+        continue;
+      }
       if (end.kind === 'closed') return this.stopRequested ?? { code: end.code, reason: end.reason };
       // Lost: reconnect, unless we were asked to stop or have tried long enough.
       if (this.stopRequested) return this.stopRequested;
@@ -136,14 +162,20 @@ export class Worker {
     }
   }
 
+  private async address(): Promise<string | undefined> {
+    if (this.options.resolveCoordinator) return this.options.resolveCoordinator(this.aborter.signal);
+    if (this.options.coordinator === undefined) throw new IllegalStateError('a worker needs a coordinator address or a way to find one');
+    return this.options.coordinator;
+  }
+
   /** Connects (until `deadline`) and serves one session to its end. */
-  private async serveSession(deadline: number): Promise<SessionEnd> {
+  private async serveSession(address: string, deadline: number): Promise<SessionEnd> {
     const Coordinator = protocol().mtl.v1.Coordinator;
-    const client = new Coordinator(this.options.coordinator, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const client = new Coordinator(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.client = client;
     try {
       await new Promise<void>((resolve, reject) =>
-        client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${this.options.coordinator}: ${err.message}`)) : resolve())),
+        client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${address}: ${err.message}`)) : resolve())),
       );
       if (this.stopRequested) return { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason };
       this.sessions++;
@@ -204,6 +236,7 @@ export class Worker {
   private stop(exit: WorkerExit, endSession: (session: CoordinatorSession) => void): Promise<WorkerExit> {
     this.closing ??= (async () => {
       this.stopRequested ??= exit;
+      this.aborter.abort();
       if (this.state === 'created') {
         this.finish(exit);
         return this.finished;

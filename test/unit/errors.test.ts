@@ -5,14 +5,17 @@ import {
   AggregationInputError,
   BackendUnavailableError,
   ByteLengthError,
+  ControlPlaneError,
   DatasetError,
   IllegalStateError,
   JobSpecError,
+  LeaseHeldError,
   MessageTooLargeError,
   MtlError,
   NonFiniteError,
   ProtocolViolationError,
   RunAbortedError,
+  RunNotFoundError,
   StaleMessageError,
   UnitFailedError,
   UnknownUnitError,
@@ -42,6 +45,9 @@ const PLAIN: Array<[PlainCtor, ErrorCode, status, rejected: boolean]> = [
   [BackendUnavailableError, 'BACKEND_UNAVAILABLE', status.UNAVAILABLE, false],
   [UnitFailedError, 'UNIT_FAILED', status.INTERNAL, false],
   [RunAbortedError, 'RUN_ABORTED', status.ABORTED, false],
+  [ControlPlaneError, 'CONTROL_PLANE', status.UNAVAILABLE, false],
+  [LeaseHeldError, 'LEASE_HELD', status.FAILED_PRECONDITION, false],
+  [RunNotFoundError, 'RUN_NOT_FOUND', status.NOT_FOUND, false],
 ];
 
 void describe('error classes', () => {

@@ -1,0 +1,364 @@
+// The NATS commands: submit, serve, status, cancel, watch, and worker discovery.
+// Each returns the process exit code (0 ok · 1 failed · 2 bad usage, invalid job or unknown run).
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { expandSweep, newRunId, parseSweep, type JobMessage, type SweepAxis } from '../common/control/jobs.js';
+import { ControlPlane, JOBS_STREAM, RUNS_STREAM, checkId, subjects } from '../common/control/plane.js';
+import { newOwnerId, RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
+import { ControlPlaneError, JobSpecError, RunNotFoundError, errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { JobServer } from '../coordinator/serve.js';
+import type { BackendChoice } from '../worker/backend.js';
+import { pickRun, registryResolver } from '../worker/discovery.js';
+import { Worker, type WorkerExit } from '../worker/worker.js';
+
+export const CONTROL_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export interface NatsOptions {
+  nats: string;
+}
+
+async function connectOrReport(url: string, name: string, log: Logger): Promise<ControlPlane | undefined> {
+  try {
+    return await ControlPlane.connect({ url, name, logger: log });
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return undefined;
+  }
+}
+
+export interface SubmitOptions extends NatsOptions {
+  sweep: string[];
+  pool: string;
+  json: boolean;
+}
+
+/** `mtl submit`: one queued run per sweep point; prints their run ids. */
+export async function submitCommand(jobFile: string, opts: SubmitOptions, log: Logger): Promise<number> {
+  let axes: SweepAxis[];
+  let points: ReturnType<typeof expandSweep>;
+  const abs = path.resolve(jobFile);
+  try {
+    checkId('pool', opts.pool);
+    axes = opts.sweep.map(parseSweep);
+    let text: string;
+    try {
+      text = readFileSync(abs, 'utf8');
+    } catch (err) {
+      throw new JobSpecError(jobFile, [{ path: '', message: `cannot read job file: ${errorMessage(err)}` }]);
+    }
+    const doc = YAML.parseDocument(text, { uniqueKeys: true });
+    if (doc.errors.length > 0) throw new JobSpecError(jobFile, doc.errors.map((e) => ({ path: '', message: `YAML ${e.code}: ${e.message.split('\n')[0] ?? ''}` })));
+    points = expandSweep(doc.toJS(), jobFile, axes, { aggregatorNames });
+  } catch (err) {
+    if (err instanceof JobSpecError || err instanceof ControlPlaneError) {
+      process.stderr.write(`${err.message}\n`);
+      return CONTROL_EXIT.usage;
+    }
+    throw err;
+  }
+  const plane = await connectOrReport(opts.nats, `mtl submit ${os.hostname()}`, log);
+  if (!plane) return CONTROL_EXIT.failed;
+  try {
+    await plane.ensureStreams();
+    const registry = await RunRegistry.open(plane);
+    const submitted: Array<{ runId: string; sweep: Record<string, unknown> }> = [];
+    for (const point of points) {
+      const runId = newRunId(point.spec.name);
+      const message: JobMessage = { kind: 'mtl-job', version: 1, runId, spec: point.spec, jobDir: path.dirname(abs), pool: opts.pool, sweep: point.values, submittedAt: new Date().toISOString() };
+      // Registered before it is queued, so a coordinator never pulls a run the registry lacks.
+      await registry.create({ runId, name: point.spec.name, status: 'queued', pool: opts.pool, sweep: point.values, submittedAt: message.submittedAt, updatedAt: '', step: 0, totalSteps: point.spec.training.steps, workers: 0, attempts: 0 });
+      let seq: number;
+      try {
+        seq = (await plane.js.publish(subjects.jobs(opts.pool), JSON.stringify(message), { msgID: runId })).seq;
+      } catch (err) {
+        // Not queued: say so in the registry rather than leave a run that never starts.
+        await registry.mutate(runId, (r) => ({ ...r!, status: 'failed', error: `could not be queued: ${errorMessage(err)}` })).catch(() => undefined);
+        throw err;
+      }
+      await registry.mutate(runId, (r) => ({ ...r!, queueSeq: seq }));
+      submitted.push({ runId, sweep: point.values });
+      if (opts.json) process.stdout.write(JSON.stringify({ runId, pool: opts.pool, sweep: point.values }) + '\n');
+      else process.stdout.write(`${runId}${Object.keys(point.values).length ? `  ${Object.entries(point.values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}` : ''}\n`);
+    }
+    if (!opts.json) process.stderr.write(`submitted ${submitted.length} run(s) to pool ${opts.pool}\n`);
+    return CONTROL_EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`submit failed: ${errorMessage(err)}\n`);
+    return CONTROL_EXIT.failed;
+  } finally {
+    await plane.close();
+  }
+}
+
+export interface ServeCommandOptions extends NatsOptions {
+  concurrency: number;
+  pool: string;
+  listen: string;
+  advertise?: string;
+  outRoot: string;
+  workers: number;
+  waitForWorkers: number;
+  ackWait: number;
+  lease: number;
+  maxDeliver: number;
+}
+
+/** `mtl serve`: a coordinator pool on the job queue until SIGINT/SIGTERM. */
+export async function serveCommand(opts: ServeCommandOptions, log: Logger): Promise<number> {
+  try {
+    checkId('pool', opts.pool);
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return CONTROL_EXIT.usage;
+  }
+  if (opts.lease * 1000 < 3000) {
+    process.stderr.write('--lease must be at least 3 seconds\n');
+    return CONTROL_EXIT.usage;
+  }
+  const plane = await connectOrReport(opts.nats, `mtl serve ${os.hostname()}`, log);
+  if (!plane) return CONTROL_EXIT.failed;
+  const i = opts.listen.lastIndexOf(':');
+  const listenHost = opts.listen.slice(0, i);
+  const server = new JobServer({
+    plane,
+    pool: opts.pool,
+    concurrency: opts.concurrency,
+    listenHost,
+    listenPort: Number(opts.listen.slice(i + 1)),
+    advertiseHost: opts.advertise ?? (listenHost === '0.0.0.0' || listenHost === '::' || listenHost === '[::]' ? os.hostname() : listenHost),
+    outRoot: opts.outRoot,
+    minWorkers: opts.workers,
+    waitForWorkersMs: opts.waitForWorkers * 1000,
+    ackWaitMs: opts.ackWait * 1000,
+    leaseMs: opts.lease * 1000,
+    maxDeliver: opts.maxDeliver,
+    owner: newOwnerId(),
+    logger: log,
+    onJobEnd: (runId, outcome, detail) => process.stdout.write(`${runId} ${outcome}: ${detail}\n`),
+  });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+    log.warn(`received ${sig}: running jobs checkpoint and go back to the queue`);
+    server.stop(`coordinator received ${sig}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await server.run();
+    return CONTROL_EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`serve failed: ${errorMessage(err)}\n`);
+    return CONTROL_EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await plane.close();
+  }
+}
+
+function age(iso: string | undefined): string {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+function statusTable(runs: RunRecord[]): string {
+  const rows = runs.map((r) => [
+    r.runId,
+    r.cancelRequested && !TERMINAL.has(r.status) ? `${r.status} (cancelling)` : r.status,
+    `${r.step}/${r.totalSteps}`,
+    String(r.workers),
+    r.coordinator ?? '-',
+    age(r.updatedAt),
+    Object.entries(r.losses ?? {})
+      .map(([t, l]) => `${t} ${l.toFixed(4)}`)
+      .join(' '),
+  ]);
+  const head = ['RUN', 'STATUS', 'STEP', 'WORKERS', 'COORDINATOR', 'UPDATED', 'LOSS'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/** `mtl status [RUN]`. */
+export async function statusCommand(runId: string | undefined, opts: NatsOptions & { json: boolean }, log: Logger): Promise<number> {
+  const plane = await connectOrReport(opts.nats, 'mtl status', log);
+  if (!plane) return CONTROL_EXIT.failed;
+  try {
+    const registry = await RunRegistry.open(plane);
+    if (runId === undefined) {
+      const runs = await registry.list();
+      if (opts.json) for (const r of runs) process.stdout.write(JSON.stringify(r) + '\n');
+      else process.stdout.write(runs.length ? statusTable(runs) : 'no runs\n');
+      return CONTROL_EXIT.ok;
+    }
+    const r = await registry.require(runId);
+    if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else process.stdout.write(YAML.stringify(r));
+    return CONTROL_EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+  } finally {
+    await plane.close();
+  }
+}
+
+/** `mtl cancel RUN`: a queued run is cancelled at once; a running one stops at its next step. */
+export async function cancelCommand(runId: string, opts: NatsOptions, log: Logger): Promise<number> {
+  const plane = await connectOrReport(opts.nats, 'mtl cancel', log);
+  if (!plane) return CONTROL_EXIT.failed;
+  try {
+    const registry = await RunRegistry.open(plane);
+    let seq: number | undefined;
+    const r = await registry.mutate(runId, (r) => {
+      if (!r) throw new RunNotFoundError(`no run ${runId} in the registry`);
+      if (TERMINAL.has(r.status)) throw new ControlPlaneError(`run ${runId} has already ${r.status === 'cancelled' ? 'been cancelled' : r.status}`);
+      if (r.status === 'queued' && r.lease === undefined) {
+        seq = r.queueSeq;
+        return { ...r, status: 'cancelled', cancelRequested: true, finishedAt: new Date().toISOString() };
+      }
+      return { ...r, cancelRequested: true };
+    });
+    // A queued run's message is removed too (a coordinator that pulls it anyway terms it).
+    if (seq !== undefined) await plane.jsm.streams.deleteMessage(JOBS_STREAM, seq).catch(() => undefined);
+    process.stdout.write(r.status === 'cancelled' ? `${runId} cancelled\n` : `${runId}: cancellation requested; its coordinator stops it at the next step\n`);
+    return CONTROL_EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+  } finally {
+    await plane.close();
+  }
+}
+
+const END_EVENTS = new Set(['run-succeeded', 'run-failed', 'run-stopped']);
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
+
+function formatLive(subject: string, data: Record<string, unknown>): string {
+  const time = typeof data.time === 'string' ? data.time.slice(11, 19) : '';
+  if (subject.endsWith('.events')) return `${time} ${(text(data.level) || 'info').padEnd(5)} ${text(data.type)}: ${text(data.message)}`;
+  const losses = Object.entries((data.losses as Record<string, number> | undefined) ?? {})
+    .map(([t, l]) => `${t} ${l.toFixed(4)}`)
+    .join('  ');
+  const timeMs = data.timeMs as { total?: number } | undefined;
+  return `${time} step ${String(data.step)}  ${losses}  (${timeMs?.total?.toFixed(0) ?? '?'} ms, ${String(data.workers)} worker(s))`;
+}
+
+/** `mtl watch RUN`: the run's events and metrics from its start, then live, until it ends. */
+export async function watchCommand(runId: string, opts: NatsOptions & { json: boolean; events: boolean; follow: boolean }, log: Logger): Promise<number> {
+  const plane = await connectOrReport(opts.nats, 'mtl watch', log);
+  if (!plane) return CONTROL_EXIT.failed;
+  try {
+    checkId('run id', runId);
+    await plane.ensureStreams();
+    const registry = await RunRegistry.open(plane);
+    const known = await registry.get(runId);
+    if (!known) throw new RunNotFoundError(`no run ${runId} in the registry`);
+    const consumer = await plane.js.consumers.get(RUNS_STREAM, { filter_subjects: opts.events ? subjects.events(runId) : subjects.run(runId), deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume();
+    // A run that is already over prints its history and stops when nothing more is stored.
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = async () => {
+      clearTimeout(idle);
+      const r = await registry.get(runId).catch(() => undefined);
+      if (!opts.follow && r && TERMINAL.has(r.status)) idle = setTimeout(() => messages.stop(), 2000);
+    };
+    await armIdle();
+    for await (const m of messages) {
+      let data: Record<string, unknown>;
+      try {
+        data = m.json<Record<string, unknown>>();
+      } catch {
+        continue;
+      }
+      process.stdout.write(opts.json ? `${JSON.stringify({ subject: m.subject, ...data })}\n` : `${formatLive(m.subject, data)}\n`);
+      if (!opts.follow && m.subject.endsWith('.events') && END_EVENTS.has(String(data.type))) {
+        // The attempt ended; if the run is over (not retried or resumed), so is the watch.
+        await armIdle();
+      }
+    }
+    return CONTROL_EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+  } finally {
+    await plane.close();
+  }
+}
+
+export interface DiscoveryWorkerOptions extends NatsOptions {
+  run?: string;
+  pool?: string;
+  backend: BackendChoice;
+  name?: string;
+  connectTimeout: number;
+  reconnectTimeout: number;
+}
+
+/**
+ * `mtl worker --nats URL --run RUN | --pool NAME`: finds coordinators in the registry. With
+ * --run it serves that run and exits when it is over; with --pool it serves one run after
+ * another until stopped.
+ */
+export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: Logger, trap: (onStop: (graceful: boolean) => void) => () => void): Promise<number> {
+  if ((opts.run === undefined) === (opts.pool === undefined)) {
+    process.stderr.write('with --nats, give exactly one of --run RUN and --pool NAME\n');
+    return CONTROL_EXIT.usage;
+  }
+  try {
+    if (opts.run !== undefined) checkId('run id', opts.run);
+    if (opts.pool !== undefined) checkId('pool', opts.pool);
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return CONTROL_EXIT.usage;
+  }
+  const plane = await connectOrReport(opts.nats, `mtl worker ${opts.name ?? os.hostname()}`, log);
+  if (!plane) return CONTROL_EXIT.failed;
+  const registry = await RunRegistry.open(plane);
+  const stop = new AbortController();
+  let current: Worker | undefined;
+  let graceful = true;
+  const release = trap((g) => {
+    graceful = g;
+    stop.abort();
+    if (current) void (g ? current.leave('stopping') : current.close(1, 'second signal'));
+  });
+  const makeWorker = (runId: string, waitWhileQueued: boolean) =>
+    new Worker({
+      resolveCoordinator: registryResolver({ registry, runId, logger: log, waitWhileQueued }),
+      backend: opts.backend,
+      name: opts.name,
+      connectTimeoutMs: opts.connectTimeout * 1000,
+      reconnectTimeoutMs: opts.reconnectTimeout * 1000,
+      logger: log,
+    });
+  try {
+    if (opts.run !== undefined) {
+      current = makeWorker(opts.run, true);
+      const exit = await current.run();
+      if (exit.code !== 0) process.stderr.write(`worker stopped: ${exit.reason}\n`);
+      return exit.code;
+    }
+    let last: WorkerExit = { code: 0, reason: 'stopped' };
+    while (!stop.signal.aborted) {
+      const run = await pickRun(registry, opts.pool!, stop.signal, log);
+      if (!run || stop.signal.aborted) break;
+      log.info('joining run', { run: run.runId, coordinator: run.coordinator ?? '' });
+      current = makeWorker(run.runId, false);
+      last = await current.run();
+      current = undefined;
+      log.info('left run', { run: run.runId, reason: last.reason });
+    }
+    return graceful ? CONTROL_EXIT.ok : last.code;
+  } finally {
+    release();
+    await plane.close();
+  }
+}

@@ -1,0 +1,364 @@
+// `mtl serve`: a pool of coordinators working through the MTL_JOBS queue. Each slot pulls one
+// job, takes its lease in the run registry, resumes it from its latest checkpoint in the object
+// store (if an earlier coordinator got that far), trains it, and acks (succeeded), terms
+// (cancelled, or failed for good) or naks it (to be retried or resumed elsewhere). While a job
+// runs its message is kept in progress (`working()`), so JetStream redelivers it only when this
+// coordinator is gone; the lease makes sure a redelivered job never runs twice at once.
+import { AckPolicy, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import path from 'node:path';
+import { ID_PATTERN, JOBS_STREAM, subjects, type ControlPlane } from '../common/control/plane.js';
+import { decodeJobMessage, type JobMessage } from '../common/control/jobs.js';
+import { RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
+import { LeaseHeldError, errorMessage, type ErrorCode } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import { aggregatorNames } from './aggregation/registry.js';
+import { jobHash, type CheckpointData } from './checkpoints.js';
+import { Coordinator, type RunSummary } from './coordinator.js';
+import { NatsCheckpointStore } from './nats-checkpoints.js';
+import { prepareRun, type PreparedRun } from './prepare-run.js';
+import { RunReporter } from './run-reporter.js';
+
+/** Failures that a retry cannot fix: the job is termed at once. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set(['JOB_SPEC_INVALID', 'DATASET_ERROR', 'NON_FINITE', 'AGGREGATION_INPUT']);
+
+export interface ClaimOptions {
+  plane: ControlPlane;
+  registry: RunRegistry;
+  runId: string;
+  owner: string;
+  leaseMs: number;
+  logger: Logger;
+  /** Fields for a run the registry does not know yet (mtl run/coordinator --nats). */
+  fresh: Pick<RunRecord, 'name' | 'pool' | 'totalSteps'> & Partial<RunRecord>;
+  onCancel?: () => void;
+  onLeaseLost?: (reason: string) => void;
+}
+
+/** Takes the run's lease and marks it running; LeaseHeldError when another coordinator has it. */
+export async function claimRun(o: ClaimOptions): Promise<RunReporter> {
+  const started = new Date().toISOString();
+  await o.registry.acquire(o.runId, o.owner, o.leaseMs, (r) => {
+    const base: RunRecord = r ?? { runId: o.runId, status: 'running', step: 0, workers: 0, attempts: 0, updatedAt: started, ...o.fresh };
+    const { queueSeq: _seq, coordinator: _address, ...rest } = base;
+    return { ...rest, status: 'running', attempts: base.attempts + 1, startedAt: base.startedAt ?? started };
+  });
+  return new RunReporter({ plane: o.plane, registry: o.registry, runId: o.runId, owner: o.owner, leaseMs: o.leaseMs, logger: o.logger, onCancel: o.onCancel, onLeaseLost: o.onLeaseLost });
+}
+
+/** The registry entry of a finished run. */
+export function finishedRecord(r: RunRecord, summary: RunSummary, status: RunRecord['status'], error?: string): RunRecord {
+  const { coordinator: _address, error: _oldError, ...rest } = r;
+  return {
+    ...rest,
+    status,
+    step: summary.stepsCompleted,
+    finishedAt: new Date().toISOString(),
+    outDir: summary.outDir,
+    ...(Object.keys(summary.tasks).length > 0 ? { evaluation: Object.fromEntries(Object.entries(summary.tasks).map(([t, { samples: _s, ...m }]) => [t, m])) } : {}),
+    ...(summary.lastCheckpoint !== undefined ? { lastCheckpoint: summary.lastCheckpoint } : {}),
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+export interface JobServerOptions {
+  plane: ControlPlane;
+  pool: string;
+  /** Jobs trained at once. */
+  concurrency: number;
+  /** Interface the coordinators' gRPC servers bind to, and first port (0: any free port; slot i uses port + i). */
+  listenHost: string;
+  listenPort: number;
+  /** Host name workers use to reach this process (written to the registry). */
+  advertiseHost: string;
+  /** Run directories go to `<outRoot>/<run id>`. */
+  outRoot: string;
+  /** A job starts training once this many workers have joined. */
+  minWorkers: number;
+  waitForWorkersMs: number;
+  /** JetStream ack wait: how long a silent coordinator keeps its job before redelivery. */
+  ackWaitMs: number;
+  leaseMs: number;
+  /** Deliveries before a job that keeps failing is given up (termed). */
+  maxDeliver: number;
+  owner: string;
+  logger: Logger;
+  /** Called when a job has ended on this server (for the CLI's output). */
+  onJobEnd?: (runId: string, outcome: 'succeeded' | 'failed' | 'cancelled' | 'retry' | 'released' | 'lease-lost' | 'skipped', detail: string) => void;
+}
+
+export function consumerName(pool: string): string {
+  return `mtl-serve-${pool}`;
+}
+
+export class JobServer {
+  private stopping: string | undefined;
+  private readonly active = new Map<string, Coordinator>();
+  private registry: RunRegistry | undefined;
+  private wake: Array<() => void> = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: JobServerOptions) {
+    this.log = opts.logger;
+  }
+
+  /** Creates the stream and the pool's durable consumer where missing. */
+  private async consumer(): Promise<Consumer> {
+    const { plane, pool } = this.opts;
+    await plane.ensureStreams();
+    const config = {
+      durable_name: consumerName(pool),
+      filter_subject: subjects.jobs(pool),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: this.opts.ackWaitMs * 1e6,
+      max_deliver: this.opts.maxDeliver,
+      max_ack_pending: -1,
+    };
+    try {
+      const info = await plane.jsm.consumers.info(JOBS_STREAM, config.durable_name);
+      if (info.config.ack_wait !== config.ack_wait || info.config.max_deliver !== config.max_deliver) {
+        await plane.jsm.consumers.update(JOBS_STREAM, config.durable_name, { ack_wait: config.ack_wait, max_deliver: config.max_deliver });
+      }
+    } catch {
+      await plane.jsm.consumers.add(JOBS_STREAM, config).catch(async (err: unknown) => {
+        // Another server created it in between.
+        await plane.jsm.consumers.info(JOBS_STREAM, config.durable_name).catch(() => {
+          throw err;
+        });
+      });
+    }
+    return plane.js.consumers.get(JOBS_STREAM, config.durable_name);
+  }
+
+  /** Serves until stop(): `concurrency` slots, each pulling and running one job at a time. */
+  async run(): Promise<void> {
+    this.registry = await RunRegistry.open(this.opts.plane);
+    const consumer = await this.consumer();
+    this.log.info('serving jobs', { pool: this.opts.pool, concurrency: this.opts.concurrency });
+    await Promise.all(Array.from({ length: this.opts.concurrency }, (_, slot) => this.slot(consumer, slot)));
+  }
+
+  private async slot(consumer: Consumer, slot: number): Promise<void> {
+    let lastWarning = 0;
+    while (!this.stopping) {
+      if (!this.opts.plane.connected) {
+        await this.pause(1000); // outage: no intake
+        continue;
+      }
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: 5000 });
+      } catch (err) {
+        if (Date.now() - lastWarning > 30_000) {
+          lastWarning = Date.now();
+          this.log.warn('cannot pull from the job queue; retrying', { error: errorMessage(err) });
+        }
+        await this.pause(1000);
+        continue;
+      }
+      if (!msg) continue;
+      if (this.stopping) {
+        msg.nak();
+        break;
+      }
+      try {
+        await this.handle(msg, slot);
+      } catch (err) {
+        this.log.error('job handling failed; the job goes back to the queue', { error: errorMessage(err) });
+        msg.nak(5000);
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private end(runId: string, outcome: Parameters<NonNullable<JobServerOptions['onJobEnd']>>[1], detail: string): void {
+    this.log.info(`job ${runId}: ${outcome}`, { detail });
+    this.opts.onJobEnd?.(runId, outcome, detail);
+  }
+
+  private async handle(msg: JsMsg, slot: number): Promise<void> {
+    const registry = this.registry!;
+    let job: JobMessage;
+    try {
+      job = decodeJobMessage(msg.string(), { aggregatorNames });
+    } catch (err) {
+      // Nothing to run and nothing a retry could change.
+      this.log.error('rejected a queue message', { error: errorMessage(err), seq: msg.seq });
+      const runId = (() => {
+        try {
+          const id = (JSON.parse(msg.string()) as { runId?: unknown }).runId;
+          return typeof id === 'string' && ID_PATTERN.test(id) ? id : '';
+        } catch {
+          return '';
+        }
+      })();
+      if (runId) await registry.mutate(runId, (r) => ({ ...(r ?? { runId, name: runId, pool: this.opts.pool, step: 0, totalSteps: 0, workers: 0, attempts: 0, updatedAt: '' }), status: 'failed', error: errorMessage(err) })).catch(() => undefined);
+      msg.term();
+      this.end(runId || `seq ${msg.seq}`, 'failed', errorMessage(err));
+      return;
+    }
+    const { runId } = job;
+    const record = await registry.get(runId);
+    if (record && TERMINAL.has(record.status)) {
+      // A duplicate delivery of a run that has ended (e.g. the ack was lost).
+      if (record.status === 'succeeded') msg.ack();
+      else msg.term();
+      this.end(runId, 'skipped', `already ${record.status}`);
+      return;
+    }
+    if (record?.cancelRequested) {
+      await registry.mutate(runId, (r) => ({ ...r!, status: 'cancelled', finishedAt: new Date().toISOString() }));
+      msg.term();
+      this.end(runId, 'cancelled', 'cancelled before it started');
+      return;
+    }
+    let prepared: PreparedRun;
+    try {
+      prepared = prepareRun({ spec: job.spec, dir: job.jobDir, source: `job ${runId}` });
+    } catch (err) {
+      await registry.mutate(runId, (r) => ({ ...(r ?? { runId, status: 'queued', step: 0, workers: 0, attempts: 0, updatedAt: '', ...this.freshRecord(job) }), status: 'failed', error: errorMessage(err), finishedAt: new Date().toISOString() }));
+      msg.term();
+      this.end(runId, 'failed', errorMessage(err));
+      return;
+    }
+
+    // Set once the coordinator exists; the reporter's callbacks may fire before that.
+    const current: { coordinator?: Coordinator } = {};
+    let stopReason: 'cancel' | 'lease' | undefined;
+    let reporter: RunReporter;
+    try {
+      reporter = await claimRun({
+        plane: this.opts.plane,
+        registry,
+        runId,
+        owner: this.opts.owner,
+        leaseMs: this.opts.leaseMs,
+        logger: this.log.child(runId),
+        fresh: this.freshRecord(job),
+        onCancel: () => {
+          stopReason ??= 'cancel';
+          current.coordinator?.stop('cancelled (mtl cancel)');
+        },
+        onLeaseLost: (reason) => {
+          stopReason = 'lease';
+          current.coordinator?.stop(`lease lost: ${reason}`);
+        },
+      });
+    } catch (err) {
+      // Its coordinator is alive somewhere (or was, until its lease runs out): try later.
+      msg.nak(err instanceof LeaseHeldError ? Math.max(1000, Math.floor(this.opts.leaseMs / 2)) : 5000);
+      this.end(runId, 'retry', errorMessage(err));
+      return;
+    }
+
+    const checkpoints = new NatsCheckpointStore(this.opts.plane, runId, job.spec.checkpoint.keep);
+    let resume: CheckpointData | undefined;
+    try {
+      resume = await checkpoints.loadLatest((name, reason) => this.log.warn('skipping a damaged checkpoint', { name, reason }));
+    } catch (err) {
+      await reporter.finish((r) => ({ ...r, status: 'queued', error: `could not read checkpoints: ${errorMessage(err)}` }));
+      msg.nak(5000);
+      this.end(runId, 'retry', errorMessage(err));
+      return;
+    }
+    if (resume && resume.jobHash !== jobHash(job.spec)) {
+      this.log.warn('ignoring checkpoints written by another job under this run id', { runId });
+      resume = undefined;
+    }
+    if (resume) this.log.info('resuming from checkpoint', { runId, step: resume.step });
+
+    // Keep the message ours while we work on it; a dead coordinator stops doing this.
+    const inProgress = setInterval(() => msg.working(), Math.max(500, Math.floor(this.opts.ackWaitMs / 3)));
+    inProgress.unref();
+    const port = this.opts.listenPort === 0 ? 0 : this.opts.listenPort + slot;
+    const coordinator = new Coordinator({
+      prepared,
+      runId,
+      listen: `${this.opts.listenHost}:${port}`,
+      outDir: path.join(this.opts.outRoot, runId),
+      resume,
+      checkpoints,
+      minWorkers: this.opts.minWorkers,
+      waitForWorkersMs: this.opts.waitForWorkersMs,
+      logger: this.log.child(runId),
+      onStep: (r) => reporter.step(r),
+      onEval: (r) => reporter.evaluation(r),
+      onEvent: (e) => reporter.event(e),
+    });
+    current.coordinator = coordinator;
+    this.active.set(runId, coordinator);
+    let summary: RunSummary;
+    try {
+      const address = await coordinator.listen();
+      const advertised = `${this.opts.advertiseHost}:${address.slice(address.lastIndexOf(':') + 1)}`;
+      reporter.update({ coordinator: advertised, outDir: path.resolve(this.opts.outRoot, runId), wantWorkers: this.opts.minWorkers });
+      reporter.start();
+      if (this.stopping) coordinator.stop(this.stopping);
+      summary = await coordinator.runToCompletion();
+    } finally {
+      clearInterval(inProgress);
+      this.active.delete(runId);
+      await coordinator.close();
+    }
+
+    if (stopReason === 'lease' || reporter.leaseLost) {
+      // Someone else owns the run now; its message was redelivered to them.
+      reporter.abandon();
+      this.end(runId, 'lease-lost', 'another coordinator took the run over');
+      return;
+    }
+    if (summary.status === 'succeeded') {
+      await reporter.finish((r) => finishedRecord(r, summary, 'succeeded'));
+      msg.ack();
+      await checkpoints.removeAll().catch(() => undefined);
+      this.end(runId, 'succeeded', `${summary.stepsCompleted} steps in ${summary.wallTimeS.toFixed(1)} s`);
+      return;
+    }
+    if (stopReason === 'cancel' || reporter.cancelRequested) {
+      await reporter.finish((r) => finishedRecord(r, summary, 'cancelled', 'cancelled (mtl cancel)'));
+      msg.term();
+      this.end(runId, 'cancelled', `at step ${summary.stepsCompleted}`);
+      return;
+    }
+    if (summary.status === 'stopped') {
+      // This server is shutting down: the job goes back to the queue and resumes elsewhere.
+      await reporter.finish((r) => ({ ...finishedRecord(r, summary, 'queued', `coordinator stopped at step ${summary.stepsCompleted}: ${summary.error?.message ?? ''}`), finishedAt: undefined }));
+      msg.nak();
+      this.end(runId, 'released', `stopped at step ${summary.stepsCompleted}; back in the queue`);
+      return;
+    }
+    const code = summary.error?.code as ErrorCode | undefined;
+    const reason = `${summary.error?.code ?? 'INTERNAL'}: ${summary.error?.message ?? 'unknown error'}`;
+    const deliveries = msg.info.deliveryCount;
+    if ((code !== undefined && PERMANENT.has(code)) || deliveries >= this.opts.maxDeliver) {
+      const why = deliveries >= this.opts.maxDeliver ? `${reason} (attempt ${deliveries} of ${this.opts.maxDeliver}, giving up)` : reason;
+      await reporter.finish((r) => finishedRecord(r, summary, 'failed', why));
+      msg.term();
+      this.end(runId, 'failed', why);
+      return;
+    }
+    await reporter.finish((r) => ({ ...finishedRecord(r, summary, 'queued', `attempt ${deliveries} failed: ${reason}`), finishedAt: undefined }));
+    msg.nak(Math.min(60_000, 2000 * 2 ** (deliveries - 1)));
+    this.end(runId, 'retry', `attempt ${deliveries} failed: ${reason}`);
+  }
+
+  private freshRecord(job: JobMessage): ClaimOptions['fresh'] {
+    return { name: job.spec.name, pool: job.pool, totalSteps: job.spec.training.steps, sweep: job.sweep, submittedAt: job.submittedAt };
+  }
+
+  /** Stops taking jobs; running ones stop at their current step, save a checkpoint and go back to the queue. */
+  stop(reason: string): void {
+    if (this.stopping) return;
+    this.stopping = reason;
+    for (const w of this.wake.splice(0)) w();
+    for (const c of this.active.values()) c.stop(reason);
+  }
+}
