@@ -239,7 +239,8 @@ export class JobServer {
         plane: this.opts.plane,
         registry,
         runId,
-        owner: this.opts.owner,
+        // Per slot: a job redelivered to another slot of this same server must not pass the lease.
+        owner: `${this.opts.owner}#${slot}`,
         leaseMs: this.opts.leaseMs,
         logger: this.log.child(runId),
         fresh: this.freshRecord(job),

@@ -83,15 +83,15 @@ export class ControlPlane {
         name: opts.name,
         timeout: opts.connectTimeoutMs ?? 5000,
         maxReconnectAttempts: -1,
-        // Exponential backoff with jitter: the client asks for the pause on every turn of its
-        // reconnect loop, so it is derived from the outage's length (the next attempt comes
-        // when the time since the last one reaches half the time since the disconnect): the
-        // attempt times double (about 0.25, 0.5, 1, 2, 4, 8 s ...), then come every 10 s.
-        // Reset by a successful reconnect.
+        // Exponential backoff with jitter. The client asks for the pause on every turn of its
+        // reconnect loop, so the pause is derived from the outage's length: the next attempt
+        // comes once the time since the last one reaches a quarter of the time since the
+        // disconnect, so attempt times grow by 4/3 (0.25, 0.33, 0.44 ... 2.5, 3.3 s ...) up to one
+        // every 10 s. Reset by a successful reconnect.
         reconnectDelayHandler: () => {
           const now = Date.now();
           backoff.since ??= now;
-          const base = Math.min(RECONNECT_MAX_MS, Math.max(first, (now - backoff.since) / 2));
+          const base = Math.min(RECONNECT_MAX_MS, Math.max(first, (now - backoff.since) / 4));
           return Math.round(base * (0.75 + randomInt(1_000_000) / 2_000_000));
         },
         pingInterval: 10_000,
