@@ -101,6 +101,8 @@ export class ControlPlane {
       throw new ControlPlaneError(`cannot connect to NATS at ${opts.url}: ${errorMessage(err)}`, { cause: err });
     }
     try {
+      // The handler also ran for the first connection: the outage clock starts at a disconnect.
+      backoff.since = undefined;
       const jsm = await jetstreamManager(nc, { timeout: 10_000 });
       return new ControlPlane(nc, jsm, opts, backoff);
     } catch (err) {
@@ -127,6 +129,7 @@ export class ControlPlane {
     const log = this.opts.logger;
     for await (const s of this.nc.status()) {
       if (s.type === 'disconnect') {
+        this.backoff.since = Date.now();
         if (!this.connectedNow) continue;
         this.connectedNow = false;
         log.warn('NATS connection lost; reconnecting (training goes on, events are buffered)', { server: s.server });
