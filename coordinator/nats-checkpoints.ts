@@ -19,6 +19,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 export class NatsCheckpointStore implements CheckpointStore {
+  /** This run's checkpoints as this process knows them (listing the bucket costs ~50 ms). */
+  private known: Array<{ name: string; step: number }> | undefined;
+  /** Deletions of old checkpoints, in order, off the training loop's path. */
+  private pruning: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly plane: ControlPlane,
     readonly runId: string,
@@ -30,7 +35,12 @@ export class NatsCheckpointStore implements CheckpointStore {
     return `${this.runId}/ckpt-${String(step).padStart(9, '0')}`;
   }
 
-  /** This run's checkpoints, newest first. */
+  /** Waits for the deletion of checkpoints past `keep`. */
+  settled(): Promise<void> {
+    return this.pruning;
+  }
+
+  /** This run's checkpoints, newest first (as stored in the bucket). */
   async list(): Promise<Array<{ name: string; step: number }>> {
     const store = await this.plane.checkpointStore();
     const prefix = `${this.runId}/`;
@@ -48,9 +58,13 @@ export class NatsCheckpointStore implements CheckpointStore {
     const store = await this.plane.checkpointStore();
     const name = this.objectName(data.step);
     await withTimeout(store.putBlob({ name, description: `mtl checkpoint of run ${this.runId} at step ${data.step}` }, encodeCheckpoint(data)), this.timeoutMs, `storing ${name}`);
-    for (const old of (await this.list()).slice(this.keep)) {
-      await store.delete(old.name).catch(() => undefined);
-    }
+    if (this.known === undefined) this.known = await this.list();
+    else if (!this.known.some((c) => c.name === name)) this.known = [{ name, step: data.step }, ...this.known].sort((a, b) => b.step - a.step);
+    const old = this.known.slice(this.keep);
+    this.known = this.known.slice(0, this.keep);
+    this.pruning = this.pruning.then(async () => {
+      for (const c of old) await store.delete(c.name).catch(() => undefined);
+    });
   }
 
   async loadLatest(onSkipped?: (file: string, reason: string) => void): Promise<CheckpointData | undefined> {
@@ -69,6 +83,8 @@ export class NatsCheckpointStore implements CheckpointStore {
 
   /** Removes every checkpoint of the run (after it succeeded). */
   async removeAll(): Promise<void> {
+    await this.pruning;
+    this.known = [];
     const store = await this.plane.checkpointStore();
     for (const { name } of await this.list()) await store.delete(name).catch(() => undefined);
   }

@@ -108,6 +108,7 @@ void describe('NATS control plane', () => {
   void it('object-store checkpoints: newest first, keeps the last N, skips a damaged one', async () => {
     const store = new NatsCheckpointStore(plane, 'run-ckpt', 3);
     for (const step of [5, 10, 15, 20]) await store.save(checkpoint(step));
+    await store.settled();
     assert.deepEqual((await store.list()).map((c) => c.step), [20, 15, 10]);
     const latest = await store.loadLatest();
     assert.ok(latest);
