@@ -93,6 +93,8 @@ const syntheticData = z.strictObject({
   tasks: posInt.max(64).default(2),
   dim: posInt.default(100),
   rho: z.number().min(-1).max(1).default(0.5),
+  /** Task groups (a partition of 0..tasks−1): rho holds within a group, 0 across groups. */
+  groups: z.array(z.array(nonNegInt).min(1)).min(1).optional(),
   samples: posInt.min(10).default(10000),
   noise: z.number().nonnegative().default(0.1),
   testFraction: z.number().gt(0).lt(1).default(0.2),

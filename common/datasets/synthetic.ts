@@ -10,6 +10,9 @@
 //        T > 2:  w_t = sqrt(ρ)·u_0 + sqrt(1−ρ)·u_t                     (ours, 0 ≤ ρ ≤ 1)
 //      The T > 2 form is our generalisation: the paper only defines two tasks. Every pair
 //      then has w_sᵀw_t = ρ·u_0ᵀu_0 = ρ, i.e. cosine ρ, the paper's dial for any task count.
+//      With `groups` (a partition of the tasks; ours, for task-grouping experiments), each
+//      group g has its own shared direction v_g and w_t = sqrt(ρ)·v_g + sqrt(1−ρ)·u_t: cosine
+//      ρ within a group, 0 across groups.
 //   3. α_j, β_j ~ N(0, 1), j = 1..m, drawn once and shared by all tasks.
 //   4. Each example: x ~ N(0, I_dim); y_t = w_tᵀx + Σ_j sin(α_j·w_tᵀx + β_j) + ε_t, with
 //      ε_t ~ N(0, noise²) (the paper's N(0, 0.01) is noise = 0.1, our default).
@@ -63,8 +66,13 @@ function combine(a: number, u: Float64Array, b: number, v: Float64Array): Float6
   return u.map((x, k) => a * x + b * v[k]!);
 }
 
-function taskWeights(basis: readonly Float64Array[], tasks: number, rho: number): Float64Array[] {
+function taskWeights(basis: readonly Float64Array[], tasks: number, rho: number, groups?: readonly (readonly number[])[]): Float64Array[] {
   const u = (t: number): Float64Array => basis[t]!;
+  if (groups) {
+    // basis[0 .. G−1]: the groups' shared directions; basis[G + t]: task t's own.
+    const groupOf = new Map(groups.flatMap((g, gi) => g.map((t) => [t, gi] as const)));
+    return Array.from({ length: tasks }, (_, t) => combine(Math.sqrt(rho), u(groupOf.get(t)!), Math.sqrt(1 - rho), u(groups.length + t)));
+  }
   if (tasks === 1) return [u(1).slice()];
   if (tasks === 2) return [u(1).slice(), combine(rho, u(1), Math.sqrt(1 - rho * rho), u(2))];
   return Array.from({ length: tasks }, (_, i) => combine(Math.sqrt(rho), u(0), Math.sqrt(1 - rho), u(i + 1)));
@@ -97,9 +105,18 @@ class TableSplit implements Split {
 }
 
 export function loadSynthetic(spec: SyntheticSpec): SyntheticDataset {
-  const { tasks, dim, rho, samples, noise, seed } = spec;
-  if (dim < tasks + 1) {
-    throw new DatasetError(`synthetic: dim ${dim} is too small for ${tasks} tasks (the construction needs ${tasks + 1} orthogonal directions)`);
+  const { tasks, dim, rho, samples, noise, seed, groups } = spec;
+  const directions = tasks + (groups?.length ?? 1);
+  if (dim < directions) {
+    throw new DatasetError(`synthetic: dim ${dim} is too small for ${tasks} tasks (the construction needs ${directions} orthogonal directions)`);
+  }
+  if (groups) {
+    const seen = groups.flat();
+    const missing = Array.from({ length: tasks }, (_, t) => t).filter((t) => !seen.includes(t));
+    if (seen.length !== tasks || missing.length > 0 || groups.some((g) => g.length === 0) || seen.some((t) => t >= tasks)) {
+      throw new DatasetError(`synthetic: groups must put each task 0..${tasks - 1} in exactly one group, got ${JSON.stringify(groups)}`);
+    }
+    if (rho < 0) throw new DatasetError(`synthetic: with groups, rho must be in [0, 1], got ${rho}`);
   }
   if (tasks > 2 && rho < 0) {
     throw new DatasetError(`synthetic: a negative correlation (rho ${rho}) is only defined for 2 tasks, got ${tasks}`);
@@ -110,7 +127,7 @@ export function loadSynthetic(spec: SyntheticSpec): SyntheticDataset {
     throw new DatasetError(`synthetic: ${samples} samples with testFraction ${spec.testFraction} give ${trainSize} train / ${testSize} test examples (need at least 1 of each)`);
   }
 
-  const weights = taskWeights(orthonormalBasis(tasks + 1, dim, Rng.fromKey(seed, 'synthetic', 'basis')), tasks, rho);
+  const weights = taskWeights(orthonormalBasis(directions, dim, Rng.fromKey(seed, 'synthetic', 'basis')), tasks, rho, groups);
   const waveRng = Rng.fromKey(seed, 'synthetic', 'sinusoids');
   const alpha = Array.from({ length: SINUSOIDS }, () => waveRng.normal());
   const beta = Array.from({ length: SINUSOIDS }, () => waveRng.normal());
@@ -143,7 +160,7 @@ export function loadSynthetic(spec: SyntheticSpec): SyntheticDataset {
     train: new TableSplit(x, labels, dim, 0, trainSize),
     test: new TableSplit(x, labels, dim, trainSize, testSize),
     description:
-      `synthetic (MMoE sec. 4.2): ${tasks} regression tasks, dim ${dim}, rho ${rho}, noise ${noise}, ` +
+      `synthetic (MMoE sec. 4.2): ${tasks} regression tasks, dim ${dim}, rho ${rho}${groups ? ` within groups ${JSON.stringify(groups)}, 0 across` : ''}, noise ${noise}, ` +
       `${trainSize} train / ${testSize} test examples, seed ${seed}`,
     taskWeights: weights,
     sinusoids: { alpha, beta },

@@ -77,6 +77,30 @@ void describe('loadSynthetic', () => {
     assert.equal(loadSynthetic(spec({ tasks: 1, samples: 10 })).taskWeights.length, 1);
   });
 
+  void it('with groups, gives cosine rho within a group and 0 across groups', () => {
+    const groups = [[0, 2], [1], [3, 4]];
+    const { taskWeights, description } = loadSynthetic(spec({ tasks: 5, rho: 0.8, groups, samples: 10 }));
+    const groupOf = (t: number): number => groups.findIndex((g) => g.includes(t));
+    for (let s = 0; s < 5; s++) {
+      assert.ok(Math.abs(dot(taskWeights[s]!, taskWeights[s]!) - 1) < 1e-12, `|w_${s}| = 1`);
+      for (let t = s + 1; t < 5; t++) {
+        const expected = groupOf(s) === groupOf(t) ? 0.8 : 0;
+        const c = cosine(taskWeights[s]!, taskWeights[t]!);
+        assert.ok(Math.abs(c - expected) < 1e-12, `cos(w_${s}, w_${t}) = ${c}, expected ${expected}`);
+      }
+    }
+    assert.match(description, /within groups \[\[0,2\],\[1\],\[3,4\]\]/);
+  });
+
+  void it('rejects groups that are not a partition of the tasks, or a negative rho with groups', () => {
+    const bad = [[[0, 1], [1, 2]], [[0], [1]], [[0, 1, 2, 3]], [[0, 1, 2], []]];
+    for (const groups of bad) {
+      assert.throws(() => loadSynthetic(spec({ tasks: 3, groups, samples: 10 })), (e: unknown) => e instanceof DatasetError && /groups/.test(e.message), JSON.stringify(groups));
+    }
+    assert.throws(() => loadSynthetic(spec({ tasks: 2, rho: -0.5, groups: [[0, 1]], samples: 10 })), DatasetError);
+    assert.throws(() => loadSynthetic(spec({ tasks: 4, dim: 5, groups: [[0, 1], [2, 3]], samples: 10 })), (e: unknown) => e instanceof DatasetError && /6 orthogonal/.test(e.message));
+  });
+
   void it('computes y_t = w_tᵀx + Σ sin(α_j w_tᵀx + β_j) from the inputs it serves (noise 0)', () => {
     const ds = loadSynthetic(spec({ noise: 0, tasks: 3, rho: 0.4 }));
     const { alpha, beta } = ds.sinusoids;
