@@ -8,6 +8,7 @@ import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
+import { affinityCommand } from './affinity-command.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 
 // Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
@@ -186,6 +187,16 @@ program
   .option('--json', 'print the resolved layout as JSON', false)
   .action((job: string, opts: { json: boolean }) => {
     process.exitCode = validateCommand(job, opts.json);
+  });
+
+program
+  .command('affinity')
+  .description('print a run\'s task-affinity matrix (TAG) and the best grouping of its tasks')
+  .argument('<run-dir>', 'run directory (reads summary.json, or metrics.jsonl of an unfinished run)')
+  .option('--groups <k>', 'also print the best partition of the tasks into K groups', positiveInt)
+  .option('--json', 'one JSON object', false)
+  .action((runDir: string, opts: { groups?: number; json: boolean }) => {
+    process.exitCode = affinityCommand(runDir, opts);
   });
 
 try {

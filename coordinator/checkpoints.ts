@@ -8,6 +8,7 @@
 // Written to a temporary file, fsynced, renamed, and the directory fsynced: a crash leaves
 // either the old set of files or the new one. A torn or corrupted file fails its checksum and
 // the previous checkpoint is used instead.
+import type { AffinityState } from './task-affinity.js';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -55,6 +56,8 @@ export interface CheckpointData {
   samples: number;
   trainMs: number;
   counters: FaultCounters;
+  /** Running sums of the task-affinity diagnostics (absent in checkpoints of older versions). */
+  affinity?: AffinityState;
   createdAt: string;
 }
 
@@ -70,6 +73,7 @@ interface Header {
   samples: number;
   trainMs: number;
   counters: FaultCounters;
+  affinity?: AffinityState;
   createdAt: string;
   /** Float32 sections in payload order: params, then the optimizer slots. */
   sections: Array<{ name: string; length: number }>;
@@ -100,6 +104,7 @@ export function encodeCheckpoint(data: CheckpointData): Buffer {
     samples: data.samples,
     trainMs: data.trainMs,
     counters: data.counters,
+    ...(data.affinity ? { affinity: data.affinity } : {}),
     createdAt: data.createdAt,
     sections: [{ name: 'params', length: data.params.length }, ...slotNames.map((n) => ({ name: `optimizer.${n}`, length: data.optimizer.slots[n]!.length }))],
   };
@@ -152,6 +157,7 @@ export function decodeCheckpoint(bytes: Buffer, file = 'checkpoint'): Checkpoint
     samples: header.samples,
     trainMs: header.trainMs,
     counters: header.counters,
+    ...(header.affinity ? { affinity: header.affinity } : {}),
     createdAt: header.createdAt,
   };
 }

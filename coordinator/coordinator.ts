@@ -64,6 +64,8 @@ export interface RunSummary {
   parameters: number;
   tasks: Record<string, { loss: number; samples: number } & Record<string, number>>;
   rejectedMessages: number;
+  /** Mean first-order task affinity over the run's steps (TAG): `mean[from][to]`; `mtl affinity` reads it. */
+  affinity?: ReturnType<TrainingRun['affinitySummary']>;
   /** Deaths, departures, reassigned and backup units, dropped late results, resumes. */
   faults: FaultCounters;
   /** Step of the checkpoint this run continued from, if it was resumed. */
@@ -109,7 +111,7 @@ export class Coordinator {
       runId: this.runId,
       layout: prepared.layout,
       initialParams: resume?.params ?? prepared.initialParams,
-      resume: resume && { step: resume.step, version: resume.version, samples: resume.samples, trainMs: resume.trainMs, counters: { ...resume.counters, resumes: resume.counters.resumes + 1 } },
+      resume: resume && { step: resume.step, version: resume.version, samples: resume.samples, trainMs: resume.trainMs, counters: { ...resume.counters, resumes: resume.counters.resumes + 1 }, ...(resume.affinity ? { affinity: resume.affinity } : {}) },
       saveCheckpoint: (snapshot) => this.saveCheckpoint(snapshot),
       aggregator: prepared.aggregator,
       optimizer: prepared.optimizer,
@@ -260,6 +262,7 @@ export class Coordinator {
           Object.entries(outcome.finalEval.tasks).map(([t, e]) => [t, { loss: e.loss, samples: e.samples, ...e.metrics }]),
         ),
         rejectedMessages: this.run.rejectedMessages,
+        affinity: this.run.affinitySummary(),
         faults: { ...this.run.counters },
       };
       this.state = 'finished';

@@ -26,6 +26,11 @@ export interface StepRecord {
   aggregatorNotes?: string[];
   gradNorms: Record<string, number>;
   cosine: Record<string, number>;
+  /**
+   * First-order task affinity (TAG) of this step: affinity[i][j] ≈ η·⟨gᵢ, gⱼ⟩ / Lⱼ, the relative
+   * decrease of task j's loss after an SGD step of learning rate η on task i alone.
+   */
+  affinity: Record<string, Record<string, number>>;
   samples: number;
   /**
    * units: wall time from assignment to the last result; compute: sum of the workers'

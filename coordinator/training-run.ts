@@ -32,6 +32,7 @@ import type { Optimizer, OptimizerState } from './optimizers.js';
 import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
 import { placeUnits } from './scheduler.js';
 import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
+import { AffinityTracker, affinityRecord, type AffinityState } from './task-affinity.js';
 import { checkResultHeader, isDone, newUnit, Phase, WIRE_KIND, type Assignment, type PendingUnit } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
 import type { ResultSink, SessionHandler, WorkerSession } from './worker-session.js';
@@ -54,6 +55,8 @@ export interface ResumePoint {
   samples: number;
   trainMs: number;
   counters: FaultCounters;
+  /** Running sums of the affinity diagnostics, so the run's mean covers every step. */
+  affinity?: AffinityState;
 }
 
 /** Everything needed to continue the run exactly: taken only between steps. */
@@ -127,6 +130,7 @@ export class TrainingRun implements SessionHandler {
   private nextWorker = 1;
   private lastLosses: Record<string, number> = {};
   private readonly conflicts: ConflictMonitor;
+  private readonly taskAffinity: AffinityTracker;
   private readonly notesSeen = new Set<string>();
   private readonly clock: () => number;
   private update: Float32Array | undefined;
@@ -148,6 +152,13 @@ export class TrainingRun implements SessionHandler {
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES);
     this.broadcast.update(this.params, this.version);
     this.conflicts = new ConflictMonitor(this.tasks, opts.job.diagnostics.conflictWindow);
+    this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
+    if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
+  }
+
+  /** Mean first-order task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
+  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>> } {
+    return { estimate: 'first-order', steps: this.taskAffinity.observedSteps, mean: affinityRecord(this.tasks, this.taskAffinity.mean()) };
   }
 
   private emit(event: RunEvent): void {
@@ -209,6 +220,7 @@ export class TrainingRun implements SessionHandler {
       samples: this.samples,
       trainMs: this.trainMs,
       counters: { ...this.counters },
+      affinity: this.taskAffinity.state(),
       params: this.params.slice(),
       optimizer: this.opts.optimizer.state(),
       aggregator: this.opts.aggregator.state(),
@@ -649,6 +661,7 @@ export class TrainingRun implements SessionHandler {
     const t4 = performance.now();
 
     const diag = gradientDiagnostics(h);
+    const affinity = this.taskAffinity.observe(h, losses);
     for (const w of this.conflicts.observe(diag.cosine)) {
       const message = `tasks ${w.tasks[0]} and ${w.tasks[1]} have had conflicting gradients (negative cosine, mean ${w.meanCosine.toFixed(3)}) for ${w.steps} steps`;
       this.log.warn(message, { step: step + 1 });
@@ -667,6 +680,7 @@ export class TrainingRun implements SessionHandler {
       ...(lossWeights ? { lossWeights: Object.fromEntries(this.tasks.map((t, i) => [t, lossWeights[i]!])) } : {}),
       ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
       gradNorms: Object.fromEntries(this.tasks.map((t, i) => [t, diag.norms[i]!])),
+      affinity: affinityRecord(this.tasks, affinity),
       cosine: Object.fromEntries(this.tasks.flatMap((a, i) => this.tasks.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
       samples,
       timeMs: {

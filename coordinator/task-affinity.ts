@@ -1,0 +1,71 @@
+// Inter-task affinity (TAG: Fifty et al., "Efficiently Identifying Task Groupings for
+// Multi-Task Networks", NeurIPS 2021): how much a shared-parameter step on task i alone
+// changes task j's loss,
+//   Z_{i→j} = 1 − L_j(θ_s − η·g_i) / L_j(θ_s).
+// Positive: i's step helps j; negative: it hurts j. The exact value needs a lookahead forward
+// pass per (i, j); to first order, L_j(θ_s − η·g_i) ≈ L_j(θ_s) − η·⟨g_i, g_j⟩, so
+//   Z_{i→j} ≈ η·⟨g_i, g_j⟩ / L_j,
+// which the coordinator gets for free from the Gramian H = G·Gᵀ it already computes for the
+// aggregator. The step is a plain SGD step of the configured learning rate η (as in the
+// paper's definition); Adam's actual step differs in scale, not in sign pattern.
+// Pure: no I/O; its running sums go into checkpoints so a resumed run reports the same mean.
+
+export type AffinityMatrix = number[][];
+
+export interface AffinityState {
+  steps: number;
+  /** Row i, column j: Σ over steps of Z_{i→j}. */
+  sums: number[][];
+}
+
+/** One step's first-order affinities from the Gramian and the tasks' losses (0 where L_j ≤ 0). */
+export function firstOrderAffinity(h: readonly (readonly number[])[], losses: readonly number[], learningRate: number): AffinityMatrix {
+  return h.map((row) => row.map((hij, j) => (losses[j]! > 0 ? (learningRate * hij) / losses[j]! : 0)));
+}
+
+/** Running mean of the per-step affinity matrices. */
+export class AffinityTracker {
+  private steps = 0;
+  private sums: number[][];
+
+  constructor(
+    private readonly tasks: number,
+    private readonly learningRate: number,
+  ) {
+    this.sums = Array.from({ length: tasks }, () => new Array<number>(tasks).fill(0));
+  }
+
+  /** Records one step and returns its matrix. */
+  observe(h: readonly (readonly number[])[], losses: readonly number[]): AffinityMatrix {
+    const z = firstOrderAffinity(h, losses, this.learningRate);
+    if (!z.every((row) => row.every(Number.isFinite))) return z; // recorded per step, kept out of the mean
+    this.steps++;
+    z.forEach((row, i) => row.forEach((v, j) => (this.sums[i]![j]! += v)));
+    return z;
+  }
+
+  get observedSteps(): number {
+    return this.steps;
+  }
+
+  mean(): AffinityMatrix {
+    return this.sums.map((row) => row.map((s) => (this.steps > 0 ? s / this.steps : 0)));
+  }
+
+  state(): AffinityState {
+    return { steps: this.steps, sums: this.sums.map((r) => r.slice()) };
+  }
+
+  restore(state: AffinityState): void {
+    if (state.sums.length !== this.tasks || state.sums.some((r) => r.length !== this.tasks)) {
+      throw new RangeError(`affinity state is for ${state.sums.length} tasks, this run has ${this.tasks}`);
+    }
+    this.steps = state.steps;
+    this.sums = state.sums.map((r) => r.slice());
+  }
+}
+
+/** `{ from: { to: Z } }` keyed by task name, the shape metrics.jsonl and summary.json use. */
+export function affinityRecord(tasks: readonly string[], z: AffinityMatrix): Record<string, Record<string, number>> {
+  return Object.fromEntries(tasks.map((from, i) => [from, Object.fromEntries(tasks.map((to, j) => [to, z[i]![j]!]))]));
+}
