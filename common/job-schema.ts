@@ -150,17 +150,67 @@ export type OptimizerSpec = z.output<typeof optimizer>;
 const aggregator = z.looseObject({ name: z.string().min(1) });
 export type AggregatorSpec = z.output<typeof aggregator>;
 
-const training = z.strictObject({
-  mode: z.literal('simultaneous', {
-    error: 'expected "simultaneous" (sequential training is not available in this version)',
-  }).default('simultaneous'),
-  steps: posInt,
-  batchSize: posInt,
-  shardsPerTask: posInt.max(1024).default(1),
-  optimizer,
-  aggregator: aggregator.default({ name: 'mean' }),
-  evalEvery: posInt.optional(),
+/** What protects earlier tasks while a stage trains new ones (sequential mode). */
+const protection = z.strictObject({
+  /** Elastic weight consolidation: λ/2 Σ F (θ − θ*)² on the shared parameters, F the diagonal Fisher of earlier tasks. */
+  ewc: z
+    .strictObject({
+      lambda: positive,
+      /** Training examples per task the Fisher is estimated on (per-example gradients). */
+      samples: posInt.max(100_000).default(1000),
+      /**
+       * sampled: labels drawn from the model's own predictive distribution (the Fisher
+       * information, as EWC defines it); empirical: the data's labels (cheaper to explain, but
+       * near zero wherever the model is already right). Regression tasks always use the data's.
+       */
+      fisher: z.enum(['sampled', 'empirical']).default('sampled'),
+      /** Online EWC: one penalty, anchored at the end of the last stage, with F = Σ_k decay^(age) F_k. */
+      online: z.boolean().default(false),
+      decay: z.number().gt(0).max(1).default(1),
+      /**
+       * Apply the penalty as a proximal step after the optimizer's (decoupled, like AdamW's weight
+       * decay) instead of adding its gradient to the task gradients. Adaptive optimizers
+       * normalise each parameter's step, which turns a stiff coupled penalty into a constant-size
+       * jitter around the anchor; the proximal step keeps the Fisher weighting (needs a λ about 1/learningRate times larger). Default false: the penalty gradient, as in the paper.
+       */
+      decoupled: z.boolean().default(false),
+    })
+    .optional(),
+  /** L2-SP: α/2 ‖θ_s − θ_s⁰‖² on the shared parameters (θ_s⁰ at the start of the stage) plus β/2 ‖θ‖² on the stage's heads. */
+  l2sp: z.strictObject({ alpha: z.number().nonnegative().default(0.01), beta: z.number().nonnegative().default(0) }).optional(),
+  /** Rehearsal: each earlier task also trains every step, on ⌈fraction · batchSize⌉ of its own examples, as its own task gradient. */
+  replay: z.strictObject({ fraction: z.number().gt(0).max(1) }).optional(),
 });
+
+const stage = z.strictObject({
+  /** Label in logs and summaries; default stage-<n> (1-based). */
+  name: name.optional(),
+  tasks: z.array(name).min(1),
+  steps: posInt,
+  /** This stage's learning rate; default the optimizer's. The optimizer state starts afresh each stage. */
+  learningRate: positive.optional(),
+  /** Parameter groups not updated in this stage: "shared" (the trunk) or task names (their heads). */
+  freeze: z.array(z.string().min(1)).default([]),
+  protect: protection.default({}),
+});
+export type StageSpec = z.output<typeof stage>;
+
+const training = z
+  .strictObject({
+    mode: z.enum(['simultaneous', 'sequential']).default('simultaneous'),
+    /** Total steps; in sequential mode the sum of the stages' steps (may be left out). */
+    steps: posInt.optional(),
+    /** Sequential mode: the stages, trained one after another. */
+    stages: z.array(stage).min(1).optional(),
+    /** Single-task reference value of each task's metric, for forward transfer (sequential mode). */
+    baselines: z.record(z.string(), z.number()).optional(),
+    batchSize: posInt,
+    shardsPerTask: posInt.max(1024).default(1),
+    optimizer,
+    aggregator: aggregator.default({ name: 'mean' }),
+    evalEvery: posInt.optional(),
+  })
+  .transform((t) => ({ ...t, steps: t.steps ?? (t.stages ?? []).reduce((n, s) => n + s.steps, 0) }));
 
 const model = z.strictObject({
   input: z.array(posInt).min(1).max(4).optional(),

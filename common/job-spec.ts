@@ -31,6 +31,56 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const CLASSIFICATION_LOSSES = new Set(['sparseCategoricalCrossentropy', 'binaryCrossentropy']);
 const REGRESSION_LOSSES = new Set(['meanSquaredError', 'meanAbsoluteError']);
 
+/** Sequential mode: stages name known tasks, each task trains in exactly one stage, steps add up. */
+function stageChecks(training: Record<string, unknown>, tasks: Record<string, unknown> | undefined): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const mode = training.mode ?? 'simultaneous';
+  const stages = Array.isArray(training.stages) ? training.stages : undefined;
+  if (mode === 'simultaneous') {
+    if (training.steps === undefined) issues.push({ path: 'training.steps', message: 'expected the number of training steps' });
+    if (training.stages !== undefined) issues.push({ path: 'training.stages', message: 'stages need training.mode: sequential' });
+    if (training.baselines !== undefined) issues.push({ path: 'training.baselines', message: 'baselines (for forward transfer) need training.mode: sequential' });
+    return issues;
+  }
+  if (mode !== 'sequential') return issues;
+  if (!stages) {
+    if (training.stages === undefined) issues.push({ path: 'training.stages', message: 'sequential mode needs stages (each: tasks, steps)' });
+    return issues;
+  }
+  const names = tasks ? Object.keys(tasks) : undefined;
+  const stageOf = new Map<string, number>();
+  let total = 0;
+  stages.forEach((st: unknown, i) => {
+    if (!isRecord(st)) return;
+    total += num(st.steps) ?? 0;
+    const stageTasks = Array.isArray(st.tasks) ? st.tasks.filter((t): t is string => typeof t === 'string') : [];
+    stageTasks.forEach((t, j) => {
+      if (names && !names.includes(t)) issues.push({ path: `training.stages[${i}].tasks[${j}]`, message: `unknown task "${t}" (tasks: ${names.join(', ')})` });
+      else if (stageOf.has(t)) issues.push({ path: `training.stages[${i}].tasks[${j}]`, message: `task "${t}" already trains in stage ${stageOf.get(t)! + 1}` });
+      else stageOf.set(t, i);
+    });
+    const freeze = Array.isArray(st.freeze) ? st.freeze : [];
+    freeze.forEach((g: unknown, j) => {
+      if (typeof g === 'string' && g !== 'shared' && names && !names.includes(g)) {
+        issues.push({ path: `training.stages[${i}].freeze[${j}]`, message: `expected "shared" or a task name (${names.join(', ')}), got "${g}"` });
+      }
+    });
+    const protect = isRecord(st.protect) ? st.protect : {};
+    if (i === 0) {
+      for (const k of ['ewc', 'l2sp', 'replay']) {
+        if (protect[k] !== undefined) issues.push({ path: `training.stages[0].protect.${k}`, message: 'the first stage has no earlier tasks to protect' });
+      }
+    }
+  });
+  for (const t of names ?? []) if (!stageOf.has(t)) issues.push({ path: 'training.stages', message: `task "${t}" is in no stage` });
+  const steps = num(training.steps);
+  if (steps !== undefined && steps !== total) issues.push({ path: 'training.steps', message: `expected the sum of the stages' steps (${total}) or nothing, got ${steps}` });
+  if (isRecord(training.baselines) && names) {
+    for (const t of Object.keys(training.baselines)) if (!names.includes(t)) issues.push({ path: `training.baselines.${t}`, message: `unknown task "${t}"` });
+  }
+  return issues;
+}
+
 /**
  * Checks across fields. They read the raw document (each check only where its inputs have
  * the right types), so they are reported together with the schema's problems.
@@ -59,6 +109,7 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
   if (steps !== undefined && evalEvery !== undefined && steps > 0 && evalEvery > steps) {
     issues.push({ path: 'training.evalEvery', message: `expected at most steps (${steps}), got ${evalEvery}` });
   }
+  issues.push(...stageChecks(training, tasks));
   const aggregator = isRecord(training.aggregator) ? str(training.aggregator.name) : undefined;
   if (options.aggregatorNames && aggregator !== undefined && !options.aggregatorNames.includes(aggregator)) {
     issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)} (available: ${options.aggregatorNames.join(', ')})` });

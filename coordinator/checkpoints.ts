@@ -58,7 +58,14 @@ export interface CheckpointData {
   counters: FaultCounters;
   /** Running sums of the task-affinity diagnostics (absent in checkpoints of older versions). */
   affinity?: AffinityState;
+  /** Sequential mode: stage progress (JSON) and the forgetting penalties' arrays. */
+  extras?: CheckpointExtras;
   createdAt: string;
+}
+
+export interface CheckpointExtras {
+  json: unknown;
+  arrays: Record<string, Float32Array>;
 }
 
 interface Header {
@@ -74,8 +81,9 @@ interface Header {
   trainMs: number;
   counters: FaultCounters;
   affinity?: AffinityState;
+  extras?: { json: unknown; arrays: string[] };
   createdAt: string;
-  /** Float32 sections in payload order: params, then the optimizer slots. */
+  /** Float32 sections in payload order: params, the optimizer slots, then the extra arrays. */
   sections: Array<{ name: string; length: number }>;
 }
 
@@ -91,7 +99,8 @@ export class CorruptCheckpointError extends Error {
 
 export function encodeCheckpoint(data: CheckpointData): Buffer {
   const slotNames = Object.keys(data.optimizer.slots).sort();
-  const arrays = [data.params, ...slotNames.map((n) => data.optimizer.slots[n]!)];
+  const extraNames = Object.keys(data.extras?.arrays ?? {}).sort();
+  const arrays = [data.params, ...slotNames.map((n) => data.optimizer.slots[n]!), ...extraNames.map((n) => data.extras!.arrays[n]!)];
   const header: Header = {
     format: FORMAT,
     runId: data.runId,
@@ -105,8 +114,13 @@ export function encodeCheckpoint(data: CheckpointData): Buffer {
     trainMs: data.trainMs,
     counters: data.counters,
     ...(data.affinity ? { affinity: data.affinity } : {}),
+    ...(data.extras ? { extras: { json: data.extras.json, arrays: extraNames } } : {}),
     createdAt: data.createdAt,
-    sections: [{ name: 'params', length: data.params.length }, ...slotNames.map((n) => ({ name: `optimizer.${n}`, length: data.optimizer.slots[n]!.length }))],
+    sections: [
+      { name: 'params', length: data.params.length },
+      ...slotNames.map((n) => ({ name: `optimizer.${n}`, length: data.optimizer.slots[n]!.length })),
+      ...extraNames.map((n) => ({ name: `extra.${n}`, length: data.extras!.arrays[n]!.length })),
+    ],
   };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
@@ -144,7 +158,11 @@ export function decodeCheckpoint(bytes: Buffer, file = 'checkpoint'): Checkpoint
     offset += bytesLength;
   }
   if (offset !== body.byteLength) throw new CorruptCheckpointError(file, 'trailing bytes after the last section');
-  const [params, ...slots] = arrays;
+  const slotCount = header.optimizer.slots.length;
+  if (arrays.length !== 1 + slotCount + (header.extras?.arrays.length ?? 0)) throw new CorruptCheckpointError(file, 'section count does not match the header');
+  const [params, ...rest] = arrays;
+  const slots = rest.slice(0, slotCount);
+  const extraArrays = rest.slice(slotCount);
   return {
     runId: header.runId,
     jobHash: header.jobHash,
@@ -158,6 +176,7 @@ export function decodeCheckpoint(bytes: Buffer, file = 'checkpoint'): Checkpoint
     trainMs: header.trainMs,
     counters: header.counters,
     ...(header.affinity ? { affinity: header.affinity } : {}),
+    ...(header.extras ? { extras: { json: header.extras.json, arrays: Object.fromEntries(header.extras.arrays.map((n, i) => [n, extraArrays[i]!])) } } : {}),
     createdAt: header.createdAt,
   };
 }

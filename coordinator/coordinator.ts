@@ -16,7 +16,7 @@ import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
-import { TrainingRun, type RunSnapshot, type RunState } from './training-run.js';
+import { TrainingRun, type ContinualSummary, type RunSnapshot, type RunState } from './training-run.js';
 import { WorkerSession } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';
@@ -66,6 +66,8 @@ export interface RunSummary {
   rejectedMessages: number;
   /** Mean first-order task affinity over the run's steps (TAG): `mean[from][to]`; `mtl affinity` reads it. */
   affinity?: ReturnType<TrainingRun['affinitySummary']>;
+  /** Sequential mode: the accuracy matrix R[stage][task] and its summaries (average, BWT, FWT, retention). */
+  continual?: ContinualSummary;
   /** Deaths, departures, reassigned and backup units, dropped late results, resumes. */
   faults: FaultCounters;
   /** Step of the checkpoint this run continued from, if it was resumed. */
@@ -111,11 +113,12 @@ export class Coordinator {
       runId: this.runId,
       layout: prepared.layout,
       initialParams: resume?.params ?? prepared.initialParams,
-      resume: resume && { step: resume.step, version: resume.version, samples: resume.samples, trainMs: resume.trainMs, counters: { ...resume.counters, resumes: resume.counters.resumes + 1 }, ...(resume.affinity ? { affinity: resume.affinity } : {}) },
+      resume: resume && { step: resume.step, version: resume.version, samples: resume.samples, trainMs: resume.trainMs, counters: { ...resume.counters, resumes: resume.counters.resumes + 1 }, ...(resume.affinity ? { affinity: resume.affinity } : {}), ...(resume.extras ? { extras: resume.extras } : {}) },
       saveCheckpoint: (snapshot) => this.saveCheckpoint(snapshot),
       aggregator: prepared.aggregator,
       optimizer: prepared.optimizer,
       testSizes: prepared.testSizes,
+      trainSizes: prepared.trainSizes,
       logger: opts.logger.child('run'),
       minWorkers: opts.minWorkers ?? 1,
       waitForWorkersMs: opts.waitForWorkersMs ?? 300_000,
@@ -248,6 +251,7 @@ export class Coordinator {
         model.dispose();
       }
       const backends = [...new Set(outcome.workers.map((w) => w.backend))];
+      const continual = this.run.continualSummary();
       summary = {
         ...base,
         status: 'succeeded',
@@ -263,6 +267,7 @@ export class Coordinator {
         ),
         rejectedMessages: this.run.rejectedMessages,
         affinity: this.run.affinitySummary(),
+        ...(continual ? { continual } : {}),
         faults: { ...this.run.counters },
       };
       this.state = 'finished';

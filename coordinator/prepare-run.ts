@@ -14,6 +14,7 @@ export interface PreparedRun {
   layout: ParameterLayout;
   bindings: ReadonlyMap<string, TaskBinding>;
   testSizes: ReadonlyMap<string, number>;
+  trainSizes: ReadonlyMap<string, number>;
   aggregator: Aggregator;
   optimizer: Optimizer;
   initialParams: Float32Array;
@@ -76,6 +77,7 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
     layout,
     bindings,
     testSizes: new Map([...bindings].map(([t, b]) => [t, b.dataset.test.size])),
+    trainSizes: new Map([...bindings].map(([t, b]) => [t, b.dataset.train.size])),
     aggregator,
     optimizer: createOptimizer(job.training.optimizer, layout.totalSize),
     initialParams: initialParameters(layout, job.seed),

@@ -11,12 +11,17 @@ export interface TaskEval {
 export interface EvalRecord {
   step: number;
   version: number;
+  /** Sequential mode: the stage the evaluated weights come from. */
+  stage?: string;
   tasks: Record<string, TaskEval>;
 }
 
 export interface StepRecord {
   step: number;
   version: number;
+  /** Sequential mode: the stage of this step, and the forgetting penalty's value (EWC, L2-SP) where there is one. */
+  stage?: string;
+  penalty?: number;
   losses: Record<string, number>;
   /** wᵢ with direction = Σ wᵢ gᵢ (NaN where the method has none). */
   aggregatorWeights: Record<string, number>;

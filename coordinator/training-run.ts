@@ -24,15 +24,18 @@ import type { Logger } from '../common/logging.js';
 import { unitGradientSize, type ParameterLayout } from '../common/parameter-layout.js';
 import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { firstNonFinite } from '../common/transfer-assembler.js';
+import { StagePlan, type PlannedStage } from '../common/stages.js';
+import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
-import { zeroCounters, type FaultCounters } from './checkpoints.js';
+import { zeroCounters, type CheckpointExtras, type FaultCounters } from './checkpoints.js';
 import { ConflictMonitor } from './conflict-monitor.js';
 import { deadWorkers, stalledWorkers, type ObservedWorker } from './failure-detector.js';
-import type { Optimizer, OptimizerState } from './optimizers.js';
+import { ForgettingPenalties, type ForgettingState } from './forgetting.js';
+import { createOptimizer, type Optimizer, type OptimizerState } from './optimizers.js';
 import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
 import { placeUnits } from './scheduler.js';
 import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
-import { AffinityTracker, affinityRecord, type AffinityState } from './task-affinity.js';
+import { AffinityTracker, affinityRecord, firstOrderAffinity, type AffinityState } from './task-affinity.js';
 import { checkResultHeader, isDone, newUnit, Phase, WIRE_KIND, type Assignment, type PendingUnit } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
 import type { ResultSink, SessionHandler, WorkerSession } from './worker-session.js';
@@ -46,6 +49,21 @@ const TICK_MS = 200;
 /** Ids of earlier phases whose late results are still recognised (and dropped quietly). */
 const LATE_IDS_KEPT = 4096;
 
+/** Examples per Fisher unit: each costs one backward pass per example, and a worker heartbeats only between units. */
+export const FISHER_SHARD_SIZE = 25;
+
+export interface ContinualSummary {
+  /** The metric R is made of, per task (its first metric, else the loss). */
+  metric: Record<string, string>;
+  stages: string[];
+  /** R[stage][task] after each stage. */
+  matrix: Array<Record<string, number>>;
+  average?: number | null;
+  backwardTransfer?: number | null;
+  forwardTransfer?: number | null;
+  retention?: Record<string, number>;
+}
+
 export type RunState = 'created' | 'waiting-for-workers' | 'training' | 'evaluating' | 'finished' | 'failed';
 
 /** Where a resumed run continues from (params, optimizer and aggregator state are restored by the caller). */
@@ -57,6 +75,16 @@ export interface ResumePoint {
   counters: FaultCounters;
   /** Running sums of the affinity diagnostics, so the run's mean covers every step. */
   affinity?: AffinityState;
+  /** Sequential mode: stages finished, their evaluations, and the forgetting penalties' arrays. */
+  extras?: CheckpointExtras;
+}
+
+/** The JSON part of a sequential run's checkpoint extras. */
+interface StageProgress {
+  stagesDone: number;
+  /** R[k][task]: the task's metric after stage k. */
+  rows: Array<Record<string, number>>;
+  forgetting: ForgettingState['json'];
 }
 
 /** Everything needed to continue the run exactly: taken only between steps. */
@@ -76,6 +104,8 @@ export interface TrainingRunOptions {
   optimizer: Optimizer;
   /** Size of each task's held-out split. */
   testSizes: ReadonlyMap<string, number>;
+  /** Size of each task's training split (Fisher units of sequential mode); default: large enough. */
+  trainSizes?: ReadonlyMap<string, number>;
   logger: Logger;
   /** Training starts once this many workers have joined. */
   minWorkers: number;
@@ -129,8 +159,15 @@ export class TrainingRun implements SessionHandler {
   private readonly departed: TrainingOutcome['workers'] = [];
   private nextWorker = 1;
   private lastLosses: Record<string, number> = {};
-  private readonly conflicts: ConflictMonitor;
+  private conflicts: ConflictMonitor;
   private readonly taskAffinity: AffinityTracker;
+  private readonly plan: StagePlan;
+  private optimizer: Optimizer;
+  private aggregator: Aggregator;
+  /** Stages whose end (evaluation, Fisher, switch to the next stage) has been processed. */
+  private stagesDone = 0;
+  private readonly stageRows: Array<Record<string, number>> = [];
+  private readonly forgetting: ForgettingPenalties;
   private readonly notesSeen = new Set<string>();
   private readonly clock: () => number;
   private update: Float32Array | undefined;
@@ -151,9 +188,36 @@ export class TrainingRun implements SessionHandler {
     this.counters = { ...zeroCounters(), ...opts.resume?.counters };
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES);
     this.broadcast.update(this.params, this.version);
-    this.conflicts = new ConflictMonitor(this.tasks, opts.job.diagnostics.conflictWindow);
     this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
     if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
+    this.plan = new StagePlan(opts.job);
+    this.forgetting = new ForgettingPenalties(opts.layout.shared.size);
+    const extras = opts.resume?.extras;
+    if (extras) {
+      const progress = extras.json as StageProgress;
+      this.stagesDone = progress.stagesDone;
+      this.stageRows.push(...progress.rows);
+      this.forgetting.restore({ json: progress.forgetting, arrays: extras.arrays });
+    } else if (this.plan.sequential) {
+      this.forgetting.beginStage(this.sharedParams());
+    }
+    // The optimizer and aggregator given are the current stage's (restored from the checkpoint
+    // by the caller); the optimizer takes the stage's learning rate.
+    const stage = this.plan.stages[this.stagesDone] ?? this.plan.stageAt(this.completedSteps);
+    this.optimizer = this.stageOptimizer(stage);
+    this.optimizer.restore(opts.optimizer.state());
+    this.aggregator = opts.aggregator;
+    this.conflicts = new ConflictMonitor(this.plan.activeTasks(stage.start), opts.job.diagnostics.conflictWindow);
+  }
+
+  private sharedParams(): Float32Array {
+    const { offset, size } = this.opts.layout.shared;
+    return this.params.subarray(offset, offset + size);
+  }
+
+  private stageOptimizer(stage: PlannedStage): Optimizer {
+    const spec = this.opts.job.training.optimizer;
+    return createOptimizer({ ...spec, learningRate: stage.spec.learningRate ?? spec.learningRate }, this.opts.layout.totalSize);
   }
 
   /** Mean first-order task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
@@ -222,8 +286,9 @@ export class TrainingRun implements SessionHandler {
       counters: { ...this.counters },
       affinity: this.taskAffinity.state(),
       params: this.params.slice(),
-      optimizer: this.opts.optimizer.state(),
-      aggregator: this.opts.aggregator.state(),
+      optimizer: this.optimizer.state(),
+      aggregator: this.aggregator.state(),
+      ...(this.plan.sequential ? { extras: this.stageExtras() } : {}),
     };
   }
 
@@ -505,6 +570,10 @@ export class TrainingRun implements SessionHandler {
       for (let step = this.completedSteps; step < steps; step++) {
         const started = performance.now();
         this.step = step;
+        if (this.plan.sequential && this.stagesDone < this.plan.stageAt(step).index) {
+          await this.endStage(this.plan.stages[this.stagesDone]!);
+          if (every > 0) await this.checkpoint(); // the stage's evaluation and Fisher are not redone on resume
+        }
         await this.trainStep(step);
         if (evalEvery !== undefined && (step + 1) % evalEvery === 0 && step + 1 < steps) await this.evaluate(step + 1);
         this.trainMs += performance.now() - started;
@@ -512,6 +581,7 @@ export class TrainingRun implements SessionHandler {
       }
       this.step = steps;
       const finalEval = await this.evaluate(steps);
+      if (this.plan.sequential) this.recordStageRow(this.plan.stages[this.plan.stages.length - 1]!, finalEval);
       this.setState('finished');
       const workers = [...this.departed, ...this.sessions.map((s) => ({ id: s.id, name: s.name, backend: s.backend, device: s.device, unitsDone: s.unitsDone }))];
       return { params: this.params.slice(), steps, samples: this.samples, trainMs: this.trainMs, finalEval, workers };
@@ -602,23 +672,145 @@ export class TrainingRun implements SessionHandler {
     }
   }
 
+  // ---- sequential mode ---------------------------------------------------------------------
+
+  /** EWC and L2-SP gradients added to this step's update (shared part; L2-SP's β on the stage's heads). */
+  private applyPenalties(stage: PlannedStage, active: readonly string[], update: Float32Array): number {
+    const { layout } = this.opts;
+    const { offset, size } = layout.shared;
+    let penalty = this.forgetting.applyShared(stage.spec.protect, this.sharedParams(), update.subarray(offset, offset + size));
+    const beta = stage.spec.protect.l2sp?.beta ?? 0;
+    if (beta > 0) {
+      for (const task of active.filter((t) => stage.tasks.includes(t) && !stage.spec.freeze.includes(t))) {
+        const g = layout.headGroups.get(task)!;
+        for (let k = g.offset; k < g.offset + g.size; k++) {
+          update[k]! += beta * this.params[k]!;
+          penalty += 0.5 * beta * this.params[k]! * this.params[k]!;
+        }
+      }
+    }
+    return penalty;
+  }
+
+  /** The metric R[stage][task] is made of: the task's first metric, else its loss. */
+  private stageMetric(task: string): string {
+    return this.opts.job.tasks[task]!.metrics[0] ?? 'loss';
+  }
+
+  private recordStageRow(stage: PlannedStage, record: EvalRecord): void {
+    this.stageRows[stage.index] = Object.fromEntries(
+      this.tasks.map((t) => {
+        const e = record.tasks[t]!;
+        const m = this.stageMetric(t);
+        return [t, m === 'loss' ? e.loss : e.metrics[m]!];
+      }),
+    );
+  }
+
+  /**
+   * The end of a stage: every task is evaluated (a row of R), the Fisher of the stage's tasks
+   * is estimated if a later stage uses EWC, and the next stage starts with a fresh optimizer
+   * (its learning rate) and aggregator (its task count).
+   */
+  private async endStage(stage: PlannedStage): Promise<void> {
+    const record = await this.evaluate(stage.end);
+    this.recordStageRow(stage, record);
+    const samples = this.plan.fisherSamplesAt(stage.end);
+    if (samples !== undefined) {
+      const fisher = await this.estimateFisher(stage, samples);
+      this.forgetting.addFisher(fisher, this.sharedParams());
+    }
+    const next = this.plan.stages[stage.index + 1]!;
+    this.stagesDone = stage.index + 1;
+    this.optimizer = this.stageOptimizer(next);
+    const { name, ...options } = this.opts.job.training.aggregator;
+    this.aggregator = createAggregator(name, options, { seed: this.opts.job.seed });
+    this.conflicts = new ConflictMonitor(this.plan.activeTasks(next.start), this.opts.job.diagnostics.conflictWindow);
+    this.forgetting.beginStage(this.sharedParams());
+    const row = this.stageRows[stage.index]!;
+    const summary = Object.entries(row).map(([t, v]) => `${t} ${this.stageMetric(t)} ${v.toFixed(4)}`).join(', ');
+    this.log.info(`stage ${stage.name} done; next: ${next.name}`, { step: stage.end, tasks: next.tasks.join(','), replay: next.replay.join(',') || undefined });
+    this.emit({ type: 'stage-completed', level: 'info', message: `stage ${stage.name} done after step ${stage.end}: ${summary}`, data: { stage: stage.name, step: stage.end, metrics: row } });
+  }
+
+  /** Sum over the stage's tasks of their diagonal empirical Fisher, shared parameters only. */
+  private async estimateFisher(stage: PlannedStage, samples: number): Promise<Float32Array> {
+    const { layout } = this.opts;
+    const shardCount = Math.max(1, Math.ceil(samples / FISHER_SHARD_SIZE));
+    const units = stage.tasks.flatMap((task) =>
+      Array.from({ length: shardCount }, (_, k) => {
+        const count = Math.min(samples, this.opts.trainSizes?.get(task) ?? samples);
+        const [from, to] = partRange(count, shardCount, k);
+        return newUnit('fisher', task, k, shardCount, to - from, unitGradientSize(layout, task) * 4);
+      }),
+    );
+    const started = performance.now();
+    await this.runPhase('fisher', stage.end, units);
+    const total = new Float32Array(layout.shared.size);
+    for (const task of stage.tasks) {
+      const f = combineShards(units.filter((u) => u.task === task).map((u) => u.train!)).grads;
+      for (let p = 0; p < total.length; p++) total[p]! += f[p]!;
+    }
+    this.log.info('EWC Fisher estimated', { stage: stage.name, tasks: stage.tasks.join(','), samples, ms: Math.round(performance.now() - started) });
+    return total;
+  }
+
+  private stageExtras(): CheckpointExtras {
+    const f = this.forgetting.state();
+    const progress: StageProgress = { stagesDone: this.stagesDone, rows: this.stageRows.map((r) => ({ ...r })), forgetting: f.json };
+    return { json: progress, arrays: Object.fromEntries(Object.entries(f.arrays).map(([k, v]) => [k, v.slice()])) };
+  }
+
+  /**
+   * Sequential mode: R[stage][task] and its summaries (Lopez-Paz & Ranzato 2017): average of
+   * the last row; backward transfer, mean over tasks of earlier stages of R[last][t] − R[own][t];
+   * forward transfer, mean over tasks of later stages of R[own][t] − baseline[t] (configured
+   * single-task values); retention, R[last][t] / R[own][t].
+   */
+  continualSummary(): ContinualSummary | undefined {
+    if (!this.plan.sequential || this.stageRows.length === 0) return undefined;
+    const stages = this.plan.stages;
+    const last = this.stageRows[this.stageRows.length - 1]!;
+    const own = (t: string): number => stages.findIndex((s) => s.tasks.includes(t));
+    const mean = (xs: number[]): number | null => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+    const complete = this.stageRows.length === stages.length;
+    const earlier = this.tasks.filter((t) => own(t) < stages.length - 1);
+    const baselines = this.opts.job.training.baselines ?? {};
+    const later = this.tasks.filter((t) => own(t) > 0 && baselines[t] !== undefined);
+    return {
+      metric: Object.fromEntries(this.tasks.map((t) => [t, this.stageMetric(t)])),
+      stages: stages.map((s) => s.name),
+      matrix: this.stageRows.map((r) => ({ ...r })),
+      ...(complete
+        ? {
+            average: mean(this.tasks.map((t) => last[t]!)),
+            backwardTransfer: mean(earlier.map((t) => last[t]! - this.stageRows[own(t)]![t]!)),
+            forwardTransfer: mean(later.map((t) => this.stageRows[own(t)]![t]! - baselines[t]!)),
+            retention: Object.fromEntries(earlier.map((t) => [t, last[t]! / this.stageRows[own(t)]![t]!])),
+          }
+        : {}),
+    };
+  }
+
   /** One synchronous step. */
   private async trainStep(step: number): Promise<void> {
     const { layout, job } = this.opts;
-    const shards = job.training.shardsPerTask;
-    const units = this.tasks.flatMap((task) =>
-      Array.from({ length: shards }, (_, k) => {
-        const [from, to] = partRange(job.training.batchSize, shards, k);
+    const stage = this.plan.stageAt(step);
+    const active = this.plan.activeTasks(step);
+    const units = active.flatMap((task) => {
+      const { batchSize, shards } = this.plan.unitShape(step, task)!;
+      return Array.from({ length: shards }, (_, k) => {
+        const [from, to] = partRange(batchSize, shards, k);
         return newUnit('train', task, k, shards, to - from, unitGradientSize(layout, task) * 4);
-      }),
-    );
+      });
+    });
     const t0 = performance.now();
     await this.runPhase('train', step, units);
     const t1 = performance.now();
 
     const sharedSize = layout.shared.size;
-    const perTask = this.tasks.map((task) => combineShards(units.filter((u) => u.task === task).map((u) => u.train!)));
-    this.opts.onTaskGradients?.(step, new Map(this.tasks.map((t, i) => [t, perTask[i]!.grads])));
+    const perTask = active.map((task) => combineShards(units.filter((u) => u.task === task).map((u) => u.train!)));
+    this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, sharedSize));
     const losses = perTask.map((g) => g.loss);
     const h = gramian(rows);
@@ -628,18 +820,27 @@ export class TrainingRun implements SessionHandler {
     const update = this.update;
     const trunk = update.subarray(layout.shared.offset, layout.shared.offset + sharedSize);
     this.midUpdate = true;
-    const aggregated = this.opts.aggregator.aggregate({ grads: rows, losses, step, gramian: h, out: trunk });
+    const aggregated = this.aggregator.aggregate({ grads: rows, losses, step, gramian: h, out: trunk });
     if (aggregated.direction.length !== sharedSize || firstNonFinite(aggregated.direction) >= 0) {
-      throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned an invalid direction at step ${step}`);
+      throw new NonFiniteError(`aggregator ${this.aggregator.name} returned an invalid direction at step ${step}`);
     }
     const t2 = performance.now();
 
     const lossWeights = aggregated.lossWeights;
-    if (lossWeights && (lossWeights.length !== this.tasks.length || !lossWeights.every(Number.isFinite))) {
-      throw new NonFiniteError(`aggregator ${this.opts.aggregator.name} returned invalid loss weights at step ${step}: [${lossWeights.join(', ')}]`);
+    if (lossWeights && (lossWeights.length !== active.length || !lossWeights.every(Number.isFinite))) {
+      throw new NonFiniteError(`aggregator ${this.aggregator.name} returned invalid loss weights at step ${step}: [${lossWeights.join(', ')}]`);
     }
     if (aggregated.direction !== trunk) trunk.set(aggregated.direction);
-    this.tasks.forEach((task, i) => {
+    if (this.plan.sequential) {
+      // Heads of tasks not training now stay as they are; so do frozen groups.
+      for (const task of this.tasks) {
+        if (active.includes(task) && !stage.spec.freeze.includes(task)) continue;
+        const g = layout.headGroups.get(task)!;
+        update.fill(0, g.offset, g.offset + g.size);
+      }
+    }
+    active.forEach((task, i) => {
+      if (stage.spec.freeze.includes(task)) return;
       // Methods defined by loss weights scale each head's gradient by its task's weight (as in LibMTL).
       const head = perTask[i]!.grads.subarray(sharedSize);
       const offset = layout.headGroups.get(task)!.offset;
@@ -647,7 +848,12 @@ export class TrainingRun implements SessionHandler {
       if (lw === 1) update.set(head, offset);
       else for (let k = 0; k < head.length; k++) update[offset + k] = lw * head[k]!;
     });
-    this.opts.optimizer.step(this.params, update);
+    const penalty = this.plan.sequential ? this.applyPenalties(stage, active, update) : 0;
+    if (stage.spec.freeze.includes('shared')) trunk.fill(0);
+    this.optimizer.step(this.params, update);
+    if (this.plan.sequential && !stage.spec.freeze.includes('shared')) {
+      this.forgetting.proximalShared(stage.spec.protect, this.sharedParams(), stage.spec.learningRate ?? job.training.optimizer.learningRate);
+    }
     // The step is complete from here on: a checkpoint taken now must say so.
     const samples = perTask.reduce((n, g) => n + g.samples, 0);
     this.version++;
@@ -661,7 +867,8 @@ export class TrainingRun implements SessionHandler {
     const t4 = performance.now();
 
     const diag = gradientDiagnostics(h);
-    const affinity = this.taskAffinity.observe(h, losses);
+    // The run's mean affinity covers the steps where every task trains (all of them, unless sequential).
+    const affinity = active.length === this.tasks.length ? this.taskAffinity.observe(h, losses) : firstOrderAffinity(h, losses, stage.spec.learningRate ?? job.training.optimizer.learningRate);
     for (const w of this.conflicts.observe(diag.cosine)) {
       const message = `tasks ${w.tasks[0]} and ${w.tasks[1]} have had conflicting gradients (negative cosine, mean ${w.meanCosine.toFixed(3)}) for ${w.steps} steps`;
       this.log.warn(message, { step: step + 1 });
@@ -669,19 +876,20 @@ export class TrainingRun implements SessionHandler {
     }
     for (const note of aggregated.notes ?? []) {
       // A note (e.g. a solver fallback) is logged the first time; every step records it.
-      if (!this.notesSeen.has(note)) this.log.warn(`aggregator ${this.opts.aggregator.name}: ${note}`, { step: step + 1 });
+      if (!this.notesSeen.has(note)) this.log.warn(`aggregator ${this.aggregator.name}: ${note}`, { step: step + 1 });
       this.notesSeen.add(note);
     }
     const record: StepRecord = {
       step: step + 1,
       version: this.version,
-      losses: Object.fromEntries(this.tasks.map((t, i) => [t, losses[i]!])),
-      aggregatorWeights: Object.fromEntries(this.tasks.map((t, i) => [t, aggregated.weights[i] ?? NaN])),
-      ...(lossWeights ? { lossWeights: Object.fromEntries(this.tasks.map((t, i) => [t, lossWeights[i]!])) } : {}),
+      ...(this.plan.sequential ? { stage: stage.name, ...(penalty > 0 ? { penalty } : {}) } : {}),
+      losses: Object.fromEntries(active.map((t, i) => [t, losses[i]!])),
+      aggregatorWeights: Object.fromEntries(active.map((t, i) => [t, aggregated.weights[i] ?? NaN])),
+      ...(lossWeights ? { lossWeights: Object.fromEntries(active.map((t, i) => [t, lossWeights[i]!])) } : {}),
       ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
-      gradNorms: Object.fromEntries(this.tasks.map((t, i) => [t, diag.norms[i]!])),
-      affinity: affinityRecord(this.tasks, affinity),
-      cosine: Object.fromEntries(this.tasks.flatMap((a, i) => this.tasks.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
+      gradNorms: Object.fromEntries(active.map((t, i) => [t, diag.norms[i]!])),
+      affinity: affinityRecord(active, affinity),
+      cosine: Object.fromEntries(active.flatMap((a, i) => active.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
       samples,
       timeMs: {
         units: t1 - t0,
@@ -720,7 +928,7 @@ export class TrainingRun implements SessionHandler {
       for (const m of this.opts.job.tasks[task]!.metrics) metrics[m] = mine.reduce((s, r) => s + r.metrics[m]! * r.samples, 0) / samples;
       tasks[task] = { loss: mine.reduce((s, r) => s + r.loss * r.samples, 0) / samples, samples, metrics };
     }
-    const record: EvalRecord = { step, version: this.version, tasks };
+    const record: EvalRecord = { step, version: this.version, ...(this.plan.sequential ? { stage: this.plan.stageAt(Math.max(0, step - 1)).name } : {}), tasks };
     this.opts.onEval?.(record);
     if (previous === 'training') this.setState('training');
     return record;

@@ -20,8 +20,10 @@ export interface Assignment {
   active: boolean;
 }
 
+export type UnitKindName = 'train' | 'eval' | 'fisher';
+
 export interface PendingUnit {
-  kind: 'train' | 'eval';
+  kind: UnitKindName;
   task: string;
   shard: number;
   shardCount: number;
@@ -30,6 +32,7 @@ export interface PendingUnit {
   /** Invalid results received for this unit so far. */
   invalidResults: number;
   assignments: Assignment[];
+  /** Train and Fisher units: the payload (gradients, or squared per-example gradients). */
   train?: ShardResult;
   eval?: { samples: number; loss: number; metrics: Record<string, number> };
   /** Compute time reported by the worker whose result was used, and that worker. */
@@ -37,7 +40,7 @@ export interface PendingUnit {
   doneBy?: string;
 }
 
-export const WIRE_KIND: Record<PendingUnit['kind'], UnitKind> = { train: 'UNIT_KIND_TRAIN', eval: 'UNIT_KIND_EVAL' };
+export const WIRE_KIND: Record<UnitKindName, UnitKind> = { train: 'UNIT_KIND_TRAIN', eval: 'UNIT_KIND_EVAL', fisher: 'UNIT_KIND_FISHER' };
 
 export function newUnit(kind: PendingUnit['kind'], task: string, shard: number, shardCount: number, expectedSamples: number, expectedBytes: number): PendingUnit {
   return { kind, task, shard, shardCount, expectedSamples, expectedBytes, invalidResults: 0, assignments: [], computeMs: 0 };
@@ -53,7 +56,7 @@ export class Phase {
   remaining: number;
 
   constructor(
-    readonly kind: 'train' | 'eval',
+    readonly kind: UnitKindName,
     readonly step: number,
     readonly version: number,
     readonly units: readonly PendingUnit[],
@@ -65,7 +68,7 @@ export class Phase {
 
   /** A new assignment of `unit` to `worker`, with an id no other assignment ever had. */
   assign(unit: PendingUnit, worker: string, now: number, backup = false): Assignment {
-    const id = `${this.kind === 'train' ? 's' : 'e'}${this.step}.${unit.task}.${unit.shard}.${++this.serial}`;
+    const id = `${{ train: 's', eval: 'e', fisher: 'f' }[this.kind]}${this.step}.${unit.task}.${unit.shard}.${++this.serial}`;
     const assignment: Assignment = { id, worker, assignedAt: now, backup, active: true };
     unit.assignments.push(assignment);
     this.byId.set(id, { unit, assignment });

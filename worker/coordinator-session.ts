@@ -205,8 +205,11 @@ export class CoordinatorSession {
     try {
       // The header echoes the unit, so the coordinator can check it against what it assigned.
       const echo = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
-      if (unit.kind === 'UNIT_KIND_TRAIN') {
-        const out = env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard });
+      if (unit.kind === 'UNIT_KIND_TRAIN' || unit.kind === 'UNIT_KIND_FISHER') {
+        const out =
+          unit.kind === 'UNIT_KIND_TRAIN'
+            ? env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard })
+            : env.computer.fisher({ task: unit.task, step: unit.step, shard: unit.shard, shardCount: unit.shardCount });
         const bytes = float32Bytes(out.grads);
         const transferId = ++this.transferCounter;
         const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };

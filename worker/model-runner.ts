@@ -6,7 +6,7 @@ import type { LossName, MetricName } from '../common/job-schema.js';
 import { unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
-import { taskLoss, metricSum, type HeadOutput } from './losses.js';
+import { headActivated, taskLoss, metricSum, type HeadOutput } from './losses.js';
 
 export interface TaskObjective {
   loss: LossName;
@@ -149,6 +149,15 @@ export class ModelRunner {
       return value.dataSync()[0]!;
     });
     return { loss, grads };
+  }
+
+  /** The head's activated output for a batch (class probabilities for softmax heads), without dropout. */
+  predict(task: string, inputs: Float32Array, n: number): Float32Array {
+    return tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const opts = { training: false };
+      return headActivated(this.head(task, this.trunk(x, opts), opts)).dataSync() as Float32Array;
+    });
   }
 
   /** Sums of the loss and of each metric over a batch, without dropout. */

@@ -5,7 +5,8 @@ import { partRange, EpochSampler } from '../common/datasets/sampler.js';
 import { inputSize } from '../common/datasets/types.js';
 import type { TaskBinding } from '../common/datasets/index.js';
 import type { JobSpec } from '../common/job-spec.js';
-import { deriveSeed } from '../common/random.js';
+import { deriveSeed, Rng } from '../common/random.js';
+import { StagePlan } from '../common/stages.js';
 import type { ModelRunner } from './model-runner.js';
 
 /** Held-out examples are evaluated in batches of at most this many. */
@@ -15,6 +16,14 @@ export interface TrainUnitSpec {
   task: string;
   step: number;
   shard: number;
+}
+
+export interface FisherUnitSpec {
+  task: string;
+  /** The step at which the stage ends (= the boundary the Fisher belongs to). */
+  step: number;
+  shard: number;
+  shardCount: number;
 }
 
 export interface EvalUnitSpec {
@@ -37,12 +46,15 @@ export interface EvalUnitOutput {
 
 export class UnitComputer {
   private readonly sampler = new EpochSampler();
+  private readonly plan: StagePlan;
 
   constructor(
     private readonly job: JobSpec,
     private readonly bindings: ReadonlyMap<string, TaskBinding>,
     private readonly runner: ModelRunner,
-  ) {}
+  ) {
+    this.plan = new StagePlan(job);
+  }
 
   private binding(task: string): TaskBinding {
     const b = this.bindings.get(task);
@@ -53,20 +65,70 @@ export class UnitComputer {
   /** The training examples of a unit. */
   trainIndices(unit: TrainUnitSpec): Uint32Array {
     const b = this.binding(unit.task);
+    // Sequential mode: a rehearsed (replayed) task trains on a smaller batch than the stage's own.
+    const shape = this.plan.unitShape(unit.step, unit.task);
+    if (!shape) throw new RangeError(`task ${unit.task} does not train at step ${unit.step}`);
+    if (unit.shard >= shape.shards) throw new RangeError(`task ${unit.task} has ${shape.shards} shards at step ${unit.step}, got shard ${unit.shard}`);
     return this.sampler.indices({
       seed: this.job.seed,
       source: b.source,
       size: b.dataset.train.size,
-      batchSize: this.job.training.batchSize,
-      shards: this.job.training.shardsPerTask,
+      batchSize: shape.batchSize,
+      shards: shape.shards,
       step: unit.step,
       shard: unit.shard,
     });
   }
 
+  /** The examples of a Fisher unit: a fixed sample of the task's training split per stage boundary. */
+  fisherIndices(unit: FisherUnitSpec): Uint32Array {
+    const b = this.binding(unit.task);
+    const samples = this.plan.fisherSamplesAt(unit.step);
+    if (samples === undefined) throw new RangeError(`no EWC Fisher is estimated at step ${unit.step}`);
+    if (unit.shardCount < 1 || unit.shard >= unit.shardCount) throw new RangeError(`shard ${unit.shard} of ${unit.shardCount}`);
+    return this.sampler.indices({
+      seed: this.job.seed,
+      source: `${b.source}#fisher`,
+      size: b.dataset.train.size,
+      batchSize: Math.min(samples, b.dataset.train.size),
+      shards: unit.shardCount,
+      step: unit.step,
+      shard: unit.shard,
+    });
+  }
+
+  /**
+   * Diagonal empirical Fisher of one task on one shard: the mean of the squared per-example
+   * gradients (shared then head, layout order), without dropout. One backward pass per example.
+   */
+  fisher(unit: FisherUnitSpec): TrainUnitOutput {
+    const b = this.binding(unit.task);
+    const indices = this.fisherIndices(unit);
+    if (indices.length === 0) throw new RangeError(`Fisher unit of task ${unit.task} has no examples in shard ${unit.shard}`);
+    const size = inputSize(b.dataset);
+    const x = new Float32Array(size);
+    const y = new Float32Array(1);
+    const lossName = this.job.tasks[unit.task]!.loss;
+    const sampled = this.plan.fisherKindAt(unit.step) === 'sampled' && (lossName === 'sparseCategoricalCrossentropy' || lossName === 'binaryCrossentropy');
+    let acc: Float64Array | undefined;
+    let lossSum = 0;
+    for (const index of indices) {
+      b.dataset.train.inputs([index], x);
+      b.dataset.train.targets(b.target, [index], y);
+      if (sampled) y[0] = this.sampleLabel(unit, index, lossName, this.runner.predict(unit.task, x, 1));
+      const { loss, grads } = this.runner.gradients(unit.task, x, y, { training: false });
+      acc ??= new Float64Array(grads.length);
+      for (let k = 0; k < grads.length; k++) acc[k]! += grads[k]! * grads[k]!;
+      lossSum += loss;
+    }
+    const n = indices.length;
+    return { sampleCount: n, loss: lossSum / n, grads: Float32Array.from(acc!, (v) => v / n) };
+  }
+
   train(unit: TrainUnitSpec): TrainUnitOutput {
     const b = this.binding(unit.task);
     const indices = this.trainIndices(unit);
+    if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
     const x = new Float32Array(indices.length * inputSize(b.dataset));
     const y = new Float32Array(indices.length);
     b.dataset.train.inputs(indices, x);
@@ -81,6 +143,19 @@ export class UnitComputer {
           : deriveSeed(this.job.seed, 'dropout', unit.task, unit.step, unit.shard, layer.name),
     });
     return { sampleCount: indices.length, loss, grads };
+  }
+
+  /** A label drawn from the model's predictive distribution, seeded by (seed, task, boundary, example). */
+  private sampleLabel(unit: FisherUnitSpec, index: number, loss: string, p: Float32Array): number {
+    const u = new Rng(deriveSeed(this.job.seed, 'fisher-label', unit.task, unit.step, index)).next();
+    if (loss === 'binaryCrossentropy') return u < p[0]! ? 1 : 0;
+    let c = 0;
+    for (let k = 0, cum = 0; k < p.length; k++) {
+      cum += p[k]!;
+      c = k;
+      if (u < cum) break;
+    }
+    return c;
   }
 
   /** Loss and metric means over one shard of the task's held-out split. */

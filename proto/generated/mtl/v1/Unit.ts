@@ -10,7 +10,7 @@ export interface Unit {
   'shard'?: (number);
   'weightsVersion'?: (number);
   /**
-   * EVAL units: how many shards the held-out split is cut into.
+   * EVAL and FISHER units: how many shards the examples are cut into.
    */
   'shardCount'?: (number);
 }
@@ -23,7 +23,7 @@ export interface Unit__Output {
   'shard': (number);
   'weightsVersion': (number);
   /**
-   * EVAL units: how many shards the held-out split is cut into.
+   * EVAL and FISHER units: how many shards the examples are cut into.
    */
   'shardCount': (number);
 }

@@ -10,6 +10,12 @@ export const UnitKind = {
    * Loss and metrics of one task on one shard of its held-out split.
    */
   UNIT_KIND_EVAL: 'UNIT_KIND_EVAL',
+  /**
+   * Sequential mode, EWC: the diagonal empirical Fisher of one task (mean over examples of
+   * the squared per-example gradients, same layout as TRAIN) on one shard of the examples
+   * drawn for the stage that ends at `step`.
+   */
+  UNIT_KIND_FISHER: 'UNIT_KIND_FISHER',
 } as const;
 
 export type UnitKind =
@@ -25,5 +31,12 @@ export type UnitKind =
    */
   | 'UNIT_KIND_EVAL'
   | 2
+  /**
+   * Sequential mode, EWC: the diagonal empirical Fisher of one task (mean over examples of
+   * the squared per-example gradients, same layout as TRAIN) on one shard of the examples
+   * drawn for the stage that ends at `step`.
+   */
+  | 'UNIT_KIND_FISHER'
+  | 3
 
 export type UnitKind__Output = typeof UnitKind[keyof typeof UnitKind]
