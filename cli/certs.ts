@@ -20,7 +20,7 @@ export interface CertsInitOptions {
 /** Always in the coordinator certificate: workers on the same machine connect through these. */
 export const DEFAULT_COORDINATOR_SANS = ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'];
 
-function openssl(args: string[], input?: string): Promise<string> {
+function openssl(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile('openssl', args, { encoding: 'utf8', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
@@ -30,7 +30,9 @@ function openssl(args: string[], input?: string): Promise<string> {
         reject(new Error(`openssl ${args[0] ?? ''} failed: ${stderr.trim() || errorMessage(err)}`));
       }
     });
-    child.stdin?.end(input ?? '');
+    // No input: close its stdin (it may have exited already, so a broken pipe is fine).
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end();
   });
 }
 
@@ -48,7 +50,7 @@ export function parseSans(values: readonly string[]): string[] {
     const kind = m ? m[1]!.toUpperCase() : net.isIP(v) ? 'IP' : 'DNS';
     const value = m ? m[2]! : v;
     if (kind === 'IP' ? net.isIP(value) === 0 : !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(value)) {
-      throw new SecurityConfigError(`--coordinator-san: ${JSON.stringify(v)} is not a ${kind === 'IP' ? 'IP address' : 'DNS name'} (expected DNS:name or IP:address)`);
+      throw new SecurityConfigError(`--coordinator-san: ${JSON.stringify(v)} is not ${kind === 'IP' ? 'an IP address' : 'a DNS name'} (expected DNS:name or IP:address)`);
     }
     const san = `${kind}:${value}`;
     if (!out.includes(san)) out.push(san);
