@@ -16,6 +16,7 @@ import { channelCredentials, type TlsMaterial } from '../common/security.js';
 import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
 import { CoordinatorSession, type ComputeEnvironment, type SessionEnd } from './coordinator-session.js';
 import { opsModeFor } from './layer-ops.js';
+import { diagnoseTls } from './tls-probe.js';
 import { ModelRunner } from './model-runner.js';
 import { UnitComputer } from './unit-compute.js';
 
@@ -182,9 +183,11 @@ export class Worker {
     const client = new Coordinator(address, channelCredentials(this.options.tls), CHANNEL_OPTIONS);
     this.client = client;
     try {
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${address}: ${err.message}${this.tlsHint()}`)) : resolve())),
-      );
+      const unready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadline, (err) => resolve(err)));
+      if (unready) {
+        const cause = this.stopRequested ? undefined : await diagnoseTls(address, this.options.tls);
+        throw new Error(`cannot reach coordinator at ${address}: ${unready.message}${cause ? `; ${cause}` : this.tlsHint()}`);
+      }
       if (this.stopRequested) return { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason };
       this.sessions++;
       this.session = new CoordinatorSession({

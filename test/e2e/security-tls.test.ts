@@ -56,9 +56,9 @@ void describe('mutual TLS and the join token', () => {
       worker(['--tls-ca', certs.ca, '--tls-cert', other.file('worker.crt'), '--tls-key', other.file('worker.key'), '--token-file', file]),
       worker([...certs.flags('worker', other), '--token-file', file]),
     ]);
-    refused(plain, /cannot reach coordinator at .*give --tls-ca, --tls-cert and --tls-key/, 'no client certificate');
-    refused(foreignCert, /cannot reach coordinator at /, 'certificate from another CA');
-    refused(foreignCa, /cannot reach coordinator at /, 'coordinator certificate from an untrusted CA');
+    refused(plain, /cannot reach coordinator at .*the coordinator uses TLS: give --tls-ca, --tls-cert and --tls-key/, 'no client certificate');
+    refused(foreignCert, /cannot reach coordinator at .*it does not accept our certificate/, 'certificate from another CA');
+    refused(foreignCa, /cannot reach coordinator at .*TLS: self-signed certificate in certificate chain/, 'coordinator certificate from an untrusted CA');
 
     // The right certificate but a wrong token, or none: refused at Hello, at once, without retrying.
     const wrongToken = newToken();
