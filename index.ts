@@ -21,6 +21,9 @@ export {
   BackendUnavailableError,
   UnitFailedError,
   RunAbortedError,
+  AuthenticationError,
+  SecurityConfigError,
+  InsecureListenError,
   toGrpcStatus,
   type ErrorCode,
   type SpecIssue,
@@ -28,3 +31,4 @@ export {
 export { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator/coordinator.js';
 export { prepareRun, type PreparedRun } from './coordinator/prepare-run.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';
+export { loadTlsMaterial, loadToken, type TlsMaterial } from './common/security.js';

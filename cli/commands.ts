@@ -19,6 +19,8 @@ import { claimRun, finishedRecord } from '../coordinator/serve.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
+import { newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -106,7 +108,7 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-interface ServeOptions extends CommonOptions, JobOverrides {
+interface ServeOptions extends CommonOptions, JobOverrides, NatsSecurityFlags {
   out?: string;
   /** NATS control plane: registry entry, events and metrics, object-store checkpoints. */
   nats?: string;
@@ -119,6 +121,9 @@ interface ServeOptions extends CommonOptions, JobOverrides {
 
 interface ServePlan {
   listen: string;
+  /** TLS material and join token of the coordinator (already checked against `listen`). */
+  security: GrpcSecurity;
+  insecure: boolean;
   minWorkers: number;
   waitForWorkersMs: number;
   /** Starts local workers once the coordinator listens (mtl run). */
@@ -164,6 +169,7 @@ async function openControl(
   plan: ServePlan,
   log: Logger,
   coordinator: () => Coordinator | undefined,
+  natsSecurity: NatsSecurity,
 ): Promise<{ plane: ControlPlane; runId: string; reporter: RunReporter } | null> {
   if (opts.resume !== undefined) {
     process.stderr.write('--resume reads checkpoints from the run directory: it cannot be combined with --nats (queued runs resume by themselves: mtl submit / mtl serve)\n');
@@ -173,7 +179,7 @@ async function openControl(
   let plane: ControlPlane;
   try {
     checkId('pool', pool);
-    plane = await ControlPlane.connect({ url: opts.nats!, name: `mtl coordinator ${job.name}`, logger: log.child('nats') });
+    plane = await ControlPlane.connect({ url: opts.nats!, name: `mtl coordinator ${job.name}`, logger: log.child('nats'), security: natsSecurity });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
     return null;
@@ -193,7 +199,7 @@ async function openControl(
       onCancel: () => coordinator()?.stop('cancelled (mtl cancel)'),
       onLeaseLost: (reason) => coordinator()?.stop(`lease lost: ${reason}`),
     });
-    log.info('registered with the control plane', { run: runId, nats: opts.nats });
+    log.info('registered with the control plane', { run: runId, nats: redactUrl(opts.nats!) });
     return { plane, runId, reporter };
   } catch (err) {
     process.stderr.write(`cannot register the run with NATS: ${errorMessage(err)}\n`);
@@ -204,6 +210,8 @@ async function openControl(
 
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
 async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
+  const natsSecurity = opts.nats === undefined ? {} : loadNatsFlags(opts);
+  if (natsSecurity === null) return EXIT.usage;
   let prepared: PreparedRun | undefined;
   let checkpoint: CheckpointData | undefined;
   if (opts.resume !== undefined) {
@@ -221,7 +229,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
-  const control = opts.nats === undefined ? undefined : await openControl(opts, job, plan, log, () => coordinator);
+  const control = opts.nats === undefined ? undefined : await openControl(opts, job, plan, log, () => coordinator, natsSecurity);
   if (control === null) return EXIT.failed;
   const outDir = opts.resume ?? opts.out ?? defaultOutDir(job.name);
   const coordinator: Coordinator = new Coordinator({
@@ -231,6 +239,8 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     resume: checkpoint,
     minWorkers: plan.minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
+    ...plan.security,
+    insecure: plan.insecure,
     logger: log,
     ...(control ? { runId: control.runId, checkpoints: new NatsCheckpointStore(control.plane, control.runId, job.checkpoint.keep) } : {}),
     onStep: (r) => {
@@ -290,8 +300,13 @@ export interface RunCommandOptions extends ServeOptions {
 }
 
 export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
+  // Local workers on loopback: no TLS (nothing crosses a network), but a fresh random join
+  // token, handed to the workers in their environment, so that no other local user can join.
+  const token = newToken();
   return serveJob(jobFile, opts, {
     listen: '127.0.0.1:0',
+    security: { token },
+    insecure: false,
     minWorkers: opts.workers,
     waitForWorkersMs: 120_000,
     startWorkers: (coordinator, address) => {
@@ -299,6 +314,7 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
         count: opts.workers,
         coordinator: address,
         backend: opts.backend,
+        token,
         logLevel: opts.logLevel,
         onUnexpectedExit: (name, code, signal) => {
           const how = signal ?? `code ${code}`;
@@ -320,17 +336,20 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
   });
 }
 
-export interface CoordinatorCommandOptions extends ServeOptions {
+export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFlags {
   listen: string;
   workers: number;
   waitForWorkers: number;
+  insecure: boolean;
 }
 
-export function coordinatorCommand(jobFile: string | undefined, opts: CoordinatorCommandOptions): Promise<number> {
-  return serveJob(jobFile, opts, { listen: opts.listen, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
+export async function coordinatorCommand(jobFile: string | undefined, opts: CoordinatorCommandOptions): Promise<number> {
+  const security = loadGrpcSecurity(opts);
+  if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return EXIT.usage;
+  return serveJob(jobFile, opts, { listen: opts.listen, security, insecure: opts.insecure, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
 }
 
-export interface WorkerCommandOptions extends CommonOptions {
+export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags {
   coordinator?: string;
   /** Find the coordinator in the run registry instead (with run or pool). */
   nats?: string;
@@ -348,8 +367,12 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
     process.stderr.write('give the coordinator address (--coordinator HOST:PORT) or a NATS server to find it (--nats URL with --run or --pool)\n');
     return EXIT.usage;
   }
+  const security = loadGrpcSecurity(opts);
+  if (!security) return EXIT.usage;
   if (opts.nats !== undefined) {
-    return discoveryWorkerCommand({ ...opts, nats: opts.nats }, logger('worker', opts), (onStop) => {
+    const natsSecurity = loadNatsFlags(opts);
+    if (!natsSecurity) return EXIT.usage;
+    return discoveryWorkerCommand({ ...opts, nats: opts.nats, security, natsSecurity }, logger('worker', opts), (onStop) => {
       const signals = trapSignals(
         () => onStop(true),
         () => onStop(false),
@@ -363,6 +386,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
     name: opts.name,
     connectTimeoutMs: opts.connectTimeout * 1000,
     reconnectTimeoutMs: opts.reconnectTimeout * 1000,
+    ...security,
     logger: logger('worker', opts),
   });
   if (opts.exitWithParent) {

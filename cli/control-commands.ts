@@ -15,19 +15,24 @@ import { JobServer } from '../coordinator/serve.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { pickRun, registryResolver } from '../worker/discovery.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
+import type { NatsSecurity } from '../common/security.js';
+import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const CONTROL_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
-export interface NatsOptions {
+export interface NatsOptions extends NatsSecurityFlags {
   nats: string;
 }
 
-async function connectOrReport(url: string, name: string, log: Logger): Promise<ControlPlane | undefined> {
+/** A connected control plane, or (after printing why not) the exit code: 2 for unusable TLS or credentials files, else 1. */
+async function connectOrReport(opts: NatsOptions, name: string, log: Logger, security?: NatsSecurity): Promise<ControlPlane | number> {
+  const resolved = security ?? loadNatsFlags(opts);
+  if (resolved === null) return CONTROL_EXIT.usage;
   try {
-    return await ControlPlane.connect({ url, name, logger: log });
+    return await ControlPlane.connect({ url: opts.nats, name, logger: log, security: resolved });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
-    return undefined;
+    return CONTROL_EXIT.failed;
   }
 }
 
@@ -61,8 +66,8 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
     }
     throw err;
   }
-  const plane = await connectOrReport(opts.nats, `mtl submit ${os.hostname()}`, log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const plane = await connectOrReport(opts, `mtl submit ${os.hostname()}`, log);
+  if (typeof plane === 'number') return plane;
   try {
     await plane.ensureStreams();
     const registry = await RunRegistry.open(plane);
@@ -95,7 +100,8 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
   }
 }
 
-export interface ServeCommandOptions extends NatsOptions {
+export interface ServeCommandOptions extends NatsOptions, GrpcSecurityFlags {
+  insecure: boolean;
   concurrency: number;
   pool: string;
   listen: string;
@@ -120,8 +126,10 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     process.stderr.write('--lease must be at least 3 seconds\n');
     return CONTROL_EXIT.usage;
   }
-  const plane = await connectOrReport(opts.nats, `mtl serve ${os.hostname()}`, log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const security = loadGrpcSecurity(opts);
+  if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return CONTROL_EXIT.usage;
+  const plane = await connectOrReport(opts, `mtl serve ${os.hostname()}`, log);
+  if (typeof plane === 'number') return plane;
   const i = opts.listen.lastIndexOf(':');
   const listenHost = opts.listen.slice(0, i);
   const server = new JobServer({
@@ -137,6 +145,7 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     ackWaitMs: opts.ackWait * 1000,
     leaseMs: opts.lease * 1000,
     maxDeliver: opts.maxDeliver,
+    security: { ...security, insecure: opts.insecure },
     owner: newOwnerId(),
     logger: log,
     onJobEnd: (runId, outcome, detail) => process.stdout.write(`${runId} ${outcome}: ${detail}\n`),
@@ -187,8 +196,8 @@ function statusTable(runs: RunRecord[]): string {
 
 /** `mtl status [RUN]`. */
 export async function statusCommand(runId: string | undefined, opts: NatsOptions & { json: boolean }, log: Logger): Promise<number> {
-  const plane = await connectOrReport(opts.nats, 'mtl status', log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const plane = await connectOrReport(opts, 'mtl status', log);
+  if (typeof plane === 'number') return plane;
   try {
     const registry = await RunRegistry.open(plane);
     if (runId === undefined) {
@@ -211,8 +220,8 @@ export async function statusCommand(runId: string | undefined, opts: NatsOptions
 
 /** `mtl cancel RUN`: a queued run is cancelled at once; a running one stops at its next step. */
 export async function cancelCommand(runId: string, opts: NatsOptions, log: Logger): Promise<number> {
-  const plane = await connectOrReport(opts.nats, 'mtl cancel', log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const plane = await connectOrReport(opts, 'mtl cancel', log);
+  if (typeof plane === 'number') return plane;
   try {
     const registry = await RunRegistry.open(plane);
     let seq: number | undefined;
@@ -253,8 +262,8 @@ function formatLive(subject: string, data: Record<string, unknown>): string {
 
 /** `mtl watch RUN`: the run's events and metrics from its start, then live, until it ends. */
 export async function watchCommand(runId: string, opts: NatsOptions & { json: boolean; events: boolean; follow: boolean }, log: Logger): Promise<number> {
-  const plane = await connectOrReport(opts.nats, 'mtl watch', log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const plane = await connectOrReport(opts, 'mtl watch', log);
+  if (typeof plane === 'number') return plane;
   try {
     checkId('run id', runId);
     await plane.ensureStreams();
@@ -300,6 +309,9 @@ export interface DiscoveryWorkerOptions extends NatsOptions {
   name?: string;
   connectTimeout: number;
   reconnectTimeout: number;
+  /** TLS material and join token for the coordinators found. */
+  security: GrpcSecurity;
+  natsSecurity: NatsSecurity;
 }
 
 /**
@@ -319,8 +331,8 @@ export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: 
     process.stderr.write(`${errorMessage(err)}\n`);
     return CONTROL_EXIT.usage;
   }
-  const plane = await connectOrReport(opts.nats, `mtl worker ${opts.name ?? os.hostname()}`, log);
-  if (!plane) return CONTROL_EXIT.failed;
+  const plane = await connectOrReport(opts, `mtl worker ${opts.name ?? os.hostname()}`, log, opts.natsSecurity);
+  if (typeof plane === 'number') return plane;
   const registry = await RunRegistry.open(plane);
   const stop = new AbortController();
   let current: Worker | undefined;
@@ -337,6 +349,7 @@ export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: 
       name: opts.name,
       connectTimeoutMs: opts.connectTimeout * 1000,
       reconnectTimeoutMs: opts.reconnectTimeout * 1000,
+      ...opts.security,
       logger: log,
     });
   try {

@@ -3,11 +3,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { TOKEN_ENV } from '../common/security.js';
 
 export interface LocalWorkersOptions {
   count: number;
   coordinator: string;
   backend: string;
+  /** Join token the coordinator requires (passed as MTL_TOKEN). */
+  token?: string;
   /** Log level for the workers; they only report problems by default. */
   logLevel?: string;
   /** Called when a worker exits while we did not ask it to. */
@@ -31,7 +34,9 @@ export class LocalWorkers {
         [CLI, 'worker', '--coordinator', this.opts.coordinator, '--backend', this.opts.backend, '--name', name, '--exit-with-parent'],
         {
           stdio: ['pipe', 'inherit', 'inherit'],
-          env: { ...process.env, MTL_LOG_LEVEL: this.opts.logLevel ?? process.env.MTL_LOG_LEVEL ?? 'warn' },
+          // The join token goes in the environment, not the arguments: other users can read
+          // a process's arguments (ps), not its environment.
+          env: { ...process.env, MTL_LOG_LEVEL: this.opts.logLevel ?? process.env.MTL_LOG_LEVEL ?? 'warn', ...(this.opts.token !== undefined ? { [TOKEN_ENV]: this.opts.token } : {}) },
         },
       );
       const exited = new Promise<void>((resolve) => {

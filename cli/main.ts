@@ -10,6 +10,8 @@ import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
 import { affinityCommand } from './affinity-command.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
+import { certsInitCommand } from './certs.js';
+import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
 
 // Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
 tf.enableProdMode();
@@ -198,6 +200,32 @@ program
   .action((runDir: string, opts: { groups?: number; json: boolean }) => {
     process.exitCode = affinityCommand(runDir, opts);
   });
+
+program
+  .command('certs')
+  .description('make TLS certificates for mutual TLS between coordinator and workers (with openssl)')
+  .command('init')
+  .description('create a CA in DIR and sign a coordinator certificate and worker certificate(s) with it')
+  .argument('<dir>', 'directory for the keys and certificates (created, mode 0700)')
+  .option('--coordinator-san <list>', 'extra subject alternative names of the coordinator certificate, e.g. DNS:coord.example,IP:10.0.0.5 (repeatable; always includes localhost, 127.0.0.1 and ::1)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .option('--worker-name <name>', 'make a worker certificate <name>.crt with this common name (repeatable; default: worker)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .option('--days <n>', 'validity of the certificates in days', positiveInt, 365)
+  .option('--force', 'replace an existing CA and certificates in DIR', false)
+  .action(async (dir: string, opts: Parameters<typeof certsInitCommand>[1]) => {
+    process.exitCode = await certsInitCommand(dir, opts);
+  });
+
+// Transport security flags: the gRPC roles get TLS and the join token (the coordinator also
+// --insecure); everything that talks to NATS gets its TLS and credentials flags. `mtl run`
+// listens on loopback only and makes its own token.
+const SECURITY: Record<string, 'coordinator' | 'worker' | 'nats'> = { run: 'nats', coordinator: 'coordinator', serve: 'coordinator', worker: 'worker', submit: 'nats', status: 'nats', cancel: 'nats', watch: 'nats' };
+for (const command of program.commands) {
+  const side = SECURITY[command.name()];
+  if (side === undefined) continue;
+  if (side !== 'nats') for (const o of grpcSecurityOptions(side)) command.addOption(o);
+  if (side === 'coordinator') command.addOption(insecureOption());
+  for (const o of natsSecurityOptions()) command.addOption(o);
+}
 
 try {
   await program.parseAsync(process.argv);

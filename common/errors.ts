@@ -20,7 +20,10 @@ export type ErrorCode =
   | 'RUN_ABORTED'
   | 'CONTROL_PLANE'
   | 'LEASE_HELD'
-  | 'RUN_NOT_FOUND';
+  | 'RUN_NOT_FOUND'
+  | 'AUTHENTICATION_FAILED'
+  | 'SECURITY_CONFIG'
+  | 'INSECURE_LISTEN';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -137,6 +140,28 @@ export class RunNotFoundError extends MtlError {
   readonly code = 'RUN_NOT_FOUND';
 }
 
+/**
+ * A peer failed authentication (missing or wrong join token). The message says why, for the
+ * log; the peer only ever sees the same generic status (toGrpcStatus), whatever the reason and
+ * whatever state the coordinator is in: it must learn nothing from a failed attempt.
+ */
+export class AuthenticationError extends MtlError {
+  readonly code = 'AUTHENTICATION_FAILED';
+}
+
+/** What a peer that failed authentication is told, always. */
+export const AUTHENTICATION_FAILED_DETAILS = 'AUTHENTICATION_FAILED: authentication failed';
+
+/** TLS, join token or NATS credential settings incomplete, unreadable or unusable. */
+export class SecurityConfigError extends MtlError {
+  readonly code = 'SECURITY_CONFIG';
+}
+
+/** A non-loopback listen address without TLS and without an explicit --insecure. */
+export class InsecureListenError extends MtlError {
+  readonly code = 'INSECURE_LISTEN';
+}
+
 /** Errors a session survives: the message is rejected and counted, the stream stays open. */
 export function isRejectedMessage(err: unknown): err is MtlError {
   return (
@@ -168,10 +193,14 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   CONTROL_PLANE: GrpcStatus.UNAVAILABLE,
   LEASE_HELD: GrpcStatus.FAILED_PRECONDITION,
   RUN_NOT_FOUND: GrpcStatus.NOT_FOUND,
+  AUTHENTICATION_FAILED: GrpcStatus.UNAUTHENTICATED,
+  SECURITY_CONFIG: GrpcStatus.FAILED_PRECONDITION,
+  INSECURE_LISTEN: GrpcStatus.FAILED_PRECONDITION,
 };
 
 /** The gRPC status for an error; anything that is not ours is INTERNAL. */
 export function toGrpcStatus(err: unknown): { code: GrpcStatus; details: string } {
+  if (err instanceof AuthenticationError) return { code: GrpcStatus.UNAUTHENTICATED, details: AUTHENTICATION_FAILED_DETAILS };
   if (err instanceof MtlError) return { code: GRPC_STATUS[err.code], details: `${err.code}: ${err.message}` };
   return { code: GrpcStatus.INTERNAL, details: 'internal error' };
 }

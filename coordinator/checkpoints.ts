@@ -32,10 +32,12 @@ export interface FaultCounters {
   discardedResults: number;
   /** Times this run was resumed from a checkpoint. */
   resumes: number;
+  /** Connections refused for a missing or wrong join token (Hello or GetStatus). */
+  authFailures: number;
 }
 
 export function zeroCounters(): FaultCounters {
-  return { deaths: 0, departures: 0, reassignedUnits: 0, backupUnits: 0, discardedResults: 0, resumes: 0 };
+  return { deaths: 0, departures: 0, reassignedUnits: 0, backupUnits: 0, discardedResults: 0, resumes: 0, authFailures: 0 };
 }
 
 export interface CheckpointData {

@@ -7,11 +7,12 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { RunStatus } from '../proto/generated/mtl/v1/RunStatus.js';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
-import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
+import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
 import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
@@ -20,6 +21,14 @@ import { TrainingRun, type ContinualSummary, type RunSnapshot, type RunState } f
 import { WorkerSession } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';
+
+/** The token of an `authorization: Bearer <token>` metadata entry, if any. */
+function bearerToken(metadata: grpc.Metadata): string | undefined {
+  const value = metadata.get('authorization')[0];
+  if (typeof value !== 'string') return undefined;
+  const m = /^Bearer (.+)$/.exec(value);
+  return m?.[1];
+}
 
 export interface CoordinatorOptions {
   prepared: PreparedRun;
@@ -43,6 +52,15 @@ export interface CoordinatorOptions {
   runId?: string;
   /** Where checkpoints go; default `<outDir>/checkpoints` on the file system. */
   checkpoints?: CheckpointStore;
+  /**
+   * Mutual TLS: our certificate and key, and the CA that worker certificates must chain to
+   * (a worker without one cannot connect). Default: plaintext.
+   */
+  tls?: TlsMaterial;
+  /** Join token every Hello (and GetStatus, as `authorization: Bearer <token>`) must carry. Default: none. */
+  token?: string;
+  /** Allow a non-loopback listen address without TLS. Default false: such a coordinator refuses to start. */
+  insecure?: boolean;
 }
 
 export interface RunSummary {
@@ -92,8 +110,12 @@ export class Coordinator {
   private readonly checkpoints: CheckpointStore;
   private readonly jobHash: string;
   private lastCheckpoint: number | undefined;
+  /** SHA-256 of the join token; the token itself is not kept. */
+  private readonly tokenHash: Buffer | undefined;
 
   constructor(private readonly opts: CoordinatorOptions) {
+    checkListenSecurity(opts.listen, { tls: opts.tls !== undefined, insecure: opts.insecure === true });
+    this.tokenHash = opts.token === undefined ? undefined : tokenDigest(opts.token);
     const { prepared } = opts;
     const job = prepared.loaded.spec;
     this.log = opts.logger;
@@ -137,7 +159,15 @@ export class Coordinator {
     });
     this.server.addService(serverServiceDefinition(), {
       Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => this.onConnect(call),
-      GetStatus: (_call: grpc.ServerUnaryCall<unknown, RunStatus>, callback: grpc.sendUnaryData<RunStatus>) => callback(null, this.status()),
+      GetStatus: (call: grpc.ServerUnaryCall<unknown, RunStatus>, callback: grpc.sendUnaryData<RunStatus>) => {
+        try {
+          this.authenticate(bearerToken(call.metadata), call.getPeer(), 'GetStatus');
+        } catch {
+          callback({ code: grpc.status.UNAUTHENTICATED, details: AUTHENTICATION_FAILED_DETAILS }, null);
+          return;
+        }
+        callback(null, this.status());
+      },
     });
     this.health.addToServer(this.server);
   }
@@ -151,7 +181,7 @@ export class Coordinator {
     if (dir.replacedPrevious) this.log.warn('replacing the files of an earlier run', { dir: dir.dir });
     dir.writeJob(jobToYaml(job));
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      this.server.bindAsync(this.opts.listen, serverCredentials(this.opts.tls), (err, p) => (err ? reject(err) : resolve(p))),
     );
     const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
@@ -163,13 +193,30 @@ export class Coordinator {
     }
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(SERVICE_NAME, 'SERVING');
-    this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION });
+    this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION, tls: this.opts.tls !== undefined, token: this.tokenHash !== undefined });
     return address;
   }
 
   private onConnect(call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>): void {
-    const session = new WorkerSession(this.run.newWorkerId(), call.getPeer(), call, this.run, this.log.child('session'), MAX_CHUNK_BYTES);
-    if (this.state !== 'serving') session.close(new IllegalStateError('this run is over'));
+    // Authentication comes first: a peer without the token learns nothing, not even whether
+    // the run is still going.
+    new WorkerSession(this.run.newWorkerId(), call.getPeer(), call, this.run, this.log.child('session'), MAX_CHUNK_BYTES, (session, hello) => {
+      this.authenticate(hello.token, session.peer, 'Hello');
+      if (this.state !== 'serving') throw new IllegalStateError('this run is over');
+    });
+  }
+
+  /**
+   * Throws AuthenticationError unless `presented` is the join token (or none is required).
+   * Refusals are logged with the peer's address, never with what it sent, and counted.
+   */
+  private authenticate(presented: string | undefined, peer: string, what: string): void {
+    if (this.tokenHash === undefined) return;
+    if (presented !== undefined && presented !== '' && tokenMatches(this.tokenHash, presented)) return;
+    const reason = presented === undefined || presented === '' ? 'no join token' : 'wrong join token';
+    this.run.counters.authFailures++;
+    this.log.warn('authentication failed', { peer, request: what, reason, failures: this.run.counters.authFailures });
+    throw new AuthenticationError(reason);
   }
 
   status(): RunStatus {

@@ -13,7 +13,7 @@ import { LeaseHeldError, errorMessage, type ErrorCode } from '../common/errors.j
 import type { Logger } from '../common/logging.js';
 import { aggregatorNames } from './aggregation/registry.js';
 import { jobHash, type CheckpointData } from './checkpoints.js';
-import { Coordinator, type RunSummary } from './coordinator.js';
+import { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator.js';
 import { NatsCheckpointStore } from './nats-checkpoints.js';
 import { prepareRun, type PreparedRun } from './prepare-run.js';
 import { RunReporter } from './run-reporter.js';
@@ -82,6 +82,8 @@ export interface JobServerOptions {
   maxDeliver: number;
   owner: string;
   logger: Logger;
+  /** Mutual TLS, join token and --insecure for every coordinator of this server (see CoordinatorOptions). */
+  security?: Pick<CoordinatorOptions, 'tls' | 'token' | 'insecure'>;
   /** Called when a job has ended on this server (for the CLI's output). */
   onJobEnd?: (runId: string, outcome: 'succeeded' | 'failed' | 'cancelled' | 'retry' | 'released' | 'lease-lost' | 'skipped', detail: string) => void;
 }
@@ -289,6 +291,7 @@ export class JobServer {
       checkpoints,
       minWorkers: this.opts.minWorkers,
       waitForWorkersMs: this.opts.waitForWorkersMs,
+      ...this.opts.security,
       logger: this.log.child(runId),
       onStep: (r) => reporter.step(r),
       onEval: (r) => reporter.evaluation(r),

@@ -41,6 +41,13 @@ export interface SessionHandler {
   onClosed(session: WorkerSession, reason: string): void;
 }
 
+/**
+ * Checks a Hello before the run sees it (authentication, is the coordinator still serving);
+ * throws to refuse the worker. The session is then closed with that error's status, silently:
+ * the admission check logs and counts its own refusals.
+ */
+export type Admission = (session: WorkerSession, hello: Hello__Output) => void;
+
 export type ConnectCall = grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>;
 
 /** After this many rejected messages a session is closed: the peer is broken or hostile. */
@@ -73,6 +80,7 @@ export class WorkerSession {
     private readonly handler: SessionHandler,
     private readonly log: Logger,
     private readonly maxChunkBytes: number,
+    private readonly admit?: Admission,
   ) {
     this.writer = new OrderedWriter(call);
     call.on('data', (msg: WorkerMessage__Output) => this.onMessage(msg));
@@ -107,6 +115,12 @@ export class WorkerSession {
       switch (msg.kind) {
         case 'hello':
           if (this.state !== 'awaiting-hello') throw new ProtocolViolationError('second Hello on one session');
+          try {
+            this.admit?.(this, msg.hello!);
+          } catch (err) {
+            this.close(err instanceof Error ? err : new Error(String(err)));
+            return;
+          }
           this.name = msg.hello!.name;
           this.backend = msg.hello!.backend;
           this.device = msg.hello!.device;

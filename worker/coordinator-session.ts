@@ -2,7 +2,7 @@
 // assignments in, unit results out, heartbeats in between, until Shutdown, Goodbye or the
 // stream breaks. A new connection is a new session that starts from nothing: no unit, no
 // weights, nothing half-applied from the one before.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
 import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
 import type { WeightsHeader__Output } from '../proto/generated/mtl/v1/WeightsHeader.js';
@@ -42,6 +42,8 @@ export interface CoordinatorSessionOptions {
   call: grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output>;
   name: string;
   backend: SelectedBackend;
+  /** Join token for Hello; empty or absent when the coordinator requires none. */
+  token?: string;
   log: Logger;
   /** Builds (or reuses) the compute environment for the job of a Welcome. */
   environment: (welcome: Welcome__Output) => ComputeEnvironment;
@@ -72,7 +74,15 @@ export class CoordinatorSession {
     call.on('data', (msg: CoordinatorMessage__Output) => this.onMessage(msg));
     // Once we said Goodbye, the stream ending in any way is the end we asked for.
     const lost = (reason: string): SessionEnd => (this.leaving !== undefined ? { kind: 'closed', code: 0, reason: this.leaving } : { kind: 'lost', reason });
-    call.on('error', (err: grpc.ServiceError) => this.finish(lost(`connection to coordinator lost: ${err.details || err.message}`)));
+    call.on('error', (err: grpc.ServiceError) => {
+      // Refused at the door: retrying with the same token cannot help.
+      if (err.code === grpc.status.UNAUTHENTICATED) {
+        this.opts.log.error('the coordinator refused this worker: authentication failed (check --token-file or MTL_TOKEN)');
+        this.finish({ kind: 'closed', code: 1, reason: 'the coordinator refused this worker: authentication failed (check --token-file or MTL_TOKEN)' });
+        return;
+      }
+      this.finish(lost(`connection to coordinator lost: ${err.details || err.message}`));
+    });
     call.on('end', () => this.finish(lost('coordinator ended the session')));
   }
 
@@ -82,7 +92,7 @@ export class CoordinatorSession {
 
   start(): Promise<SessionEnd> {
     const { backend, name } = this.opts;
-    void this.send({ hello: { name, protocolVersion: PROTOCOL_VERSION, backend: backend.name, device: backend.device, capacity: 1, token: '' } });
+    void this.send({ hello: { name, protocolVersion: PROTOCOL_VERSION, backend: backend.name, device: backend.device, capacity: 1, token: this.opts.token ?? '' } });
     return this.end;
   }
 

@@ -1,7 +1,7 @@
 // A worker process: loads its compute backend once, then serves its coordinator session
 // after session. A connection that breaks is retried with exponential backoff and jitter
 // (each reconnection is a fresh session); Shutdown, leave() and close() end the worker.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
@@ -12,9 +12,11 @@ import { validateJob } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { buildLayout } from '../common/parameter-layout.js';
 import { CHANNEL_OPTIONS, protocol } from '../common/protocol.js';
+import { channelCredentials, type TlsMaterial } from '../common/security.js';
 import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
 import { CoordinatorSession, type ComputeEnvironment, type SessionEnd } from './coordinator-session.js';
 import { opsModeFor } from './layer-ops.js';
+import { diagnoseTls } from './tls-probe.js';
 import { ModelRunner } from './model-runner.js';
 import { UnitComputer } from './unit-compute.js';
 
@@ -35,6 +37,13 @@ export interface WorkerOptions {
   reconnectTimeoutMs?: number;
   /** First and largest pause between reconnection attempts. Defaults 250 ms and 10 s. */
   backoffMs?: { initial: number; max: number };
+  /**
+   * Mutual TLS: the CA the coordinator's certificate must chain to, and our certificate and
+   * key. Default: plaintext.
+   */
+  tls?: TlsMaterial;
+  /** Join token sent in Hello. Default: none. */
+  token?: string;
 }
 
 export type WorkerState = 'created' | 'connecting' | 'ready' | 'reconnecting' | 'closing' | 'closed';
@@ -171,18 +180,21 @@ export class Worker {
   /** Connects (until `deadline`) and serves one session to its end. */
   private async serveSession(address: string, deadline: number): Promise<SessionEnd> {
     const Coordinator = protocol().mtl.v1.Coordinator;
-    const client = new Coordinator(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const client = new Coordinator(address, channelCredentials(this.options.tls), CHANNEL_OPTIONS);
     this.client = client;
     try {
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(deadline, (err) => (err ? reject(new Error(`cannot reach coordinator at ${address}: ${err.message}`)) : resolve())),
-      );
+      const unready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadline, (err) => resolve(err)));
+      if (unready) {
+        const cause = this.stopRequested ? undefined : await diagnoseTls(address, this.options.tls);
+        throw new Error(`cannot reach coordinator at ${address}: ${unready.message}${cause ? `; ${cause}` : this.tlsHint()}`);
+      }
       if (this.stopRequested) return { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason };
       this.sessions++;
       this.session = new CoordinatorSession({
         call: client.Connect(),
         name: this.name,
         backend: this.backend!,
+        token: this.options.token,
         log: this.log,
         environment: (welcome) => this.environmentFor(welcome),
       });
@@ -192,6 +204,13 @@ export class Worker {
       client.close();
       this.client = undefined;
     }
+  }
+
+  /** gRPC says only that it could not connect: name the settings that most often cause it. */
+  private tlsHint(): string {
+    return this.options.tls
+      ? ' (with TLS: is the coordinator using TLS, is its certificate signed by --tls-ca and valid for this address, and is ours signed by the CA it trusts?)'
+      : ' (if the coordinator uses TLS, give --tls-ca, --tls-cert and --tls-key)';
   }
 
   /** The job's data, model and runner: built on the first Welcome, reused by later sessions of the same job. */

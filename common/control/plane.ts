@@ -9,12 +9,13 @@
 //   object mtl-checkpoints         <run>/ckpt-<step>         coordinator checkpoints
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import { randomInt } from 'node:crypto';
 import { ControlPlaneError, errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { redactUrl, type NatsSecurity } from '../security.js';
 
 export const JOBS_STREAM = 'MTL_JOBS';
 export const RUNS_STREAM = 'MTL_RUNS';
@@ -48,9 +49,20 @@ export interface ControlPlaneOptions {
   reconnectWaitMs?: number;
   /** How long events and metrics stay in MTL_RUNS. Default 7 days. */
   eventsMaxAgeS?: number;
+  /** TLS (CA, client certificate) and a credentials file; see loadNatsSecurity. Default: none. */
+  security?: NatsSecurity;
 }
 
 const RECONNECT_MAX_MS = 10_000;
+
+/** A pointer to the flags when a connection failure looks like a TLS or credentials problem. */
+function tlsHint(opts: ControlPlaneOptions, err: unknown): string {
+  const text = errorMessage(err).toLowerCase();
+  if (!/tls|certificate|ssl|authoriz|authentica|handshake/.test(text)) return '';
+  return opts.security?.tls || opts.security?.creds
+    ? ' (check --nats-ca, --nats-cert, --nats-key and --nats-creds against the server)'
+    : ' (the server wants TLS or credentials: --nats-ca, --nats-cert, --nats-key, --nats-creds)';
+}
 
 export type ConnectionListener = (connected: boolean) => void;
 
@@ -81,6 +93,8 @@ export class ControlPlane {
       nc = await connect({
         servers: opts.url.split(',').map((s) => s.trim()),
         name: opts.name,
+        ...(opts.security?.tls ? { tls: opts.security.tls } : {}),
+        ...(opts.security?.creds ? { authenticator: credsAuthenticator(opts.security.creds) } : {}),
         timeout: opts.connectTimeoutMs ?? 5000,
         maxReconnectAttempts: -1,
         // Exponential backoff with jitter. The client asks for the pause on every turn of its
@@ -98,7 +112,7 @@ export class ControlPlane {
         maxPingOut: 3,
       });
     } catch (err) {
-      throw new ControlPlaneError(`cannot connect to NATS at ${opts.url}: ${errorMessage(err)}`, { cause: err });
+      throw new ControlPlaneError(`cannot connect to NATS at ${redactUrl(opts.url)}: ${errorMessage(err)}${tlsHint(opts, err)}`, { cause: err });
     }
     try {
       // The handler also ran for the first connection: the outage clock starts at a disconnect.
@@ -107,7 +121,7 @@ export class ControlPlane {
       return new ControlPlane(nc, jsm, opts, backoff);
     } catch (err) {
       await nc.close();
-      throw new ControlPlaneError(`NATS at ${opts.url} has no JetStream (start nats-server with -js): ${errorMessage(err)}`, { cause: err });
+      throw new ControlPlaneError(`NATS at ${redactUrl(opts.url)} has no JetStream (start nats-server with -js): ${errorMessage(err)}`, { cause: err });
     }
   }
 

@@ -53,6 +53,14 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/** TLS for the server: its certificate and key, and (with verify) the CA client certificates must chain to. */
+export interface NatsServerTls {
+  cert: string;
+  key: string;
+  ca: string;
+  verify: boolean;
+}
+
 export class NatsServer {
   private child: ChildProcess | undefined;
   private log = '';
@@ -60,10 +68,11 @@ export class NatsServer {
   private constructor(
     readonly port: number,
     readonly storeDir: string,
+    private readonly tls?: NatsServerTls,
   ) {}
 
-  static async start(): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), tempDir('mtl-nats-'));
+  static async start(options: { tls?: NatsServerTls } = {}): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), tempDir('mtl-nats-'), options.tls);
     await server.launch();
     return server;
   }
@@ -73,7 +82,8 @@ export class NatsServer {
   }
 
   private async launch(): Promise<void> {
-    const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tls = this.tls ? ['--tls', '--tlscert', this.tls.cert, '--tlskey', this.tls.key, '--tlscacert', this.tls.ca, ...(this.tls.verify ? ['--tlsverify'] : [])] : [];
+    const child = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...tls], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     running.add(child);
     child.once('exit', () => running.delete(child));

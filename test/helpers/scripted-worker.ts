@@ -55,19 +55,20 @@ export class ScriptedWorker {
   constructor(
     private readonly address: string,
     private readonly tamper: Tamper,
+    private readonly options: { token?: string; name?: string; credentials?: grpc.ChannelCredentials } = {},
   ) {
     this.shutdown = new Promise((r) => (this.resolveShutdown = r));
   }
 
   async start(): Promise<void> {
     const Coordinator = protocol().mtl.v1.Coordinator;
-    this.client = new Coordinator(this.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new Coordinator(this.address, this.options.credentials ?? grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.call = (this.client as unknown as { Connect(): grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output> }).Connect();
     this.writer = new OrderedWriter(this.call);
     this.call.on('data', (m: CoordinatorMessage__Output) => this.onMessage(m));
     this.call.on('error', (e: Error) => this.resolveShutdown(`error: ${e.message}`));
     this.call.on('end', () => this.resolveShutdown('ended'));
-    await this.writer.write({ hello: { name: 'scripted', protocolVersion: PROTOCOL_VERSION, backend: tf.getBackend(), device: 'cpu', capacity: 1 } });
+    await this.writer.write({ hello: { name: this.options.name ?? 'scripted', protocolVersion: PROTOCOL_VERSION, backend: tf.getBackend(), device: 'cpu', capacity: 1, token: this.options.token ?? '' } });
   }
 
   private onMessage(m: CoordinatorMessage__Output): void {

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   AggregationInputError,
+  AuthenticationError,
+  InsecureListenError,
+  SecurityConfigError,
   BackendUnavailableError,
   ByteLengthError,
   ControlPlaneError,
@@ -48,6 +51,8 @@ const PLAIN: Array<[PlainCtor, ErrorCode, status, rejected: boolean]> = [
   [ControlPlaneError, 'CONTROL_PLANE', status.UNAVAILABLE, false],
   [LeaseHeldError, 'LEASE_HELD', status.FAILED_PRECONDITION, false],
   [RunNotFoundError, 'RUN_NOT_FOUND', status.NOT_FOUND, false],
+  [SecurityConfigError, 'SECURITY_CONFIG', status.FAILED_PRECONDITION, false],
+  [InsecureListenError, 'INSECURE_LISTEN', status.FAILED_PRECONDITION, false],
 ];
 
 void describe('error classes', () => {
@@ -111,6 +116,15 @@ void describe('toGrpcStatus', () => {
     assert.equal(s.code, status.INVALID_ARGUMENT);
     assert.match(s.details, /^JOB_SPEC_INVALID: /);
     assert.match(s.details, /name: bad/);
+  });
+
+  void it('maps AuthenticationError to UNAUTHENTICATED with the same generic details whatever the reason', () => {
+    for (const reason of ['no token in Hello', 'wrong token', 'the run is over']) {
+      const err = new AuthenticationError(reason);
+      assert.equal(err.code, 'AUTHENTICATION_FAILED');
+      assert.equal(isRejectedMessage(err), false);
+      assert.deepEqual(toGrpcStatus(err), { code: status.UNAUTHENTICATED, details: 'AUTHENTICATION_FAILED: authentication failed' });
+    }
   });
 
   void it('maps anything else to INTERNAL without leaking its message', () => {
