@@ -42,7 +42,7 @@ export async function loadKubeConfig(opts: ApplyOptions): Promise<KubeConfig> {
   const k8s = await import('@kubernetes/client-node');
   const kc = new k8s.KubeConfig();
   const source = describeSource(opts);
-  const inCluster = process.env.KUBERNETES_SERVICE_HOST !== undefined;
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   try {
     if (opts.kubeconfig !== undefined) {
       if (!existsSync(opts.kubeconfig)) throw new KubeconfigError(`kubeconfig ${opts.kubeconfig}: no such file`);
