@@ -9,6 +9,7 @@ import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
 import { affinityCommand } from './affinity-command.js';
+import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 import { certsInitCommand } from './certs.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
@@ -180,6 +181,34 @@ program
   .option('--json', 'JSON lines as published', false)
   .action(async (run: string, opts: Parameters<typeof watchCommand>[1]) => {
     process.exitCode = await watchCommand(run, opts, createLogger({ component: 'watch', level: 'warn' }));
+  });
+
+// `mtl k8s ...` loads the Kubernetes libraries only when used.
+const k8s = program.command('k8s').description('Kubernetes objects for a job: render them as YAML, or apply them with your kubeconfig');
+const k8sOptions = (cmd: Command) =>
+  cmd
+    .argument('<job>', 'job file (YAML), stored in a ConfigMap')
+    .requiredOption('-w, --workers <n>', 'worker pods (the Indexed Job\'s parallelism); training starts when all have joined', positiveInt)
+    .option('--gpus-per-worker <g>', 'nvidia.com/gpu per worker pod; > 0 uses the GPU image and the tensorflow backend', nonNegativeInt, 0)
+    .option('--image <image>', 'coordinator and CPU-worker image', `mtl-orchestrator:${pkg.version}`)
+    .option('--gpu-image <image>', "GPU-worker image (default: --image's tag + \"-gpu\")")
+    .option('-n, --namespace <ns>', 'namespace of every object (default: the kubeconfig context\'s, on apply)')
+    .option('--create-namespace', 'also emit the Namespace object', false)
+    .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl');
+k8sOptions(k8s.command('render').description('print the objects as multi-document YAML (for kubectl apply -f -)'))
+  .option('-o, --out <file>', 'write to FILE instead of stdout')
+  .action(async (job: string, opts: K8sRenderCommandOptions) => {
+    const { k8sRenderCommand } = await import('./k8s/commands.js');
+    process.exitCode = k8sRenderCommand(job, opts);
+  });
+k8sOptions(k8s.command('apply').description('server-side apply the objects through the Kubernetes API ($KUBECONFIG or ~/.kube/config)'))
+  .option('--kubeconfig <file>', 'kubeconfig file')
+  .option('--context <name>', 'kubeconfig context (default: the current one)')
+  .option('--dry-run', 'print what would be applied and contact nothing', false)
+  .option('--server-dry-run', 'send the objects for validation and admission, persist nothing', false)
+  .action(async (job: string, opts: K8sApplyCommandOptions) => {
+    const { k8sApplyCommand } = await import('./k8s/commands.js');
+    process.exitCode = await k8sApplyCommand(job, opts);
   });
 
 program

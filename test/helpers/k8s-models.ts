@@ -1,0 +1,60 @@
+// Offline Kubernetes schema checks for the manifests and rendered objects: each document is
+// rebuilt as the kubernetes-models class of its apiVersion/kind and validated. A kind with no
+// class here is an error, so a new kind cannot slip through unchecked.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import YAML from 'yaml';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { Job } from 'kubernetes-models/batch/v1/Job';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Service } from 'kubernetes-models/v1/Service';
+
+export interface K8sDoc {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+type Validatable = new (data: never) => { validate(): void };
+const MODELS: Record<string, Validatable> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Namespace': Namespace,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'v1/Service': Service,
+  'apps/v1/StatefulSet': StatefulSet,
+  'batch/v1/Job': Job,
+};
+
+/** Throws, naming the object, when the document breaks its kind's schema or has no model. */
+export function validateDoc(doc: K8sDoc): void {
+  const key = `${doc.apiVersion}/${doc.kind}`;
+  const Model = MODELS[key];
+  if (!Model) throw new Error(`${key} ${doc.metadata?.name}: no kubernetes-models class registered for this kind`);
+  try {
+    new Model(doc as never).validate();
+  } catch (err) {
+    throw new Error(`${key} ${doc.metadata?.name}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function parseDocs(yaml: string): K8sDoc[] {
+  const docs = YAML.parseAllDocuments(yaml);
+  for (const d of docs) if (d.errors.length > 0) throw new Error(`YAML: ${d.errors[0]!.message}`);
+  return docs.map((d) => d.toJS() as K8sDoc).filter((d) => d !== null);
+}
+
+export const KUBECTL = process.env.KUBECTL ?? '/usr/bin/kubectl';
+
+/** `kubectl kustomize DIR`, parsed. Fails clearly when kubectl is missing. */
+export function kustomize(dir: string): K8sDoc[] {
+  if (!existsSync(KUBECTL)) throw new Error(`kubectl not found at ${KUBECTL} (install kubectl or set KUBECTL): the manifests cannot be composed`);
+  const r = spawnSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} exited ${r.status}: ${r.stderr}`);
+  return parseDocs(r.stdout);
+}
+
+export const byKindName = (docs: readonly K8sDoc[]) => new Map(docs.map((d) => [`${d.kind}/${d.metadata.name}`, d]));
