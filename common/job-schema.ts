@@ -212,9 +212,27 @@ const training = z
   })
   .transform((t) => ({ ...t, steps: t.steps ?? (t.stages ?? []).reduce((n, s) => n + s.steps, 0) }));
 
+/**
+ * Mixture-of-experts layers between the trunk and the heads (DESIGN.md, parameter ownership):
+ * mmoe (Ma et al., KDD 2018): `shared` experts, one softmax gate per task;
+ * cgc / ple (Tang et al., RecSys 2020): `shared` plus `perTask` task-specific experts per
+ * level, each task's gate mixing the shared and its own experts; ple stacks `levels` of them,
+ * with a shared gate over all experts feeding the next level's shared experts (cgc = 1 level).
+ */
+const experts = z.strictObject({
+  type: z.enum(['mmoe', 'cgc', 'ple']),
+  shared: posInt.max(64),
+  perTask: nonNegInt.max(64).default(0),
+  levels: posInt.max(8).default(1),
+  /** The layers of every expert (each expert has its own weights). */
+  layers: z.array(layer).min(1),
+});
+export type ExpertsSpec = z.output<typeof experts>;
+
 const model = z.strictObject({
   input: z.array(posInt).min(1).max(4).optional(),
   trunk: z.array(layer).default([]),
+  experts: experts.optional(),
   heads: z.record(z.string(), z.array(layer).min(1)),
 });
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LayerSpec } from './job-schema.js';
-import { INPUT_LAYER_NAME, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
+import { allLayers, INPUT_LAYER_NAME, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export const MODEL_JSON = 'model.json';
@@ -40,15 +40,42 @@ export function buildLayersModel(layout: ParameterLayout, name: string, params?:
   const input = tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME });
   const stack = (layers: readonly PlacedLayer[], x: tf.SymbolicTensor) =>
     layers.reduce((h, placed) => layerFor(placed.spec, placed.name).apply(h) as tf.SymbolicTensor, x);
-  const features = stack(layout.trunk, input);
-  const outputs = layout.tasks.map((task) => stack(layout.heads.get(task)!, features));
+  const trunk = stack(layout.trunk, input);
+  const features = layout.experts ? expertFeatures(layout, trunk, stack) : new Map(layout.tasks.map((t) => [t, trunk]));
+  const outputs = layout.tasks.map((task) => stack(layout.heads.get(task)!, features.get(task)!));
   const model = tf.model({ inputs: input, outputs, name });
   if (params) setLayersModelWeights(model, layout, params);
   return model;
 }
 
+/**
+ * The mixture-of-experts part with built-in layers only, so that the exported model loads with
+ * plain tf.loadLayersModel: each expert's output is reshaped to a row [1, D], the rows a gate
+ * mixes are concatenated to [E, D], and a Dot layer contracts the gate's [E] weights with them.
+ */
+function expertFeatures(layout: ParameterLayout, trunk: tf.SymbolicTensor, stack: (layers: readonly PlacedLayer[], x: tf.SymbolicTensor) => tf.SymbolicTensor): Map<string, tf.SymbolicTensor> {
+  const experts = layout.experts!;
+  const d = experts.outputShape[0]!;
+  let sharedIn = trunk;
+  const taskIn = new Map(layout.tasks.map((t) => [t, trunk]));
+  experts.levels.forEach((level, l) => {
+    const row = (x: tf.SymbolicTensor, name: string) => tf.layers.reshape({ name: `${name}_row`, targetShape: [1, d] }).apply(x) as tf.SymbolicTensor;
+    const shared = level.shared.map((e, i) => row(stack(e, sharedIn), `x${l}_s${i}`));
+    const own = new Map(layout.tasks.map((t) => [t, level.perTask.get(t)!.map((e, i) => row(stack(e, taskIn.get(t)!), `x${l}_${t}_${i}`))]));
+    const mix = (gate: PlacedLayer, input: tf.SymbolicTensor, rows: tf.SymbolicTensor[], name: string) => {
+      const g = layerFor(gate.spec, gate.name).apply(input) as tf.SymbolicTensor;
+      const stacked = tf.layers.concatenate({ name: `${name}_experts`, axis: 1 }).apply(rows) as tf.SymbolicTensor;
+      return tf.layers.dot({ name, axes: [1, 1] }).apply([g, stacked]) as tf.SymbolicTensor;
+    };
+    const next = new Map(layout.tasks.map((t) => [t, mix(level.gates.get(t)!, taskIn.get(t)!, [...shared, ...own.get(t)!], `mix${l}_${t}`)]));
+    if (level.sharedGate) sharedIn = mix(level.sharedGate, sharedIn, [...shared, ...layout.tasks.flatMap((t) => own.get(t)!)], `mix${l}_shared`);
+    for (const [t, x] of next) taskIn.set(t, x);
+  });
+  return taskIn;
+}
+
 export function setLayersModelWeights(model: tf.LayersModel, layout: ParameterLayout, params: Float32Array): void {
-  const all = [...layout.trunk, ...layout.tasks.flatMap((t) => layout.heads.get(t)!)];
+  const all = allLayers(layout);
   for (const placed of all) {
     if (placed.tensors.length === 0) continue;
     const values = placed.tensors.map((i) => {
