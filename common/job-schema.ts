@@ -121,6 +121,8 @@ export const METRICS = ['accuracy', 'mse', 'mae'] as const;
 export type MetricName = (typeof METRICS)[number];
 
 const task = z.strictObject({
+  /** Shape of one example of this task's data (checked against the data, like model.input). */
+  input: z.array(posInt).min(1).max(4).optional(),
   loss: z.enum(LOSSES),
   metrics: z.array(z.enum(METRICS)).default([]),
   data,
@@ -233,6 +235,11 @@ const model = z.strictObject({
   input: z.array(posInt).min(1).max(4).optional(),
   trunk: z.array(layer).default([]),
   experts: experts.optional(),
+  /**
+   * Per-task input adapters: a task whose data has its own feature space gets layers of its own
+   * (task-owned) that map its input to the trunk's input shape.
+   */
+  adapters: z.record(z.string(), z.array(layer).min(1)).default({}),
   heads: z.record(z.string(), z.array(layer).min(1)),
 });
 

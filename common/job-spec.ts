@@ -127,6 +127,14 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
   }
   issues.push(...stageChecks(training, tasks));
   if (model && isRecord(model.experts)) issues.push(...expertChecks(model.experts));
+  if (model && isRecord(model.adapters) && tasks) {
+    for (const t of Object.keys(model.adapters)) {
+      if (!(t in tasks)) issues.push({ path: `model.adapters.${t}`, message: `adapter for unknown task "${t}" (tasks: ${Object.keys(tasks).join(', ')})` });
+    }
+    if (Object.keys(model.adapters).length > 0 && isRecord(model.experts)) {
+      issues.push({ path: 'model.adapters', message: 'input adapters cannot be combined with model.experts in this version' });
+    }
+  }
   const aggregator = isRecord(training.aggregator) ? str(training.aggregator.name) : undefined;
   if (options.aggregatorNames && aggregator !== undefined && !options.aggregatorNames.includes(aggregator)) {
     issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)} (available: ${options.aggregatorNames.join(', ')})` });
@@ -201,6 +209,10 @@ export function taskNames(job: JobSpec): string[] {
 
 export function trunkLayers(job: JobSpec): LayerSpec[] {
   return job.model.trunk.map(layerSpec);
+}
+
+export function adapterLayers(job: JobSpec, task: string): LayerSpec[] {
+  return job.model.adapters[task]?.map(layerSpec) ?? [];
 }
 
 export function expertLayers(job: JobSpec): LayerSpec[] {

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LayerSpec } from './job-schema.js';
-import { allLayers, INPUT_LAYER_NAME, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
+import { allLayers, INPUT_LAYER_NAME, taskInputName, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export const MODEL_JSON = 'model.json';
@@ -37,13 +37,23 @@ function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
 
 /** The tfjs-layers model of a layout, with its weights set from `params` when given. */
 export function buildLayersModel(layout: ParameterLayout, name: string, params?: Float32Array): tf.LayersModel {
-  const input = tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME });
   const stack = (layers: readonly PlacedLayer[], x: tf.SymbolicTensor) =>
     layers.reduce((h, placed) => layerFor(placed.spec, placed.name).apply(h) as tf.SymbolicTensor, x);
-  const trunk = stack(layout.trunk, input);
-  const features = layout.experts ? expertFeatures(layout, trunk, stack) : new Map(layout.tasks.map((t) => [t, trunk]));
+  // Inputs: `input` for the tasks that read the trunk's input directly, `input_<task>` for each
+  // task with an adapter. The trunk's layers are built once and applied to every stream, so
+  // the streams share its weights.
+  const plain = layout.tasks.filter((t) => !layout.adapters.has(t));
+  const input = plain.length > 0 ? tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME }) : undefined;
+  const adapterInputs = new Map([...layout.adapters.keys()].map((t) => [t, tf.input({ shape: [...layout.taskInputShapes.get(t)!], name: taskInputName(t) })]));
+  const trunkLayers = layout.trunk.map((placed) => layerFor(placed.spec, placed.name));
+  const trunkOf = (x: tf.SymbolicTensor) => trunkLayers.reduce((h, l) => l.apply(h) as tf.SymbolicTensor, x);
+  const shared = input && trunkOf(input);
+  const features = layout.experts
+    ? expertFeatures(layout, shared!, stack)
+    : new Map(layout.tasks.map((t) => [t, layout.adapters.has(t) ? trunkOf(stack(layout.adapters.get(t)!, adapterInputs.get(t)!)) : shared!]));
   const outputs = layout.tasks.map((task) => stack(layout.heads.get(task)!, features.get(task)!));
-  const model = tf.model({ inputs: input, outputs, name });
+  const inputs = [...(input ? [input] : []), ...adapterInputs.values()];
+  const model = tf.model({ inputs: inputs.length === 1 ? inputs[0]! : inputs, outputs, name });
   if (params) setLayersModelWeights(model, layout, params);
   return model;
 }

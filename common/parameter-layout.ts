@@ -17,7 +17,7 @@
 // compute backend loads; test/unit/parameter-layout.test.ts checks them against tfjs-layers.
 import { JobSpecError, type SpecIssue } from './errors.js';
 import type { LayerSpec } from './job-schema.js';
-import { expertLayers, headLayers, taskNames, trunkLayers, type JobSpec } from './job-spec.js';
+import { adapterLayers, expertLayers, headLayers, taskNames, trunkLayers, type JobSpec } from './job-spec.js';
 import { Rng } from './random.js';
 
 export interface TensorSpec {
@@ -69,7 +69,12 @@ export interface ExpertsLayout {
 }
 
 export interface ParameterLayout {
+  /** The trunk's input shape (= the data's, for tasks without an adapter). */
   readonly inputShape: readonly number[];
+  /** Each task's input shape: its data's (its adapter reads it) or the trunk's. */
+  readonly taskInputShapes: ReadonlyMap<string, readonly number[]>;
+  /** Per-task input adapters (task-owned), for tasks whose data has its own feature space. */
+  readonly adapters: ReadonlyMap<string, readonly PlacedLayer[]>;
   readonly tensors: readonly TensorSpec[];
   readonly totalSize: number;
   readonly trunk: readonly PlacedLayer[];
@@ -148,8 +153,50 @@ function layerShapes(spec: LayerSpec, input: readonly number[], where: string): 
   }
 }
 
-/** Computes the layout of a job's model. Throws JobSpecError (with the layer's path) on shape errors. */
-export function buildLayout(job: JobSpec, inputShape: readonly number[]): ParameterLayout {
+/** Output shape of a chain of layers (throws JobSpecError at the failing layer's path). */
+function chainShape(layers: readonly LayerSpec[], input: readonly number[], where: (i: number, l: LayerSpec) => string): readonly number[] {
+  return layers.reduce<readonly number[]>((shape, l, i) => layerShapes(l, shape, where(i, l)).output, input);
+}
+
+const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * The layout for the tasks' data shapes. Tasks without an adapter read the trunk's input
+ * directly, so their data must have its shape (`model.input` if given); a task with an adapter
+ * reads its own data, and its adapter must end in the trunk's input shape.
+ */
+export function layoutForData(job: JobSpec, dataShapes: ReadonlyMap<string, readonly number[]>, describe: (task: string) => string = (t) => `task ${t}'s data`): ParameterLayout {
+  const tasks = taskNames(job);
+  const issues: SpecIssue[] = [];
+  const shape = (t: string): readonly number[] => dataShapes.get(t) ?? [];
+  for (const t of tasks) {
+    const declared = job.tasks[t]!.input;
+    if (declared && !same(declared, shape(t))) issues.push({ path: `tasks.${t}.input`, message: `expected [${shape(t).join(', ')}] (the shape of ${describe(t)}), got [${declared.join(', ')}]` });
+  }
+  const plain = tasks.filter((t) => !job.model.adapters[t]);
+  const adapted = tasks.filter((t) => job.model.adapters[t]);
+  const groups = new Map<string, string[]>();
+  for (const t of plain) groups.set(shape(t).join(','), [...(groups.get(shape(t).join(',')) ?? []), t]);
+  if (groups.size > 1) {
+    issues.push({
+      path: 'tasks',
+      message: `the tasks' datasets have different input shapes (${plain.map((t) => `${t}: [${shape(t).join(', ')}]`).join('; ')}); one trunk needs one input: give the tasks with another feature space an input adapter (model.adapters.<task>)`,
+    });
+  }
+  let trunkInput: readonly number[] | undefined = job.model.input ?? (plain.length > 0 ? shape(plain[0]!) : undefined);
+  if (job.model.input && plain.length > 0 && groups.size === 1 && !same(job.model.input, shape(plain[0]!))) {
+    issues.push({ path: 'model.input', message: `expected [${shape(plain[0]!).join(', ')}] (the shape of ${describe(plain[0]!)}), got [${job.model.input.join(', ')}]` });
+  }
+  if (issues.length > 0) throw new JobSpecError('job', issues);
+  trunkInput ??= chainShape(adapterLayers(job, adapted[0]!), shape(adapted[0]!), (i, l) => `model.adapters.${adapted[0]!}[${i}].${l.type}`);
+  return buildLayout(job, trunkInput, new Map(adapted.map((t) => [t, shape(t)])));
+}
+
+/**
+ * Computes the layout of a job's model; `adapterInputs` gives the data shape of each task with
+ * an input adapter. Throws JobSpecError (with the layer's path) on shape errors.
+ */
+export function buildLayout(job: JobSpec, inputShape: readonly number[], adapterInputs: ReadonlyMap<string, readonly number[]> = new Map()): ParameterLayout {
   // Pass 1: every tensor with its group, in creation order; pass 2 orders them by group.
   const pending: Array<Omit<TensorSpec, 'offset'>> = [];
   const issues: SpecIssue[] = [];
@@ -172,6 +219,18 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[]): Parame
     return { placed, output: shape };
   };
 
+  const adapters = new Map<string, PlacedLayer[]>();
+  for (const task of tasks) {
+    const layers = adapterLayers(job, task);
+    if (layers.length === 0) continue;
+    const input = adapterInputs.get(task);
+    if (!input) throw new JobSpecError('job', [{ path: `model.adapters.${task}`, message: 'no input shape known for this adapter' }]);
+    const a = place(layers, input, taskGroup(task), (i, l) => `adapter_${task}_${i}_${l.type}`, (i, l) => `model.adapters.${task}[${i}].${l.type}`);
+    if (!same(a.output, inputShape)) {
+      issues.push({ path: `model.adapters.${task}`, message: `the adapter outputs [${a.output.join(', ')}] but the trunk reads [${inputShape.join(', ')}]` });
+    }
+    adapters.set(task, a.placed);
+  }
   const trunk = place(trunkLayers(job), inputShape, SHARED_GROUP, (i, l) => `trunk_${i}_${l.type}`, (i, l) => `model.trunk[${i}].${l.type}`);
   const mixture = job.model.experts ? placeExperts(job, trunk.output, tasks, place) : undefined;
   const featureShape = mixture?.outputShape ?? trunk.output;
@@ -210,6 +269,7 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[]): Parame
   const remapped = {
     trunk: trunk.placed.map(remap),
     heads: new Map([...heads].map(([t, ls]) => [t, ls.map(remap)])),
+    adapters: new Map([...adapters].map(([t, ls]) => [t, ls.map(remap)])),
     experts: mixture && {
       ...mixture,
       levels: mixture.levels.map((lv) => ({
@@ -223,19 +283,21 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[]): Parame
 
   // tfjs needs every layer name (and the input's) to be unique in the model; a task's name
   // becomes its output layer's name, so some task names can collide with generated names.
-  const seen = new Set<string>([INPUT_LAYER_NAME]);
+  const seen = new Set<string>([INPUT_LAYER_NAME, ...[...adapters.keys()].map(taskInputName)]);
   const exportOnly = (remapped.experts?.levels ?? []).flatMap((lv, l) => [
     ...lv.shared.map((_, i) => `x${l}_s${i}_row`),
     ...tasks.flatMap((t) => [...(lv.perTask.get(t) ?? []).map((_, i) => `x${l}_${t}_${i}_row`), `mix${l}_${t}`, `mix${l}_${t}_experts`]),
     ...(lv.sharedGate ? [`mix${l}_shared`, `mix${l}_shared_experts`] : []),
   ]);
-  for (const name of [...allLayers({ trunk: remapped.trunk, heads: remapped.heads, tasks, experts: remapped.experts }).map((l) => l.name), ...exportOnly]) {
+  for (const name of [...allLayers({ trunk: remapped.trunk, heads: remapped.heads, tasks, experts: remapped.experts, adapters: remapped.adapters }).map((l) => l.name), ...exportOnly]) {
     if (seen.has(name)) issues.push({ path: 'tasks', message: `layer name "${name}" is used twice in the model: rename the task` });
     seen.add(name);
   }
   if (issues.length > 0) throw new JobSpecError('job', issues);
   return {
     inputShape,
+    taskInputShapes: new Map(tasks.map((t) => [t, adapterInputs.get(t) && adapters.has(t) ? adapterInputs.get(t)! : inputShape])),
+    adapters: remapped.adapters,
     tensors,
     totalSize: offset,
     trunk: remapped.trunk,
@@ -289,15 +351,20 @@ function placeExperts(job: JobSpec, input: readonly number[], tasks: readonly st
   return { type: spec.type, levels, outputShape };
 }
 
-/** Every layer of the model: trunk, experts and gates (level by level), heads. */
-export function allLayers(layout: Pick<ParameterLayout, 'trunk' | 'heads' | 'tasks' | 'experts'>): PlacedLayer[] {
+/** Name of the exported model's input of a task with an adapter. */
+export function taskInputName(task: string): string {
+  return `input_${task}`;
+}
+
+/** Every layer of the model: adapters, trunk, experts and gates (level by level), heads. */
+export function allLayers(layout: Pick<ParameterLayout, 'trunk' | 'heads' | 'tasks' | 'experts' | 'adapters'>): PlacedLayer[] {
   const experts = (layout.experts?.levels ?? []).flatMap((lv) => [
     ...lv.shared.flat(),
     ...[...lv.perTask.values()].flat(2),
     ...lv.gates.values(),
     ...(lv.sharedGate ? [lv.sharedGate] : []),
   ]);
-  return [...layout.trunk, ...experts, ...layout.tasks.flatMap((t) => layout.heads.get(t)!)];
+  return [...layout.tasks.flatMap((t) => layout.adapters.get(t) ?? []), ...layout.trunk, ...experts, ...layout.tasks.flatMap((t) => layout.heads.get(t)!)];
 }
 
 /** The output shape of a task's head (per example). */

@@ -112,7 +112,8 @@ export class ModelRunner {
    * task's gated mixture of experts, level by level (see ExpertsLayout).
    */
   features(task: string, x: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
-    const h = this.trunk(x, opts, overrides);
+    const adapter = this.layout.adapters.get(task) ?? [];
+    const h = this.trunk(adapter.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, x), opts, overrides);
     const experts = this.layout.experts;
     if (!experts) return h;
     const stack = (layers: readonly PlacedLayer[], input: tf.Tensor) => layers.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, input);
@@ -160,7 +161,7 @@ export class ModelRunner {
     const indices = unitTensorIndices(this.layout, task);
     const grads = new Float32Array(unitGradientSize(this.layout, task));
     const loss = tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const y = tf.tensor1d(targets);
       const f = (...ws: tf.Tensor[]) => {
         const overrides = new Map(indices.map((idx, i) => [idx, ws[i]!] as const));
@@ -180,7 +181,7 @@ export class ModelRunner {
   /** The head's activated output for a batch (class probabilities for softmax heads), without dropout. */
   predict(task: string, inputs: Float32Array, n: number): Float32Array {
     return tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const opts = { training: false };
       return headActivated(this.head(task, this.features(task, x, opts), opts)).dataSync() as Float32Array;
     });
@@ -191,7 +192,7 @@ export class ModelRunner {
     const objective = this.objective(task);
     const n = targets.length;
     return tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const y = tf.tensor1d(targets);
       const opts = { training: false };
       const out = this.head(task, this.features(task, x, opts), opts);
