@@ -19,7 +19,7 @@ import { claimRun, finishedRecord } from '../coordinator/serve.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
-import { newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -302,7 +302,14 @@ export interface RunCommandOptions extends ServeOptions {
 export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
   // Local workers on loopback: no TLS (nothing crosses a network), but a fresh random join
   // token, handed to the workers in their environment, so that no other local user can join.
-  const token = newToken();
+  // MTL_TOKEN, when set, is used instead, so that workers started elsewhere can join too.
+  let token: string;
+  try {
+    token = loadToken(undefined) ?? newToken();
+  } catch (err) {
+    process.stderr.write(`mtl run: ${errorMessage(err)}\n`);
+    return Promise.resolve(EXIT.usage);
+  }
   return serveJob(jobFile, opts, {
     listen: '127.0.0.1:0',
     security: { token },

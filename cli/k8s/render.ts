@@ -220,8 +220,6 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   `${JOB_MOUNT}/job.yaml`,
                   '--listen',
                   `0.0.0.0:${GRPC_PORT}`,
-                  // Plaintext inside the cluster network (see README "Security" for TLS and a join token).
-                  '--insecure',
                   '--workers',
                   String(o.workers),
                   '--wait-for-workers',
@@ -230,6 +228,9 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   `${RUNS_MOUNT}/${name}`,
                   '--nats',
                   natsUrl,
+                  // Plaintext inside the cluster network (see README "Security" for TLS and a join
+                  // token). Last, so that overlays can patch the arguments above by index.
+                  '--insecure',
                 ],
                 env: mtlEnv,
                 ports: [
