@@ -422,12 +422,15 @@ export function validateCommand(jobFile: string, json: boolean): number {
     job: loaded.spec.name,
     tasks: Object.fromEntries([...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t) }])),
     inputShape: layout.inputShape,
+    taskInputShapes: Object.fromEntries(layout.taskInputShapes),
     parameters: { total: layout.totalSize, shared: layout.shared.size, heads: Object.fromEntries([...layout.headGroups].map(([t, g]) => [t, g.size])) },
   };
   if (json) process.stdout.write(JSON.stringify(info) + '\n');
   else {
     process.stdout.write(`${jobFile}: valid\n`);
-    process.stdout.write(`  input [${layout.inputShape.join(', ')}], ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
+    const adapted = [...layout.adapters.keys()].map((t) => `, ${t} [${layout.taskInputShapes.get(t)!.join(', ')}] through its adapter`).join('');
+    const experts = layout.experts ? `, ${layout.experts.type} with ${layout.experts.levels.length} level(s)` : '';
+    process.stdout.write(`  input [${layout.inputShape.join(', ')}]${adapted}${experts}, ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
     for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
   }
   return EXIT.ok;
