@@ -236,6 +236,11 @@ const model = z.strictObject({
   trunk: z.array(layer).default([]),
   experts: experts.optional(),
   /**
+   * Several named inputs, each with its own tower, merged by concatenation before the trunk:
+   * each takes the next `features` values of an example's (flat) input, in order.
+   */
+  inputs: z.record(name, z.strictObject({ features: posInt, layers: z.array(layer).default([]) })).optional(),
+  /**
    * Per-task input adapters: a task whose data has its own feature space gets layers of its own
    * (task-owned) that map its input to the trunk's input shape.
    */

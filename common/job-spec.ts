@@ -131,6 +131,9 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
     for (const t of Object.keys(model.adapters)) {
       if (!(t in tasks)) issues.push({ path: `model.adapters.${t}`, message: `adapter for unknown task "${t}" (tasks: ${Object.keys(tasks).join(', ')})` });
     }
+    if (Object.keys(model.adapters).length > 0 && isRecord(model.inputs)) {
+      issues.push({ path: 'model.adapters', message: 'input adapters cannot be combined with model.inputs in this version' });
+    }
     if (Object.keys(model.adapters).length > 0 && isRecord(model.experts)) {
       issues.push({ path: 'model.adapters', message: 'input adapters cannot be combined with model.experts in this version' });
     }

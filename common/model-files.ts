@@ -43,16 +43,20 @@ export function buildLayersModel(layout: ParameterLayout, name: string, params?:
   // task with an adapter. The trunk's layers are built once and applied to every stream, so
   // the streams share its weights.
   const plain = layout.tasks.filter((t) => !layout.adapters.has(t));
-  const input = plain.length > 0 ? tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME }) : undefined;
+  // Named inputs: one model input per name, each with its tower, concatenated before the trunk.
+  const named = layout.namedInputs.map((n) => ({ input: tf.input({ shape: [n.size], name: n.name }), tower: n.tower }));
+  const input = named.length > 0 ? undefined : plain.length > 0 ? tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME }) : undefined;
   const adapterInputs = new Map([...layout.adapters.keys()].map((t) => [t, tf.input({ shape: [...layout.taskInputShapes.get(t)!], name: taskInputName(t) })]));
   const trunkLayers = layout.trunk.map((placed) => layerFor(placed.spec, placed.name));
   const trunkOf = (x: tf.SymbolicTensor) => trunkLayers.reduce((h, l) => l.apply(h) as tf.SymbolicTensor, x);
-  const shared = input && trunkOf(input);
+  const towers = named.map((n) => stack(n.tower, n.input));
+  const merged = towers.length > 1 ? (tf.layers.concatenate({ name: 'inputs_concat', axis: -1 }).apply(towers) as tf.SymbolicTensor) : towers[0];
+  const shared = merged ? trunkOf(merged) : input && trunkOf(input);
   const features = layout.experts
     ? expertFeatures(layout, shared!, stack)
     : new Map(layout.tasks.map((t) => [t, layout.adapters.has(t) ? trunkOf(stack(layout.adapters.get(t)!, adapterInputs.get(t)!)) : shared!]));
   const outputs = layout.tasks.map((task) => stack(layout.heads.get(task)!, features.get(task)!));
-  const inputs = [...(input ? [input] : []), ...adapterInputs.values()];
+  const inputs = [...named.map((n) => n.input), ...(input ? [input] : []), ...adapterInputs.values()];
   const model = tf.model({ inputs: inputs.length === 1 ? inputs[0]! : inputs, outputs, name });
   if (params) setLayersModelWeights(model, layout, params);
   return model;

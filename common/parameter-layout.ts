@@ -16,7 +16,7 @@
 // Shapes are inferred here, without tfjs, so the coordinator knows the layout before any
 // compute backend loads; test/unit/parameter-layout.test.ts checks them against tfjs-layers.
 import { JobSpecError, type SpecIssue } from './errors.js';
-import type { LayerSpec } from './job-schema.js';
+import { layerSpec, type LayerSpec } from './job-schema.js';
 import { adapterLayers, expertLayers, headLayers, taskNames, trunkLayers, type JobSpec } from './job-spec.js';
 import { Rng } from './random.js';
 
@@ -69,10 +69,12 @@ export interface ExpertsLayout {
 }
 
 export interface ParameterLayout {
-  /** The trunk's input shape (= the data's, for tasks without an adapter). */
+  /** The model's input shape for tasks without an adapter (their data's); with named inputs, all of them side by side. */
   readonly inputShape: readonly number[];
   /** Each task's input shape: its data's (its adapter reads it) or the trunk's. */
   readonly taskInputShapes: ReadonlyMap<string, readonly number[]>;
+  /** Named inputs (shared towers over consecutive slices of the input), merged by concatenation into the trunk's input. */
+  readonly namedInputs: ReadonlyArray<{ readonly name: string; readonly size: number; readonly tower: readonly PlacedLayer[] }>;
   /** Per-task input adapters (task-owned), for tasks whose data has its own feature space. */
   readonly adapters: ReadonlyMap<string, readonly PlacedLayer[]>;
   readonly tensors: readonly TensorSpec[];
@@ -231,7 +233,25 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
     }
     adapters.set(task, a.placed);
   }
-  const trunk = place(trunkLayers(job), inputShape, SHARED_GROUP, (i, l) => `trunk_${i}_${l.type}`, (i, l) => `model.trunk[${i}].${l.type}`);
+  // Named inputs: each tower reads its slice of the (flat) input; their outputs, concatenated, are the trunk's input.
+  const namedInputs: Array<{ name: string; size: number; tower: PlacedLayer[] }> = [];
+  let trunkInput = inputShape;
+  if (job.model.inputs) {
+    const entries = Object.entries(job.model.inputs);
+    const total = entries.reduce((n, [, v]) => n + v.features, 0);
+    if (inputShape.length !== 1 || inputShape[0] !== total) {
+      throw new JobSpecError('job', [{ path: 'model.inputs', message: `the named inputs take ${total} features per example (${entries.map(([k, v]) => `${k}: ${v.features}`).join(', ')}), the data has [${inputShape.join(', ')}]` }]);
+    }
+    let width = 0;
+    for (const [name, spec] of entries) {
+      const tower = place(spec.layers.map(layerSpec), [spec.features], SHARED_GROUP, (i, l) => `${name}_${i}_${l.type}`, (i, l) => `model.inputs.${name}.layers[${i}].${l.type}`);
+      if (tower.output.length !== 1) throw new JobSpecError('job', [{ path: `model.inputs.${name}.layers`, message: `a tower must end in a vector per example, got [${tower.output.join(', ')}]` }]);
+      namedInputs.push({ name, size: spec.features, tower: tower.placed });
+      width += tower.output[0]!;
+    }
+    trunkInput = [width];
+  }
+  const trunk = place(trunkLayers(job), trunkInput, SHARED_GROUP, (i, l) => `trunk_${i}_${l.type}`, (i, l) => `model.trunk[${i}].${l.type}`);
   const mixture = job.model.experts ? placeExperts(job, trunk.output, tasks, place) : undefined;
   const featureShape = mixture?.outputShape ?? trunk.output;
   const heads = new Map<string, PlacedLayer[]>();
@@ -270,6 +290,7 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
     trunk: trunk.placed.map(remap),
     heads: new Map([...heads].map(([t, ls]) => [t, ls.map(remap)])),
     adapters: new Map([...adapters].map(([t, ls]) => [t, ls.map(remap)])),
+    namedInputs: namedInputs.map((n) => ({ ...n, tower: n.tower.map(remap) })),
     experts: mixture && {
       ...mixture,
       levels: mixture.levels.map((lv) => ({
@@ -283,13 +304,13 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
 
   // tfjs needs every layer name (and the input's) to be unique in the model; a task's name
   // becomes its output layer's name, so some task names can collide with generated names.
-  const seen = new Set<string>([INPUT_LAYER_NAME, ...[...adapters.keys()].map(taskInputName)]);
+  const seen = new Set<string>([INPUT_LAYER_NAME, ...[...adapters.keys()].map(taskInputName), ...namedInputs.map((n) => n.name), ...(namedInputs.length > 1 ? ['inputs_concat'] : [])]);
   const exportOnly = (remapped.experts?.levels ?? []).flatMap((lv, l) => [
     ...lv.shared.map((_, i) => `x${l}_s${i}_row`),
     ...tasks.flatMap((t) => [...(lv.perTask.get(t) ?? []).map((_, i) => `x${l}_${t}_${i}_row`), `mix${l}_${t}`, `mix${l}_${t}_experts`]),
     ...(lv.sharedGate ? [`mix${l}_shared`, `mix${l}_shared_experts`] : []),
   ]);
-  for (const name of [...allLayers({ trunk: remapped.trunk, heads: remapped.heads, tasks, experts: remapped.experts, adapters: remapped.adapters }).map((l) => l.name), ...exportOnly]) {
+  for (const name of [...allLayers({ trunk: remapped.trunk, heads: remapped.heads, tasks, experts: remapped.experts, adapters: remapped.adapters, namedInputs: remapped.namedInputs }).map((l) => l.name), ...exportOnly]) {
     if (seen.has(name)) issues.push({ path: 'tasks', message: `layer name "${name}" is used twice in the model: rename the task` });
     seen.add(name);
   }
@@ -298,6 +319,7 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
     inputShape,
     taskInputShapes: new Map(tasks.map((t) => [t, adapterInputs.get(t) && adapters.has(t) ? adapterInputs.get(t)! : inputShape])),
     adapters: remapped.adapters,
+    namedInputs: remapped.namedInputs,
     tensors,
     totalSize: offset,
     trunk: remapped.trunk,
@@ -357,14 +379,14 @@ export function taskInputName(task: string): string {
 }
 
 /** Every layer of the model: adapters, trunk, experts and gates (level by level), heads. */
-export function allLayers(layout: Pick<ParameterLayout, 'trunk' | 'heads' | 'tasks' | 'experts' | 'adapters'>): PlacedLayer[] {
+export function allLayers(layout: Pick<ParameterLayout, 'trunk' | 'heads' | 'tasks' | 'experts' | 'adapters' | 'namedInputs'>): PlacedLayer[] {
   const experts = (layout.experts?.levels ?? []).flatMap((lv) => [
     ...lv.shared.flat(),
     ...[...lv.perTask.values()].flat(2),
     ...lv.gates.values(),
     ...(lv.sharedGate ? [lv.sharedGate] : []),
   ]);
-  return [...layout.tasks.flatMap((t) => layout.adapters.get(t) ?? []), ...layout.trunk, ...experts, ...layout.tasks.flatMap((t) => layout.heads.get(t)!)];
+  return [...layout.namedInputs.flatMap((n) => n.tower), ...layout.tasks.flatMap((t) => layout.adapters.get(t) ?? []), ...layout.trunk, ...experts, ...layout.tasks.flatMap((t) => layout.heads.get(t)!)];
 }
 
 /** The output shape of a task's head (per example). */

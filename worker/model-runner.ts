@@ -113,7 +113,19 @@ export class ModelRunner {
    */
   features(task: string, x: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
     const adapter = this.layout.adapters.get(task) ?? [];
-    const h = this.trunk(adapter.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, x), opts, overrides);
+    const stackOn = (layers: readonly PlacedLayer[], input: tf.Tensor) => layers.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, input);
+    let input = stackOn(adapter, x);
+    if (this.layout.namedInputs.length > 0) {
+      // Named inputs: each tower reads its slice of the flat input; the trunk reads them side by side.
+      let from = 0;
+      const towers = this.layout.namedInputs.map((n) => {
+        const slice = tf.slice(input, [0, from], [-1, n.size]);
+        from += n.size;
+        return stackOn(n.tower, slice);
+      });
+      input = towers.length === 1 ? towers[0]! : tf.concat(towers, 1);
+    }
+    const h = this.trunk(input, opts, overrides);
     const experts = this.layout.experts;
     if (!experts) return h;
     const stack = (layers: readonly PlacedLayer[], input: tf.Tensor) => layers.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, input);

@@ -40,4 +40,24 @@ void describe('input adapters end to end', () => {
     assert.deepEqual(model.inputs.map((x) => x.shape), [[null, 2], [null, 3]]);
     model.dispose();
   });
+
+  void it('trains a two-input model (named inputs over the CSV columns) and exports one input per name', async () => {
+    const job = YAML.parse(readFileSync(path.join(EXAMPLES, 'seattle-weather.yaml'), 'utf8')) as {
+      model: Record<string, unknown>;
+      tasks: Record<string, { data: { path: string } }>;
+      training: { steps: number; evalEvery?: number };
+    };
+    for (const t of Object.values(job.tasks)) t.data.path = path.resolve(EXAMPLES, t.data.path);
+    // features: [precipitation, temp_min, wind] → rain: the first column; temp_wind: the other two.
+    job.model.inputs = { rain: { features: 1, layers: [{ dense: { units: 4, activation: 'relu' } }] }, temp_wind: { features: 2, layers: [{ dense: { units: 8, activation: 'relu' } }] } };
+    job.training.steps = 100;
+    delete job.training.evalEvery;
+    const out = tempDir('mtl-named-');
+    const r = await runCli(['run', writeJob(job), '--workers', '2', '--out', out, '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    const model = await tf.loadLayersModel(fileSystemModel(path.join(out, 'model')));
+    assert.deepEqual(model.inputNames, ['rain', 'temp_wind']);
+    assert.deepEqual(model.inputs.map((x) => x.shape), [[null, 1], [null, 2]]);
+    model.dispose();
+  });
 });

@@ -95,3 +95,60 @@ void describe('input adapters', () => {
     loaded.dispose();
   });
 });
+
+void describe('named inputs', () => {
+  before(async () => {
+    tf.enableProdMode();
+    await selectBackend('cpu');
+  });
+
+  // The classic two-input model: a 3-feature input and a 2-feature input, each with its own
+  // tower, concatenated before the trunk. The data's 5 features are the two inputs side by side.
+  const model = {
+    inputs: { numeric: { features: 3, layers: [{ dense: { units: 4, activation: 'tanh' } }] }, wind: { features: 2, layers: [{ dense: { units: 2, activation: 'relu' } }] } },
+  };
+  const shapes = new Map([['a', [5]], ['b', [5]], ['c', [5]]]);
+
+  void it('puts the towers in the shared group and feeds the trunk their concatenation', () => {
+    const layout = layoutForData(validateJob(doc(model), 'job.yaml'), shapes);
+    assert.deepEqual(layout.inputShape, [5]);
+    assert.deepEqual(layout.namedInputs.map((n) => [n.name, n.size]), [['numeric', 3], ['wind', 2]]);
+    assert.deepEqual(layout.trunk[0]!.inputShape, [6]);
+    assert.deepEqual(
+      layout.tensors.filter((t) => t.group === SHARED_GROUP).map((t) => t.name),
+      ['numeric_0_dense/kernel', 'numeric_0_dense/bias', 'wind_0_dense/kernel', 'wind_0_dense/bias', 'trunk_0_dense/kernel', 'trunk_0_dense/bias'],
+    );
+  });
+
+  void it('names the path when the inputs do not add up to the data, or are combined with adapters', () => {
+    assert.deepEqual(problems(doc(model), new Map([['a', [6]], ['b', [6]], ['c', [6]]])), ['model.inputs: the named inputs take 5 features per example (numeric: 3, wind: 2), the data has [6]']);
+    assert.ok(problems(doc({ ...model, adapters: ADAPTERS })).some((p) => p.startsWith('model.adapters: input adapters cannot be combined with model.inputs')));
+  });
+
+  void it('exports one input per name; the model computes what the worker computes from the flat input', async () => {
+    const layout = layoutForData(validateJob(doc(model), 'job.yaml'), shapes);
+    const runner = new ModelRunner(layout, new Map(['a', 'b', 'c'].map((t) => [t, { loss: 'meanSquaredError' as const, metrics: [] }])), opsModeFor('cpu'));
+    const params = initialParameters(layout, 6);
+    runner.setWeights(params);
+    const exported = buildLayersModel(layout, 'named', params);
+    assert.deepEqual(exported.inputNames, ['numeric', 'wind']);
+    const rng = new Rng(2);
+    const x = Float32Array.from({ length: 4 * 5 }, () => rng.normal());
+    const numeric = Float32Array.from({ length: 12 }, (_, k) => x[Math.floor(k / 3) * 5 + (k % 3)]!);
+    const wind = Float32Array.from({ length: 8 }, (_, k) => x[Math.floor(k / 2) * 5 + 3 + (k % 2)]!);
+    const dir = tempDir('mtl-named-model-');
+    await saveLayersModel(exported, dir, {});
+    const loaded = await tf.loadLayersModel(fileSystemModel(dir));
+    for (const m of [exported, loaded]) {
+      const outs = m.predict([tf.tensor(numeric, [4, 3]), tf.tensor(wind, [4, 2])]) as tf.Tensor[];
+      ['a', 'b', 'c'].forEach((t, i) => {
+        const expected = runner.predict(t, x, 4);
+        const got = outs[i]!.dataSync();
+        for (let k = 0; k < 4; k++) assert.ok(Math.abs(got[k]! - expected[k]!) < 1e-5, `${t}[${k}]: ${got[k]} vs ${expected[k]}`);
+      });
+      tf.dispose(outs);
+    }
+    exported.dispose();
+    loaded.dispose();
+  });
+});
