@@ -225,8 +225,9 @@ program
   .description('print a run\'s task-affinity matrix (TAG) and the best grouping of its tasks')
   .argument('<run-dir>', 'run directory (reads summary.json, or metrics.jsonl of an unfinished run)')
   .option('--groups <k>', 'also print the best partition of the tasks into K groups', positiveInt)
+  .option('--exact', 'use the exact lookahead measurements (diagnostics.exactAffinityEvery) instead of the first-order estimate', false)
   .option('--json', 'one JSON object', false)
-  .action((runDir: string, opts: { groups?: number; json: boolean }) => {
+  .action((runDir: string, opts: { groups?: number; json: boolean; exact: boolean }) => {
     process.exitCode = affinityCommand(runDir, opts);
   });
 

@@ -282,8 +282,14 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */
       conflictWindow: nonNegInt.default(50),
+      /**
+       * Every this many steps, also measure task affinity exactly (TAG's lookahead): for each
+       * task i, the other tasks' losses after a step on i alone, on the step's batches (T extra
+       * weight broadcasts and T² forward passes). 0: only the first-order estimate, every step.
+       */
+      exactAffinityEvery: nonNegInt.default(0),
     })
-    .default({ conflictWindow: 50 }),
+    .default({ conflictWindow: 50, exactAffinityEvery: 0 }),
 });
 
 /** Raw schema output (defaults applied): the JobSpec the rest of the code uses. */

@@ -49,6 +49,10 @@ const TICK_MS = 200;
 /** Ids of earlier phases whose late results are still recognised (and dropped quietly). */
 const LATE_IDS_KEPT = 4096;
 
+/** Lookahead weights versions (exact task affinity) are numbered apart from the run's. */
+const LOOKAHEAD_VERSION_BASE = 0x8000_0000;
+const LOOKAHEAD_VERSIONS = 0x4000_0000;
+
 /** Examples per Fisher unit: each costs one backward pass per example, and a worker heartbeats only between units. */
 export const FISHER_SHARD_SIZE = 25;
 
@@ -161,6 +165,9 @@ export class TrainingRun implements SessionHandler {
   private lastLosses: Record<string, number> = {};
   private conflicts: ConflictMonitor;
   private readonly taskAffinity: AffinityTracker;
+  /** Exact lookahead affinity (diagnostics.exactAffinityEvery), averaged over the steps it was measured. */
+  private readonly exactAffinity: AffinityTracker;
+  private lookaheadSerial = 0;
   private readonly plan: StagePlan;
   private optimizer: Optimizer;
   private aggregator: Aggregator;
@@ -190,6 +197,8 @@ export class TrainingRun implements SessionHandler {
     this.broadcast.update(this.params, this.version);
     this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
     if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
+    this.exactAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
+    if (opts.resume?.affinity?.exact) this.exactAffinity.restore(opts.resume.affinity.exact);
     this.plan = new StagePlan(opts.job);
     this.forgetting = new ForgettingPenalties(opts.layout.shared.size);
     const extras = opts.resume?.extras;
@@ -221,8 +230,13 @@ export class TrainingRun implements SessionHandler {
   }
 
   /** Mean first-order task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
-  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>> } {
-    return { estimate: 'first-order', steps: this.taskAffinity.observedSteps, mean: affinityRecord(this.tasks, this.taskAffinity.mean()) };
+  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>>; exact?: { steps: number; mean: Record<string, Record<string, number>> } } {
+    return {
+      estimate: 'first-order',
+      steps: this.taskAffinity.observedSteps,
+      mean: affinityRecord(this.tasks, this.taskAffinity.mean()),
+      ...(this.exactAffinity.observedSteps > 0 ? { exact: { steps: this.exactAffinity.observedSteps, mean: affinityRecord(this.tasks, this.exactAffinity.mean()) } } : {}),
+    };
   }
 
   private emit(event: RunEvent): void {
@@ -284,7 +298,7 @@ export class TrainingRun implements SessionHandler {
       samples: this.samples,
       trainMs: this.trainMs,
       counters: { ...this.counters },
-      affinity: this.taskAffinity.state(),
+      affinity: { ...this.taskAffinity.state(), ...(this.exactAffinity.observedSteps > 0 ? { exact: this.exactAffinity.state() } : {}) },
       params: this.params.slice(),
       optimizer: this.optimizer.state(),
       aggregator: this.aggregator.state(),
@@ -375,7 +389,7 @@ export class TrainingRun implements SessionHandler {
       unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
     } else {
       const metrics: Record<string, number> = {};
-      for (const m of this.opts.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
+      if (unit.kind === 'eval') for (const m of this.opts.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
       unit.eval = { samples: header.sampleCount, loss: header.loss, metrics };
     }
     unit.computeMs = header.computeMs;
@@ -596,10 +610,10 @@ export class TrainingRun implements SessionHandler {
   }
 
   /** Sends units to workers and resolves when every one has a valid result. */
-  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[]): Promise<void> {
+  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[], version = this.version): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      this.phase = new Phase(kind, step, this.version, units, resolve, reject);
+      this.phase = new Phase(kind, step, version, units, resolve, reject);
       this.dispatch(units);
     }).finally(() => {
       const done = this.phase;
@@ -670,6 +684,48 @@ export class TrainingRun implements SessionHandler {
     for (const [worker, ids] of byWorker) {
       this.workers.get(worker)?.send({ cancel: { unitIds: ids, reason } }).catch(() => undefined);
     }
+  }
+
+  /**
+   * TAG's exact lookahead, before this step's update: for each active task i, the weights
+   * θ − η·g_i (shared part; η the stage's learning rate) go to the workers as a lookahead
+   * version, and every active task j evaluates its loss on its batch of this step at them;
+   * Z_{i→j} = 1 − L_j(θ − η g_i) / L_j(θ). Diagnostics only: the update is untouched.
+   */
+  private async lookaheadAffinity(step: number, stage: PlannedStage, active: readonly string[], rows: readonly Float32Array[], losses: readonly number[]): Promise<number[][]> {
+    const { layout, job } = this.opts;
+    const lr = stage.spec.learningRate ?? job.training.optimizer.learningRate;
+    const { offset, size } = layout.shared;
+    const z: number[][] = [];
+    try {
+      for (const g of rows) {
+        const look = this.params.slice();
+        for (let p = 0; p < size; p++) look[offset + p]! -= lr * g[p]!;
+        const version = LOOKAHEAD_VERSION_BASE + (this.lookaheadSerial++ % LOOKAHEAD_VERSIONS);
+        this.broadcast.update(look, version);
+        for (const s of this.sessions) this.broadcast.sendTo(s);
+        const units = active.flatMap((task) => {
+          const { batchSize, shards } = this.plan.unitShape(step, task)!;
+          return Array.from({ length: shards }, (_, k) => {
+            const [from, to] = partRange(batchSize, shards, k);
+            return newUnit('lookahead', task, k, shards, to - from, 0);
+          });
+        });
+        await this.runPhase('lookahead', step, units, version);
+        z.push(
+          active.map((task, j) => {
+            const mine = units.filter((u) => u.task === task).map((u) => u.eval!);
+            const after = mine.reduce((s, r) => s + r.loss * r.samples, 0) / mine.reduce((n, r) => n + r.samples, 0);
+            return losses[j]! > 0 ? 1 - after / losses[j]! : 0;
+          }),
+        );
+      }
+    } finally {
+      // Workers that join from here on get the run's real weights.
+      this.broadcast.update(this.params, this.version);
+    }
+    if (active.length === this.tasks.length) this.exactAffinity.observeMatrix(z);
+    return z;
   }
 
   // ---- sequential mode ---------------------------------------------------------------------
@@ -813,6 +869,10 @@ export class TrainingRun implements SessionHandler {
     this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, sharedSize));
     const losses = perTask.map((g) => g.loss);
+    const every = job.diagnostics.exactAffinityEvery;
+    const lookaheadStart = performance.now();
+    const exact = every > 0 && step % every === 0 && active.length > 1 ? await this.lookaheadAffinity(step, stage, active, rows, losses) : undefined;
+    const lookaheadMs = performance.now() - lookaheadStart;
     const h = gramian(rows);
     // One update buffer for the whole run: the aggregator writes the trunk's direction
     // straight into it, the heads are copied in below; both parts are overwritten every step.
@@ -889,13 +949,15 @@ export class TrainingRun implements SessionHandler {
       ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
       gradNorms: Object.fromEntries(active.map((t, i) => [t, diag.norms[i]!])),
       affinity: affinityRecord(active, affinity),
+      ...(exact ? { affinityExact: affinityRecord(active, exact) } : {}),
       cosine: Object.fromEntries(active.flatMap((a, i) => active.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
       samples,
       timeMs: {
         units: t1 - t0,
         compute: units.reduce((s, u) => s + u.computeMs, 0),
         transfer: Math.max(0, t1 - t0 - criticalCompute(units)),
-        aggregate: t2 - t1,
+        aggregate: t2 - t1 - lookaheadMs,
+        ...(exact ? { lookahead: lookaheadMs } : {}),
         optimize: t3 - t2,
         broadcast: t4 - t3,
         total: t4 - t0,

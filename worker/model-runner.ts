@@ -190,6 +190,16 @@ export class ModelRunner {
     return { loss, grads };
   }
 
+  /** Mean loss of `task` on a batch, forward only. */
+  loss(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): number {
+    const objective = this.objective(task);
+    const n = targets.length;
+    return tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
+      return taskLoss(objective.loss, this.head(task, this.features(task, x, opts), opts), tf.tensor1d(targets)).dataSync()[0]!;
+    });
+  }
+
   /** The head's activated output for a batch (class probabilities for softmax heads), without dropout. */
   predict(task: string, inputs: Float32Array, n: number): Float32Array {
     return tf.tidy(() => {
