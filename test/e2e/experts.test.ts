@@ -1,4 +1,4 @@
-// An MMoE model trained end to end by real worker processes: the exported model loads with
+// MMoE and CGC models trained end to end by real worker processes: the exported model loads with
 // tf.loadLayersModel and reproduces the run's held-out metrics; 1 and 2 workers agree bitwise.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -14,13 +14,13 @@ import { tempDir } from '../helpers/temp-dirs.js';
 
 const DATA = { dataset: 'synthetic' as const, tasks: 2, dim: 10, rho: 0.3, samples: 1000, noise: 0.1, testFraction: 0.2, seed: 0 };
 
-function cgcJob(): object {
+function expertsJob(experts: Record<string, unknown>): object {
   return {
-    name: 'cgc-e2e',
+    name: `${String(experts.type)}-e2e`,
     seed: 5,
     model: {
       trunk: [{ dense: { units: 8, activation: 'relu' } }],
-      experts: { type: 'cgc', shared: 2, perTask: 1, layers: [{ dense: { units: 6, activation: 'relu' } }] },
+      experts: { ...experts, layers: [{ dense: { units: 6, activation: 'relu' } }] },
       heads: { t0: [{ dense: { units: 1 } }], t1: [{ dense: { units: 1 } }] },
     },
     tasks: { t0: { loss: 'meanSquaredError', metrics: ['mse'], data: { ...DATA, target: 0 } }, t1: { loss: 'meanSquaredError', metrics: ['mse'], data: { ...DATA, target: 1 } } },
@@ -29,9 +29,10 @@ function cgcJob(): object {
 }
 
 void describe('mixture-of-experts end to end', () => {
-  void it('trains a CGC model with 2 workers; the exported model reproduces the held-out mse; 1 worker gives the same weights', async () => {
-    const jobFile = writeJob(cgcJob());
-    const out = tempDir('mtl-cgc-');
+  for (const experts of [{ type: 'mmoe', shared: 3 }, { type: 'cgc', shared: 2, perTask: 1 }]) {
+  void it(`trains a ${experts.type} model on synthetic with 2 workers; the exported model loads and reproduces the held-out mse; 1 worker gives the same weights`, async () => {
+    const jobFile = writeJob(expertsJob(experts));
+    const out = tempDir(`mtl-${experts.type}-`);
     const r = await runCli(['run', jobFile, '--workers', '2', '--out', out, '--quiet']);
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { tasks: Record<string, { mse: number }> };
@@ -56,9 +57,10 @@ void describe('mixture-of-experts end to end', () => {
     tf.dispose(outputs);
     model.dispose();
 
-    const one = tempDir('mtl-cgc-1-');
+    const one = tempDir(`mtl-${experts.type}-1-`);
     const r1 = await runCli(['run', jobFile, '--workers', '1', '--out', one, '--quiet']);
     assert.equal(r1.code, 0, r1.stderr);
     assert.ok(weightsOf(one).equals(weightsOf(out)), '1 and 2 workers end with different weights');
   });
+  }
 });
