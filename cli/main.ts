@@ -9,6 +9,7 @@ import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
 import { affinityCommand } from './affinity-command.js';
+import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 import { certsInitCommand } from './certs.js';
@@ -256,6 +257,15 @@ for (const command of program.commands) {
   if (side === 'coordinator') command.addOption(insecureOption());
   for (const o of natsSecurityOptions()) command.addOption(o);
 }
+
+program
+  .command('timeline')
+  .description("export a run's step-time breakdown as a Chrome trace (chrome://tracing, Perfetto)")
+  .argument('<run-dir>', 'run directory')
+  .option('-o, --out <file>', 'trace file (default: RUN_DIR/timeline.json)')
+  .action((runDir: string, opts: { out?: string }) => {
+    process.exitCode = timelineCommand(runDir, opts);
+  });
 
 try {
   await program.parseAsync(process.argv);
