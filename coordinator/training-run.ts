@@ -432,6 +432,7 @@ export class TrainingRun implements SessionHandler {
   }
 
   onClosed(session: WorkerSession, reason: string): void {
+    if (session.closedForErrors) this.counters.sessionsClosedForErrors++;
     if (!this.workers.delete(session.id)) return;
     this.departed.push({ id: session.id, name: session.name, backend: session.backend, device: session.device, unitsDone: session.unitsDone });
     const failed = !session.leaving && this.active;
