@@ -209,6 +209,11 @@ export function playEpisode(
       const tid = header.transferId;
       const chunks = chunksOf(honest.payload, ctx.chunkBytes);
       const bad = e.at % chunks.length;
+      // Violations the payload is too small for become a gap (decided before anything is sent).
+      const tooSmall =
+        (e.violation === 'overlap' && chunks.length < 2) ||
+        (e.violation === 'too-many' && honest.payload.byteLength <= maxChunksFor(honest.payload.byteLength, ctx.chunkBytes));
+      if (tooSmall) return playEpisode({ ...e, violation: 'gap' }, unit, honest, worker, ctx);
       worker.send({ unitResult: header });
       played.targeted = true;
       const upTo = (k: number) => {
@@ -232,7 +237,6 @@ export function playEpisode(
         }
         case 'overlap': {
           const k = Math.max(1, bad);
-          if (chunks.length < 2) return playEpisode({ ...e, violation: 'gap' }, unit, honest, worker, ctx);
           const offset = upTo(k);
           worker.send({ chunk: { transferId: tid, offset: offset - 4 * (1 + (e.pick % 4)), data: chunks[k]! } });
           break;
@@ -269,7 +273,6 @@ export function playEpisode(
         }
         case 'too-many': {
           const bytes = float32Bytes(honest.payload);
-          if (bytes.byteLength <= maxChunksFor(bytes.byteLength, ctx.chunkBytes)) return playEpisode({ ...e, violation: 'gap' }, unit, honest, worker, ctx);
           // Rejected at the first chunk past the budget; the rest of the stream is dropped quietly.
           for (let offset = 0; offset < bytes.byteLength; offset++) worker.send({ chunk: { transferId: tid, offset, data: bytes.subarray(offset, offset + 1) } });
           break;
