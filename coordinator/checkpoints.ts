@@ -34,6 +34,8 @@ export interface FaultCounters {
   resumes: number;
   /** Connections refused for a missing or wrong join token (Hello or GetStatus). */
   authFailures: number;
+  /** Messages from workers rejected by validation (logged, never applied). */
+  rejectedMessages: number;
   /** Connections refused because the coordinator already had its maximum of sessions. */
   sessionsRefused: number;
   /** Sessions closed for too many rejected messages in a short time. */
@@ -53,6 +55,7 @@ export function zeroCounters(): FaultCounters {
     discardedResults: 0,
     resumes: 0,
     authFailures: 0,
+    rejectedMessages: 0,
     sessionsRefused: 0,
     sessionsClosedForErrors: 0,
     skippedUnits: 0,

@@ -173,7 +173,10 @@ export class TrainingRun implements SessionHandler {
   private update: Float32Array | undefined;
   private hasStarted = false;
   private midUpdate = false;
-  rejectedMessages = 0;
+  /** Messages rejected (logged, counted, never applied); also `counters.rejectedMessages`. */
+  get rejectedMessages(): number {
+    return this.counters.rejectedMessages;
+  }
 
   constructor(private readonly opts: TrainingRunOptions) {
     this.params = opts.initialParams.slice();
@@ -407,7 +410,7 @@ export class TrainingRun implements SessionHandler {
   }
 
   onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void {
-    this.rejectedMessages++;
+    this.counters.rejectedMessages++;
     const found = unitId === undefined ? undefined : this.phase?.lookup(unitId);
     if (!found) return;
     const { unit, assignment } = found;

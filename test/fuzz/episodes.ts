@@ -12,13 +12,19 @@ import { maxChunksFor } from '../../common/transfer-assembler.js';
 import { encodeWorkerMessage } from '../helpers/fake-call.js';
 import type { FakeResult } from '../helpers/in-memory-run.js';
 
-/** How many cases a property runs: `MTL_FUZZ_RUNS` scales every suite (npm run fuzz), default `base`. */
+/** Cases the fuzz suites run by default, all properties together (the sum of their `base`s). */
+export const DEFAULT_FUZZ_CASES = 9335;
+
+/**
+ * How many cases a property runs: `base` by default; with `MTL_FUZZ_RUNS=N` (npm run fuzz)
+ * every property is scaled so that all of them together run about N cases.
+ */
 export function fuzzRuns(base: number): number {
-  const scale = Number(process.env.MTL_FUZZ_RUNS ?? '');
-  return Number.isFinite(scale) && scale > 0 ? Math.max(1, Math.round((base * scale) / 1000)) : base;
+  const total = Number(process.env.MTL_FUZZ_RUNS ?? '');
+  return Number.isFinite(total) && total > 0 ? Math.max(1, Math.round((base * total) / DEFAULT_FUZZ_CASES)) : base;
 }
 
-/** fast-check parameters shared by the suites: a fixed seed unless MTL_FUZZ_SEED says otherwise (failures print theirs). */
+/** fast-check parameters shared by the suites: a new seed every run (a failure prints it), or MTL_FUZZ_SEED to replay one. */
 export function fuzzParams(numRuns: number): fc.Parameters<unknown> {
   const seed = process.env.MTL_FUZZ_SEED;
   return { numRuns, ...(seed ? { seed: Number(seed) } : {}), endOnFailure: true };
