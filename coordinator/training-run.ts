@@ -426,8 +426,7 @@ export class TrainingRun implements SessionHandler {
         this.skipStep(this.phase!, error);
         return;
       }
-      // skip-unit (and evaluation or Fisher units, which have no update to skip): computed again.
-      this.counters.skippedUnits++;
+      // skip-unit (and evaluation or Fisher units, which have no update to skip): computed again, below.
     }
     unit.invalidResults++;
     if (unit.invalidResults >= MAX_INVALID_RESULTS) {
@@ -435,6 +434,7 @@ export class TrainingRun implements SessionHandler {
       this.fail(error instanceof NonFiniteError ? new NonFiniteError(`training diverged: ${what} (training.nonFinite: ${policy})`) : new ProtocolViolationError(what));
       return;
     }
+    if (error instanceof NonFiniteError) this.counters.skippedUnits++;
     assignment.active = false;
     this.log.warn('reassigning unit after an invalid result', { unit: unitId, worker: session.label });
     if (!unit.assignments.some((a) => a.active)) {

@@ -120,6 +120,20 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
     t.diagnostic(`${runs} runs, ${episodes} episodes, ${closed} sessions closed for errors, ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 
+  void it('training.nonFinite: skip-unit: a unit that is non-finite on every worker fails the run after MAX_INVALID_RESULTS tries', async () => {
+    const nan: Interceptor = (unit, honest) => {
+      if (unit.kind === 'UNIT_KIND_TRAIN' && unit.step === 1 && unit.task === 'task1' && unit.shard === 0) honest.payload![5] = Number.POSITIVE_INFINITY;
+      return true;
+    };
+    const out = await skipUnit.run({ intercept: nan, interceptFirst: nan });
+    assert.equal(out.status, 'failed');
+    assert.ok(out.error instanceof NonFiniteError);
+    assert.match(out.error.message, /^training diverged: unit s1\.task1\.0\.\d+ \(task task1, shard 0\): 3 invalid results, last: .*non-finite gradient \(Infinity\) at index 5.*\(training\.nonFinite: skip-unit\)$/);
+    assert.equal(out.counters.skippedUnits, MAX_INVALID_RESULTS - 1, 'the last one fails the run instead');
+    assert.equal(out.stepsDone, 1);
+    assert.ok(sameBits(out.params, reference.paramsAfter[1]!), 'nothing of step 2 was applied');
+  });
+
   const failing = new InMemoryHarness(fuzzJob({ nonFinite: 'fail' }));
 
   void it('training.nonFinite: fail: a run either matches the undisturbed one or fails with NON_FINITE, its weights those of its last complete step', async (t) => {

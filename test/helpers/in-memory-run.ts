@@ -191,8 +191,11 @@ export class InMemoryHarness {
     return { header: { ...base, sampleCount: to - from, loss: 1 + wave(11), metrics: {}, byteLength: payload.byteLength, transferId }, payload };
   }
 
-  /** One complete run with an honest worker and a second worker whose units go through `intercept`. */
-  async run(options: { intercept?: Interceptor; limits?: Partial<SessionLimits> } = {}): Promise<InMemoryOutcome> {
+  /**
+   * One complete run with an honest worker and a second worker whose units go through
+   * `intercept` (`interceptFirst`: the first worker's too; it is then not honest either).
+   */
+  async run(options: { intercept?: Interceptor; interceptFirst?: Interceptor; limits?: Partial<SessionLimits> } = {}): Promise<InMemoryOutcome> {
     const { layout, loaded, testSizes, trainSizes, initialParams } = this.prepared;
     const job = this.job;
     const { name, ...aggregatorOptions } = job.training.aggregator;
@@ -222,7 +225,7 @@ export class InMemoryHarness {
         if (e.type === 'step-skipped') paramsAfter[(e.data as { step: number }).step] = run.snapshot().params;
       },
     });
-    const workers = [new FakeWorker(this, 'honest'), new FakeWorker(this, 'fuzzed', options.intercept)];
+    const workers = [new FakeWorker(this, 'honest', options.interceptFirst), new FakeWorker(this, 'fuzzed', options.intercept)];
     workers[0]!.other = workers[1];
     workers[1]!.other = workers[0];
     for (const w of workers) {
