@@ -214,7 +214,7 @@ export class Coordinator {
     if (this.openSessions.size >= max) {
       this.run.counters.sessionsRefused++;
       this.log.warn('refusing a connection: too many sessions', { peer: call.getPeer(), open: this.openSessions.size, max, refused: this.run.counters.sessionsRefused });
-      const status = toGrpcStatus(new TooManySessionsError(`the coordinator already has ${max} sessions`));
+      const status = toGrpcStatus(new TooManySessionsError(`the coordinator is at its limit of ${max} sessions`));
       call.emit('error', { code: status.code, details: status.details });
       return;
     }

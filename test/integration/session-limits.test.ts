@@ -41,7 +41,7 @@ void describe('session limits over gRPC', () => {
     await new Promise((r) => setTimeout(r, 150));
     const refused = await open();
     assert.equal(refused.code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.match(refused.details, /^TOO_MANY_SESSIONS: the coordinator already has 2 sessions/);
+    assert.match(refused.details, /^TOO_MANY_SESSIONS: the coordinator is at its limit of 2 sessions/);
     for (const s of await Promise.all(silent)) {
       assert.equal(s.code, grpc.status.INVALID_ARGUMENT);
       assert.match(s.details, /no Hello within 400 ms/);
