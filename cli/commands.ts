@@ -126,6 +126,8 @@ interface ServePlan {
   insecure: boolean;
   minWorkers: number;
   waitForWorkersMs: number;
+  /** Most Connect streams open at once (Coordinator default when absent). */
+  maxSessions?: number;
   /** Starts local workers once the coordinator listens (mtl run). */
   startWorkers?: (coordinator: Coordinator, address: string) => LocalWorkers;
 }
@@ -239,6 +241,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     resume: checkpoint,
     minWorkers: plan.minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
+    ...(plan.maxSessions !== undefined ? { maxSessions: plan.maxSessions } : {}),
     ...plan.security,
     insecure: plan.insecure,
     logger: log,
@@ -348,12 +351,20 @@ export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFla
   workers: number;
   waitForWorkers: number;
   insecure: boolean;
+  maxSessions: number;
 }
 
 export async function coordinatorCommand(jobFile: string | undefined, opts: CoordinatorCommandOptions): Promise<number> {
   const security = loadGrpcSecurity(opts);
   if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return EXIT.usage;
-  return serveJob(jobFile, opts, { listen: opts.listen, security, insecure: opts.insecure, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
+  return serveJob(jobFile, opts, {
+    listen: opts.listen,
+    security,
+    insecure: opts.insecure,
+    minWorkers: opts.workers,
+    waitForWorkersMs: opts.waitForWorkers * 1000,
+    maxSessions: opts.maxSessions,
+  });
 }
 
 export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags {

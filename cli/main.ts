@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../common/errors.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { DEFAULT_MAX_SESSIONS } from '../coordinator/coordinator.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
@@ -90,6 +91,7 @@ program
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
   .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
+  .option('--max-sessions <n>', 'most worker connections open at once, joined or not; more are refused', positiveInt, DEFAULT_MAX_SESSIONS)
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
   .option('-q, --quiet', 'no progress output', false)

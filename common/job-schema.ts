@@ -211,6 +211,12 @@ const training = z
     optimizer,
     aggregator: aggregator.default({ name: 'mean' }),
     evalEvery: posInt.optional(),
+    /**
+     * What a result with NaN or ±Infinity (loss or gradient) does: `fail` the run; `skip-unit`:
+     * drop it and compute the unit again (the run fails after MAX_INVALID_RESULTS); `skip-step`:
+     * the step's update is not applied and training goes on with the next step.
+     */
+    nonFinite: z.enum(['fail', 'skip-unit', 'skip-step']).default('fail'),
   })
   .transform((t) => ({ ...t, steps: t.steps ?? (t.stages ?? []).reduce((n, s) => n + s.steps, 0) }));
 

@@ -180,7 +180,10 @@ export class TrainingRun implements SessionHandler {
   private update: Float32Array | undefined;
   private hasStarted = false;
   private midUpdate = false;
-  rejectedMessages = 0;
+  /** Messages rejected (logged, counted, never applied); also `counters.rejectedMessages`. */
+  get rejectedMessages(): number {
+    return this.counters.rejectedMessages;
+  }
 
   constructor(private readonly opts: TrainingRunOptions) {
     this.params = opts.initialParams.slice();
@@ -406,9 +409,8 @@ export class TrainingRun implements SessionHandler {
     }
     const found = this.phase?.lookup(failure.unitId);
     if (!found || found.assignment.worker !== session.id || !found.assignment.active) {
-      this.rejectedMessages++;
-      this.log.warn('failure report for a unit this worker does not hold', { worker: session.label, unit: failure.unitId });
-      return;
+      // Rejected like any bad message (logged, counted, against the session's budget).
+      throw new UnknownUnitError(`failure report for unit ${failure.unitId}, which ${session.id} does not hold`);
     }
     // Computing the same unit elsewhere would fail the same way: the inputs are the same.
     this.fail(new UnitFailedError(`unit ${failure.unitId} (task ${found.unit.task}) failed on worker ${session.label}: ${failure.code}: ${failure.message}`));
@@ -422,21 +424,31 @@ export class TrainingRun implements SessionHandler {
   }
 
   onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void {
-    this.rejectedMessages++;
+    this.counters.rejectedMessages++;
     const found = unitId === undefined ? undefined : this.phase?.lookup(unitId);
     if (!found) return;
     const { unit, assignment } = found;
     if (assignment.worker !== session.id || !assignment.active || isDone(unit)) return;
+    const policy = this.opts.job.training.nonFinite;
     if (error instanceof NonFiniteError) {
-      // Recomputing would give the same numbers (determinism): the training diverged.
-      this.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate`));
-      return;
+      if (policy === 'fail') {
+        // Recomputing would give the same numbers (determinism): the training diverged.
+        this.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate (training.nonFinite: fail; skip-unit or skip-step go on)`));
+        return;
+      }
+      if (policy === 'skip-step' && this.phase!.kind === 'train') {
+        this.skipStep(this.phase!, error);
+        return;
+      }
+      // skip-unit (and evaluation or Fisher units, which have no update to skip): computed again, below.
     }
     unit.invalidResults++;
     if (unit.invalidResults >= MAX_INVALID_RESULTS) {
-      this.fail(new ProtocolViolationError(`unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`));
+      const what = `unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`;
+      this.fail(error instanceof NonFiniteError ? new NonFiniteError(`training diverged: ${what} (training.nonFinite: ${policy})`) : new ProtocolViolationError(what));
       return;
     }
+    if (error instanceof NonFiniteError) this.counters.skippedUnits++;
     assignment.active = false;
     this.log.warn('reassigning unit after an invalid result', { unit: unitId, worker: session.label });
     if (!unit.assignments.some((a) => a.active)) {
@@ -446,6 +458,7 @@ export class TrainingRun implements SessionHandler {
   }
 
   onClosed(session: WorkerSession, reason: string): void {
+    if (session.closedForErrors) this.counters.sessionsClosedForErrors++;
     if (!this.workers.delete(session.id)) return;
     this.departed.push({ id: session.id, name: session.name, backend: session.backend, device: session.device, unitsDone: session.unitsDone });
     const failed = !session.leaving && this.active;
@@ -459,6 +472,19 @@ export class TrainingRun implements SessionHandler {
     }
     this.emit({ type: failed ? 'worker-lost' : 'worker-left', level: failed ? 'warn' : 'info', message: `worker ${session.label} ${failed ? 'lost' : 'left'}: ${reason}`, data: { worker: session.id, step: this.step, reason } });
     this.releaseAndReassign(session);
+  }
+
+  /**
+   * `training.nonFinite: skip-step`: the train phase ends now without an update. Copies still
+   * running are cancelled; their results, if they come, are read and dropped.
+   */
+  private skipStep(phase: Phase, error: Error): void {
+    if (phase.skipped !== undefined) return;
+    phase.skipped = error.message;
+    const running = phase.units.flatMap((u) => u.assignments.filter((a) => a.active));
+    for (const unit of phase.units) for (const a of unit.assignments) a.active = false;
+    this.cancel(running, 'step skipped');
+    phase.resolve();
   }
 
   /** Everything `session` held goes back to the others (or waits for a worker to join). */
@@ -609,13 +635,17 @@ export class TrainingRun implements SessionHandler {
     }
   }
 
-  /** Sends units to workers and resolves when every one has a valid result. */
-  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[], version = this.version): Promise<void> {
+  /** Sends units to workers and resolves when every one has a valid result (or the step is skipped). */
+  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[], version = this.version): Promise<Phase> {
     if (this.failure) return Promise.reject(this.failure);
+    let phase!: Phase;
     return new Promise<void>((resolve, reject) => {
-      this.phase = new Phase(kind, step, version, units, resolve, reject);
+      phase = new Phase(kind, step, version, units, resolve, reject);
+      this.phase = phase;
       this.dispatch(units);
-    }).finally(() => {
+    })
+      .then(() => phase)
+      .finally(() => {
       const done = this.phase;
       this.phase = undefined;
       // Copies still out there may report later; recognise them, so they are dropped, not rejected.
@@ -643,7 +673,7 @@ export class TrainingRun implements SessionHandler {
 
   private dispatch(units: readonly PendingUnit[]): void {
     const phase = this.phase;
-    if (!phase || units.length === 0) return;
+    if (!phase || phase.skipped !== undefined || units.length === 0) return;
     const now = this.clock();
     const busy = phase.activeByWorker();
     const all = this.activeWorkers();
@@ -861,8 +891,16 @@ export class TrainingRun implements SessionHandler {
       });
     });
     const t0 = performance.now();
-    await this.runPhase('train', step, units);
+    const phase = await this.runPhase('train', step, units);
     const t1 = performance.now();
+    if (phase.skipped !== undefined) {
+      // No update: the weights, their version and the optimizer state stay as they are.
+      this.counters.skippedSteps++;
+      this.completedSteps = step + 1;
+      this.log.warn('step skipped: a result was not finite (training.nonFinite: skip-step)', { step: step + 1, error: phase.skipped });
+      this.emit({ type: 'step-skipped', level: 'warn', message: `step ${step + 1} skipped, no update applied: ${phase.skipped}`, data: { step: step + 1, skippedSteps: this.counters.skippedSteps } });
+      return;
+    }
 
     const sharedSize = layout.shared.size;
     const perTask = active.map((task) => combineShards(units.filter((u) => u.task === task).map((u) => u.train!)));

@@ -54,6 +54,8 @@ export class Phase {
   private readonly byId = new Map<string, { unit: PendingUnit; assignment: Assignment }>();
   private serial = 0;
   remaining: number;
+  /** Set when the phase ended early under `training.nonFinite: skip-step`: why. */
+  skipped: string | undefined;
 
   constructor(
     readonly kind: UnitKindName,
