@@ -284,6 +284,12 @@ export const jobSchema = z.strictObject({
       minBackupMs: nonNegInt.default(1000),
     })
     .default({ heartbeatMs: 1000, deadAfterMs: 5000, backupAfter: 3, minBackupMs: 1000 }),
+  transport: z
+    .strictObject({
+      /** Gradients and weights on the wire: float32, or 16 bits per value (half the bytes; see README). */
+      compression: z.enum(['none', 'fp16', 'bf16']).default('none'),
+    })
+    .default({ compression: 'none' }),
   diagnostics: z
     .strictObject({
       /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */

@@ -25,6 +25,7 @@ import { unitGradientSize, type ParameterLayout } from '../common/parameter-layo
 import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { firstNonFinite } from '../common/transfer-assembler.js';
 import { StagePlan, type PlannedStage } from '../common/stages.js';
+import { bytesPerValue, decodeHalf, type Compression } from '../common/half-precision.js';
 import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
 import { zeroCounters, type CheckpointExtras, type FaultCounters } from './checkpoints.js';
@@ -168,6 +169,8 @@ export class TrainingRun implements SessionHandler {
   /** Exact lookahead affinity (diagnostics.exactAffinityEvery), averaged over the steps it was measured. */
   private readonly exactAffinity: AffinityTracker;
   private lookaheadSerial = 0;
+  /** transport.compression: how gradients arrive and weights leave. */
+  private readonly compression: Compression;
   private readonly plan: StagePlan;
   private optimizer: Optimizer;
   private aggregator: Aggregator;
@@ -196,7 +199,8 @@ export class TrainingRun implements SessionHandler {
     this.samples = opts.resume?.samples ?? 0;
     this.trainMs = opts.resume?.trainMs ?? 0;
     this.counters = { ...zeroCounters(), ...opts.resume?.counters };
-    this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES);
+    this.compression = opts.job.transport.compression;
+    this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES, this.compression);
     this.broadcast.update(this.params, this.version);
     this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
     if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
@@ -353,18 +357,21 @@ export class TrainingRun implements SessionHandler {
   }
 
   beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink {
-    const buffer = (bytes: number) => (bytes > 0 ? new Float32Array(bytes / 4) : null);
+    // A compressed payload lands in `wire` (16 bits per value) and is decoded into `payload` once whole.
+    const bpv = bytesPerValue(this.compression);
+    const buffer = (bytes: number): Pick<ResultSink, 'payload' | 'wire'> =>
+      bytes <= 0 ? { payload: null } : bpv === 4 ? { payload: new Float32Array(bytes / 4) } : { payload: new Float32Array(bytes / bpv), wire: new Uint16Array(bytes / bpv) };
     if (!this.phase?.lookup(header.unitId)) {
       // A copy from an earlier phase (a straggler, a backup that lost): read it, drop it.
       const late = this.lateIds.get(header.unitId);
       if (late !== undefined) {
         if (late.worker !== session.id) throw new UnknownUnitError(`unit ${header.unitId} was not assigned to ${session.id}`);
         if (header.byteLength !== late.bytes) throw new ByteLengthError(`late unit ${header.unitId} announces ${header.byteLength} bytes, expected ${late.bytes}`);
-        return { payload: buffer(late.bytes), discard: true };
+        return { ...buffer(late.bytes), discard: true };
       }
     }
     const { unit, late } = checkResultHeader(this.phase, session.id, header, this.opts.job);
-    return { payload: buffer(unit.expectedBytes), discard: late };
+    return { ...buffer(unit.expectedBytes), discard: late };
   }
 
   completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
@@ -387,6 +394,7 @@ export class TrainingRun implements SessionHandler {
     }
     const { unit, assignment } = found;
     if (sink.payload !== null) {
+      if (sink.wire && this.compression !== 'none') decodeHalf(sink.wire, this.compression, sink.payload);
       const bad = firstNonFinite(sink.payload);
       if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${sink.payload[bad]}) at index ${bad}`);
       unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
@@ -827,7 +835,7 @@ export class TrainingRun implements SessionHandler {
       Array.from({ length: shardCount }, (_, k) => {
         const count = Math.min(samples, this.opts.trainSizes?.get(task) ?? samples);
         const [from, to] = partRange(count, shardCount, k);
-        return newUnit('fisher', task, k, shardCount, to - from, unitGradientSize(layout, task) * 4);
+        return newUnit('fisher', task, k, shardCount, to - from, unitGradientSize(layout, task) * bytesPerValue(this.compression));
       }),
     );
     const started = performance.now();
@@ -887,7 +895,7 @@ export class TrainingRun implements SessionHandler {
       const { batchSize, shards } = this.plan.unitShape(step, task)!;
       return Array.from({ length: shards }, (_, k) => {
         const [from, to] = partRange(batchSize, shards, k);
-        return newUnit('train', task, k, shards, to - from, unitGradientSize(layout, task) * 4);
+        return newUnit('train', task, k, shards, to - from, unitGradientSize(layout, task) * bytesPerValue(this.compression));
       });
     });
     const t0 = performance.now();

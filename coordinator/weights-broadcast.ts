@@ -2,6 +2,7 @@
 // to protobuf bytes here), then the same bytes are queued on every session.
 import { chunkViews, encodeCoordinatorMessage, float32Bytes, type PreEncodedMessage } from '../common/protocol.js';
 import type { ParameterLayout } from '../common/parameter-layout.js';
+import { encodeHalf, uint16Bytes, WIRE_ENCODING, type Compression } from '../common/half-precision.js';
 
 export interface WeightsReceiver {
   send(message: PreEncodedMessage): Promise<void>;
@@ -10,14 +11,18 @@ export interface WeightsReceiver {
 export class WeightsBroadcast {
   private messages: PreEncodedMessage[] = [];
 
+  private half: Uint16Array | undefined;
+
   constructor(
     private readonly layout: ParameterLayout,
     private readonly chunkBytes: number,
+    private readonly compression: Compression = 'none',
   ) {}
 
   /** Encodes `params` as weights version `version`; serialisation copies, so `params` may change afterwards. */
   update(params: Float32Array, version: number): void {
-    const bytes = float32Bytes(params);
+    const c = this.compression;
+    const bytes = c === 'none' ? float32Bytes(params) : uint16Bytes(encodeHalf(params, c, (this.half ??= new Uint16Array(params.length))));
     const transferId = version + 1;
     const messages = [
       encodeCoordinatorMessage({
@@ -26,7 +31,7 @@ export class WeightsBroadcast {
           tensors: this.layout.tensors.map((_, i) => i),
           byteLength: bytes.byteLength,
           transferId,
-          encoding: 'ENCODING_F32',
+          encoding: WIRE_ENCODING[c],
         },
       }),
     ];

@@ -15,12 +15,15 @@ import { OrderedWriter } from '../common/ordered-writer.js';
 import type { OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { float32Bytes, MAX_CHUNK_BYTES } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
+import { uint16Bytes } from '../common/half-precision.js';
 
 export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
 
 /** Where a result's payload goes: a buffer, or nothing (eval units); `discard` drops it once read. */
 export interface ResultSink {
   payload: Float32Array | null;
+  /** Compressed transfers: the wire values (16 bits each), decoded into `payload` by the handler. */
+  wire?: Uint16Array;
   discard: boolean;
 }
 
@@ -258,7 +261,8 @@ export class WorkerSession {
       this.handler.completeResult(this, header, sink);
       return;
     }
-    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, float32Bytes(sink.payload), this.limits.maxChunkBytes) };
+    const dest = sink.wire ? uint16Bytes(sink.wire) : float32Bytes(sink.payload);
+    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, dest, this.limits.maxChunkBytes) };
   }
 
   private onChunk(chunk: TensorChunk__Output): void {

@@ -15,6 +15,7 @@ import { OrderedWriter } from '../common/ordered-writer.js';
 import type { ParameterLayout } from '../common/parameter-layout.js';
 import { chunkViews, float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
+import { bytesPerValue, decodeHalf, encodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
 import type { SelectedBackend } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import type { UnitComputer } from './unit-compute.js';
@@ -53,6 +54,7 @@ export class CoordinatorSession {
   private readonly writer: OrderedWriter<WorkerMessage>;
   private env: ComputeEnvironment | undefined;
   private params: Float32Array | undefined;
+  private halfParams: Uint16Array | undefined;
   private maxChunkBytes = MAX_CHUNK_BYTES;
   private weightsVersion = -1;
   private incoming: { header: WeightsHeader__Output; assembler: TransferAssembler } | undefined;
@@ -169,10 +171,16 @@ export class CoordinatorSession {
   private onWeightsHeader(header: WeightsHeader__Output): void {
     if (!this.env || !this.params) throw new ProtocolViolationError('weights before Welcome');
     if (this.incoming) throw new ProtocolViolationError('weights header while another weights transfer is open');
-    if (header.tensors.length !== this.env.layout.tensors.length || header.byteLength !== this.params.byteLength) {
-      throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${this.params.byteLength}`);
+    const c = this.env.job.transport.compression;
+    const expected = this.params.length * bytesPerValue(c);
+    if (header.tensors.length !== this.env.layout.tensors.length || header.byteLength !== expected) {
+      throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${expected}`);
     }
-    this.incoming = { header, assembler: new TransferAssembler(header.transferId, float32Bytes(this.params), this.maxChunkBytes) };
+    if (header.encoding !== WIRE_ENCODING[c]) throw new ProtocolViolationError(`weights v${header.version} are ${header.encoding}, the job says transport.compression ${c}`);
+    // Compressed weights land in a 16-bit buffer and are decoded into the float32 parameters once whole.
+    if (c !== 'none') this.halfParams ??= new Uint16Array(this.params.length);
+    const dest = c === 'none' ? float32Bytes(this.params) : uint16Bytes(this.halfParams!);
+    this.incoming = { header, assembler: new TransferAssembler(header.transferId, dest, this.maxChunkBytes) };
   }
 
   private onChunk(chunk: { transferId: number; offset: number; data: Buffer }): void {
@@ -180,6 +188,8 @@ export class CoordinatorSession {
     if (!incoming || !this.env || !this.params) throw new ProtocolViolationError('chunk without an open transfer');
     if (incoming.assembler.accept(chunk)) {
       this.incoming = undefined;
+      const c = this.env.job.transport.compression;
+      if (c !== 'none') decodeHalf(this.halfParams!, c, this.params);
       this.env.runner.setWeights(this.params);
       this.weightsVersion = incoming.header.version;
       this.pump();
@@ -220,7 +230,8 @@ export class CoordinatorSession {
           unit.kind === 'UNIT_KIND_TRAIN'
             ? env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard })
             : env.computer.fisher({ task: unit.task, step: unit.step, shard: unit.shard, shardCount: unit.shardCount });
-        const bytes = float32Bytes(out.grads);
+        const c = env.job.transport.compression;
+        const bytes = c === 'none' ? float32Bytes(out.grads) : uint16Bytes(encodeHalf(out.grads, c));
         const transferId = ++this.transferCounter;
         const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };
         const sends = [this.send({ unitResult: header })];
