@@ -125,6 +125,8 @@ export interface TrainingRunOptions {
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
   /** Lifecycle and warning events (events.jsonl). */
   onEvent?: (event: RunEvent) => void;
+  /** Each unit whose result was used: its kind, task, worker and reported compute time (dashboard, /metrics). */
+  onUnit?: (unit: { kind: PendingUnit['kind']; task: string; worker: string; computeMs: number }) => void;
 }
 
 /** The largest total compute time of one worker in a phase: the part of its wall time compute explains. */
@@ -380,6 +382,7 @@ export class TrainingRun implements SessionHandler {
     }
     unit.computeMs = header.computeMs;
     session.unitsDone++;
+    this.opts.onUnit?.({ kind: unit.kind, task: unit.task, worker: session.name || session.id, computeMs: header.computeMs });
     this.cancel(phase.complete(unit, assignment), 'done by another worker');
     if (--phase.remaining === 0) phase.resolve();
   }
