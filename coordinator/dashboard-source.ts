@@ -94,7 +94,11 @@ export class CoordinatorDashboardSource implements DashboardSource {
       tasks: Object.keys(c.job.tasks),
       taskMetrics: Object.fromEntries(Object.entries(c.job.tasks).map(([t, spec]) => [t, [...spec.metrics]])),
       workersRequired: c.minWorkers,
-      workers: c.run.sessions.map((w) => ({ id: w.id, name: w.name, backend: w.backend, state: w.state, unitsDone: w.unitsDone, meanUnitMs: w.meanUnitMs ?? 0 })),
+      // Connected workers, then those that have gone (so a finished run still shows who did what).
+      workers: [
+        ...c.run.sessions.map((w) => ({ id: w.id, name: w.name, backend: w.backend, state: w.state, unitsDone: w.unitsDone, meanUnitMs: w.meanUnitMs ?? 0 })),
+        ...c.run.departedWorkers.map((w) => ({ id: w.id, name: w.name, backend: w.backend, state: 'gone', unitsDone: w.unitsDone, meanUnitMs: 0 })),
+      ],
       counters: { ...c.run.counters, rejectedMessages: c.run.rejectedMessages, bytesReceived: t.bytesReceived, bytesSent: t.bytesSent, samples: t.samples },
       message: s.message ?? '',
       live: true,

@@ -251,6 +251,11 @@ export class TrainingRun implements SessionHandler {
     return [...this.workers.values()];
   }
 
+  /** Workers that were members and are gone (left, lost, or dismissed at the end), oldest first. */
+  get departedWorkers(): readonly TrainingOutcome['workers'][number][] {
+    return this.departed;
+  }
+
   newWorkerId(): string {
     return `w${this.nextWorker++}`;
   }
