@@ -13,7 +13,7 @@ export interface PoolView {
 
 export class PoolDashboardSource implements DashboardSource {
   private current: { coordinator: Coordinator; source: CoordinatorDashboardSource } | undefined;
-  /** Process metrics between runs, so that a scrape never fails for want of a run. */
+  /** The process metrics, once for the pool (between runs, all there is). */
   private readonly idleRegistry = new Registry();
   readonly metrics: MetricsExposition;
 
@@ -24,9 +24,11 @@ export class PoolDashboardSource implements DashboardSource {
     collectDefaultMetrics({ register: this.idleRegistry });
     this.metrics = {
       contentType: this.idleRegistry.contentType,
-      text: () => {
+      // The current run's series (if any) and the pool process's own metrics.
+      text: async () => {
         const source = this.source();
-        return source ? source.metrics.text() : this.idleRegistry.metrics();
+        const [run, processText] = await Promise.all([source ? source.metrics.text() : Promise.resolve(''), this.idleRegistry.metrics()]);
+        return run + processText;
       },
     };
   }
