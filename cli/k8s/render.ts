@@ -220,8 +220,6 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   `${JOB_MOUNT}/job.yaml`,
                   '--listen',
                   `0.0.0.0:${GRPC_PORT}`,
-                  // Plaintext inside the cluster network (see README "Security" for TLS and a join token).
-                  '--insecure',
                   '--workers',
                   String(o.workers),
                   '--wait-for-workers',
@@ -231,9 +229,12 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   '--nats',
                   natsUrl,
                   // Dashboard, /metrics and the probes' /healthz and /readyz, plaintext like the
-                  // gRPC port (--insecure above); reach it with kubectl port-forward.
+                  // gRPC port (--insecure below); reach it with kubectl port-forward.
                   '--http',
                   `0.0.0.0:${HTTP_PORT}`,
+                  // Plaintext inside the cluster network (see README "Security" for TLS and a join
+                  // token). Last, so that overlays can patch the arguments above by index.
+                  '--insecure',
                 ],
                 env: mtlEnv,
                 ports: [
