@@ -15,6 +15,7 @@ export {
   ByteLengthError,
   NonFiniteError,
   MessageTooLargeError,
+  TooManySessionsError,
   UnsupportedProtocolError,
   WorkerLostError,
   IllegalStateError,

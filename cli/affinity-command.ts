@@ -26,37 +26,50 @@ function matrix(tasks: readonly string[], record: AffinityRecord): number[][] {
 }
 
 /** Reads the mean affinity from summary.json, or averages metrics.jsonl (a run that did not finish). */
-export function readRunAffinity(runDir: string): RunAffinity {
+export function readRunAffinity(runDir: string, exact = false): RunAffinity {
   const summaryFile = path.join(runDir, 'summary.json');
   if (existsSync(summaryFile)) {
-    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { affinity?: { steps: number; mean: AffinityRecord } };
-    if (summary.affinity && summary.affinity.steps > 0) {
-      const tasks = Object.keys(summary.affinity.mean);
-      return { tasks, z: matrix(tasks, summary.affinity.mean), steps: summary.affinity.steps, source: 'summary.json' };
+    type Mean = { steps: number; mean: AffinityRecord };
+    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { affinity?: Mean & { exact?: Mean } };
+    const found = exact ? summary.affinity?.exact : summary.affinity;
+    if (found && found.steps > 0) {
+      const tasks = Object.keys(found.mean);
+      return { tasks, z: matrix(tasks, found.mean), steps: found.steps, source: 'summary.json' };
     }
   }
+  const key = exact ? 'affinityExact' : 'affinity';
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   if (!existsSync(metricsFile)) throw new RunDirError(`${runDir}: no summary.json with affinity and no metrics.jsonl (is it a run directory?)`);
   let tasks: string[] | undefined;
   let sums: number[][] | undefined;
   let steps = 0;
+  const records: AffinityRecord[] = [];
   for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
     if (line.trim() === '') continue;
-    let record: { affinity?: AffinityRecord };
     try {
-      record = JSON.parse(line) as { affinity?: AffinityRecord };
+      const m = (JSON.parse(line) as Partial<Record<'affinity' | 'affinityExact', AffinityRecord>>)[key];
+      if (m) records.push(m);
     } catch {
-      continue; // a line torn by a crash
+      // a line torn by a crash
     }
-    if (!record.affinity) continue;
-    tasks ??= Object.keys(record.affinity);
-    const z = matrix(tasks, record.affinity);
+  }
+  // Sequential stages record only their active tasks: the run's mean covers the steps with all of them.
+  const widest = Math.max(0, ...records.map((m) => Object.keys(m).length));
+  for (const m of records.filter((r) => Object.keys(r).length === widest)) {
+    tasks ??= Object.keys(m);
+    const z = matrix(tasks, m);
     if (!z.every((row) => row.every(Number.isFinite))) continue;
     sums ??= tasks.map(() => new Array<number>(tasks!.length).fill(0));
     z.forEach((row, i) => row.forEach((v, j) => (sums![i]![j]! += v)));
     steps++;
   }
-  if (!tasks || !sums || steps === 0) throw new RunDirError(`${metricsFile}: no step records with task affinity (runs of older versions do not record it)`);
+  if (!tasks || !sums || steps === 0) {
+    throw new RunDirError(
+      exact
+        ? `${runDir}: no exact affinity measured (set diagnostics.exactAffinityEvery in the job)`
+        : `${metricsFile}: no step records with task affinity (runs of older versions do not record it)`,
+    );
+  }
   return { tasks, z: sums.map((row) => row.map((s) => s / steps)), steps, source: 'metrics.jsonl' };
 }
 
@@ -75,12 +88,14 @@ function table(tasks: readonly string[], z: readonly (readonly number[])[]): str
 export interface AffinityCommandOptions {
   groups?: number;
   json: boolean;
+  /** Use the exact lookahead measurements instead of the first-order estimate. */
+  exact?: boolean;
 }
 
 export function affinityCommand(runDir: string, opts: AffinityCommandOptions): number {
   let run: RunAffinity;
   try {
-    run = readRunAffinity(runDir);
+    run = readRunAffinity(runDir, opts.exact ?? false);
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
@@ -96,6 +111,7 @@ export function affinityCommand(runDir: string, opts: AffinityCommandOptions): n
       tasks: run.tasks,
       steps: run.steps,
       source: run.source,
+      estimate: opts.exact ? 'exact' : 'first-order',
       affinity: Object.fromEntries(run.tasks.map((from, i) => [from, Object.fromEntries(run.tasks.map((to, j) => [to, run.z[i]![j]!]))])),
       ...(grouping ? { grouping: { k: opts.groups, groups: named, score: grouping.score, method: grouping.method, evaluated: grouping.evaluated } } : {}),
     };
@@ -103,7 +119,7 @@ export function affinityCommand(runDir: string, opts: AffinityCommandOptions): n
     return 0;
   }
   process.stdout.write(
-    `Task affinity (TAG, first-order estimate), mean over ${run.steps} steps (${run.source}).\n` +
+    `Task affinity (TAG, ${opts.exact ? 'exact lookahead' : 'first-order estimate'}), mean over ${run.steps} steps (${run.source}).\n` +
       `Row i, column j: relative decrease of j's loss after a step on i alone; > 0 helps, < 0 hurts.\n\n` +
       `${table(run.tasks, run.z)}\n`,
   );

@@ -21,7 +21,7 @@ import { claimRun, finishedRecord } from '../coordinator/serve.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
-import { newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -130,6 +130,8 @@ interface ServePlan {
   insecure: boolean;
   minWorkers: number;
   waitForWorkersMs: number;
+  /** Most Connect streams open at once (Coordinator default when absent). */
+  maxSessions?: number;
   /** Starts local workers once the coordinator listens (mtl run). */
   startWorkers?: (coordinator: Coordinator, address: string) => LocalWorkers;
 }
@@ -244,6 +246,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     resume: checkpoint,
     minWorkers: plan.minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
+    ...(plan.maxSessions !== undefined ? { maxSessions: plan.maxSessions } : {}),
     ...plan.security,
     insecure: plan.insecure,
     logger: log,
@@ -324,7 +327,14 @@ export interface RunCommandOptions extends ServeOptions {
 export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
   // Local workers on loopback: no TLS (nothing crosses a network), but a fresh random join
   // token, handed to the workers in their environment, so that no other local user can join.
-  const token = newToken();
+  // MTL_TOKEN, when set, is used instead, so that workers started elsewhere can join too.
+  let token: string;
+  try {
+    token = loadToken(undefined) ?? newToken();
+  } catch (err) {
+    process.stderr.write(`mtl run: ${errorMessage(err)}\n`);
+    return Promise.resolve(EXIT.usage);
+  }
   return serveJob(jobFile, opts, {
     listen: '127.0.0.1:0',
     security: { token },
@@ -363,12 +373,20 @@ export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFla
   workers: number;
   waitForWorkers: number;
   insecure: boolean;
+  maxSessions: number;
 }
 
 export async function coordinatorCommand(jobFile: string | undefined, opts: CoordinatorCommandOptions): Promise<number> {
   const security = loadGrpcSecurity(opts);
   if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return EXIT.usage;
-  return serveJob(jobFile, opts, { listen: opts.listen, security, insecure: opts.insecure, minWorkers: opts.workers, waitForWorkersMs: opts.waitForWorkers * 1000 });
+  return serveJob(jobFile, opts, {
+    listen: opts.listen,
+    security,
+    insecure: opts.insecure,
+    minWorkers: opts.workers,
+    waitForWorkersMs: opts.waitForWorkers * 1000,
+    maxSessions: opts.maxSessions,
+  });
 }
 
 export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags {
@@ -437,12 +455,15 @@ export function validateCommand(jobFile: string, json: boolean): number {
     job: loaded.spec.name,
     tasks: Object.fromEntries([...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t) }])),
     inputShape: layout.inputShape,
+    taskInputShapes: Object.fromEntries(layout.taskInputShapes),
     parameters: { total: layout.totalSize, shared: layout.shared.size, heads: Object.fromEntries([...layout.headGroups].map(([t, g]) => [t, g.size])) },
   };
   if (json) process.stdout.write(JSON.stringify(info) + '\n');
   else {
     process.stdout.write(`${jobFile}: valid\n`);
-    process.stdout.write(`  input [${layout.inputShape.join(', ')}], ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
+    const adapted = [...layout.adapters.keys()].map((t) => `, ${t} [${layout.taskInputShapes.get(t)!.join(', ')}] through its adapter`).join('');
+    const experts = layout.experts ? `, ${layout.experts.type} with ${layout.experts.levels.length} level(s)` : '';
+    process.stdout.write(`  input [${layout.inputShape.join(', ')}]${adapted}${experts}, ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
     for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
   }
   return EXIT.ok;

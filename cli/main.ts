@@ -5,10 +5,12 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../common/errors.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { DEFAULT_MAX_SESSIONS } from '../coordinator/coordinator.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
 import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
 import { affinityCommand } from './affinity-command.js';
+import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 import { certsInitCommand } from './certs.js';
@@ -93,6 +95,7 @@ program
   .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
   .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
   .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
+  .option('--max-sessions <n>', 'most worker connections open at once, joined or not; more are refused', positiveInt, DEFAULT_MAX_SESSIONS)
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
   .option('-q, --quiet', 'no progress output', false)
@@ -231,8 +234,9 @@ program
   .description('print a run\'s task-affinity matrix (TAG) and the best grouping of its tasks')
   .argument('<run-dir>', 'run directory (reads summary.json, or metrics.jsonl of an unfinished run)')
   .option('--groups <k>', 'also print the best partition of the tasks into K groups', positiveInt)
+  .option('--exact', 'use the exact lookahead measurements (diagnostics.exactAffinityEvery) instead of the first-order estimate', false)
   .option('--json', 'one JSON object', false)
-  .action((runDir: string, opts: { groups?: number; json: boolean }) => {
+  .action((runDir: string, opts: { groups?: number; json: boolean; exact: boolean }) => {
     process.exitCode = affinityCommand(runDir, opts);
   });
 
@@ -271,6 +275,15 @@ for (const command of program.commands) {
   if (side === 'coordinator') command.addOption(insecureOption());
   for (const o of natsSecurityOptions()) command.addOption(o);
 }
+
+program
+  .command('timeline')
+  .description("export a run's step-time breakdown as a Chrome trace (chrome://tracing, Perfetto)")
+  .argument('<run-dir>', 'run directory')
+  .option('-o, --out <file>', 'trace file (default: RUN_DIR/timeline.json)')
+  .action((runDir: string, opts: { out?: string }) => {
+    process.exitCode = timelineCommand(runDir, opts);
+  });
 
 try {
   await program.parseAsync(process.argv);

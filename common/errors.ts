@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'BYTE_LENGTH_MISMATCH'
   | 'NON_FINITE'
   | 'MESSAGE_TOO_LARGE'
+  | 'TOO_MANY_SESSIONS'
   | 'UNSUPPORTED_PROTOCOL'
   | 'WORKER_LOST'
   | 'ILLEGAL_STATE'
@@ -88,6 +89,11 @@ export class NonFiniteError extends MtlError {
 /** A message or transfer above the configured limits. */
 export class MessageTooLargeError extends MtlError {
   readonly code = 'MESSAGE_TOO_LARGE';
+}
+
+/** The coordinator already serves its maximum of sessions: a new connection is refused. */
+export class TooManySessionsError extends MtlError {
+  readonly code = 'TOO_MANY_SESSIONS';
 }
 
 /** The peer speaks another protocol version. */
@@ -183,6 +189,7 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   BYTE_LENGTH_MISMATCH: GrpcStatus.INVALID_ARGUMENT,
   NON_FINITE: GrpcStatus.INVALID_ARGUMENT,
   MESSAGE_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,
+  TOO_MANY_SESSIONS: GrpcStatus.RESOURCE_EXHAUSTED,
   UNSUPPORTED_PROTOCOL: GrpcStatus.FAILED_PRECONDITION,
   WORKER_LOST: GrpcStatus.UNAVAILABLE,
   ILLEGAL_STATE: GrpcStatus.FAILED_PRECONDITION,

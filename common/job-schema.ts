@@ -121,6 +121,8 @@ export const METRICS = ['accuracy', 'mse', 'mae'] as const;
 export type MetricName = (typeof METRICS)[number];
 
 const task = z.strictObject({
+  /** Shape of one example of this task's data (checked against the data, like model.input). */
+  input: z.array(posInt).min(1).max(4).optional(),
   loss: z.enum(LOSSES),
   metrics: z.array(z.enum(METRICS)).default([]),
   data,
@@ -209,12 +211,46 @@ const training = z
     optimizer,
     aggregator: aggregator.default({ name: 'mean' }),
     evalEvery: posInt.optional(),
+    /**
+     * What a result with NaN or ±Infinity (loss or gradient) does: `fail` the run; `skip-unit`:
+     * drop it and compute the unit again (the run fails after MAX_INVALID_RESULTS); `skip-step`:
+     * the step's update is not applied and training goes on with the next step.
+     */
+    nonFinite: z.enum(['fail', 'skip-unit', 'skip-step']).default('fail'),
   })
   .transform((t) => ({ ...t, steps: t.steps ?? (t.stages ?? []).reduce((n, s) => n + s.steps, 0) }));
+
+/**
+ * Mixture-of-experts layers between the trunk and the heads (DESIGN.md, parameter ownership):
+ * mmoe (Ma et al., KDD 2018): `shared` experts, one softmax gate per task;
+ * cgc / ple (Tang et al., RecSys 2020): `shared` plus `perTask` task-specific experts per
+ * level, each task's gate mixing the shared and its own experts; ple stacks `levels` of them,
+ * with a shared gate over all experts feeding the next level's shared experts (cgc = 1 level).
+ */
+const experts = z.strictObject({
+  type: z.enum(['mmoe', 'cgc', 'ple']),
+  shared: posInt.max(64),
+  perTask: nonNegInt.max(64).default(0),
+  levels: posInt.max(8).default(1),
+  /** The layers of every expert (each expert has its own weights). */
+  layers: z.array(layer).min(1),
+});
+export type ExpertsSpec = z.output<typeof experts>;
 
 const model = z.strictObject({
   input: z.array(posInt).min(1).max(4).optional(),
   trunk: z.array(layer).default([]),
+  experts: experts.optional(),
+  /**
+   * Several named inputs, each with its own tower, merged by concatenation before the trunk:
+   * each takes the next `features` values of an example's (flat) input, in order.
+   */
+  inputs: z.record(name, z.strictObject({ features: posInt, layers: z.array(layer).default([]) })).optional(),
+  /**
+   * Per-task input adapters: a task whose data has its own feature space gets layers of its own
+   * (task-owned) that map its input to the trunk's input shape.
+   */
+  adapters: z.record(z.string(), z.array(layer).min(1)).default({}),
   heads: z.record(z.string(), z.array(layer).min(1)),
 });
 
@@ -252,8 +288,14 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */
       conflictWindow: nonNegInt.default(50),
+      /**
+       * Every this many steps, also measure task affinity exactly (TAG's lookahead): for each
+       * task i, the other tasks' losses after a step on i alone, on the step's batches (T extra
+       * weight broadcasts and T² forward passes). 0: only the first-order estimate, every step.
+       */
+      exactAffinityEvery: nonNegInt.default(0),
     })
-    .default({ conflictWindow: 50 }),
+    .default({ conflictWindow: 50, exactAffinityEvery: 0 }),
 });
 
 /** Raw schema output (defaults applied): the JobSpec the rest of the code uses. */

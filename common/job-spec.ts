@@ -31,6 +31,22 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const CLASSIFICATION_LOSSES = new Set(['sparseCategoricalCrossentropy', 'binaryCrossentropy']);
 const REGRESSION_LOSSES = new Set(['meanSquaredError', 'meanAbsoluteError']);
 
+/** Architectures: what each mixture type allows. */
+function expertChecks(e: Record<string, unknown>): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const shared = num(e.shared) ?? 0;
+  const perTask = num(e.perTask) ?? 0;
+  const levels = num(e.levels) ?? 1;
+  if (e.type === 'mmoe') {
+    if (perTask !== 0) issues.push({ path: 'model.experts.perTask', message: 'mmoe has shared experts only: use cgc or ple for task-specific experts' });
+    if (shared < 2) issues.push({ path: 'model.experts.shared', message: `a gate needs at least 2 experts to mix, got ${shared}` });
+  }
+  if ((e.type === 'cgc' || e.type === 'ple') && perTask < 1) issues.push({ path: 'model.experts.perTask', message: `${e.type} needs task-specific experts (perTask ≥ 1)` });
+  if ((e.type === 'cgc' || e.type === 'ple') && shared + perTask < 2) issues.push({ path: 'model.experts.shared', message: 'a gate needs at least 2 experts to mix' });
+  if (e.type !== 'ple' && levels !== 1) issues.push({ path: 'model.experts.levels', message: `${String(e.type)} has one level; use ple for several` });
+  return issues;
+}
+
 /** Sequential mode: stages name known tasks, each task trains in exactly one stage, steps add up. */
 function stageChecks(training: Record<string, unknown>, tasks: Record<string, unknown> | undefined): SpecIssue[] {
   const issues: SpecIssue[] = [];
@@ -110,6 +126,18 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
     issues.push({ path: 'training.evalEvery', message: `expected at most steps (${steps}), got ${evalEvery}` });
   }
   issues.push(...stageChecks(training, tasks));
+  if (model && isRecord(model.experts)) issues.push(...expertChecks(model.experts));
+  if (model && isRecord(model.adapters) && tasks) {
+    for (const t of Object.keys(model.adapters)) {
+      if (!(t in tasks)) issues.push({ path: `model.adapters.${t}`, message: `adapter for unknown task "${t}" (tasks: ${Object.keys(tasks).join(', ')})` });
+    }
+    if (Object.keys(model.adapters).length > 0 && isRecord(model.inputs)) {
+      issues.push({ path: 'model.adapters', message: 'input adapters cannot be combined with model.inputs in this version' });
+    }
+    if (Object.keys(model.adapters).length > 0 && isRecord(model.experts)) {
+      issues.push({ path: 'model.adapters', message: 'input adapters cannot be combined with model.experts in this version' });
+    }
+  }
   const aggregator = isRecord(training.aggregator) ? str(training.aggregator.name) : undefined;
   if (options.aggregatorNames && aggregator !== undefined && !options.aggregatorNames.includes(aggregator)) {
     issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)} (available: ${options.aggregatorNames.join(', ')})` });
@@ -184,6 +212,14 @@ export function taskNames(job: JobSpec): string[] {
 
 export function trunkLayers(job: JobSpec): LayerSpec[] {
   return job.model.trunk.map(layerSpec);
+}
+
+export function adapterLayers(job: JobSpec, task: string): LayerSpec[] {
+  return job.model.adapters[task]?.map(layerSpec) ?? [];
+}
+
+export function expertLayers(job: JobSpec): LayerSpec[] {
+  return job.model.experts?.layers.map(layerSpec) ?? [];
 }
 
 export function headLayers(job: JobSpec, task: string): LayerSpec[] {

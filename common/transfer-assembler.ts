@@ -1,6 +1,6 @@
 // Receiving side of a chunked tensor transfer: each chunk is checked (transfer id, in-order
-// offset, size) before one copy straight into the destination buffer. A rejected chunk
-// leaves the destination untouched.
+// offset, size, how many chunks so far) before one copy straight into the destination
+// buffer. A rejected chunk leaves the destination untouched.
 import { ByteLengthError, MessageTooLargeError, ProtocolViolationError } from './errors.js';
 import { MAX_CHUNK_BYTES } from './protocol.js';
 
@@ -10,14 +10,29 @@ export interface IncomingChunk {
   data: Uint8Array;
 }
 
+/**
+ * A transfer may come in chunks this many times smaller than the limit, no smaller: a peer
+ * sending a payload a few bytes at a time makes the receiver do per-message work for nothing.
+ */
+export const CHUNK_COUNT_SLACK = 16;
+
+/** The most chunks a transfer of `bytes` may take: CHUNK_COUNT_SLACK × what full-size chunks need. */
+export function maxChunksFor(bytes: number, maxChunkBytes: number): number {
+  return CHUNK_COUNT_SLACK * Math.max(1, Math.ceil(bytes / maxChunkBytes));
+}
+
 export class TransferAssembler {
   private received = 0;
+  private chunks = 0;
+  private readonly maxChunks: number;
 
   constructor(
     readonly transferId: number,
     private readonly dest: Uint8Array,
     private readonly maxChunkBytes = MAX_CHUNK_BYTES,
-  ) {}
+  ) {
+    this.maxChunks = maxChunksFor(dest.byteLength, maxChunkBytes);
+  }
 
   get complete(): boolean {
     return this.received === this.dest.byteLength;
@@ -42,8 +57,12 @@ export class TransferAssembler {
     if (this.received + chunk.data.byteLength > this.dest.byteLength) {
       throw new ByteLengthError(`transfer overruns its announced ${this.dest.byteLength} bytes`);
     }
+    if (this.chunks >= this.maxChunks) {
+      throw new MessageTooLargeError(`transfer of ${this.dest.byteLength} bytes takes more than ${this.maxChunks} chunks`);
+    }
     this.dest.set(chunk.data, this.received);
     this.received += chunk.data.byteLength;
+    this.chunks++;
     return this.complete;
   }
 }

@@ -34,10 +34,33 @@ export interface FaultCounters {
   resumes: number;
   /** Connections refused for a missing or wrong join token (Hello or GetStatus). */
   authFailures: number;
+  /** Messages from workers rejected by validation (logged, never applied). */
+  rejectedMessages: number;
+  /** Connections refused because the coordinator already had its maximum of sessions. */
+  sessionsRefused: number;
+  /** Sessions closed for too many rejected messages in a short time. */
+  sessionsClosedForErrors: number;
+  /** Results with non-finite values dropped (and their units reassigned) under `training.nonFinite: skip-unit`. */
+  skippedUnits: number;
+  /** Steps whose update was not applied because a result was not finite (`training.nonFinite: skip-step`). */
+  skippedSteps: number;
 }
 
 export function zeroCounters(): FaultCounters {
-  return { deaths: 0, departures: 0, reassignedUnits: 0, backupUnits: 0, discardedResults: 0, resumes: 0, authFailures: 0 };
+  return {
+    deaths: 0,
+    departures: 0,
+    reassignedUnits: 0,
+    backupUnits: 0,
+    discardedResults: 0,
+    resumes: 0,
+    authFailures: 0,
+    rejectedMessages: 0,
+    sessionsRefused: 0,
+    sessionsClosedForErrors: 0,
+    skippedUnits: 0,
+    skippedSteps: 0,
+  };
 }
 
 export interface CheckpointData {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { RunStatus } from '../proto/generated/mtl/v1/RunStatus.js';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
-import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
+import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, IllegalStateError, MtlError, TooManySessionsError, toGrpcStatus } from '../common/errors.js';
 import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
@@ -19,7 +19,7 @@ import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
 import { TrainingRun, type ContinualSummary, type RunSnapshot, type RunState } from './training-run.js';
-import { WorkerSession } from './worker-session.js';
+import { WorkerSession, type SessionLimits } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';
 
@@ -62,7 +62,17 @@ export interface CoordinatorOptions {
   token?: string;
   /** Allow a non-loopback listen address without TLS. Default false: such a coordinator refuses to start. */
   insecure?: boolean;
+  /**
+   * Most Connect streams open at once (workers, and connections that have not said Hello yet).
+   * Further ones are refused with RESOURCE_EXHAUSTED and counted (`faults.sessionsRefused`). Default 256.
+   */
+  maxSessions?: number;
+  /** Per-session limits (rejected-message budget, Hello timeout); defaults in DEFAULT_SESSION_LIMITS. */
+  sessionLimits?: Partial<Omit<SessionLimits, 'maxChunkBytes'>>;
 }
+
+/** Default of CoordinatorOptions.maxSessions. */
+export const DEFAULT_MAX_SESSIONS = 256;
 
 export interface RunSummary {
   name: string;
@@ -117,6 +127,8 @@ export class Coordinator {
   private lastCheckpoint: number | undefined;
   /** SHA-256 of the join token; the token itself is not kept. */
   private readonly tokenHash: Buffer | undefined;
+  /** Connect streams open now, admitted or not yet. */
+  private readonly openSessions = new Set<WorkerSession>();
 
   constructor(private readonly opts: CoordinatorOptions) {
     checkListenSecurity(opts.listen, { tls: opts.tls !== undefined, insecure: opts.insecure === true });
@@ -207,12 +219,22 @@ export class Coordinator {
   }
 
   private onConnect(call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>): void {
+    const max = this.opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    if (this.openSessions.size >= max) {
+      this.run.counters.sessionsRefused++;
+      this.log.warn('refusing a connection: too many sessions', { peer: call.getPeer(), open: this.openSessions.size, max, refused: this.run.counters.sessionsRefused });
+      const status = toGrpcStatus(new TooManySessionsError(`the coordinator is at its limit of ${max} sessions`));
+      call.emit('error', { code: status.code, details: status.details });
+      return;
+    }
     // Authentication comes first: a peer without the token learns nothing, not even whether
     // the run is still going.
-    new WorkerSession(this.run.newWorkerId(), call.getPeer(), call, this.run, this.log.child('session'), MAX_CHUNK_BYTES, (session, hello) => {
-      this.authenticate(hello.token, session.peer, 'Hello');
+    const session = new WorkerSession(this.run.newWorkerId(), call.getPeer(), call, this.run, this.log.child('session'), { ...this.opts.sessionLimits, maxChunkBytes: MAX_CHUNK_BYTES }, (s, hello) => {
+      this.authenticate(hello.token, s.peer, 'Hello');
       if (this.state !== 'serving') throw new IllegalStateError('this run is over');
     });
+    this.openSessions.add(session);
+    void session.done.then(() => this.openSessions.delete(session));
   }
 
   /** grpc.health.v1 and `ready` change together, so that gRPC and HTTP probes agree. */

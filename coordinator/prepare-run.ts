@@ -4,7 +4,7 @@
 import { bindTasks, type TaskBinding } from '../common/datasets/index.js';
 import { JobSpecError, type SpecIssue } from '../common/errors.js';
 import type { LoadedJob } from '../common/job-spec.js';
-import { buildLayout, headOutputShape, initialParameters, type ParameterLayout } from '../common/parameter-layout.js';
+import { headOutputShape, initialParameters, layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
 import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
 import { createOptimizer, type Optimizer } from './optimizers.js';
@@ -35,21 +35,13 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
   const bindings = bindTasks(job.tasks, loaded.dir);
   const issues: SpecIssue[] = [];
 
-  const shapes = new Map([...bindings.values()].map((b) => [b.dataset.inputShape.join(','), b]));
-  const [first] = bindings.values();
-  if (shapes.size > 1) {
-    issues.push({
-      path: 'tasks',
-      message: `the tasks' datasets have different input shapes (${[...shapes.values()].map((b) => `${b.task}: [${b.dataset.inputShape.join(', ')}]`).join('; ')}); one model needs one input`,
-    });
-  }
-  const dataShape = first!.dataset.inputShape;
-  if (job.model.input && job.model.input.join(',') !== dataShape.join(',')) {
-    issues.push({ path: 'model.input', message: `expected [${dataShape.join(', ')}] (the shape of ${first!.dataset.description}), got [${job.model.input.join(', ')}]` });
-  }
-  if (issues.length > 0) throw new JobSpecError(source, issues);
-
-  const layout = attributed(source, () => buildLayout(job, dataShape));
+  const layout = attributed(source, () =>
+    layoutForData(
+      job,
+      new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])),
+      (t) => bindings.get(t)!.dataset.description,
+    ),
+  );
 
   for (const [task, binding] of bindings) {
     const out = headOutputShape(layout, task);

@@ -36,6 +36,8 @@ export interface StepRecord {
    * decrease of task j's loss after an SGD step of learning rate η on task i alone.
    */
   affinity: Record<string, Record<string, number>>;
+  /** TAG's exact lookahead affinity, on the steps it is measured (diagnostics.exactAffinityEvery). */
+  affinityExact?: Record<string, Record<string, number>>;
   samples: number;
   /**
    * units: wall time from assignment to the last result; compute: sum of the workers'
@@ -43,7 +45,7 @@ export interface StepRecord {
    * scheduling latency); aggregate, optimize, broadcast (encode + queue): coordinator time;
    * total: the whole step.
    */
-  timeMs: { units: number; compute: number; transfer: number; aggregate: number; optimize: number; broadcast: number; total: number };
+  timeMs: { units: number; compute: number; transfer: number; aggregate: number; optimize: number; broadcast: number; total: number; lookahead?: number };
   /** Workers taking units at the end of the step. */
   workers: number;
   /** Fault counters of the run so far (deaths, reassigned and backup units, ...). */

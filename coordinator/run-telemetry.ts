@@ -3,6 +3,7 @@
 // times, the last checkpoint. Listeners get each record as it happens (the dashboard's live
 // stream). Pure bookkeeping: no I/O, nothing here changes the run.
 import type { EvalRecord, RunEvent, StepRecord } from './run-records.js';
+import type { UnitKindName } from './units.js';
 
 /** Step records kept in memory; past this, older records are thinned to every other one. */
 export const MAX_STEP_HISTORY = 20_000;
@@ -14,7 +15,7 @@ export type TimedEvent = RunEvent & { time: string };
 export interface UnitObservation {
   task: string;
   worker: string;
-  kind: 'train' | 'eval' | 'fisher';
+  kind: UnitKindName;
   computeMs: number;
 }
 

@@ -16,6 +16,8 @@ export interface AffinityState {
   steps: number;
   /** Row i, column j: Σ over steps of Z_{i→j}. */
   sums: number[][];
+  /** The exact lookahead's sums, where it was measured. */
+  exact?: AffinityState;
 }
 
 /** One step's first-order affinities from the Gramian and the tasks' losses (0 where L_j ≤ 0). */
@@ -33,6 +35,13 @@ export class AffinityTracker {
     private readonly learningRate: number,
   ) {
     this.sums = Array.from({ length: tasks }, () => new Array<number>(tasks).fill(0));
+  }
+
+  /** Records a measured matrix (the exact lookahead); non-finite ones are left out of the mean. */
+  observeMatrix(z: AffinityMatrix): void {
+    if (!z.every((row) => row.every(Number.isFinite))) return;
+    this.steps++;
+    z.forEach((row, i) => row.forEach((v, j) => (this.sums[i]![j]! += v)));
   }
 
   /** Records one step and returns its matrix. */

@@ -49,6 +49,10 @@ const TICK_MS = 200;
 /** Ids of earlier phases whose late results are still recognised (and dropped quietly). */
 const LATE_IDS_KEPT = 4096;
 
+/** Lookahead weights versions (exact task affinity) are numbered apart from the run's. */
+const LOOKAHEAD_VERSION_BASE = 0x8000_0000;
+const LOOKAHEAD_VERSIONS = 0x4000_0000;
+
 /** Examples per Fisher unit: each costs one backward pass per example, and a worker heartbeats only between units. */
 export const FISHER_SHARD_SIZE = 25;
 
@@ -163,6 +167,9 @@ export class TrainingRun implements SessionHandler {
   private lastLosses: Record<string, number> = {};
   private conflicts: ConflictMonitor;
   private readonly taskAffinity: AffinityTracker;
+  /** Exact lookahead affinity (diagnostics.exactAffinityEvery), averaged over the steps it was measured. */
+  private readonly exactAffinity: AffinityTracker;
+  private lookaheadSerial = 0;
   private readonly plan: StagePlan;
   private optimizer: Optimizer;
   private aggregator: Aggregator;
@@ -175,7 +182,10 @@ export class TrainingRun implements SessionHandler {
   private update: Float32Array | undefined;
   private hasStarted = false;
   private midUpdate = false;
-  rejectedMessages = 0;
+  /** Messages rejected (logged, counted, never applied); also `counters.rejectedMessages`. */
+  get rejectedMessages(): number {
+    return this.counters.rejectedMessages;
+  }
 
   constructor(private readonly opts: TrainingRunOptions) {
     this.params = opts.initialParams.slice();
@@ -192,6 +202,8 @@ export class TrainingRun implements SessionHandler {
     this.broadcast.update(this.params, this.version);
     this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
     if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
+    this.exactAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
+    if (opts.resume?.affinity?.exact) this.exactAffinity.restore(opts.resume.affinity.exact);
     this.plan = new StagePlan(opts.job);
     this.forgetting = new ForgettingPenalties(opts.layout.shared.size);
     const extras = opts.resume?.extras;
@@ -223,8 +235,13 @@ export class TrainingRun implements SessionHandler {
   }
 
   /** Mean first-order task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
-  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>> } {
-    return { estimate: 'first-order', steps: this.taskAffinity.observedSteps, mean: affinityRecord(this.tasks, this.taskAffinity.mean()) };
+  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>>; exact?: { steps: number; mean: Record<string, Record<string, number>> } } {
+    return {
+      estimate: 'first-order',
+      steps: this.taskAffinity.observedSteps,
+      mean: affinityRecord(this.tasks, this.taskAffinity.mean()),
+      ...(this.exactAffinity.observedSteps > 0 ? { exact: { steps: this.exactAffinity.observedSteps, mean: affinityRecord(this.tasks, this.exactAffinity.mean()) } } : {}),
+    };
   }
 
   private emit(event: RunEvent): void {
@@ -291,7 +308,7 @@ export class TrainingRun implements SessionHandler {
       samples: this.samples,
       trainMs: this.trainMs,
       counters: { ...this.counters },
-      affinity: this.taskAffinity.state(),
+      affinity: { ...this.taskAffinity.state(), ...(this.exactAffinity.observedSteps > 0 ? { exact: this.exactAffinity.state() } : {}) },
       params: this.params.slice(),
       optimizer: this.optimizer.state(),
       aggregator: this.aggregator.state(),
@@ -382,7 +399,7 @@ export class TrainingRun implements SessionHandler {
       unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
     } else {
       const metrics: Record<string, number> = {};
-      for (const m of this.opts.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
+      if (unit.kind === 'eval') for (const m of this.opts.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
       unit.eval = { samples: header.sampleCount, loss: header.loss, metrics };
     }
     unit.computeMs = header.computeMs;
@@ -400,9 +417,8 @@ export class TrainingRun implements SessionHandler {
     }
     const found = this.phase?.lookup(failure.unitId);
     if (!found || found.assignment.worker !== session.id || !found.assignment.active) {
-      this.rejectedMessages++;
-      this.log.warn('failure report for a unit this worker does not hold', { worker: session.label, unit: failure.unitId });
-      return;
+      // Rejected like any bad message (logged, counted, against the session's budget).
+      throw new UnknownUnitError(`failure report for unit ${failure.unitId}, which ${session.id} does not hold`);
     }
     // Computing the same unit elsewhere would fail the same way: the inputs are the same.
     this.fail(new UnitFailedError(`unit ${failure.unitId} (task ${found.unit.task}) failed on worker ${session.label}: ${failure.code}: ${failure.message}`));
@@ -416,21 +432,31 @@ export class TrainingRun implements SessionHandler {
   }
 
   onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void {
-    this.rejectedMessages++;
+    this.counters.rejectedMessages++;
     const found = unitId === undefined ? undefined : this.phase?.lookup(unitId);
     if (!found) return;
     const { unit, assignment } = found;
     if (assignment.worker !== session.id || !assignment.active || isDone(unit)) return;
+    const policy = this.opts.job.training.nonFinite;
     if (error instanceof NonFiniteError) {
-      // Recomputing would give the same numbers (determinism): the training diverged.
-      this.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate`));
-      return;
+      if (policy === 'fail') {
+        // Recomputing would give the same numbers (determinism): the training diverged.
+        this.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate (training.nonFinite: fail; skip-unit or skip-step go on)`));
+        return;
+      }
+      if (policy === 'skip-step' && this.phase!.kind === 'train') {
+        this.skipStep(this.phase!, error);
+        return;
+      }
+      // skip-unit (and evaluation or Fisher units, which have no update to skip): computed again, below.
     }
     unit.invalidResults++;
     if (unit.invalidResults >= MAX_INVALID_RESULTS) {
-      this.fail(new ProtocolViolationError(`unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`));
+      const what = `unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`;
+      this.fail(error instanceof NonFiniteError ? new NonFiniteError(`training diverged: ${what} (training.nonFinite: ${policy})`) : new ProtocolViolationError(what));
       return;
     }
+    if (error instanceof NonFiniteError) this.counters.skippedUnits++;
     assignment.active = false;
     this.log.warn('reassigning unit after an invalid result', { unit: unitId, worker: session.label });
     if (!unit.assignments.some((a) => a.active)) {
@@ -440,6 +466,7 @@ export class TrainingRun implements SessionHandler {
   }
 
   onClosed(session: WorkerSession, reason: string): void {
+    if (session.closedForErrors) this.counters.sessionsClosedForErrors++;
     if (!this.workers.delete(session.id)) return;
     this.departed.push({ id: session.id, name: session.name, backend: session.backend, device: session.device, unitsDone: session.unitsDone });
     const failed = !session.leaving && this.active;
@@ -453,6 +480,19 @@ export class TrainingRun implements SessionHandler {
     }
     this.emit({ type: failed ? 'worker-lost' : 'worker-left', level: failed ? 'warn' : 'info', message: `worker ${session.label} ${failed ? 'lost' : 'left'}: ${reason}`, data: { worker: session.id, step: this.step, reason } });
     this.releaseAndReassign(session);
+  }
+
+  /**
+   * `training.nonFinite: skip-step`: the train phase ends now without an update. Copies still
+   * running are cancelled; their results, if they come, are read and dropped.
+   */
+  private skipStep(phase: Phase, error: Error): void {
+    if (phase.skipped !== undefined) return;
+    phase.skipped = error.message;
+    const running = phase.units.flatMap((u) => u.assignments.filter((a) => a.active));
+    for (const unit of phase.units) for (const a of unit.assignments) a.active = false;
+    this.cancel(running, 'step skipped');
+    phase.resolve();
   }
 
   /** Everything `session` held goes back to the others (or waits for a worker to join). */
@@ -603,13 +643,17 @@ export class TrainingRun implements SessionHandler {
     }
   }
 
-  /** Sends units to workers and resolves when every one has a valid result. */
-  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[]): Promise<void> {
+  /** Sends units to workers and resolves when every one has a valid result (or the step is skipped). */
+  private runPhase(kind: Phase['kind'], step: number, units: PendingUnit[], version = this.version): Promise<Phase> {
     if (this.failure) return Promise.reject(this.failure);
+    let phase!: Phase;
     return new Promise<void>((resolve, reject) => {
-      this.phase = new Phase(kind, step, this.version, units, resolve, reject);
+      phase = new Phase(kind, step, version, units, resolve, reject);
+      this.phase = phase;
       this.dispatch(units);
-    }).finally(() => {
+    })
+      .then(() => phase)
+      .finally(() => {
       const done = this.phase;
       this.phase = undefined;
       // Copies still out there may report later; recognise them, so they are dropped, not rejected.
@@ -637,7 +681,7 @@ export class TrainingRun implements SessionHandler {
 
   private dispatch(units: readonly PendingUnit[]): void {
     const phase = this.phase;
-    if (!phase || units.length === 0) return;
+    if (!phase || phase.skipped !== undefined || units.length === 0) return;
     const now = this.clock();
     const busy = phase.activeByWorker();
     const all = this.activeWorkers();
@@ -678,6 +722,48 @@ export class TrainingRun implements SessionHandler {
     for (const [worker, ids] of byWorker) {
       this.workers.get(worker)?.send({ cancel: { unitIds: ids, reason } }).catch(() => undefined);
     }
+  }
+
+  /**
+   * TAG's exact lookahead, before this step's update: for each active task i, the weights
+   * θ − η·g_i (shared part; η the stage's learning rate) go to the workers as a lookahead
+   * version, and every active task j evaluates its loss on its batch of this step at them;
+   * Z_{i→j} = 1 − L_j(θ − η g_i) / L_j(θ). Diagnostics only: the update is untouched.
+   */
+  private async lookaheadAffinity(step: number, stage: PlannedStage, active: readonly string[], rows: readonly Float32Array[], losses: readonly number[]): Promise<number[][]> {
+    const { layout, job } = this.opts;
+    const lr = stage.spec.learningRate ?? job.training.optimizer.learningRate;
+    const { offset, size } = layout.shared;
+    const z: number[][] = [];
+    try {
+      for (const g of rows) {
+        const look = this.params.slice();
+        for (let p = 0; p < size; p++) look[offset + p]! -= lr * g[p]!;
+        const version = LOOKAHEAD_VERSION_BASE + (this.lookaheadSerial++ % LOOKAHEAD_VERSIONS);
+        this.broadcast.update(look, version);
+        for (const s of this.sessions) this.broadcast.sendTo(s);
+        const units = active.flatMap((task) => {
+          const { batchSize, shards } = this.plan.unitShape(step, task)!;
+          return Array.from({ length: shards }, (_, k) => {
+            const [from, to] = partRange(batchSize, shards, k);
+            return newUnit('lookahead', task, k, shards, to - from, 0);
+          });
+        });
+        await this.runPhase('lookahead', step, units, version);
+        z.push(
+          active.map((task, j) => {
+            const mine = units.filter((u) => u.task === task).map((u) => u.eval!);
+            const after = mine.reduce((s, r) => s + r.loss * r.samples, 0) / mine.reduce((n, r) => n + r.samples, 0);
+            return losses[j]! > 0 ? 1 - after / losses[j]! : 0;
+          }),
+        );
+      }
+    } finally {
+      // Workers that join from here on get the run's real weights.
+      this.broadcast.update(this.params, this.version);
+    }
+    if (active.length === this.tasks.length) this.exactAffinity.observeMatrix(z);
+    return z;
   }
 
   // ---- sequential mode ---------------------------------------------------------------------
@@ -813,14 +899,26 @@ export class TrainingRun implements SessionHandler {
       });
     });
     const t0 = performance.now();
-    await this.runPhase('train', step, units);
+    const phase = await this.runPhase('train', step, units);
     const t1 = performance.now();
+    if (phase.skipped !== undefined) {
+      // No update: the weights, their version and the optimizer state stay as they are.
+      this.counters.skippedSteps++;
+      this.completedSteps = step + 1;
+      this.log.warn('step skipped: a result was not finite (training.nonFinite: skip-step)', { step: step + 1, error: phase.skipped });
+      this.emit({ type: 'step-skipped', level: 'warn', message: `step ${step + 1} skipped, no update applied: ${phase.skipped}`, data: { step: step + 1, skippedSteps: this.counters.skippedSteps } });
+      return;
+    }
 
     const sharedSize = layout.shared.size;
     const perTask = active.map((task) => combineShards(units.filter((u) => u.task === task).map((u) => u.train!)));
     this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, sharedSize));
     const losses = perTask.map((g) => g.loss);
+    const every = job.diagnostics.exactAffinityEvery;
+    const lookaheadStart = performance.now();
+    const exact = every > 0 && step % every === 0 && active.length > 1 ? await this.lookaheadAffinity(step, stage, active, rows, losses) : undefined;
+    const lookaheadMs = performance.now() - lookaheadStart;
     const h = gramian(rows);
     // One update buffer for the whole run: the aggregator writes the trunk's direction
     // straight into it, the heads are copied in below; both parts are overwritten every step.
@@ -897,13 +995,15 @@ export class TrainingRun implements SessionHandler {
       ...(aggregated.notes?.length ? { aggregatorNotes: aggregated.notes } : {}),
       gradNorms: Object.fromEntries(active.map((t, i) => [t, diag.norms[i]!])),
       affinity: affinityRecord(active, affinity),
+      ...(exact ? { affinityExact: affinityRecord(active, exact) } : {}),
       cosine: Object.fromEntries(active.flatMap((a, i) => active.slice(i + 1).map((b, j) => [`${a}/${b}`, diag.cosine[i]![i + 1 + j]!]))),
       samples,
       timeMs: {
         units: t1 - t0,
         compute: units.reduce((s, u) => s + u.computeMs, 0),
         transfer: Math.max(0, t1 - t0 - criticalCompute(units)),
-        aggregate: t2 - t1,
+        aggregate: t2 - t1 - lookaheadMs,
+        ...(exact ? { lookahead: lookaheadMs } : {}),
         optimize: t3 - t2,
         broadcast: t4 - t3,
         total: t4 - t0,

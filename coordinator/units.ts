@@ -20,7 +20,7 @@ export interface Assignment {
   active: boolean;
 }
 
-export type UnitKindName = 'train' | 'eval' | 'fisher';
+export type UnitKindName = 'train' | 'eval' | 'fisher' | 'lookahead';
 
 export interface PendingUnit {
   kind: UnitKindName;
@@ -40,7 +40,7 @@ export interface PendingUnit {
   doneBy?: string;
 }
 
-export const WIRE_KIND: Record<UnitKindName, UnitKind> = { train: 'UNIT_KIND_TRAIN', eval: 'UNIT_KIND_EVAL', fisher: 'UNIT_KIND_FISHER' };
+export const WIRE_KIND: Record<UnitKindName, UnitKind> = { train: 'UNIT_KIND_TRAIN', eval: 'UNIT_KIND_EVAL', fisher: 'UNIT_KIND_FISHER', lookahead: 'UNIT_KIND_LOOKAHEAD' };
 
 export function newUnit(kind: PendingUnit['kind'], task: string, shard: number, shardCount: number, expectedSamples: number, expectedBytes: number): PendingUnit {
   return { kind, task, shard, shardCount, expectedSamples, expectedBytes, invalidResults: 0, assignments: [], computeMs: 0 };
@@ -54,6 +54,8 @@ export class Phase {
   private readonly byId = new Map<string, { unit: PendingUnit; assignment: Assignment }>();
   private serial = 0;
   remaining: number;
+  /** Set when the phase ended early under `training.nonFinite: skip-step`: why. */
+  skipped: string | undefined;
 
   constructor(
     readonly kind: UnitKindName,
@@ -68,7 +70,7 @@ export class Phase {
 
   /** A new assignment of `unit` to `worker`, with an id no other assignment ever had. */
   assign(unit: PendingUnit, worker: string, now: number, backup = false): Assignment {
-    const id = `${{ train: 's', eval: 'e', fisher: 'f' }[this.kind]}${this.step}.${unit.task}.${unit.shard}.${++this.serial}`;
+    const id = `${{ train: 's', eval: 'e', fisher: 'f', lookahead: 'l' }[this.kind]}${this.step}.${unit.task}.${unit.shard}.${++this.serial}`;
     const assignment: Assignment = { id, worker, assignedAt: now, backup, active: true };
     unit.assignments.push(assignment);
     this.byId.set(id, { unit, assignment });

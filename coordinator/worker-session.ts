@@ -13,7 +13,7 @@ import { errorMessage, isRejectedMessage, ProtocolViolationError, toGrpcStatus }
 import type { Logger } from '../common/logging.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
 import type { OutgoingCoordinatorMessage } from '../common/protocol.js';
-import { float32Bytes } from '../common/protocol.js';
+import { float32Bytes, MAX_CHUNK_BYTES } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
 
 export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
@@ -50,8 +50,64 @@ export type Admission = (session: WorkerSession, hello: Hello__Output) => void;
 
 export type ConnectCall = grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>;
 
-/** After this many rejected messages a session is closed: the peer is broken or hostile. */
-export const MAX_REJECTIONS_PER_SESSION = 100;
+/** Limits on one session; every message beyond them is rejected, or the session closed. */
+export interface SessionLimits {
+  /** Largest TensorChunk payload accepted. */
+  maxChunkBytes: number;
+  /** More than this many rejected messages within `rejectionWindowMs` close the session: the peer is broken or hostile. */
+  maxRejections: number;
+  rejectionWindowMs: number;
+  /** A connection that has not said Hello after this long is closed (it holds a session slot). */
+  helloTimeoutMs: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: Readonly<SessionLimits> = {
+  maxChunkBytes: MAX_CHUNK_BYTES,
+  maxRejections: 50,
+  rejectionWindowMs: 10_000,
+  helloTimeoutMs: 10_000,
+};
+
+/** Longest identifier (worker name, backend, unit id, task, metric name) a message may carry. */
+export const MAX_NAME_CHARS = 256;
+/** Longest free text (a failure message, a goodbye reason). */
+export const MAX_TEXT_CHARS = 65_536;
+/** Most metrics one result may carry. */
+export const MAX_METRICS = 64;
+
+function checkText(what: string, value: string, max: number): void {
+  if (value.length > max) throw new ProtocolViolationError(`${what} of ${value.length} characters (limit ${max})`);
+}
+
+function checkResultShape(r: UnitResult__Output): void {
+  checkText('unit id', r.unitId, MAX_NAME_CHARS);
+  checkText('task', r.task, MAX_NAME_CHARS);
+  const names = Object.keys(r.metrics);
+  if (names.length > MAX_METRICS) throw new ProtocolViolationError(`result with ${names.length} metrics (limit ${MAX_METRICS})`);
+  for (const name of names) checkText('metric name', name, MAX_NAME_CHARS);
+}
+
+/** Shapes no honest peer sends, whatever the run: checked before the handler sees the message. */
+function checkMessageShape(msg: WorkerMessage__Output): void {
+  switch (msg.kind) {
+    case 'hello':
+      checkText('worker name', msg.hello!.name, MAX_NAME_CHARS);
+      checkText('backend', msg.hello!.backend, MAX_NAME_CHARS);
+      checkText('device', msg.hello!.device, MAX_NAME_CHARS);
+      checkText('token', msg.hello!.token, MAX_TEXT_CHARS);
+      return;
+    case 'unitFailed':
+      checkText('unit id', msg.unitFailed!.unitId, MAX_NAME_CHARS);
+      checkText('failure code', msg.unitFailed!.code, MAX_NAME_CHARS);
+      checkText('failure message', msg.unitFailed!.message, MAX_TEXT_CHARS);
+      return;
+    case 'goodbye':
+      checkText('goodbye reason', msg.goodbye!.reason, MAX_TEXT_CHARS);
+      return;
+    default:
+      return;
+  }
+}
 
 export class WorkerSession {
   state: SessionState = 'awaiting-hello';
@@ -71,7 +127,20 @@ export class WorkerSession {
   /** Why the worker said it is leaving (UnitFailed without a unit), if it did. */
   leavingReason: string | undefined;
   private readonly writer: OrderedWriter<OutgoingCoordinatorMessage>;
+  /** Closed by the coordinator for too many rejected messages. */
+  closedForErrors = false;
+  /** Resolves with the reason once the session is closed, whoever closed it. */
+  readonly done: Promise<string>;
+  private resolveDone!: (reason: string) => void;
   private inbound: { header: UnitResult__Output; sink: ResultSink; assembler: TransferAssembler } | undefined;
+  /**
+   * The transfer whose header or a chunk was rejected: its remaining chunks are dropped
+   * quietly (never applied), so that one bad result counts as one rejection, not one per chunk.
+   */
+  private dropping: { transferId: number; bytes: number; received: number } | undefined;
+  private readonly rejectionTimes: number[] = [];
+  private readonly limits: SessionLimits;
+  private helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -79,10 +148,17 @@ export class WorkerSession {
     private readonly call: ConnectCall,
     private readonly handler: SessionHandler,
     private readonly log: Logger,
-    private readonly maxChunkBytes: number,
+    limits: Partial<SessionLimits> = {},
     private readonly admit?: Admission,
   ) {
+    this.limits = { ...DEFAULT_SESSION_LIMITS, ...limits };
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.writer = new OrderedWriter(call);
+    this.helloTimer = setTimeout(() => {
+      this.log.warn('closing a connection that did not say Hello', { peer: this.peer, ms: this.limits.helloTimeoutMs });
+      this.close(new ProtocolViolationError(`no Hello within ${this.limits.helloTimeoutMs} ms`));
+    }, this.limits.helloTimeoutMs);
+    this.helloTimer.unref();
     call.on('data', (msg: WorkerMessage__Output) => this.onMessage(msg));
     call.on('end', () => {
       this.closed(this.leavingReason ?? 'worker closed the stream');
@@ -111,7 +187,10 @@ export class WorkerSession {
     if (this.state === 'closed') return;
     this.lastSeenMs = Date.now();
     let unitId: string | undefined;
+    if (msg.kind === 'chunk' && this.dropChunk(msg.chunk!)) return;
+    this.dropping = undefined;
     try {
+      checkMessageShape(msg);
       switch (msg.kind) {
         case 'hello':
           if (this.state !== 'awaiting-hello') throw new ProtocolViolationError('second Hello on one session');
@@ -126,6 +205,7 @@ export class WorkerSession {
           this.device = msg.hello!.device;
           this.handler.onHello(this, msg.hello!);
           this.state = 'ready';
+          clearTimeout(this.helloTimer);
           return;
         case 'heartbeat':
           return;
@@ -135,8 +215,7 @@ export class WorkerSession {
       if (this.state !== 'ready') throw new ProtocolViolationError(`${msg.kind ?? 'empty message'} before Hello`);
       switch (msg.kind) {
         case 'unitResult':
-          unitId = msg.unitResult!.unitId;
-          this.onResultHeader(msg.unitResult!);
+          this.onResultHeader(msg.unitResult!, (id) => (unitId = id));
           return;
         case 'chunk':
           unitId = this.inbound?.header.unitId;
@@ -158,18 +237,28 @@ export class WorkerSession {
     }
   }
 
-  private onResultHeader(header: UnitResult__Output): void {
-    if (this.inbound) {
-      const open = this.inbound.header.unitId;
-      this.inbound = undefined;
-      throw new ProtocolViolationError(`result for ${header.unitId} while the transfer of ${open} is incomplete`);
+  /** `named` learns the unit id once the header's shape is known to be sane (it goes into logs). */
+  private onResultHeader(header: UnitResult__Output, named: (unitId: string) => void): void {
+    let sink: ResultSink;
+    try {
+      checkResultShape(header);
+      named(header.unitId);
+      if (this.inbound) {
+        const open = this.inbound.header.unitId;
+        this.inbound = undefined;
+        throw new ProtocolViolationError(`result for ${header.unitId} while the transfer of ${open} is incomplete`);
+      }
+      sink = this.handler.beginResult(this, header);
+    } catch (err) {
+      // The payload that follows a rejected header is dropped as it comes.
+      this.startDropping(header.transferId, header.byteLength, 0);
+      throw err;
     }
-    const sink = this.handler.beginResult(this, header);
     if (sink.payload === null) {
       this.handler.completeResult(this, header, sink);
       return;
     }
-    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, float32Bytes(sink.payload), this.maxChunkBytes) };
+    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, float32Bytes(sink.payload), this.limits.maxChunkBytes) };
   }
 
   private onChunk(chunk: TensorChunk__Output): void {
@@ -180,12 +269,30 @@ export class WorkerSession {
       complete = inbound.assembler.accept(chunk);
     } catch (err) {
       this.inbound = undefined; // the partial payload is dropped, never applied
+      // The sender goes on from where its bad chunk ended: drop the rest of its stream as it comes.
+      const tid = inbound.assembler.transferId;
+      this.startDropping(tid, inbound.header.byteLength, chunk.transferId === tid ? chunk.offset + chunk.data.byteLength : inbound.assembler.receivedBytes);
       throw err;
     }
     if (complete) {
       this.inbound = undefined;
       this.handler.completeResult(this, inbound.header, inbound.sink);
     }
+  }
+
+  private startDropping(transferId: number, bytes: number, received: number): void {
+    this.dropping = { transferId, bytes, received };
+  }
+
+  /** True if `chunk` continues, in order and within its announced length, a transfer that was rejected. */
+  private dropChunk(chunk: TensorChunk__Output): boolean {
+    const d = this.dropping;
+    if (!d || chunk.transferId !== d.transferId || chunk.offset !== d.received) return false;
+    const n = chunk.data.byteLength;
+    if (n === 0 || n > this.limits.maxChunkBytes || d.received + n > d.bytes) return false;
+    d.received += n;
+    if (d.received === d.bytes) this.dropping = undefined;
+    return true;
   }
 
   private reject(err: unknown, unitId: string | undefined): void {
@@ -199,8 +306,13 @@ export class WorkerSession {
     this.rejected++;
     this.log.warn('rejected message', { worker: this.label, peer: this.peer, unit: unitId, code: (error as { code?: string }).code, error: error.message });
     this.handler.onRejected(this, error, unitId);
-    if (this.rejected >= MAX_REJECTIONS_PER_SESSION && this.state !== 'closed') {
-      this.close(new ProtocolViolationError(`${this.rejected} rejected messages`));
+    const now = Date.now();
+    this.rejectionTimes.push(now);
+    while (this.rejectionTimes[0]! <= now - this.limits.rejectionWindowMs) this.rejectionTimes.shift();
+    if (this.rejectionTimes.length > this.limits.maxRejections && this.state !== 'closed') {
+      this.closedForErrors = true;
+      this.log.warn('closing session: too many rejected messages', { worker: this.label, peer: this.peer, rejected: this.rejectionTimes.length, windowMs: this.limits.rejectionWindowMs });
+      this.close(new ProtocolViolationError(`${this.rejectionTimes.length} rejected messages within ${this.limits.rejectionWindowMs} ms`));
     }
   }
 
@@ -228,8 +340,11 @@ export class WorkerSession {
   private closed(reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    clearTimeout(this.helloTimer);
     this.inbound = undefined;
+    this.dropping = undefined;
     this.writer.markClosed(reason);
     this.handler.onClosed(this, reason);
+    this.resolveDone(reason);
   }
 }

@@ -230,6 +230,10 @@ export class CoordinatorSession {
           offset += data.byteLength;
         }
         await Promise.all(sends);
+      } else if (unit.kind === 'UNIT_KIND_LOOKAHEAD') {
+        const out = env.computer.lookahead({ task: unit.task, step: unit.step, shard: unit.shard });
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
+        await this.send({ unitResult: header });
       } else if (unit.kind === 'UNIT_KIND_EVAL') {
         const out = env.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
         const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: performance.now() - started };

@@ -107,6 +107,45 @@ export class ModelRunner {
     return h;
   }
 
+  /**
+   * What task `task`'s head reads: the trunk's output, or with mixture-of-experts layers the
+   * task's gated mixture of experts, level by level (see ExpertsLayout).
+   */
+  features(task: string, x: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
+    const adapter = this.layout.adapters.get(task) ?? [];
+    const stackOn = (layers: readonly PlacedLayer[], input: tf.Tensor) => layers.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, input);
+    let input = stackOn(adapter, x);
+    if (this.layout.namedInputs.length > 0) {
+      // Named inputs: each tower reads its slice of the flat input; the trunk reads them side by side.
+      let from = 0;
+      const towers = this.layout.namedInputs.map((n) => {
+        const slice = tf.slice(input, [0, from], [-1, n.size]);
+        from += n.size;
+        return stackOn(n.tower, slice);
+      });
+      input = towers.length === 1 ? towers[0]! : tf.concat(towers, 1);
+    }
+    const h = this.trunk(input, opts, overrides);
+    const experts = this.layout.experts;
+    if (!experts) return h;
+    const stack = (layers: readonly PlacedLayer[], input: tf.Tensor) => layers.reduce((y, layer) => this.applyLayer(layer, y, opts, overrides, false).out, input);
+    const mix = (gate: PlacedLayer, input: tf.Tensor, outputs: tf.Tensor[]) => {
+      const g = this.applyLayer(gate, input, opts, overrides, false).out; // [n, E], softmax
+      return tf.squeeze(tf.matMul(tf.expandDims(g, 1), tf.stack(outputs, 1)), [1]); // [n, D]
+    };
+    let sharedIn = h;
+    const taskIn = new Map(this.layout.tasks.map((t) => [t, h]));
+    for (const level of experts.levels) {
+      const shared = level.shared.map((e) => stack(e, sharedIn));
+      // Other tasks' experts matter only where a shared gate mixes them.
+      const needed = level.sharedGate ? this.layout.tasks : [task];
+      const own = new Map(needed.map((t) => [t, level.perTask.get(t)!.map((e) => stack(e, taskIn.get(t)!))]));
+      for (const t of needed) taskIn.set(t, mix(level.gates.get(t)!, taskIn.get(t)!, [...shared, ...own.get(t)!]));
+      if (level.sharedGate) sharedIn = mix(level.sharedGate, sharedIn, [...shared, ...needed.flatMap((t) => own.get(t)!)]);
+    }
+    return taskIn.get(task)!;
+  }
+
   /** A task's head on the shared representation; the last layer's activation is left to the loss. */
   head(task: string, features: tf.Tensor, opts: ForwardOptions, overrides?: ReadonlyMap<number, tf.Tensor>): HeadOutput {
     const layers = this.layout.heads.get(task);
@@ -134,11 +173,11 @@ export class ModelRunner {
     const indices = unitTensorIndices(this.layout, task);
     const grads = new Float32Array(unitGradientSize(this.layout, task));
     const loss = tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const y = tf.tensor1d(targets);
       const f = (...ws: tf.Tensor[]) => {
         const overrides = new Map(indices.map((idx, i) => [idx, ws[i]!] as const));
-        return taskLoss(objective.loss, this.head(task, this.trunk(x, opts, overrides), opts, overrides), y);
+        return taskLoss(objective.loss, this.head(task, this.features(task, x, opts, overrides), opts, overrides), y);
       };
       const { value, grads: gs } = tf.valueAndGrads(f)(indices.map((i) => this.weight(i)));
       let offset = 0;
@@ -151,12 +190,22 @@ export class ModelRunner {
     return { loss, grads };
   }
 
+  /** Mean loss of `task` on a batch, forward only. */
+  loss(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): number {
+    const objective = this.objective(task);
+    const n = targets.length;
+    return tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
+      return taskLoss(objective.loss, this.head(task, this.features(task, x, opts), opts), tf.tensor1d(targets)).dataSync()[0]!;
+    });
+  }
+
   /** The head's activated output for a batch (class probabilities for softmax heads), without dropout. */
   predict(task: string, inputs: Float32Array, n: number): Float32Array {
     return tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const opts = { training: false };
-      return headActivated(this.head(task, this.trunk(x, opts), opts)).dataSync() as Float32Array;
+      return headActivated(this.head(task, this.features(task, x, opts), opts)).dataSync() as Float32Array;
     });
   }
 
@@ -165,10 +214,10 @@ export class ModelRunner {
     const objective = this.objective(task);
     const n = targets.length;
     return tf.tidy(() => {
-      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
       const y = tf.tensor1d(targets);
       const opts = { training: false };
-      const out = this.head(task, this.trunk(x, opts), opts);
+      const out = this.head(task, this.features(task, x, opts), opts);
       const lossSum = taskLoss(objective.loss, out, y).dataSync()[0]! * n;
       const metricSums: Record<string, number> = {};
       for (const m of objective.metrics) metricSums[m] = metricSum(m, objective.loss, out, y).dataSync()[0]!;

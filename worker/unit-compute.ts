@@ -7,6 +7,7 @@ import type { TaskBinding } from '../common/datasets/index.js';
 import type { JobSpec } from '../common/job-spec.js';
 import { deriveSeed, Rng } from '../common/random.js';
 import { StagePlan } from '../common/stages.js';
+import type { PlacedLayer } from '../common/parameter-layout.js';
 import type { ModelRunner } from './model-runner.js';
 
 /** Held-out examples are evaluated in batches of at most this many. */
@@ -133,16 +134,16 @@ export class UnitComputer {
     const y = new Float32Array(indices.length);
     b.dataset.train.inputs(indices, x);
     b.dataset.train.targets(b.target, indices, y);
-    // Trunk dropout masks are keyed by the data source (tasks sharing a batch share them);
-    // head masks by the task.
-    const { loss, grads } = this.runner.gradients(unit.task, x, y, {
-      training: true,
-      dropoutSeed: (layer) =>
-        layer.name.startsWith('trunk_')
-          ? deriveSeed(this.job.seed, 'dropout', b.source, unit.step, unit.shard, layer.name)
-          : deriveSeed(this.job.seed, 'dropout', unit.task, unit.step, unit.shard, layer.name),
-    });
+    const { loss, grads } = this.runner.gradients(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
     return { sampleCount: indices.length, loss, grads };
+  }
+
+  /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */
+  private dropoutSeeds(unit: TrainUnitSpec, b: TaskBinding): (layer: PlacedLayer) => number {
+    return (layer) =>
+      layer.name.startsWith('trunk_')
+        ? deriveSeed(this.job.seed, 'dropout', b.source, unit.step, unit.shard, layer.name)
+        : deriveSeed(this.job.seed, 'dropout', unit.task, unit.step, unit.shard, layer.name);
   }
 
   /** A label drawn from the model's predictive distribution, seeded by (seed, task, boundary, example). */
@@ -156,6 +157,22 @@ export class UnitComputer {
       if (u < cum) break;
     }
     return c;
+  }
+
+  /**
+   * Exact task affinity: the loss on the unit's training batch (the TRAIN unit's examples and
+   * dropout masks) at the weights the runner holds (the coordinator's lookahead weights).
+   */
+  lookahead(unit: TrainUnitSpec): { sampleCount: number; loss: number } {
+    const b = this.binding(unit.task);
+    const indices = this.trainIndices(unit);
+    if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
+    const x = new Float32Array(indices.length * inputSize(b.dataset));
+    const y = new Float32Array(indices.length);
+    b.dataset.train.inputs(indices, x);
+    b.dataset.train.targets(b.target, indices, y);
+    const loss = this.runner.loss(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
+    return { sampleCount: indices.length, loss };
   }
 
   /** Loss and metric means over one shard of the task's held-out split. */

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startCli } from '../helpers/cli-process.js';
-import { chaosJob, referenceWeights, summaryOf, waitForSteps, weightsOf } from '../helpers/chaos.js';
+import { chaosJob, referenceWeights, summaryOf, waitForSteps, weightsOf, JOIN_ENV } from '../helpers/chaos.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
@@ -41,9 +41,9 @@ void describe('network faults and graceful departure', () => {
   void it('a worker told to stop (SIGTERM) hands back its units and exits 0; the run carries on', async (t) => {
     reference ??= await referenceWeights(job);
     const out = tempDir('mtl-chaos-leave-');
-    const run = startCli(['run', job, '--workers', '2', '--out', out]);
+    const run = startCli(['run', job, '--workers', '2', '--out', out], JOIN_ENV);
     const address = (await run.waitFor(/listening address=(\S+)/))[1]!;
-    const leaver = startCli(['worker', '--coordinator', address, '--name', 'leaver']);
+    const leaver = startCli(['worker', '--coordinator', address, '--name', 'leaver'], JOIN_ENV);
     await waitForSteps(out, 8, run);
     leaver.child.kill('SIGTERM');
     const left = await leaver.result;

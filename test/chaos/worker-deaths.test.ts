@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { childPids, startCli } from '../helpers/cli-process.js';
-import { CHAOS_ROUNDS, chaosJob, referenceWeights, summaryOf, waitForSteps, weightsOf } from '../helpers/chaos.js';
+import { CHAOS_ROUNDS, chaosJob, referenceWeights, summaryOf, waitForSteps, weightsOf, JOIN_ENV } from '../helpers/chaos.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 void describe('worker deaths and a late joiner', () => {
@@ -12,7 +12,7 @@ void describe('worker deaths and a late joiner', () => {
     const reference = await referenceWeights(job);
     for (let round = 0; round < CHAOS_ROUNDS; round++) {
       const out = tempDir('mtl-chaos-kill-');
-      const run = startCli(['run', job, '--workers', '3', '--out', out]);
+      const run = startCli(['run', job, '--workers', '3', '--out', out], JOIN_ENV);
       const address = (await run.waitFor(/listening address=(\S+)/))[1]!;
       await waitForSteps(out, 4 + 2 * round, run);
       const [first, second] = childPids(run.child.pid!);
@@ -21,7 +21,7 @@ void describe('worker deaths and a late joiner', () => {
       await waitForSteps(out, 12 + round, run);
       process.kill(second, 'SIGKILL');
       await waitForSteps(out, 18, run);
-      const late = startCli(['worker', '--coordinator', address, '--name', 'late-joiner']);
+      const late = startCli(['worker', '--coordinator', address, '--name', 'late-joiner'], JOIN_ENV);
       const r = await run.result;
       const lateExit = await late.result;
       assert.equal(r.code, 0, r.stderr);

@@ -80,4 +80,40 @@ void describe('task affinity', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /is it a run directory/);
   });
+
+  void it('measures the exact lookahead every K steps without touching training, close to the first-order estimate', async () => {
+    const job = groupedJob() as Record<string, unknown>;
+    const plain = tempDir('mtl-affinity-plain-');
+    const measured = tempDir('mtl-affinity-exact-');
+    const a = await runCli(['run', writeJob(job), '--workers', '2', '--out', plain, '--quiet']);
+    assert.equal(a.code, 0, a.stderr);
+    const b = await runCli(['run', writeJob({ ...job, diagnostics: { exactAffinityEvery: 10 } }), '--workers', '2', '--out', measured, '--quiet']);
+    assert.equal(b.code, 0, b.stderr);
+    assert.ok(readFileSync(path.join(plain, 'model', 'weights.bin')).equals(readFileSync(path.join(measured, 'model', 'weights.bin'))), 'measuring affinity changed the weights');
+
+    type Line = { step: number; affinity: Matrix; affinityExact?: Matrix; timeMs: { lookahead?: number } };
+    const lines = readFileSync(path.join(measured, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    const exactSteps = lines.filter((l) => l.affinityExact).map((l) => l.step);
+    assert.deepEqual(exactSteps, [1, 11, 21, 31, 41, 51, 61, 71, 81, 91]);
+    for (const l of lines.filter((x) => x.affinityExact)) {
+      assert.ok(l.timeMs.lookahead! > 0);
+      for (const from of ['a', 'b', 'c', 'd']) {
+        for (const to of ['a', 'b', 'c', 'd']) {
+          const e = l.affinityExact![from]![to]!;
+          const f = l.affinity[from]![to]!;
+          // They differ by the second-order term; at this learning rate it is small next to the largest entries.
+          assert.ok(Math.abs(e - f) < 0.1 * Math.abs(l.affinity[from]![from]!) + 1e-6, `step ${l.step} ${from}→${to}: exact ${e}, first-order ${f}`);
+        }
+      }
+    }
+    const r = await runCli(['affinity', measured, '--groups', '2', '--exact', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const printed = JSON.parse(r.stdout) as AffinityOutput & { estimate: string };
+    assert.equal(printed.estimate, 'exact');
+    assert.equal(printed.steps, 10);
+    assert.deepEqual(printed.grouping?.groups, [['a', 'c'], ['b', 'd']]);
+    const none = await runCli(['affinity', plain, '--exact']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /exactAffinityEvery/);
+  });
 });

@@ -9,6 +9,9 @@ import { writeJob } from './jobs.js';
 import { tempDir } from './temp-dirs.js';
 
 /** Rounds of each randomised scenario: 1 in `npm test`, more with `npm run chaos`. */
+/** Join token shared by an `mtl run` and the extra workers a test adds to it (MTL_TOKEN). */
+export const JOIN_ENV = { MTL_TOKEN: 'chaos-test-join-token-0123456789' };
+
 export const CHAOS_ROUNDS = Number(process.env.MTL_CHAOS_ROUNDS ?? 1);
 
 /** MultiMNIST with an MLP and big batches: 6 units of ~340 examples a step. */

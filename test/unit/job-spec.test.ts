@@ -98,6 +98,7 @@ void describe('defaults', () => {
     assert.equal(spec.training.mode, 'simultaneous');
     assert.deepEqual(spec.training.aggregator, { name: 'mean' });
     assert.equal(spec.training.evalEvery, undefined);
+    assert.equal(spec.training.nonFinite, 'fail');
     assert.deepEqual(spec.tasks.a?.metrics, []);
     assert.deepEqual(spec.model.trunk, []);
     assert.deepEqual(spec.training.optimizer, { name: 'adam', learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
@@ -126,6 +127,15 @@ void describe('defaults', () => {
 });
 
 void describe('validation errors', () => {
+  void it('training.nonFinite takes fail, skip-unit or skip-step, nothing else', () => {
+    const doc = minimalDoc() as { training: Record<string, unknown> };
+    for (const policy of ['fail', 'skip-unit', 'skip-step']) {
+      assert.equal(validateJob({ ...doc, training: { ...doc.training, nonFinite: policy } }, 'x').training.nonFinite, policy);
+    }
+    const err = specError(() => validateJob({ ...doc, training: { ...doc.training, nonFinite: 'ignore' } }, 'x'));
+    assert.deepEqual(err.issues.map((i) => i.path), ['training.nonFinite']);
+  });
+
   void it('a document with many problems gives one JobSpecError naming every path', () => {
     const err = specError(() => parseJobText(MANY_PROBLEMS, 'many.yaml'));
     const paths = err.issues.map((i) => i.path);

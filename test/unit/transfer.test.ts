@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { ByteLengthError, MessageTooLargeError, ProtocolViolationError } from '../../common/errors.js';
 import { OrderedWriter, StreamClosedError, type WritableStreamLike } from '../../common/ordered-writer.js';
 import { MAX_CHUNK_BYTES, PreEncodedMessage, chunkViews, coordinatorService, encodeCoordinatorMessage, float32Bytes } from '../../common/protocol.js';
-import { TransferAssembler, firstNonFinite } from '../../common/transfer-assembler.js';
+import { CHUNK_COUNT_SLACK, TransferAssembler, firstNonFinite, maxChunksFor } from '../../common/transfer-assembler.js';
 
 function patternBytes(n: number, salt = 0): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 31 + salt * 7 + (i >> 8)) & 0xff);
@@ -67,6 +67,19 @@ void describe('TransferAssembler', () => {
       assert.deepEqual(dest.subarray(16), patternBytes(4, 2));
     });
   }
+});
+
+void describe('TransferAssembler chunk budget', () => {
+  void it(`accepts chunks down to 1/${CHUNK_COUNT_SLACK} of the limit and rejects a transfer that takes more chunks`, () => {
+    const dest = new Uint8Array(100);
+    const asm = new TransferAssembler(3, dest, 100);
+    assert.equal(maxChunksFor(100, 100), CHUNK_COUNT_SLACK);
+    for (let k = 0; k < CHUNK_COUNT_SLACK; k++) assert.equal(asm.accept({ transferId: 3, offset: k, data: Uint8Array.of(k) }), false);
+    const before = dest.slice();
+    assert.throws(() => asm.accept({ transferId: 3, offset: CHUNK_COUNT_SLACK, data: Uint8Array.of(1) }), MessageTooLargeError);
+    assert.deepEqual(dest, before, 'destination untouched');
+    assert.equal(asm.receivedBytes, CHUNK_COUNT_SLACK);
+  });
 });
 
 void describe('firstNonFinite', () => {

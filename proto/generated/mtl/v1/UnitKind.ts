@@ -16,6 +16,12 @@ export const UnitKind = {
    * drawn for the stage that ends at `step`.
    */
   UNIT_KIND_FISHER: 'UNIT_KIND_FISHER',
+  /**
+   * Task affinity, exact lookahead (TAG): the loss of task `task` on its training batch of
+   * `step` (same examples and dropout masks as the TRAIN unit), at the weights version named:
+   * the coordinator's lookahead weights after a step on one other task alone. No payload.
+   */
+  UNIT_KIND_LOOKAHEAD: 'UNIT_KIND_LOOKAHEAD',
 } as const;
 
 export type UnitKind =
@@ -38,5 +44,12 @@ export type UnitKind =
    */
   | 'UNIT_KIND_FISHER'
   | 3
+  /**
+   * Task affinity, exact lookahead (TAG): the loss of task `task` on its training batch of
+   * `step` (same examples and dropout masks as the TRAIN unit), at the weights version named:
+   * the coordinator's lookahead weights after a step on one other task alone. No payload.
+   */
+  | 'UNIT_KIND_LOOKAHEAD'
+  | 4
 
 export type UnitKind__Output = typeof UnitKind[keyof typeof UnitKind]
