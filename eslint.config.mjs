@@ -23,6 +23,15 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard page: plain browser scripts, served as they are (no build step).
+    files: ['dashboard/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', EventSource: 'readonly', uPlot: 'readonly', setTimeout: 'readonly', console: 'readonly' },
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', module: 'writable' } },

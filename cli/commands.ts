@@ -8,6 +8,8 @@ import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { FileCheckpointStore, jobHash, type CheckpointData } from '../coordinator/checkpoints.js';
 import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
 import { prepareRun, type PreparedRun } from '../coordinator/prepare-run.js';
+import { CoordinatorDashboardSource } from '../coordinator/dashboard-source.js';
+import { DashboardServer } from '../coordinator/http-server.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { Worker } from '../worker/worker.js';
 import { newRunId } from '../common/control/jobs.js';
@@ -117,6 +119,8 @@ interface ServeOptions extends CommonOptions, JobOverrides, NatsSecurityFlags {
   resume?: string;
   json: boolean;
   quiet: boolean;
+  /** Dashboard, /metrics, /healthz, /readyz on HOST:PORT (port 0: any free one). */
+  http?: string;
 }
 
 interface ServePlan {
@@ -234,6 +238,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   const control = opts.nats === undefined ? undefined : await openControl(opts, job, plan, log, () => coordinator, natsSecurity);
   if (control === null) return EXIT.failed;
   const outDir = opts.resume ?? opts.out ?? defaultOutDir(job.name);
+  let dashboard: DashboardServer | undefined;
   const coordinator: Coordinator = new Coordinator({
     prepared,
     listen: plan.listen,
@@ -256,11 +261,27 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     },
     onEvent: (e) => control?.reporter.event(e),
   });
+  if (opts.http !== undefined) {
+    // Before the gRPC port, so that /healthz answers (and /readyz says 503) while it opens.
+    try {
+      dashboard = new DashboardServer({ listen: opts.http, insecure: plan.insecure, source: new CoordinatorDashboardSource(coordinator), logger: log.child('http') });
+      const url = await dashboard.start();
+      progress.clear();
+      process.stderr.write(`dashboard ${url}  (metrics ${url}metrics)\n`);
+    } catch (err) {
+      process.stderr.write(`cannot serve the dashboard on ${opts.http}: ${errorMessage(err)}\n`);
+      await dashboard?.close();
+      await control?.reporter.finish((r) => ({ ...r, status: 'failed', error: `cannot serve the dashboard on ${opts.http}` }));
+      await control?.plane.close();
+      return EXIT.usage;
+    }
+  }
   let address: string;
   try {
     address = await coordinator.listen();
   } catch (err) {
     process.stderr.write(`cannot listen on ${plan.listen}: ${errorMessage(err)}\n`);
+    await dashboard?.close();
     await control?.reporter.finish((r) => ({ ...r, status: 'failed', error: `cannot listen on ${plan.listen}` }));
     await control?.plane.close();
     return EXIT.usage;
@@ -283,6 +304,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     progress.finish();
     await workers?.close();
     await coordinator.close();
+    await dashboard?.close();
     signals.release();
   }
   if (control) {

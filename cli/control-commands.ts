@@ -16,6 +16,8 @@ import type { BackendChoice } from '../worker/backend.js';
 import { pickRun, registryResolver } from '../worker/discovery.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
 import type { NatsSecurity } from '../common/security.js';
+import { DashboardServer } from '../coordinator/http-server.js';
+import { PoolDashboardSource } from '../coordinator/pool-dashboard-source.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const CONTROL_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -112,6 +114,8 @@ export interface ServeCommandOptions extends NatsOptions, GrpcSecurityFlags {
   ackWait: number;
   lease: number;
   maxDeliver: number;
+  /** Dashboard of the pool's current run, /metrics, /healthz, /readyz. */
+  http?: string;
 }
 
 /** `mtl serve`: a coordinator pool on the job queue until SIGINT/SIGTERM. */
@@ -150,6 +154,19 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     logger: log,
     onJobEnd: (runId, outcome, detail) => process.stdout.write(`${runId} ${outcome}: ${detail}\n`),
   });
+  let dashboard: DashboardServer | undefined;
+  if (opts.http !== undefined) {
+    try {
+      dashboard = new DashboardServer({ listen: opts.http, insecure: opts.insecure, source: new PoolDashboardSource(server, opts.pool), logger: log.child('http') });
+      const url = await dashboard.start();
+      process.stderr.write(`dashboard ${url}  (metrics ${url}metrics)\n`);
+    } catch (err) {
+      process.stderr.write(`cannot serve the dashboard on ${opts.http}: ${errorMessage(err)}\n`);
+      await dashboard?.close();
+      await plane.close();
+      return CONTROL_EXIT.usage;
+    }
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
@@ -167,6 +184,7 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await dashboard?.close();
     await plane.close();
   }
 }

@@ -14,6 +14,7 @@ import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 import { certsInitCommand } from './certs.js';
+import { dashboardCommand, type DashboardCommandOptions } from './dashboard-command.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
 
 // Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
@@ -55,6 +56,8 @@ const natsOption = (required = false) => {
   return o;
 };
 const poolOption = () => new Option('--pool <name>', 'worker pool / queue the runs belong to').default('default');
+const httpOption = () =>
+  new Option('--http <host:port>', 'serve the dashboard, /metrics, /healthz and /readyz here (port 0: any free port; a non-loopback host needs --insecure)').argParser(hostPort);
 const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
 
 const program = new Command()
@@ -77,6 +80,7 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
@@ -98,6 +102,7 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
@@ -149,6 +154,7 @@ program
   .option('--ack-wait <seconds>', 'a job whose coordinator is silent this long is redelivered', positiveInt, 30)
   .option('--lease <seconds>', 'run lease; renewed every second while the coordinator lives', positiveInt, 30)
   .option('--max-deliver <n>', 'attempts before a failing job is given up', positiveInt, 5)
+  .addOption(httpOption())
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .action(async (opts: Parameters<typeof serveCommand>[0] & CommonOptions) => {
@@ -232,6 +238,16 @@ program
   .option('--json', 'one JSON object', false)
   .action((runDir: string, opts: { groups?: number; json: boolean; exact: boolean }) => {
     process.exitCode = affinityCommand(runDir, opts);
+  });
+
+program
+  .command('dashboard')
+  .description("serve the dashboard of a finished run directory (metrics.jsonl, eval.jsonl, events.jsonl, summary.json) until Ctrl-C")
+  .argument('<run-dir>', 'run directory')
+  .addOption(httpOption().default('127.0.0.1:8080'))
+  .addOption(new Option('--insecure', 'allow a non-loopback --http address (plain HTTP, no authentication; a trusted network only)').default(false))
+  .action(async (runDir: string, opts: DashboardCommandOptions) => {
+    process.exitCode = await dashboardCommand(runDir, opts);
   });
 
 program

@@ -82,15 +82,33 @@ export function encodeCoordinatorMessage(message: CoordinatorMessage): PreEncode
   return new PreEncodedMessage(coordinatorService().Connect.responseSerialize(message));
 }
 
-/** The server-side service definition: like the generated one, but Connect accepts PreEncodedMessages. */
-export function serverServiceDefinition(): grpc.ServiceDefinition {
+/** Observes the serialised size of each Connect message (the coordinator's bytes in/out metrics). */
+export interface PayloadCounter {
+  received(bytes: number): void;
+  sent(bytes: number): void;
+}
+
+/**
+ * The server-side service definition: like the generated one, but Connect accepts
+ * PreEncodedMessages, and `counter` (if given) sees the size of every message body in and out.
+ */
+export function serverServiceDefinition(counter?: PayloadCounter): grpc.ServiceDefinition {
   const service = coordinatorService();
   const serialize = service.Connect.responseSerialize;
+  const deserialize = service.Connect.requestDeserialize;
   return {
     ...service,
     Connect: {
       ...service.Connect,
-      responseSerialize: (value: OutgoingCoordinatorMessage) => (value instanceof PreEncodedMessage ? value.bytes : serialize(value)),
+      responseSerialize: (value: OutgoingCoordinatorMessage) => {
+        const bytes = value instanceof PreEncodedMessage ? value.bytes : serialize(value);
+        counter?.sent(bytes.byteLength);
+        return bytes;
+      },
+      requestDeserialize: (bytes: Buffer) => {
+        counter?.received(bytes.byteLength);
+        return deserialize(bytes);
+      },
     },
   };
 }

@@ -152,6 +152,20 @@ export function checkListenSecurity(listen: string, opts: { tls: boolean; insecu
   );
 }
 
+/**
+ * The same rule for the HTTP endpoints (dashboard, /metrics, probes): they are plaintext and
+ * unauthenticated and show the run (names, losses, workers), so a non-loopback address needs
+ * an explicit --insecure (a trusted network, or a cluster behind a NetworkPolicy). TLS on the
+ * gRPC port does not extend to them.
+ */
+export function checkHttpListenSecurity(listen: string, opts: { insecure: boolean }): void {
+  if (opts.insecure || isLoopbackHost(listenHost(listen))) return;
+  throw new InsecureListenError(
+    `refusing to serve the dashboard and /metrics on ${listen}: they are plain HTTP without authentication. ` +
+      'Use a loopback address (such as 127.0.0.1:8080; reach it with an SSH tunnel or kubectl port-forward), or add --insecure if the network is trusted',
+  );
+}
+
 /** A NATS URL (or comma-separated list) with any user:password removed, for logs and messages. */
 export function redactUrl(url: string): string {
   return url.replace(/(\/\/)[^/@,\s]*@/g, '$1***@');

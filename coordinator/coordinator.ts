@@ -16,6 +16,7 @@ import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
+import { RunTelemetry } from './run-telemetry.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
 import { TrainingRun, type ContinualSummary, type RunSnapshot, type RunState } from './training-run.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
@@ -105,7 +106,7 @@ export interface RunSummary {
   outDir: string;
 }
 
-type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | 'closed';
+export type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | 'closed';
 
 export class Coordinator {
   private state: CoordinatorState = 'created';
@@ -113,6 +114,10 @@ export class Coordinator {
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   readonly run: TrainingRun;
   readonly runId: string;
+  /** What the dashboard and /metrics show: records so far, bytes in/out, unit times, checkpoints. */
+  readonly telemetry = new RunTelemetry();
+  /** Serving and able to take workers: what grpc.health.v1 says, and /readyz. */
+  private accepting = false;
   private readonly log: Logger;
   private closing: Promise<void> | undefined;
   private message = '';
@@ -159,17 +164,22 @@ export class Coordinator {
       maxChunkBytes: MAX_CHUNK_BYTES,
       onStep: (r) => {
         this.dir?.appendMetrics({ time: new Date().toISOString(), ...r });
+        this.telemetry.step(r);
         opts.onStep?.(r);
       },
       onEval: (r) => {
         this.dir?.appendEval({ time: new Date().toISOString(), ...r });
+        this.telemetry.evaluation(r);
         opts.onEval?.(r);
       },
+      onUnit: (u) => this.telemetry.unit(u),
       onStateChange: opts.onStateChange,
       onTaskGradients: opts.onTaskGradients,
       onEvent: (e) => this.event(e),
     });
-    this.server.addService(serverServiceDefinition(), {
+    const telemetry = this.telemetry;
+    const payloads = { received: (n: number) => void (telemetry.bytesReceived += n), sent: (n: number) => void (telemetry.bytesSent += n) };
+    this.server.addService(serverServiceDefinition(payloads), {
       Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => this.onConnect(call),
       GetStatus: (call: grpc.ServerUnaryCall<unknown, RunStatus>, callback: grpc.sendUnaryData<RunStatus>) => {
         try {
@@ -203,8 +213,7 @@ export class Coordinator {
     } else {
       this.event({ type: 'run-started', level: 'info', message: `run ${this.runId} started`, data: { runId: this.runId, steps: job.training.steps, aggregator: job.training.aggregator.name } });
     }
-    this.health.setStatus('', 'SERVING');
-    this.health.setStatus(SERVICE_NAME, 'SERVING');
+    this.setAccepting(true);
     this.log.info('listening', { address, run: this.runId, protocol: PROTOCOL_VERSION, tls: this.opts.tls !== undefined, token: this.tokenHash !== undefined });
     return address;
   }
@@ -226,6 +235,38 @@ export class Coordinator {
     });
     this.openSessions.add(session);
     void session.done.then(() => this.openSessions.delete(session));
+  }
+
+  /** grpc.health.v1 and `ready` change together, so that gRPC and HTTP probes agree. */
+  private setAccepting(accepting: boolean): void {
+    this.accepting = accepting;
+    const status = accepting ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', status);
+    this.health.setStatus(SERVICE_NAME, status);
+  }
+
+  /** True while the coordinator serves its run and can take workers (listening, run not over). */
+  get ready(): boolean {
+    return this.accepting && this.state === 'serving';
+  }
+
+  /** The resolved job spec. */
+  get job(): PreparedRun['loaded']['spec'] {
+    return this.opts.prepared.loaded.spec;
+  }
+
+  get aggregatorName(): string {
+    return this.opts.prepared.loaded.spec.training.aggregator.name;
+  }
+
+  /** Workers the run waits for before it trains. */
+  get minWorkers(): number {
+    return this.opts.minWorkers ?? 1;
+  }
+
+  /** Lifecycle state of the coordinator itself (the run's is in status().state). */
+  get lifecycle(): CoordinatorState {
+    return this.state;
   }
 
   /**
@@ -273,6 +314,7 @@ export class Coordinator {
 
   private event(e: RunEvent): void {
     this.dir?.appendEvent({ time: new Date().toISOString(), ...e });
+    this.telemetry.event(e);
     this.opts.onEvent?.(e);
   }
 
@@ -379,8 +421,7 @@ export class Coordinator {
     });
     if (this.lastCheckpoint !== undefined) summary.lastCheckpoint = this.lastCheckpoint;
     dir.writeSummary(summary);
-    this.health.setStatus('', 'NOT_SERVING');
-    this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+    this.setAccepting(false);
     await this.dismissWorkers(summary.status === 'succeeded' ? 'run finished' : `run ${summary.status}: ${summary.error?.message ?? ''}`, summary.status !== 'succeeded');
     dir.close(); // after the workers left, so that their departures are in events.jsonl
     return summary;
@@ -411,6 +452,7 @@ export class Coordinator {
 
   /** Stops serving (idempotent): graceful shutdown, forced after a grace period. */
   close(graceMs = 3000): Promise<void> {
+    this.accepting = false;
     this.closing ??= new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

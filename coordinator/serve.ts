@@ -103,6 +103,16 @@ export class JobServer {
     this.log = opts.logger;
   }
 
+  /** Coordinators of the runs training here now, oldest first (the dashboard shows the first). */
+  get coordinators(): Coordinator[] {
+    return [...this.active.values()];
+  }
+
+  /** False once stop() was called: no new jobs are taken. */
+  get accepting(): boolean {
+    return this.stopping === undefined;
+  }
+
   /** Creates the stream and the pool's durable consumer where missing. */
   private async consumer(): Promise<Consumer> {
     const { plane, pool } = this.opts;

@@ -130,6 +130,8 @@ export interface TrainingRunOptions {
   onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
   /** Lifecycle and warning events (events.jsonl). */
   onEvent?: (event: RunEvent) => void;
+  /** Each unit whose result was used: its kind, task, worker and reported compute time (dashboard, /metrics). */
+  onUnit?: (unit: { kind: PendingUnit['kind']; task: string; worker: string; computeMs: number }) => void;
 }
 
 /** The largest total compute time of one worker in a phase: the part of its wall time compute explains. */
@@ -270,6 +272,11 @@ export class TrainingRun implements SessionHandler {
     return [...this.workers.values()];
   }
 
+  /** Workers that were members and are gone (left, lost, or dismissed at the end), oldest first. */
+  get departedWorkers(): readonly TrainingOutcome['workers'][number][] {
+    return this.departed;
+  }
+
   newWorkerId(): string {
     return `w${this.nextWorker++}`;
   }
@@ -405,6 +412,7 @@ export class TrainingRun implements SessionHandler {
     }
     unit.computeMs = header.computeMs;
     session.unitsDone++;
+    this.opts.onUnit?.({ kind: unit.kind, task: unit.task, worker: session.name || session.id, computeMs: header.computeMs });
     this.cancel(phase.complete(unit, assignment), 'done by another worker');
     if (--phase.remaining === 0) phase.resolve();
   }

@@ -17,7 +17,7 @@ import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import YAML from 'yaml';
 
 export const GRPC_PORT = 50051;
-/** The dashboard and /metrics will listen here (--http); declared now so Services need not change. */
+/** The dashboard, /metrics, /healthz and /readyz (--http). */
 export const HTTP_PORT = 8080;
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
@@ -228,6 +228,10 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   `${RUNS_MOUNT}/${name}`,
                   '--nats',
                   natsUrl,
+                  // Dashboard, /metrics and the probes' /healthz and /readyz, plaintext like the
+                  // gRPC port (--insecure below); reach it with kubectl port-forward.
+                  '--http',
+                  `0.0.0.0:${HTTP_PORT}`,
                   // Plaintext inside the cluster network (see README "Security" for TLS and a join
                   // token). Last, so that overlays can patch the arguments above by index.
                   '--insecure',
@@ -237,11 +241,11 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
                   { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
                 ],
-                // grpc.health.v1: '' and mtl.v1.Coordinator turn SERVING once it listens.
-                startupProbe: { grpc: { port: GRPC_PORT }, periodSeconds: 5, failureThreshold: 60 },
-                readinessProbe: { grpc: { port: GRPC_PORT, service: 'mtl.v1.Coordinator' }, periodSeconds: 5, failureThreshold: 2 },
-                // Tolerates the few seconds of NOT_SERVING between the end of a run and exit.
-                livenessProbe: { grpc: { port: GRPC_PORT }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
+                // /healthz answers while the process is up; /readyz (like grpc.health.v1's
+                // mtl.v1.Coordinator) once it serves the run and takes workers, until the run ends.
+                startupProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 5, failureThreshold: 60 },
+                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
                 resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '4Gi' } },
                 securityContext: containerSecurity,
                 volumeMounts: [jobMount, { name: 'runs', mountPath: RUNS_MOUNT }, tmpMount],

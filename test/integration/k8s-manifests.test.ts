@@ -13,6 +13,7 @@ import { tempDir } from '../helpers/temp-dirs.js';
 const K8S_DIR = path.join(REPO_ROOT, 'deploy', 'k8s');
 const BASE_JOB = path.join(K8S_DIR, 'base', 'job.yaml');
 const GRPC_PORT = 50051;
+const HTTP_PORT = 8080;
 
 /** Every kustomize directory and the `mtl k8s render` arguments that must produce the same objects. */
 const EQUIVALENT_RENDER: Record<string, { args: string[]; workers: number; gpus: number; namespace?: string }> = {
@@ -30,7 +31,7 @@ function kustomizeDirs(): string[] {
 
 type Pod = { securityContext?: Record<string, unknown>; containers: Container[]; initContainers?: Container[]; restartPolicy?: string };
 type Container = { name: string; image: string; args?: string[]; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; securityContext?: Record<string, unknown>; ports?: Array<{ name: string; containerPort: number }>; startupProbe?: Probe; readinessProbe?: Probe; livenessProbe?: Probe };
-type Probe = { grpc?: { port: number; service?: string } };
+type Probe = { httpGet?: { path: string; port: number | string } };
 
 function pod(doc: K8sDoc | undefined): Pod {
   assert.ok(doc, 'object missing');
@@ -75,9 +76,11 @@ void describe('deploy/k8s manifests (kubectl kustomize)', () => {
       assert.equal(worker?.image.endsWith('-gpu'), expected.gpus > 0);
 
       assert.equal(coordinator?.ports?.find((p) => p.name === 'grpc')?.containerPort, GRPC_PORT);
-      assert.equal(coordinator?.startupProbe?.grpc?.port, GRPC_PORT);
-      assert.equal(coordinator?.livenessProbe?.grpc?.port, GRPC_PORT);
-      assert.deepEqual(coordinator?.readinessProbe?.grpc, { port: GRPC_PORT, service: 'mtl.v1.Coordinator' });
+      assert.equal(coordinator?.ports?.find((p) => p.name === 'http')?.containerPort, HTTP_PORT);
+      assert.equal(arg(coordinator, '--http'), `0.0.0.0:${HTTP_PORT}`, 'the dashboard, /metrics and the probes');
+      assert.deepEqual(coordinator?.startupProbe?.httpGet, { path: '/healthz', port: 'http' });
+      assert.deepEqual(coordinator?.livenessProbe?.httpGet, { path: '/healthz', port: 'http' });
+      assert.deepEqual(coordinator?.readinessProbe?.httpGet, { path: '/readyz', port: 'http' });
 
       for (const d of docs.values()) {
         assert.equal(d.metadata.namespace, expected.namespace, `${d.kind}/${d.metadata.name}`);

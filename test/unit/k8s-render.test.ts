@@ -107,11 +107,12 @@ void describe('mtl k8s render (objects)', () => {
         GRPC_PORT,
       );
 
-      // Probes: Kubernetes' native gRPC probes against grpc.health.v1 on the gRPC port.
-      for (const probe of [coordinator.startupProbe, coordinator.readinessProbe, coordinator.livenessProbe]) {
-        assert.equal(probe?.grpc?.port, GRPC_PORT);
-      }
-      assert.equal(coordinator.readinessProbe?.grpc?.service, 'mtl.v1.Coordinator');
+      // Probes: the coordinator's HTTP endpoints (--http on the declared http port).
+      assert.equal(argAfter(coordinator, '--http'), `0.0.0.0:${HTTP_PORT}`);
+      assert.ok(coordinator.args?.includes('--insecure'), 'a non-loopback --http needs --insecure');
+      assert.equal(coordinator.ports?.find((p) => p.name === 'http')?.containerPort, HTTP_PORT);
+      for (const probe of [coordinator.startupProbe, coordinator.livenessProbe]) assert.deepEqual(probe?.httpGet, { path: '/healthz', port: 'http' });
+      assert.deepEqual(coordinator.readinessProbe?.httpGet, { path: '/readyz', port: 'http' });
 
       // NATS with JetStream on a volume, reachable at the URL the coordinator is given.
       const nats = find(objects, StatefulSet, `${prefix}-nats`);
