@@ -3,9 +3,10 @@
 // checked against a fixed clock: this machine is shared and noisy.
 import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
+import { computeBench } from './compute.js';
 import type { Bench } from './bench-types.js';
 
-const benches: Bench[] = [aggregatorsBench];
+const benches: Bench[] = [aggregatorsBench, computeBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
