@@ -4,9 +4,10 @@
 import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
 import { computeBench } from './compute.js';
+import { transportBench } from './transport.js';
 import type { Bench } from './bench-types.js';
 
-const benches: Bench[] = [aggregatorsBench, computeBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
