@@ -4,10 +4,11 @@
 import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
 import { computeBench } from './compute.js';
+import { overheadBench } from './overhead.js';
 import { transportBench } from './transport.js';
 import type { Bench } from './bench-types.js';
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
