@@ -7,7 +7,7 @@ import { computeBench } from './compute.js';
 import { overheadBench } from './overhead.js';
 import { scaleBench } from './scale.js';
 import { transportBench } from './transport.js';
-import type { Bench } from './bench-types.js';
+import { option, type Bench } from './bench-types.js';
 
 const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench];
 
@@ -23,11 +23,17 @@ async function main(): Promise<number> {
     return 2;
   }
   const selected = names.length === 0 ? benches : benches.filter((b) => names.includes(b.name));
+  const started = performance.now();
   for (const bench of selected) {
-    const result = await bench.run(args, (line) => process.stderr.write(line + '\n'));
+    const benchStarted = performance.now();
+    const defaults = names.length === 0 ? Object.entries(bench.suiteDefaults ?? {}).filter(([k]) => option(args, k) === undefined) : [];
+    const benchArgs = [...args, ...defaults.flatMap(([k, v]) => [`--${k}`, v])];
+    const result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+    process.stderr.write(`${bench.name}: ${((performance.now() - benchStarted) / 1000).toFixed(1)} s\n`);
     if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
     else process.stdout.write(result.text + '\n');
   }
+  process.stderr.write(`total: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return 0;
 }
 
