@@ -57,6 +57,8 @@ function parseSizes(text: string | undefined): Array<[number, number]> {
 export const aggregatorsBench: Bench = {
   name: 'aggregators',
   description: 'each aggregation method as a multiple of one summing pass over G',
+  // The full grid takes about 5½ minutes here; in the whole suite, the corners around the goal (T = 8, P = 10⁷).
+  suiteDefaults: { sizes: '2x1e6,2x1e7,8x1e6,8x1e7' },
   async run(args, progress) {
     const sizes = parseSizes(option(args, 'sizes'));
     const methods = option(args, 'methods')?.split(',') ?? [...aggregatorNames];

@@ -8,6 +8,11 @@ export interface BenchResult {
 export interface Bench {
   name: string;
   description: string;
+  /**
+   * Options used when the bench runs as part of the whole suite (`npm run bench` without names)
+   * and the command line does not set them, e.g. a smaller grid, to keep the suite short.
+   */
+  suiteDefaults?: Readonly<Record<string, string>>;
   /** `args` are the command line (the bench picks its own options); `progress` reports on stderr. */
   run(args: readonly string[], progress: (line: string) => void): Promise<BenchResult>;
 }

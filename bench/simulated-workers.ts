@@ -1,0 +1,112 @@
+// W simulated workers in one process, for `npm run bench -- scale`: real mtl.v1 gRPC clients
+// that receive every weights transfer in full and answer each assigned unit at once with a
+// precomputed gradient (no compute), so the coordinator's own costs show.
+// `node dist/bench/simulated-workers.js ADDRESS W SHAPE_JSON` (SHAPE_JSON: see UnitShapes);
+// exits when every session has ended.
+import * as grpc from '@grpc/grpc-js';
+import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
+import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
+import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
+import { partRange } from '../common/datasets/sampler.js';
+import { OrderedWriter } from '../common/ordered-writer.js';
+import { CHANNEL_OPTIONS, chunkViews, float32Bytes, protocol, PROTOCOL_VERSION } from '../common/protocol.js';
+
+/** What the coordinator checks in a result: gradient floats per task, examples per train unit, held-out examples per task. */
+export interface UnitShapes {
+  gradientFloats: Record<string, number>;
+  trainSamples: number;
+  testSize: number;
+}
+
+type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output>;
+
+class SimulatedWorker {
+  private weightsVersion = -1;
+  private incoming: { version: number; bytes: number; received: number } | undefined;
+  private queue: Unit__Output[] = [];
+  private transfer = 0;
+  private readonly writer: OrderedWriter<WorkerMessage>;
+  private readonly heartbeat: NodeJS.Timeout;
+  readonly done: Promise<void>;
+
+  constructor(client: grpc.Client, name: string, private readonly grads: ReadonlyMap<string, Uint8Array>, private readonly shapes: UnitShapes) {
+    const call = (client as unknown as { Connect(): ConnectStream }).Connect();
+    this.writer = new OrderedWriter(call);
+    this.done = new Promise((resolve) => {
+      call.on('end', resolve);
+      call.on('error', () => resolve());
+    });
+    void this.done.then(() => clearInterval(this.heartbeat));
+    call.on('data', (m: CoordinatorMessage__Output) => this.onMessage(m, call));
+    this.heartbeat = setInterval(() => void this.writer.write({ heartbeat: { sentAtMs: Date.now() } }).catch(() => undefined), 1000);
+    void this.writer.write({ hello: { name, protocolVersion: PROTOCOL_VERSION, backend: 'simulated', device: 'cpu', capacity: 1, token: '' } });
+  }
+
+  private onMessage(m: CoordinatorMessage__Output, call: ConnectStream): void {
+    switch (m.kind) {
+      case 'weights':
+        this.incoming = { version: m.weights!.version, bytes: m.weights!.byteLength, received: 0 };
+        break;
+      case 'chunk': {
+        // The bytes are read (parsed by grpc-js) but not kept: a real worker would copy them into its parameters.
+        const incoming = this.incoming!;
+        incoming.received += m.chunk!.data.byteLength;
+        if (incoming.received === incoming.bytes) {
+          this.weightsVersion = incoming.version;
+          this.incoming = undefined;
+          this.pump();
+        }
+        break;
+      }
+      case 'assign':
+        this.queue.push(...m.assign!.units);
+        this.pump();
+        break;
+      case 'cancel': {
+        const ids = new Set(m.cancel!.unitIds);
+        this.queue = this.queue.filter((u) => !ids.has(u.unitId));
+        break;
+      }
+      case 'shutdown':
+        call.end();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private pump(): void {
+    if (this.incoming) return;
+    while (this.queue.length > 0 && this.queue[0]!.weightsVersion <= this.weightsVersion) {
+      const unit = this.queue.shift()!;
+      if (unit.weightsVersion < this.weightsVersion) continue;
+      const base = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion, computeMs: 1, metrics: {}, loss: 0.5 };
+      if (unit.kind !== 'UNIT_KIND_TRAIN') {
+        const [from, to] = partRange(this.shapes.testSize, unit.shardCount, unit.shard);
+        void this.writer.write({ unitResult: { ...base, sampleCount: to - from, byteLength: 0, transferId: 0 } }).catch(() => undefined);
+        continue;
+      }
+      const bytes = this.grads.get(unit.task)!;
+      const transferId = ++this.transfer;
+      void this.writer.write({ unitResult: { ...base, sampleCount: this.shapes.trainSamples, byteLength: bytes.byteLength, transferId } }).catch(() => undefined);
+      let offset = 0;
+      for (const data of chunkViews(bytes)) {
+        void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
+        offset += data.byteLength;
+      }
+    }
+  }
+}
+
+const [address, count, shapesJson] = process.argv.slice(2) as [string, string, string];
+const shapes = JSON.parse(shapesJson) as UnitShapes;
+// Small finite values: the coordinator checks every gradient for non-finite entries.
+const grads = new Map(Object.entries(shapes.gradientFloats).map(([task, n]) => [task, float32Bytes(new Float32Array(n).fill(1e-3))]));
+const Coordinator = protocol().mtl.v1.Coordinator;
+const workers = Array.from({ length: Number(count) }, (_, i) => {
+  // One channel per worker, as separate worker processes would have.
+  const client = new Coordinator(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
+  return { client, worker: new SimulatedWorker(client, `sim-${i}`, grads, shapes) };
+});
+await Promise.all(workers.map((w) => w.worker.done));
+for (const w of workers) w.client.close();

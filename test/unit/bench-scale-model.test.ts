@@ -1,0 +1,38 @@
+// The memory formula and job shape behind `npm run bench -- scale`, against hand counts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildLayout } from '../../common/parameter-layout.js';
+import { validateJob } from '../../common/job-spec.js';
+import { memoryModel, SCALE_INPUT_DIM, scaleJob, shardsFor } from '../../bench/scale-model.js';
+
+void describe('scale benchmark model', () => {
+  void it('builds a job with about P shared parameters and one unit per worker', () => {
+    const config = { p: 1e6, workers: 32, tasks: 8, steps: 2 };
+    const job = validateJob(scaleJob(config), 'bench');
+    const layout = buildLayout(job, [SCALE_INPUT_DIM]);
+    // units = round(1e6 / 1001) = 999: kernel 1000·999 + bias 999.
+    assert.equal(layout.shared.size, 1000 * 999 + 999);
+    assert.equal(layout.tasks.length, 8);
+    assert.equal(shardsFor(config), 4);
+    assert.equal(job.training.shardsPerTask, 4);
+  });
+
+  void it('adds up the buffers of the formula', () => {
+    // Ps = 100, two heads of 10: Ptot = 120, u = 110 per task.
+    const layout = {
+      totalSize: 120,
+      shared: { group: 'shared', offset: 0, size: 100, tensors: [] },
+      tasks: ['a', 'b'],
+      headGroups: new Map([
+        ['a', { group: 'task:a', offset: 100, size: 10, tensors: [] }],
+        ['b', { group: 'task:b', offset: 110, size: 10, tensors: [] }],
+      ]),
+    };
+    const one = memoryModel(layout, { p: 100, workers: 1, tasks: 2, steps: 1 }, 1000);
+    // 4·120·(1 + 1 + 2 + 1 + 2) = 3360, units 4·1·220 = 880.
+    assert.equal(one.bytes, 1000 + 3360 + 880);
+    const four = memoryModel(layout, { p: 100, workers: 4, tasks: 2, steps: 1 });
+    // S = 2: units 4·2·220 = 1760, combined 4·220 + 8·110 = 1760.
+    assert.equal(four.bytes, 3360 + 1760 + 1760);
+  });
+});
