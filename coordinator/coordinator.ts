@@ -18,7 +18,8 @@ import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
-import { TrainingRun, type ContinualSummary, type RunSnapshot, type RunState } from './training-run.js';
+import type { ContinualSummary } from './stage-progress.js';
+import { TrainingRun, type RunSnapshot, type RunState } from './training-run.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';

@@ -31,7 +31,7 @@ import type { Aggregator } from './aggregation/types.js';
 import { zeroCounters, type CheckpointExtras, type FaultCounters } from './checkpoints.js';
 import { ConflictMonitor } from './conflict-monitor.js';
 import { deadWorkers, stalledWorkers, type ObservedWorker } from './failure-detector.js';
-import { ForgettingPenalties, type ForgettingState } from './forgetting.js';
+import { StageProgress, type ContinualSummary } from './stage-progress.js';
 import { createOptimizer, type Optimizer, type OptimizerState } from './optimizers.js';
 import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
 import { placeUnits } from './scheduler.js';
@@ -57,18 +57,6 @@ const LOOKAHEAD_VERSIONS = 0x4000_0000;
 /** Examples per Fisher unit: each costs one backward pass per example, and a worker heartbeats only between units. */
 export const FISHER_SHARD_SIZE = 25;
 
-export interface ContinualSummary {
-  /** The metric R is made of, per task (its first metric, else the loss). */
-  metric: Record<string, string>;
-  stages: string[];
-  /** R[stage][task] after each stage. */
-  matrix: Array<Record<string, number>>;
-  average?: number | null;
-  backwardTransfer?: number | null;
-  forwardTransfer?: number | null;
-  retention?: Record<string, number>;
-}
-
 export type RunState = 'created' | 'waiting-for-workers' | 'training' | 'evaluating' | 'finished' | 'failed';
 
 /** Where a resumed run continues from (params, optimizer and aggregator state are restored by the caller). */
@@ -82,14 +70,6 @@ export interface ResumePoint {
   affinity?: AffinityState;
   /** Sequential mode: stages finished, their evaluations, and the forgetting penalties' arrays. */
   extras?: CheckpointExtras;
-}
-
-/** The JSON part of a sequential run's checkpoint extras. */
-interface StageProgress {
-  stagesDone: number;
-  /** R[k][task]: the task's metric after stage k. */
-  rows: Array<Record<string, number>>;
-  forgetting: ForgettingState['json'];
 }
 
 /** Everything needed to continue the run exactly: taken only between steps. */
@@ -176,10 +156,7 @@ export class TrainingRun implements SessionHandler {
   private readonly plan: StagePlan;
   private optimizer: Optimizer;
   private aggregator: Aggregator;
-  /** Stages whose end (evaluation, Fisher, switch to the next stage) has been processed. */
-  private stagesDone = 0;
-  private readonly stageRows: Array<Record<string, number>> = [];
-  private readonly forgetting: ForgettingPenalties;
+  private readonly stages: StageProgress;
   private readonly notesSeen = new Set<string>();
   private readonly clock: () => number;
   private update: Float32Array | undefined;
@@ -209,19 +186,12 @@ export class TrainingRun implements SessionHandler {
     this.exactAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
     if (opts.resume?.affinity?.exact) this.exactAffinity.restore(opts.resume.affinity.exact);
     this.plan = new StagePlan(opts.job);
-    this.forgetting = new ForgettingPenalties(opts.layout.shared.size);
-    const extras = opts.resume?.extras;
-    if (extras) {
-      const progress = extras.json as StageProgress;
-      this.stagesDone = progress.stagesDone;
-      this.stageRows.push(...progress.rows);
-      this.forgetting.restore({ json: progress.forgetting, arrays: extras.arrays });
-    } else if (this.plan.sequential) {
-      this.forgetting.beginStage(this.sharedParams());
-    }
+    this.stages = new StageProgress(opts.job, this.plan, opts.layout);
+    if (opts.resume?.extras) this.stages.restore(opts.resume.extras);
+    else if (this.plan.sequential) this.stages.forgetting.beginStage(this.sharedParams());
     // The optimizer and aggregator given are the current stage's (restored from the checkpoint
     // by the caller); the optimizer takes the stage's learning rate.
-    const stage = this.plan.stages[this.stagesDone] ?? this.plan.stageAt(this.completedSteps);
+    const stage = this.plan.stages[this.stages.stagesDone] ?? this.plan.stageAt(this.completedSteps);
     this.optimizer = this.stageOptimizer(stage);
     this.optimizer.restore(opts.optimizer.state());
     this.aggregator = opts.aggregator;
@@ -316,7 +286,7 @@ export class TrainingRun implements SessionHandler {
       params: this.params.slice(),
       optimizer: this.optimizer.state(),
       aggregator: this.aggregator.state(),
-      ...(this.plan.sequential ? { extras: this.stageExtras() } : {}),
+      ...(this.plan.sequential ? { extras: this.stages.extras() } : {}),
     };
   }
 
@@ -626,8 +596,8 @@ export class TrainingRun implements SessionHandler {
       for (let step = this.completedSteps; step < steps; step++) {
         const started = performance.now();
         this.step = step;
-        if (this.plan.sequential && this.stagesDone < this.plan.stageAt(step).index) {
-          await this.endStage(this.plan.stages[this.stagesDone]!);
+        if (this.plan.sequential && this.stages.stagesDone < this.plan.stageAt(step).index) {
+          await this.endStage(this.plan.stages[this.stages.stagesDone]!);
           if (every > 0) await this.checkpoint(); // the stage's evaluation and Fisher are not redone on resume
         }
         await this.trainStep(step);
@@ -637,7 +607,7 @@ export class TrainingRun implements SessionHandler {
       }
       this.step = steps;
       const finalEval = await this.evaluate(steps);
-      if (this.plan.sequential) this.recordStageRow(this.plan.stages[this.plan.stages.length - 1]!, finalEval);
+      if (this.plan.sequential) this.stages.recordRow(this.plan.stages[this.plan.stages.length - 1]!, finalEval);
       this.setState('finished');
       const workers = [...this.departed, ...this.sessions.map((s) => ({ id: s.id, name: s.name, backend: s.backend, device: s.device, unitsDone: s.unitsDone }))];
       return { params: this.params.slice(), steps, samples: this.samples, trainMs: this.trainMs, finalEval, workers };
@@ -776,61 +746,26 @@ export class TrainingRun implements SessionHandler {
 
   // ---- sequential mode ---------------------------------------------------------------------
 
-  /** EWC and L2-SP gradients added to this step's update (shared part; L2-SP's β on the stage's heads). */
-  private applyPenalties(stage: PlannedStage, active: readonly string[], update: Float32Array): number {
-    const { layout } = this.opts;
-    const { offset, size } = layout.shared;
-    let penalty = this.forgetting.applyShared(stage.spec.protect, this.sharedParams(), update.subarray(offset, offset + size));
-    const beta = stage.spec.protect.l2sp?.beta ?? 0;
-    if (beta > 0) {
-      for (const task of active.filter((t) => stage.tasks.includes(t) && !stage.spec.freeze.includes(t))) {
-        const g = layout.headGroups.get(task)!;
-        for (let k = g.offset; k < g.offset + g.size; k++) {
-          update[k]! += beta * this.params[k]!;
-          penalty += 0.5 * beta * this.params[k]! * this.params[k]!;
-        }
-      }
-    }
-    return penalty;
-  }
-
-  /** The metric R[stage][task] is made of: the task's first metric, else its loss. */
-  private stageMetric(task: string): string {
-    return this.opts.job.tasks[task]!.metrics[0] ?? 'loss';
-  }
-
-  private recordStageRow(stage: PlannedStage, record: EvalRecord): void {
-    this.stageRows[stage.index] = Object.fromEntries(
-      this.tasks.map((t) => {
-        const e = record.tasks[t]!;
-        const m = this.stageMetric(t);
-        return [t, m === 'loss' ? e.loss : e.metrics[m]!];
-      }),
-    );
-  }
-
   /**
    * The end of a stage: every task is evaluated (a row of R), the Fisher of the stage's tasks
    * is estimated if a later stage uses EWC, and the next stage starts with a fresh optimizer
    * (its learning rate) and aggregator (its task count).
    */
   private async endStage(stage: PlannedStage): Promise<void> {
-    const record = await this.evaluate(stage.end);
-    this.recordStageRow(stage, record);
+    const row = this.stages.recordRow(stage, await this.evaluate(stage.end));
     const samples = this.plan.fisherSamplesAt(stage.end);
     if (samples !== undefined) {
       const fisher = await this.estimateFisher(stage, samples);
-      this.forgetting.addFisher(fisher, this.sharedParams());
+      this.stages.forgetting.addFisher(fisher, this.sharedParams());
     }
     const next = this.plan.stages[stage.index + 1]!;
-    this.stagesDone = stage.index + 1;
+    this.stages.stagesDone = stage.index + 1;
     this.optimizer = this.stageOptimizer(next);
     const { name, ...options } = this.opts.job.training.aggregator;
     this.aggregator = createAggregator(name, options, { seed: this.opts.job.seed });
     this.conflicts = new ConflictMonitor(this.plan.activeTasks(next.start), this.opts.job.diagnostics.conflictWindow);
-    this.forgetting.beginStage(this.sharedParams());
-    const row = this.stageRows[stage.index]!;
-    const summary = Object.entries(row).map(([t, v]) => `${t} ${this.stageMetric(t)} ${v.toFixed(4)}`).join(', ');
+    this.stages.forgetting.beginStage(this.sharedParams());
+    const summary = Object.entries(row).map(([t, v]) => `${t} ${this.stages.metric(t)} ${v.toFixed(4)}`).join(', ');
     this.log.info(`stage ${stage.name} done; next: ${next.name}`, { step: stage.end, tasks: next.tasks.join(','), replay: next.replay.join(',') || undefined });
     this.emit({ type: 'stage-completed', level: 'info', message: `stage ${stage.name} done after step ${stage.end}: ${summary}`, data: { stage: stage.name, step: stage.end, metrics: row } });
   }
@@ -857,41 +792,9 @@ export class TrainingRun implements SessionHandler {
     return total;
   }
 
-  private stageExtras(): CheckpointExtras {
-    const f = this.forgetting.state();
-    const progress: StageProgress = { stagesDone: this.stagesDone, rows: this.stageRows.map((r) => ({ ...r })), forgetting: f.json };
-    return { json: progress, arrays: Object.fromEntries(Object.entries(f.arrays).map(([k, v]) => [k, v.slice()])) };
-  }
-
-  /**
-   * Sequential mode: R[stage][task] and its summaries (Lopez-Paz & Ranzato 2017): average of
-   * the last row; backward transfer, mean over tasks of earlier stages of R[last][t] − R[own][t];
-   * forward transfer, mean over tasks of later stages of R[own][t] − baseline[t] (configured
-   * single-task values); retention, R[last][t] / R[own][t].
-   */
+  /** Sequential mode: R[stage][task] and its summaries (see StageProgress). */
   continualSummary(): ContinualSummary | undefined {
-    if (!this.plan.sequential || this.stageRows.length === 0) return undefined;
-    const stages = this.plan.stages;
-    const last = this.stageRows[this.stageRows.length - 1]!;
-    const own = (t: string): number => stages.findIndex((s) => s.tasks.includes(t));
-    const mean = (xs: number[]): number | null => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-    const complete = this.stageRows.length === stages.length;
-    const earlier = this.tasks.filter((t) => own(t) < stages.length - 1);
-    const baselines = this.opts.job.training.baselines ?? {};
-    const later = this.tasks.filter((t) => own(t) > 0 && baselines[t] !== undefined);
-    return {
-      metric: Object.fromEntries(this.tasks.map((t) => [t, this.stageMetric(t)])),
-      stages: stages.map((s) => s.name),
-      matrix: this.stageRows.map((r) => ({ ...r })),
-      ...(complete
-        ? {
-            average: mean(this.tasks.map((t) => last[t]!)),
-            backwardTransfer: mean(earlier.map((t) => last[t]! - this.stageRows[own(t)]![t]!)),
-            forwardTransfer: mean(later.map((t) => this.stageRows[own(t)]![t]! - baselines[t]!)),
-            retention: Object.fromEntries(earlier.map((t) => [t, last[t]! / this.stageRows[own(t)]![t]!])),
-          }
-        : {}),
-    };
+    return this.stages.summary();
   }
 
   /** One synchronous step. */
@@ -962,11 +865,11 @@ export class TrainingRun implements SessionHandler {
       if (lw === 1) update.set(head, offset);
       else for (let k = 0; k < head.length; k++) update[offset + k] = lw * head[k]!;
     });
-    const penalty = this.plan.sequential ? this.applyPenalties(stage, active, update) : 0;
+    const penalty = this.plan.sequential ? this.stages.applyPenalties(stage, active, this.params, update) : 0;
     if (stage.spec.freeze.includes('shared')) trunk.fill(0);
     this.optimizer.step(this.params, update);
     if (this.plan.sequential && !stage.spec.freeze.includes('shared')) {
-      this.forgetting.proximalShared(stage.spec.protect, this.sharedParams(), stage.spec.learningRate ?? job.training.optimizer.learningRate);
+      this.stages.forgetting.proximalShared(stage.spec.protect, this.sharedParams(), stage.spec.learningRate ?? job.training.optimizer.learningRate);
     }
     // The step is complete from here on: a checkpoint taken now must say so.
     const samples = perTask.reduce((n, g) => n + g.samples, 0);
