@@ -62,8 +62,8 @@ export function runTimeline(runDir: string): { traceEvents: TraceEvent[]; displa
     const t = s.timeMs;
     let at = Math.max(endOf(s) - t.total * 1000, previousEnd);
     previousEnd = at + t.total * 1000;
-    const span = (track: (typeof TRACKS)[number], name: string, ms: number, args?: Record<string, unknown>): void => {
-      if (ms > 0) events.push({ name, cat: 'step', ph: 'X', ts: us(at), dur: Math.round(ms * 1000), pid: 1, tid: tid(track), ...(args ? { args } : {}) });
+    const span = (track: (typeof TRACKS)[number], name: string, ms: number, args: Record<string, unknown> = {}): void => {
+      if (ms > 0) events.push({ name, cat: 'step', ph: 'X', ts: us(at), dur: Math.round(ms * 1000), pid: 1, tid: tid(track), args: { step: s.step, ...args } });
       at += ms * 1000;
     };
     events.push({ name: `step ${s.step}`, cat: 'step', ph: 'X', ts: us(at), dur: Math.round(t.total * 1000), pid: 1, tid: tid('step'), args: { stage: s.stage, samples: s.samples, workers: s.workers, losses: s.losses } });

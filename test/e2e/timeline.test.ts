@@ -42,7 +42,8 @@ void describe('mtl timeline', () => {
     for (let i = 1; i < steps.length; i++) assert.ok(steps[i]!.ts >= steps[i - 1]!.ts, 'steps in time order');
     const phases = traceEvents.filter((e) => e.ph === 'X' && !e.name.startsWith('step '));
     for (const [i, step] of steps.entries()) {
-      const inside = phases.filter((p) => p.ts >= step.ts && p.ts < step.ts + step.dur!).sort((a, b) => a.ts - b.ts);
+      const inside = phases.filter((p) => p.args?.step === metrics[i]!.step).sort((a, b) => a.ts - b.ts);
+      assert.ok(inside.every((p) => p.ts >= step.ts - 1 && p.ts + p.dur! <= step.ts + step.dur! + inside.length + 1), `step ${i + 1}: its spans lie within it`);
       assert.deepEqual([...new Set(inside.map((p) => p.name))].filter((n) => n !== 'lookahead'), ['units', 'aggregate', 'optimize', 'broadcast'].filter((n) => metrics[i]!.timeMs[n]! > 0));
       for (let k = 1; k < inside.length; k++) assert.ok(inside[k]!.ts >= inside[k - 1]!.ts + inside[k - 1]!.dur! - 1, 'spans do not overlap');
       const summed = inside.reduce((s, p) => s + p.dur!, 0);
