@@ -9,7 +9,7 @@ import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
 import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { partRange } from '../common/datasets/sampler.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import { CHANNEL_OPTIONS, chunkViews, float32Bytes, protocol, PROTOCOL_VERSION } from '../common/protocol.js';
+import { chunkViews, float32Bytes, protocol, PROTOCOL_VERSION, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 
 /** What the coordinator checks in a result: gradient floats per task, examples per train unit, held-out examples per task. */
 export interface UnitShapes {
@@ -105,7 +105,7 @@ const grads = new Map(Object.entries(shapes.gradientFloats).map(([task, n]) => [
 const Coordinator = protocol().mtl.v1.Coordinator;
 const workers = Array.from({ length: Number(count) }, (_, i) => {
   // One channel per worker, as separate worker processes would have.
-  const client = new Coordinator(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
+  const client = new Coordinator(address, grpc.credentials.createInsecure(), { ...WORKER_CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
   return { client, worker: new SimulatedWorker(client, `sim-${i}`, grads, shapes) };
 });
 await Promise.all(workers.map((w) => w.worker.done));

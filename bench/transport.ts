@@ -1,7 +1,7 @@
 // Transport efficiency: gradient upload (client → server) and weight broadcast (server →
 // client) over the mtl.v1 Connect stream between two processes on loopback, ÷ raw TCP
 // throughput between the same two processes, measured alternately in the same run.
-// The gRPC side uses the product's pieces: CHANNEL_OPTIONS, 1 MiB TensorChunks, OrderedWriter
+// The gRPC side uses the product's pieces: CHANNEL_OPTIONS (WORKER_CHANNEL_OPTIONS for the worker's end), 1 MiB TensorChunks, OrderedWriter
 // backpressure, TransferAssembler on the receiving end, WeightsBroadcast's encoding.
 // Goal (issue 7): ≥ 0.5 both ways.
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
 import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import { CHANNEL_OPTIONS, chunkViews, float32Bytes, protocol, PROTOCOL_VERSION } from '../common/protocol.js';
+import { chunkViews, float32Bytes, protocol, PROTOCOL_VERSION, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { option, type Bench } from './bench-types.js';
 
@@ -57,7 +57,7 @@ type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__
 
 async function grpcRun(port: number, direction: Direction, mib: number, payload: Float32Array): Promise<number> {
   const Coordinator = protocol().mtl.v1.Coordinator;
-  const client = new Coordinator(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new Coordinator(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), WORKER_CHANNEL_OPTIONS);
   try {
     await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
     const call = (client as unknown as { Connect(): ConnectStream }).Connect();

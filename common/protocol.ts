@@ -38,6 +38,16 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_permit_without_calls': 1,
 };
 
+/**
+ * A worker's channel: the same, plus a 16 MiB HTTP/2 receive window, so the coordinator can
+ * push a weights broadcast without waiting for window updates every 64 KiB. Measured with
+ * `npm run bench -- transport` (broadcast, 256 MiB, two processes): 292–354 MB/s with the
+ * default window, 431–488 MB/s with this one. Only the worker's side: the coordinator's
+ * receive window stays at the default, so many workers uploading at once cannot make it
+ * buffer 16 MiB each (uploads did not get faster with it anyway: ~300 MB/s either way).
+ */
+export const WORKER_CHANNEL_OPTIONS: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 16 << 20 };
+
 if (os.endianness() !== 'LE') {
   // Tensors travel as the host's Float32Array bytes; the wire format is little-endian.
   throw new Error('mtl-orchestrator needs a little-endian host');

@@ -11,7 +11,7 @@ import { errorMessage, IllegalStateError, ProtocolViolationError } from '../comm
 import { validateJob } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { layoutForData } from '../common/parameter-layout.js';
-import { CHANNEL_OPTIONS, protocol } from '../common/protocol.js';
+import { protocol, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { channelCredentials, type TlsMaterial } from '../common/security.js';
 import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
 import { CoordinatorSession, type ComputeEnvironment, type SessionEnd } from './coordinator-session.js';
@@ -180,7 +180,7 @@ export class Worker {
   /** Connects (until `deadline`) and serves one session to its end. */
   private async serveSession(address: string, deadline: number): Promise<SessionEnd> {
     const Coordinator = protocol().mtl.v1.Coordinator;
-    const client = new Coordinator(address, channelCredentials(this.options.tls), CHANNEL_OPTIONS);
+    const client = new Coordinator(address, channelCredentials(this.options.tls), WORKER_CHANNEL_OPTIONS);
     this.client = client;
     try {
       const unready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadline, (err) => resolve(err)));
