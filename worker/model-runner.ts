@@ -74,7 +74,10 @@ export class ModelRunner {
       }
       case 'conv2d': {
         const kernel = this.weight(layer.tensors[0]!, overrides) as tf.Tensor4D;
-        let y: tf.Tensor = conv2dForTraining(x as tf.Tensor4D, kernel, pair(spec.config.strides), spec.config.padding, this.mode);
+        // The first trunk layer reads the model's input (unless adapters or named-input towers
+        // come before it): no gradient is needed there.
+        const readsInput = layer === this.layout.trunk[0] && this.layout.adapters.size === 0 && this.layout.namedInputs.length === 0;
+        let y: tf.Tensor = conv2dForTraining(x as tf.Tensor4D, kernel, pair(spec.config.strides), spec.config.padding, this.mode, !readsInput);
         if (spec.config.useBias) y = tf.add(y, this.weight(layer.tensors[1]!, overrides));
         return { pre: y, out: last ? y : applyActivation(y, spec.config.activation), activation: spec.config.activation };
       }
