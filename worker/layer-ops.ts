@@ -83,6 +83,26 @@ export function conv2dFilterGradIm2col(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSh
   });
 }
 
+/**
+ * dL/dx of conv2d(x, kernel) for stride 1, from the forward Conv2D kernel: the "full"
+ * correlation of dy (padded by the kernel size less one) with the kernel flipped in space and
+ * its channel axes swapped, cropped to the input (the 'same' padding's offset taken off).
+ * On wasm this replaces a Conv2DBackpropInput that took 44 ms of an 85 ms multimnist-cnn step.
+ * Strided convolutions keep conv2dTranspose.
+ */
+function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding): tf.Tensor4D {
+  const [sh, sw] = strides;
+  if (sh !== 1 || sw !== 1) return tf.conv2dTranspose(dy, kernel, xShape, strides, padding);
+  return tf.tidy(() => {
+    const [n, h, w, c] = xShape;
+    const [kh, kw] = kernel.shape;
+    const flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]); // [kh, kw, f, c]
+    const full = tf.conv2d(tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), flipped, 1, 'valid'); // the padded input's gradient
+    const [top, left] = padding === 'same' ? [samePadding(h, kh, 1)[0], samePadding(w, kw, 1)[0]] : [0, 0];
+    return top === 0 && left === 0 && full.shape[1] === h && full.shape[2] === w ? full : tf.slice(full, [0, top, left, 0], [n, h, w, c]);
+  });
+}
+
 function conv2dIm2colGrad(strides: [number, number], padding: Padding, inputGrad: boolean) {
   return tf.customGrad((a: tf.Tensor | tf.GradSaveFunc, b: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const x = a as tf.Tensor4D;
@@ -94,7 +114,7 @@ function conv2dIm2colGrad(strides: [number, number], padding: Padding, inputGrad
         const [xs, ks] = saved as [tf.Tensor4D, tf.Tensor4D];
         const dy4 = dy as tf.Tensor4D;
         // The model's input needs no gradient: skip the (on wasm, slow) Conv2DBackpropInput there.
-        const dx = inputGrad ? tf.conv2dTranspose(dy4, ks, xs.shape, strides, padding) : tf.zerosLike(xs);
+        const dx = inputGrad ? conv2dInputGrad(dy4, ks, xs.shape, strides, padding) : tf.zerosLike(xs);
         return [dx, conv2dFilterGradIm2col(xs, dy4, ks.shape, strides, padding)];
       },
     };
