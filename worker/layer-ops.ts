@@ -3,15 +3,16 @@
 // wasm traps (tfjs 4.22, measured here): a matMul with a transposed operand leaves XNNPACK
 // for a slow loop (512²: 29 GFLOP/s plain, 1 GFLOP/s transposed), and there is no
 // Conv2DBackpropFilter kernel at all. So on wasm the dense gradient transposes explicitly,
-// and the conv filter gradient is computed as im2col + matMul. Other backends keep tfjs'
-// own gradients. test/unit/layer-ops.test.ts checks both paths against tfjs' gradients.
+// and both conv gradients are computed as forward convolutions (the filter's always, the
+// input's for stride 1). Other backends keep tfjs' own gradients.
+// test/unit/model-runner.test.ts checks both paths against tfjs' gradients.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
 
 export interface OpsMode {
   /** Dense gradients as matMul(transpose(a), b) instead of matMul(a, b, true, false). */
   explicitTranspose: boolean;
-  /** Conv2D filter gradient via im2col + matMul (for backends without Conv2DBackpropFilter). */
+  /** Conv2D gradients via forward convolutions (for backends without Conv2DBackpropFilter); the name is historical. */
   im2colFilterGrad: boolean;
 }
 
