@@ -65,7 +65,7 @@ export class PrometheusMetrics {
       },
     });
     gauge('mtl_ready', '1 while the coordinator serves its run and takes workers (as /readyz).', () => (coordinator.ready ? 1 : 0));
-    counter('mtl_steps_completed_total', 'Synchronous training steps completed.', () => coordinator.run.currentStep);
+    counter('mtl_steps_completed_total', 'Synchronous training steps completed.', () => coordinator.run.stepsCompleted);
     gauge('mtl_steps', 'Training steps of the job.', () => job.training.steps);
     counter('mtl_samples_total', 'Training examples processed (all tasks) since this coordinator started.', () => telemetry.samples);
     new Gauge({

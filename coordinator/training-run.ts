@@ -230,6 +230,11 @@ export class TrainingRun implements SessionHandler {
     return this.step;
   }
 
+  /** Steps whose update has been applied (currentStep lags it while the loop evaluates or checkpoints). */
+  get stepsCompleted(): number {
+    return this.completedSteps;
+  }
+
   get weightsVersion(): number {
     return this.version;
   }
