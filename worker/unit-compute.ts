@@ -126,7 +126,8 @@ export class UnitComputer {
     return { sampleCount: n, loss: lossSum / n, grads: Float32Array.from(acc!, (v) => v / n) };
   }
 
-  train(unit: TrainUnitSpec): TrainUnitOutput {
+  /** The examples of a training unit, gathered: inputs, targets and the task's binding. */
+  private trainBatch(unit: TrainUnitSpec): { b: TaskBinding; x: Float32Array; y: Float32Array } {
     const b = this.binding(unit.task);
     const indices = this.trainIndices(unit);
     if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
@@ -134,8 +135,13 @@ export class UnitComputer {
     const y = new Float32Array(indices.length);
     b.dataset.train.inputs(indices, x);
     b.dataset.train.targets(b.target, indices, y);
+    return { b, x, y };
+  }
+
+  train(unit: TrainUnitSpec): TrainUnitOutput {
+    const { b, x, y } = this.trainBatch(unit);
     const { loss, grads } = this.runner.gradients(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
-    return { sampleCount: indices.length, loss, grads };
+    return { sampleCount: y.length, loss, grads };
   }
 
   /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */
@@ -164,15 +170,9 @@ export class UnitComputer {
    * dropout masks) at the weights the runner holds (the coordinator's lookahead weights).
    */
   lookahead(unit: TrainUnitSpec): { sampleCount: number; loss: number } {
-    const b = this.binding(unit.task);
-    const indices = this.trainIndices(unit);
-    if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
-    const x = new Float32Array(indices.length * inputSize(b.dataset));
-    const y = new Float32Array(indices.length);
-    b.dataset.train.inputs(indices, x);
-    b.dataset.train.targets(b.target, indices, y);
+    const { b, x, y } = this.trainBatch(unit);
     const loss = this.runner.loss(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
-    return { sampleCount: indices.length, loss };
+    return { sampleCount: y.length, loss };
   }
 
   /** Loss and metric means over one shard of the task's held-out split. */
