@@ -2,6 +2,7 @@
 // estimate) and the best partition of its tasks into K groups.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { jsonLines } from '../coordinator/run-directory-view.js';
 import { bestGrouping, type Grouping } from '../coordinator/task-grouping.js';
 
 type AffinityRecord = Record<string, Record<string, number>>;
@@ -43,16 +44,7 @@ export function readRunAffinity(runDir: string, exact = false): RunAffinity {
   let tasks: string[] | undefined;
   let sums: number[][] | undefined;
   let steps = 0;
-  const records: AffinityRecord[] = [];
-  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      const m = (JSON.parse(line) as Partial<Record<'affinity' | 'affinityExact', AffinityRecord>>)[key];
-      if (m) records.push(m);
-    } catch {
-      // a line torn by a crash
-    }
-  }
+  const records = jsonLines<Partial<Record<'affinity' | 'affinityExact', AffinityRecord>>>(metricsFile).flatMap((r) => (r[key] ? [r[key]] : []));
   // Sequential stages record only their active tasks: the run's mean covers the steps with all of them.
   const widest = Math.max(0, ...records.map((m) => Object.keys(m).length));
   for (const m of records.filter((r) => Object.keys(r).length === widest)) {

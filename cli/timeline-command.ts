@@ -2,8 +2,9 @@
 // Trace Event Format that chrome://tracing and https://ui.perfetto.dev open), the idea of
 // Horovod's timeline. One track per phase of the coordinator's step loop, built from
 // metrics.jsonl (each record's end time and its timeMs), plus evaluations and events.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { jsonLines } from '../coordinator/run-directory-view.js';
 
 interface StepLine {
   time: string;
@@ -31,19 +32,6 @@ interface TraceEvent {
 const TRACKS = ['step', 'units (workers)', 'lookahead', 'aggregate', 'optimize', 'broadcast', 'evaluation', 'events'] as const;
 const tid = (t: (typeof TRACKS)[number]): number => TRACKS.indexOf(t) + 1;
 
-function jsonLines<T>(file: string): T[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as T];
-      } catch {
-        return []; // a line torn by a crash
-      }
-    });
-}
 
 /** The trace of a run directory; throws when it has no step records. */
 export function runTimeline(runDir: string): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {

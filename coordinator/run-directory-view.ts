@@ -15,7 +15,7 @@ export class NotARunDirectoryError extends Error {
 }
 
 /** JSON lines of a file; a missing file is empty, a torn line (a crash mid-write) is skipped. */
-function jsonLines<T>(file: string): T[] {
+export function jsonLines<T>(file: string): T[] {
   if (!existsSync(file)) return [];
   const out: T[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
