@@ -50,10 +50,8 @@ export class ForgettingPenalties {
       const lambda = ewc.lambda;
       if (ewc.online) {
         const last = this.ewc[this.ewc.length - 1]!.anchor;
-        const n = this.ewc.length;
         for (let p = 0; p < shared.length; p++) {
-          let f = 0;
-          for (let k = 0; k < n; k++) f += ewc.decay ** (n - 1 - k) * this.ewc[k]!.fisher[p]!;
+          const f = this.fisherAt(ewc, p);
           const d = shared[p]! - last[p]!;
           trunk[p]! += lambda * f * d;
           penalty += 0.5 * lambda * f * d * d;
@@ -80,7 +78,7 @@ export class ForgettingPenalties {
     return penalty;
   }
 
-  /** Σ_p F_p per the EWC variant, for parameter p (F summed over stages, decayed when online). */
+  /** Online EWC's Fisher at parameter p: Σ_k decay^(age of k) F_k,p (0 for the standard variant, which keeps one penalty per stage). */
   private fisherAt(ewc: NonNullable<StageSpec['protect']['ewc']>, p: number): number {
     if (!ewc.online) return 0;
     const n = this.ewc.length;
