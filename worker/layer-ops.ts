@@ -91,7 +91,7 @@ export function conv2dFilterGradIm2col(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSh
  * On wasm this replaces a Conv2DBackpropInput that took 44 ms of an 85 ms multimnist-cnn step.
  * Strided convolutions keep conv2dTranspose.
  */
-function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding): tf.Tensor4D {
+export function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding): tf.Tensor4D {
   const [sh, sw] = strides;
   if (sh !== 1 || sw !== 1) return tf.conv2dTranspose(dy, kernel, xShape, strides, padding);
   return tf.tidy(() => {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LossName, MetricName } from '../common/job-schema.js';
 import { unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
+import { TrunkTape, type TapeEntry } from './trunk-tape.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
 import { headActivated, taskLoss, metricSum, type HeadOutput } from './losses.js';
 
@@ -25,10 +26,40 @@ export interface GradientResult {
   grads: Float32Array;
 }
 
+/** One task's part of a shared-batch gradient computation (ModelRunner.sharedGradients). */
+export interface SharedBatchTask {
+  task: string;
+  targets: Float32Array;
+  /** Options of the task's head (its dropout masks); the trunk's come from the call. */
+  opts: ForwardOptions;
+}
+
+export interface RunnerOptions {
+  /**
+   * The compute fast path (trunk-tape.ts): one trunk forward pass per batch and a hand-written
+   * backward per task, for hard parameter sharing. Default true; false keeps tfjs' autodiff
+   * for everything (the reference the fast path is tested against).
+   */
+  fastPath?: boolean;
+}
+
 export interface EvaluationResult {
   count: number;
   lossSum: number;
   metricSums: Record<string, number>;
+}
+
+function must(g: tf.Tensor | undefined, index: number): tf.Tensor {
+  if (!g) throw new Error(`the trunk's backward pass left tensor ${index} without a gradient`);
+  return g;
+}
+
+interface LayerOutput {
+  out: tf.Tensor;
+  pre: tf.Tensor;
+  activation: HeadOutput['activation'];
+  /** Dropout's scaled keep mask, when it dropped anything. */
+  mask?: tf.Tensor;
 }
 
 function pair(v: number | readonly [number, number]): [number, number] {
@@ -37,12 +68,19 @@ function pair(v: number | readonly [number, number]): [number, number] {
 
 export class ModelRunner {
   private weights: tf.Tensor[] = [];
+  /** Whether tasks training on the same batch share one trunk forward pass (see sharedGradients). */
+  readonly fastPath: boolean;
 
   constructor(
     readonly layout: ParameterLayout,
     private readonly objectives: ReadonlyMap<string, TaskObjective>,
     private readonly mode: OpsMode,
-  ) {}
+    options: RunnerOptions = {},
+  ) {
+    // Adapters, named-input towers and experts make what a head reads depend on the task:
+    // there is no one shared representation to keep.
+    this.fastPath = (options.fastPath ?? true) && !layout.experts && layout.adapters.size === 0 && layout.namedInputs.length === 0;
+  }
 
   /** Replaces the weights with `params` (all tensors, layout order). The array is copied. */
   setWeights(params: Float32Array): void {
@@ -60,7 +98,7 @@ export class ModelRunner {
     return w;
   }
 
-  private applyLayer(layer: PlacedLayer, x: tf.Tensor, opts: ForwardOptions, overrides: ReadonlyMap<number, tf.Tensor> | undefined, last: boolean): { out: tf.Tensor; pre: tf.Tensor; activation: HeadOutput['activation'] } {
+  private applyLayer(layer: PlacedLayer, x: tf.Tensor, opts: ForwardOptions, overrides: ReadonlyMap<number, tf.Tensor> | undefined, last: boolean): LayerOutput {
     const n = x.shape[0];
     const spec = layer.spec;
     switch (spec.type) {
@@ -97,8 +135,9 @@ export class ModelRunner {
         const mask = new Float32Array(x.size);
         const keep = 1 / (1 - rate);
         for (let i = 0; i < mask.length; i++) mask[i] = rng.next() >= rate ? keep : 0;
-        const y = tf.mul(x, tf.tensor(mask, x.shape));
-        return { pre: y, out: y, activation: 'linear' };
+        const maskTensor = tf.tensor(mask, x.shape);
+        const y = tf.mul(x, maskTensor);
+        return { pre: y, out: y, activation: 'linear', mask: maskTensor };
       }
     }
   }
@@ -171,6 +210,69 @@ export class ModelRunner {
 
   /** Loss of `task` on a batch and its gradients with respect to the trunk and the task's head. */
   gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult {
+    if (this.fastPath) return this.sharedGradients(inputs, opts, [{ task, targets, opts }])[0]!;
+    return this.autodiffGradients(task, inputs, targets, opts);
+  }
+
+  /**
+   * The gradients of several tasks on one batch of inputs (each with its own targets), from
+   * one trunk forward pass: each task's head gives the gradient of its loss with respect to
+   * the shared representation, and the trunk's backward pass runs from there (TrunkTape).
+   * The trunk's dropout masks come from `trunkOpts`. Each result is bitwise what `gradients`
+   * returns for that task alone. Requires `fastPath`.
+   */
+  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[]): GradientResult[] {
+    if (!this.fastPath) throw new Error('sharedGradients needs the fast path (hard parameter sharing, fastPath on)');
+    const first = tasks[0];
+    if (!first) return [];
+    const n = first.targets.length;
+    if (tasks.some((t) => t.targets.length !== n)) throw new RangeError('tasks sharing a batch need one target per example each');
+    const results: GradientResult[] = [];
+    // tidy() walks what its function returns: the results leave through `results`, not the
+    // return value (walking a Float32Array of 10⁵ floats costs more than the step).
+    tf.tidy(() => {
+      const x = tf.tensor(inputs, [n, ...this.layout.inputShape]);
+      const tape = this.trunkTape(x, trunkOpts);
+      for (const { task, targets, opts } of tasks) {
+        const objective = this.objective(task);
+        const headIndices = this.layout.headGroups.get(task)!.tensors;
+        const grads = new Float32Array(unitGradientSize(this.layout, task));
+        const loss = tf.tidy(() => {
+          const y = tf.tensor1d(targets);
+          const f = (h: tf.Tensor, ...ws: tf.Tensor[]) => {
+            const overrides = new Map(headIndices.map((idx, i) => [idx, ws[i]!] as const));
+            return taskLoss(objective.loss, this.head(task, h, opts, overrides), y);
+          };
+          const { value, grads: gs } = tf.valueAndGrads(f)([tape.output, ...headIndices.map((i) => this.weight(i))]);
+          const trunk = tape.backward(gs[0]!);
+          const ordered = [...this.layout.shared.tensors.map((i) => must(trunk.get(i), i)), ...gs.slice(1)];
+          let offset = 0;
+          for (const g of ordered) {
+            grads.set(g.dataSync(), offset);
+            offset += g.size;
+          }
+          return value.dataSync()[0]!;
+        });
+        results.push({ loss, grads });
+      }
+    });
+    return results;
+  }
+
+  /** The trunk's forward pass with every layer's input and outputs kept for TrunkTape. */
+  private trunkTape(x: tf.Tensor, opts: ForwardOptions): TrunkTape {
+    const entries: TapeEntry[] = [];
+    let h = x;
+    for (const layer of this.layout.trunk) {
+      const { out, pre, mask } = this.applyLayer(layer, h, opts, undefined, false);
+      entries.push({ layer, x: h, pre, out, mask });
+      h = out;
+    }
+    return new TrunkTape(entries, x, (i) => this.weight(i), this.mode);
+  }
+
+  /** tfjs autodiff over the whole model (adapters, named inputs, experts; the fast path's reference). */
+  private autodiffGradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult {
     const objective = this.objective(task);
     const n = targets.length;
     const indices = unitTensorIndices(this.layout, task);

@@ -1,0 +1,196 @@
+// The compute fast path (one trunk forward per batch, a hand-written backward per task)
+// against tfjs' autodiff over the whole model, on cpu and wasm, for every trunk layer and
+// activation; and grouping tasks on one batch changes no bit of any task's gradients.
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { validateJob, type JobSpec } from '../../common/job-spec.js';
+import { buildLayout, initialParameters, type ParameterLayout } from '../../common/parameter-layout.js';
+import { Rng } from '../../common/random.js';
+import { selectBackend } from '../../worker/backend.js';
+import { opsModeFor, type OpsMode } from '../../worker/layer-ops.js';
+import { ModelRunner, type ForwardOptions } from '../../worker/model-runner.js';
+import { relativeError } from '../helpers/numeric.js';
+
+const TASKS = {
+  a: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: { dataset: 'multimnist', target: 'left' } },
+  b: { loss: 'meanSquaredError', metrics: ['mae'], data: { dataset: 'synthetic', target: 0 } },
+  c: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: { dataset: 'multimnist', target: 'right' } },
+};
+const HEADS = {
+  a: [{ dense: { units: 5, activation: 'softmax' } }],
+  b: [{ dense: { units: 4, activation: 'relu' } }, { dropout: { rate: 0.5 } }, { dense: { units: 1 } }],
+  c: [{ dense: { units: 1, activation: 'sigmoid' } }],
+};
+
+function job(input: number[], trunk: unknown[]): JobSpec {
+  return validateJob(
+    { name: 'tape', seed: 5, model: { input, trunk, heads: HEADS }, tasks: TASKS, training: { steps: 1, batchSize: 6, optimizer: { name: 'sgd', learningRate: 0.1 } } },
+    'test',
+  );
+}
+
+/** Trunks covering every layer type, activation, padding and stride the fast path handles. */
+const TRUNKS: Record<string, JobSpec> = {
+  cnn: job(
+    [12, 12, 2],
+    [
+      { conv2d: { filters: 3, kernelSize: 3, padding: 'same', activation: 'relu' } },
+      { maxPooling2d: { poolSize: 2 } },
+      { conv2d: { filters: 4, kernelSize: [2, 3], activation: 'tanh' } },
+      { conv2d: { filters: 2, kernelSize: 2, strides: 2, padding: 'same', activation: 'elu' } },
+      { maxPooling2d: { poolSize: 2, strides: 1, padding: 'same' } },
+      { flatten: {} },
+      { dense: { units: 8, activation: 'softplus' } },
+      { dropout: { rate: 0.25 } },
+    ],
+  ),
+  mlp: job(
+    [28, 28, 1],
+    [
+      { flatten: {} },
+      { dropout: { rate: 0.1 } },
+      { dense: { units: 16, activation: 'sigmoid' } },
+      { dense: { units: 12, activation: 'softmax', useBias: false } },
+      { dense: { units: 6 } },
+    ],
+  ),
+  // A dense layer on a rank-3 input applies to every position; the first layer reads the input.
+  positional: job([5, 4], [{ dense: { units: 6, activation: 'relu' } }, { dense: { units: 3, activation: 'tanh' } }, { flatten: {} }]),
+};
+
+// The runner's losses (the spec only shapes the layout): c has a one-unit sigmoid head.
+const OBJECTIVES = new Map([
+  ['a', { loss: 'sparseCategoricalCrossentropy' as const, metrics: [] }],
+  ['b', { loss: 'meanSquaredError' as const, metrics: [] }],
+  ['c', { loss: 'binaryCrossentropy' as const, metrics: [] }],
+]);
+const TASK_NAMES = Object.keys(TASKS);
+
+function batch(layout: ParameterLayout, n: number, seed: number): { x: Float32Array; ys: Float32Array[] } {
+  const rng = new Rng(seed);
+  const size = layout.inputShape.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: n * size }, () => rng.normal());
+  const ys = [Float32Array.from({ length: n }, (_, i) => i % 5), Float32Array.from({ length: n }, () => rng.normal()), Float32Array.from({ length: n }, (_, i) => i % 2)];
+  return { x, ys };
+}
+
+function runner(spec: JobSpec, mode: OpsMode, fastPath: boolean): ModelRunner {
+  const layout = buildLayout(spec, spec.model.input!);
+  const r = new ModelRunner(layout, OBJECTIVES, mode, { fastPath });
+  r.setWeights(initialParameters(layout, 9));
+  return r;
+}
+
+/** Trunk masks keyed by the batch, head masks by the task (as UnitComputer keys them). */
+function dropout(task: string): ForwardOptions {
+  return { training: true, dropoutSeed: (layer) => (layer.name.startsWith('trunk_') ? 101 : 200 + task.charCodeAt(0)) };
+}
+
+function checkAgainstAutodiff(backend: string): void {
+  const modes: OpsMode[] = [opsModeFor(backend), { explicitTranspose: true, im2colFilterGrad: true }, { explicitTranspose: false, im2colFilterGrad: false }];
+  for (const [name, spec] of Object.entries(TRUNKS)) {
+    for (const mode of modes) {
+      if (!mode.im2colFilterGrad && tf.getKernel('Conv2DBackpropFilter', backend) === undefined) continue;
+      const fast = runner(spec, mode, true);
+      const reference = runner(spec, mode, false);
+      assert.ok(fast.fastPath && !reference.fastPath);
+      const { x, ys } = batch(fast.layout, 6, name.length);
+      TASK_NAMES.forEach((task, i) => {
+        const got = fast.gradients(task, x, ys[i]!, dropout(task));
+        const want = reference.gradients(task, x, ys[i]!, dropout(task));
+        const where = `${backend} ${name} ${JSON.stringify(mode)} task ${task}`;
+        assert.equal(got.grads.length, want.grads.length, where);
+        assert.ok(want.grads.some((g) => g !== 0), `${where}: the reference gradient is all zeros`);
+        assert.ok(Math.abs(got.loss - want.loss) <= 1e-5 * Math.abs(want.loss), `${where}: loss ${got.loss} vs ${want.loss}`);
+        const err = relativeError(got.grads, want.grads);
+        assert.ok(err < 1e-5, `${where}: relative error ${err}`);
+        // Each tensor on its own too: a small tensor's error could hide in the whole vector's norm.
+        let offset = 0;
+        for (const index of [...fast.layout.shared.tensors, ...fast.layout.headGroups.get(task)!.tensors]) {
+          const size = fast.layout.tensors[index]!.size;
+          const w = want.grads.subarray(offset, offset + size);
+          if (w.some((v) => v !== 0)) {
+            const e = relativeError(got.grads.subarray(offset, offset + size), w);
+            assert.ok(e < 1e-5, `${where}: ${fast.layout.tensors[index]!.name} relative error ${e}`);
+          }
+          offset += size;
+        }
+      });
+      fast.dispose();
+      reference.dispose();
+    }
+  }
+}
+
+void describe('compute fast path (trunk tape)', () => {
+  before(async () => {
+    tf.enableProdMode();
+    await selectBackend('cpu');
+  });
+  after(async () => {
+    await selectBackend('cpu');
+  });
+
+  void it('equals tfjs autodiff within 1e-5 relative on cpu, for every trunk layer and activation', () => {
+    checkAgainstAutodiff('cpu');
+  });
+
+  void it('equals tfjs autodiff within 1e-5 relative on wasm', async () => {
+    await selectBackend('wasm');
+    try {
+      checkAgainstAutodiff('wasm');
+    } finally {
+      await selectBackend('cpu');
+    }
+  });
+
+  void it('tasks sharing a batch get bitwise the gradients each gets alone, and nothing leaks', async () => {
+    await selectBackend('wasm');
+    try {
+      for (const spec of Object.values(TRUNKS)) {
+        const r = runner(spec, opsModeFor('wasm'), true);
+        const { x, ys } = batch(r.layout, 7, 3);
+        const alone = TASK_NAMES.map((task, i) => r.gradients(task, x, ys[i]!, dropout(task)));
+        const before = tf.memory().numTensors;
+        const together = r.sharedGradients(
+          x,
+          dropout('a'),
+          TASK_NAMES.map((task, i) => ({ task, targets: ys[i]!, opts: dropout(task) })),
+        );
+        assert.equal(tf.memory().numTensors, before, 'tensors leaked by sharedGradients');
+        // Reversed order: a task's result does not depend on which tasks come before it.
+        const reversed = r.sharedGradients(
+          x,
+          dropout('a'),
+          [...TASK_NAMES].reverse().map((task) => ({ task, targets: ys[TASK_NAMES.indexOf(task)]!, opts: dropout(task) })),
+        );
+        TASK_NAMES.forEach((task, i) => {
+          assert.deepEqual(together[i]!.grads, alone[i]!.grads, `task ${task}`);
+          assert.equal(together[i]!.loss, alone[i]!.loss);
+          assert.deepEqual(reversed[TASK_NAMES.length - 1 - i]!.grads, alone[i]!.grads, `task ${task} reversed`);
+        });
+        r.dispose();
+      }
+    } finally {
+      await selectBackend('cpu');
+    }
+  });
+
+  void it('layouts whose heads read task-specific features keep autodiff', () => {
+    const spec = validateJob(
+      {
+        name: 'experts',
+        seed: 1,
+        model: { input: [6], trunk: [{ dense: { units: 4 } }], experts: { type: 'mmoe', shared: 2, layers: [{ dense: { units: 3 } }] }, heads: { a: HEADS.a, c: HEADS.c } },
+        tasks: { a: TASKS.a, c: TASKS.c },
+        training: { steps: 1, batchSize: 4, optimizer: { name: 'sgd', learningRate: 0.1 } },
+      },
+      'test',
+    );
+    const r = runner(spec, opsModeFor('cpu'), true);
+    assert.equal(r.fastPath, false);
+    assert.throws(() => r.sharedGradients(new Float32Array(6), { training: false }, [{ task: 'a', targets: new Float32Array(1), opts: { training: false } }]), /fast path/);
+    r.dispose();
+  });
+});
