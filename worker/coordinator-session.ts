@@ -18,7 +18,7 @@ import { TransferAssembler } from '../common/transfer-assembler.js';
 import { bytesPerValue, decodeHalf, encodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
 import type { SelectedBackend } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
-import type { UnitComputer } from './unit-compute.js';
+import type { TrainUnitOutput, UnitComputer } from './unit-compute.js';
 
 /** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
 const GOODBYE_WAIT_MS = 5000;
@@ -48,6 +48,11 @@ export interface CoordinatorSessionOptions {
   log: Logger;
   /** Builds (or reuses) the compute environment for the job of a Welcome. */
   environment: (welcome: Welcome__Output) => ComputeEnvironment;
+}
+
+/** A result header echoes its unit, so the coordinator can check it against what it assigned. */
+function echoOf(unit: Unit__Output) {
+  return { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
 }
 
 export class CoordinatorSession {
@@ -196,7 +201,11 @@ export class CoordinatorSession {
     }
   }
 
-  /** Computes queued units one at a time, as soon as their weights version is here. */
+  /**
+   * Computes queued units as soon as their weights version is here: one at a time, except
+   * training units that read the same batch (several tasks of one data source, same step and
+   * shard), which are computed together with one trunk forward pass (the compute fast path).
+   */
   private pump(): void {
     if (this.computing) return;
     this.computing = true;
@@ -205,8 +214,9 @@ export class CoordinatorSession {
         while (!this.ended && this.leaving === undefined && this.queue.length > 0) {
           const unit = this.queue[0]!;
           if (unit.weightsVersion !== this.weightsVersion || this.incoming) break; // weights on the way
-          this.queue.shift();
-          await this.compute(unit);
+          const group = this.takeBatchGroup();
+          if (group.length > 1) await this.computeGroup(group);
+          else await this.compute(unit);
           // Let incoming messages (cancel, new weights, shutdown) in between units.
           await new Promise((r) => setImmediate(r));
         }
@@ -219,28 +229,77 @@ export class CoordinatorSession {
     })();
   }
 
+  /** Takes the first queued unit and every queued training unit that shares its batch. */
+  private takeBatchGroup(): Unit__Output[] {
+    const first = this.queue.shift()!;
+    if (first.kind !== 'UNIT_KIND_TRAIN') return [first];
+    const computer = this.env!.computer;
+    const spec = (u: Unit__Output) => ({ task: u.task, step: u.step, shard: u.shard });
+    const group = [first];
+    for (let i = 0; i < this.queue.length; i++) {
+      const u = this.queue[i]!;
+      if (u.kind !== 'UNIT_KIND_TRAIN' || u.weightsVersion !== first.weightsVersion || group.some((g) => g.task === u.task)) continue;
+      let shares = false;
+      try {
+        shares = computer.sharesBatch(spec(first), spec(u));
+      } catch {
+        // A unit the computer cannot place (unknown task, say) is left to fail on its own.
+      }
+      if (!shares) continue;
+      group.push(u);
+      this.queue.splice(i--, 1);
+    }
+    return group;
+  }
+
+  /** Training units sharing a batch: computed together, each result sent as if computed alone. */
+  private async computeGroup(units: Unit__Output[]): Promise<void> {
+    const env = this.env!;
+    const started = performance.now();
+    let outs: TrainUnitOutput[];
+    try {
+      outs = env.computer.trainGroup(units.map((u) => ({ task: u.task, step: u.step, shard: u.shard })));
+    } catch (err) {
+      // Computed one by one, each failure is reported against its own unit.
+      this.opts.log.warn('shared-batch computation failed; computing the units one by one', { units: units.length, error: errorMessage(err) });
+      for (const unit of units) await this.compute(unit);
+      return;
+    }
+    // Each unit is charged its share of the time: the scheduler's unit-time estimate stays comparable.
+    const computeMs = (performance.now() - started) / units.length;
+    for (let i = 0; i < units.length; i++) {
+      await this.sendGradients(units[i]!, outs[i]!, computeMs);
+      this.unitsDone++;
+    }
+  }
+
+  /** The result header of a gradient unit, then its payload in chunks. */
+  private async sendGradients(unit: Unit__Output, out: TrainUnitOutput, computeMs: number): Promise<void> {
+    const env = this.env!;
+    const c = env.job.transport.compression;
+    const bytes = c === 'none' ? float32Bytes(out.grads) : uint16Bytes(encodeHalf(out.grads, c));
+    const transferId = ++this.transferCounter;
+    const header = { ...echoOf(unit), sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs };
+    const sends = [this.send({ unitResult: header })];
+    let offset = 0;
+    for (const data of chunkViews(bytes, this.maxChunkBytes)) {
+      sends.push(this.send({ chunk: { transferId, offset, data } }));
+      offset += data.byteLength;
+    }
+    await Promise.all(sends);
+  }
+
   private async compute(unit: Unit__Output): Promise<void> {
     const env = this.env!;
     const started = performance.now();
     try {
-      // The header echoes the unit, so the coordinator can check it against what it assigned.
-      const echo = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
+      const echo = echoOf(unit);
       if (unit.kind === 'UNIT_KIND_TRAIN' || unit.kind === 'UNIT_KIND_FISHER') {
         const out =
           unit.kind === 'UNIT_KIND_TRAIN'
             ? env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard })
             : env.computer.fisher({ task: unit.task, step: unit.step, shard: unit.shard, shardCount: unit.shardCount });
-        const c = env.job.transport.compression;
-        const bytes = c === 'none' ? float32Bytes(out.grads) : uint16Bytes(encodeHalf(out.grads, c));
-        const transferId = ++this.transferCounter;
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs: performance.now() - started };
-        const sends = [this.send({ unitResult: header })];
-        let offset = 0;
-        for (const data of chunkViews(bytes, this.maxChunkBytes)) {
-          sends.push(this.send({ chunk: { transferId, offset, data } }));
-          offset += data.byteLength;
-        }
-        await Promise.all(sends);
+        await this.sendGradients(unit, out, performance.now() - started);
       } else if (unit.kind === 'UNIT_KIND_LOOKAHEAD') {
         const out = env.computer.lookahead({ task: unit.task, step: unit.step, shard: unit.shard });
         const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: 0, transferId: 0, computeMs: performance.now() - started };

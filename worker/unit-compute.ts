@@ -127,7 +127,7 @@ export class UnitComputer {
   }
 
   /** The examples of a training unit, gathered: inputs, targets and the task's binding. */
-  private trainBatch(unit: TrainUnitSpec): { b: TaskBinding; x: Float32Array; y: Float32Array } {
+  private trainBatch(unit: TrainUnitSpec): { b: TaskBinding; indices: Uint32Array; x: Float32Array; y: Float32Array } {
     const b = this.binding(unit.task);
     const indices = this.trainIndices(unit);
     if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
@@ -135,13 +135,49 @@ export class UnitComputer {
     const y = new Float32Array(indices.length);
     b.dataset.train.inputs(indices, x);
     b.dataset.train.targets(b.target, indices, y);
-    return { b, x, y };
+    return { b, indices, x, y };
   }
 
   train(unit: TrainUnitSpec): TrainUnitOutput {
-    const { b, x, y } = this.trainBatch(unit);
-    const { loss, grads } = this.runner.gradients(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
-    return { sampleCount: y.length, loss, grads };
+    return this.trainGroup([unit])[0]!;
+  }
+
+  /**
+   * Whether two training units read the same examples: same step, shard and data source, and
+   * the same batch shape (the sampler is a function of these). Units that do can share one
+   * trunk forward pass (trainGroup).
+   */
+  sharesBatch(a: TrainUnitSpec, b: TrainUnitSpec): boolean {
+    if (!this.runner.fastPath || a.step !== b.step || a.shard !== b.shard || this.binding(a.task).source !== this.binding(b.task).source) return false;
+    const [sa, sb] = [this.plan.unitShape(a.step, a.task), this.plan.unitShape(b.step, b.task)];
+    return sa !== undefined && sb !== undefined && sa.batchSize === sb.batchSize && sa.shards === sb.shards;
+  }
+
+  /**
+   * Training units whose batches are the same (`sharesBatch` with the first): the batch is
+   * gathered once and the trunk's forward pass runs once for all of them (the compute fast
+   * path). Each output is bitwise what `train` gives for that unit alone.
+   */
+  trainGroup(units: readonly TrainUnitSpec[]): TrainUnitOutput[] {
+    const first = units[0];
+    if (!first) return [];
+    const rest = units.slice(1);
+    if (rest.some((u) => !this.sharesBatch(first, u))) throw new RangeError('trainGroup needs units that share one batch');
+    const { b, indices, x, y } = this.trainBatch(first);
+    if (!this.runner.fastPath) {
+      const { loss, grads } = this.runner.gradients(first.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(first, b) });
+      return [{ sampleCount: y.length, loss, grads }];
+    }
+    const tasks = units.map((u) => {
+      const bu = this.binding(u.task);
+      let targets = y;
+      if (u !== first) {
+        targets = new Float32Array(indices.length);
+        bu.dataset.train.targets(bu.target, indices, targets);
+      }
+      return { task: u.task, targets, opts: { training: true, dropoutSeed: this.dropoutSeeds(u, bu) } };
+    });
+    return this.runner.sharedGradients(x, tasks[0]!.opts, tasks).map(({ loss, grads }) => ({ sampleCount: y.length, loss, grads }));
   }
 
   /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */
