@@ -5,11 +5,13 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { validateJob, type JobSpec } from '../../common/job-spec.js';
-import { buildLayout, initialParameters, type ParameterLayout } from '../../common/parameter-layout.js';
+import { bindTasks } from '../../common/datasets/index.js';
+import { buildLayout, initialParameters, layoutForData, type ParameterLayout } from '../../common/parameter-layout.js';
 import { Rng } from '../../common/random.js';
 import { selectBackend } from '../../worker/backend.js';
 import { opsModeFor, type OpsMode } from '../../worker/layer-ops.js';
 import { ModelRunner, type ForwardOptions } from '../../worker/model-runner.js';
+import { UnitComputer } from '../../worker/unit-compute.js';
 import { relativeError } from '../helpers/numeric.js';
 
 const TASKS = {
@@ -192,5 +194,69 @@ void describe('compute fast path (trunk tape)', () => {
     assert.equal(r.fastPath, false);
     assert.throws(() => r.sharedGradients(new Float32Array(6), { training: false }, [{ task: 'a', targets: new Float32Array(1), opts: { training: false } }]), /fast path/);
     r.dispose();
+  });
+});
+
+void describe('training units sharing a batch (UnitComputer.trainGroup)', () => {
+  const data = (dataset: string, target: string | number) => (dataset === 'multimnist' ? { dataset, target, trainSize: 300, testSize: 20 } : { dataset, target });
+  const spec = validateJob(
+    {
+      name: 'groups',
+      seed: 8,
+      model: {
+        input: [28, 28, 1],
+        trunk: [{ flatten: {} }, { dense: { units: 12, activation: 'relu' } }, { dropout: { rate: 0.3 } }],
+        heads: { left: [{ dense: { units: 10, activation: 'softmax' } }], right: [{ dropout: { rate: 0.5 } }, { dense: { units: 10, activation: 'softmax' } }] },
+      },
+      tasks: {
+        left: { loss: 'sparseCategoricalCrossentropy', data: data('multimnist', 'left') },
+        right: { loss: 'sparseCategoricalCrossentropy', data: data('multimnist', 'right') },
+      },
+      training: { steps: 4, batchSize: 16, shardsPerTask: 2, optimizer: { name: 'sgd', learningRate: 0.1 } },
+    },
+    'test',
+  );
+
+  function computer(fastPath: boolean): { computer: UnitComputer; runner: ModelRunner } {
+    const bindings = bindTasks(spec.tasks, '.');
+    const layout = layoutForData(spec, new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])));
+    const objectives = new Map(Object.entries(spec.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+    const runner = new ModelRunner(layout, objectives, opsModeFor('cpu'), { fastPath });
+    runner.setWeights(initialParameters(layout, 2));
+    return { computer: new UnitComputer(spec, bindings, runner), runner };
+  }
+
+  void it('groups exactly the units that read the same examples', () => {
+    const { computer: c, runner } = computer(true);
+    assert.ok(c.sharesBatch({ task: 'left', step: 3, shard: 1 }, { task: 'right', step: 3, shard: 1 }));
+    assert.ok(!c.sharesBatch({ task: 'left', step: 3, shard: 1 }, { task: 'right', step: 3, shard: 0 }));
+    assert.ok(!c.sharesBatch({ task: 'left', step: 2, shard: 1 }, { task: 'right', step: 3, shard: 1 }));
+    assert.deepEqual(c.trainIndices({ task: 'left', step: 3, shard: 1 }), c.trainIndices({ task: 'right', step: 3, shard: 1 }));
+    assert.throws(() => c.trainGroup([{ task: 'left', step: 3, shard: 1 }, { task: 'right', step: 3, shard: 0 }]), /share one batch/);
+    runner.dispose();
+    const plain = computer(false);
+    assert.ok(!plain.computer.sharesBatch({ task: 'left', step: 3, shard: 1 }, { task: 'right', step: 3, shard: 1 }));
+    plain.runner.dispose();
+  });
+
+  void it('a group gives bitwise what each unit gives alone (dropout in trunk and head), and close to autodiff', () => {
+    const { computer: c, runner } = computer(true);
+    const units = [
+      { task: 'right', step: 2, shard: 0 },
+      { task: 'left', step: 2, shard: 0 },
+    ];
+    const together = c.trainGroup(units);
+    const alone = units.map((u) => c.train(u));
+    const reference = computer(false);
+    units.forEach((u, i) => {
+      assert.deepEqual(together[i]!.grads, alone[i]!.grads, u.task);
+      assert.equal(together[i]!.loss, alone[i]!.loss);
+      assert.equal(together[i]!.sampleCount, 8);
+      const want = reference.computer.train(u);
+      assert.ok(relativeError(together[i]!.grads, want.grads) < 1e-5, u.task);
+    });
+    assert.notDeepEqual(together[0]!.grads, together[1]!.grads, 'the two tasks have different gradients');
+    runner.dispose();
+    reference.runner.dispose();
   });
 });
