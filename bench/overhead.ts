@@ -2,6 +2,7 @@
 // one worker process over gRPC) ÷ samples/s of an in-process loop doing the same computation
 // (per-task gradients with ModelRunner, mean aggregation, the job's optimizer) on the same
 // backend, same job, same steps; and `--workers 2` ÷ `--workers 1` on this machine's cores.
+// Measured for the multimnist MLP (communication-bound) and CNN (compute-bound).
 // Goals (issue 7): ≥ 0.9 and ≥ 1.6.
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
@@ -21,12 +22,22 @@ import { exampleJob } from './compute.js';
 
 const GOALS = { oneWorker: 0.9, twoWorkers: 1.6 };
 
-/** examples/multimnist.yaml with `steps` steps and no intermediate evaluation, written to `dir`. */
-function benchJob(dir: string, steps: number): string {
-  const doc = YAML.parse(readFileSync(exampleJob('multimnist.yaml'), 'utf8')) as { training: Record<string, unknown> };
+/**
+ * The jobs measured: the MLP moves ~1 MB of weights and ~1 MB of gradients per task each step
+ * for ~4 ms of compute (communication-bound on one machine); the CNN computes ~15× longer per
+ * step on a third of the parameters (compute-bound).
+ */
+const JOBS = [
+  { file: 'multimnist.yaml', steps: 300, quickSteps: 60 },
+  { file: 'multimnist-cnn.yaml', steps: 150, quickSteps: 30 },
+];
+
+/** An example job with `steps` steps and no intermediate evaluation, written to `dir`. */
+function benchJob(dir: string, example: string, steps: number): string {
+  const doc = YAML.parse(readFileSync(exampleJob(example), 'utf8')) as { training: Record<string, unknown> };
   doc.training.steps = steps;
   delete doc.training.evalEvery;
-  const file = path.join(dir, 'job.yaml');
+  const file = path.join(dir, example);
   writeFileSync(file, YAML.stringify(doc));
   return file;
 }
@@ -49,7 +60,8 @@ async function inProcessSamplesPerS(jobFile: string): Promise<{ samplesPerS: num
   try {
     for (let step = 0; step < job.training.steps; step++) {
       runner.setWeights(params);
-      const outs = layout.tasks.map((task) => computer.train({ task, step, shard: 0 }));
+      // As a worker holding all of a step's units computes them: the tasks share the batch.
+      const outs = computer.trainGroup(layout.tasks.map((task) => ({ task, step, shard: 0 })));
       const rows = outs.map((o) => o.grads.subarray(0, shared));
       const direction = aggregator.aggregate({ grads: rows, losses: outs.map((o) => o.loss), step, out: update.subarray(0, shared) }).direction;
       if (direction.buffer !== update.buffer) update.set(direction, 0);
@@ -77,40 +89,56 @@ function mtlRun(jobFile: string, workers: number, outDir: string): Promise<{ sam
   });
 }
 
+interface JobRatios {
+  job: string;
+  steps: number;
+  inProcess: { samplesPerS: number; ms: number; samples: number };
+  workers1: { samplesPerS: number; trainTimeS: number; wallS: number };
+  workers2: { samplesPerS: number; trainTimeS: number; wallS: number };
+  ratios: { workers1OverInProcess: number; workers2OverWorkers1: number };
+}
+
 export const overheadBench: Bench = {
   name: 'overhead',
-  description: 'samples/s of mtl run --workers 1 ÷ an in-process loop; --workers 2 ÷ --workers 1',
+  description: 'samples/s of mtl run --workers 1 ÷ an in-process loop; --workers 2 ÷ --workers 1 (MLP and CNN)',
   async run(args, progress) {
     const quick = args.includes('--quick');
-    const steps = Number(option(args, 'steps') ?? (quick ? 60 : 300));
+    const stepsOption = option(args, 'steps');
+    const only = option(args, 'job');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mtl-bench-overhead-'));
+    const results: JobRatios[] = [];
     try {
-      const jobFile = benchJob(dir, steps);
-      const inProcess = await inProcessSamplesPerS(jobFile);
-      progress(`overhead: in-process ${inProcess.samplesPerS.toFixed(0)} samples/s (${steps} steps, ${(inProcess.ms / 1000).toFixed(1)} s)`);
-      const one = await mtlRun(jobFile, 1, path.join(dir, 'w1'));
-      progress(`overhead: mtl run --workers 1: ${one.samplesPerS.toFixed(0)} samples/s (train ${one.trainTimeS.toFixed(1)} s, wall ${one.wallS.toFixed(1)} s)`);
-      const two = await mtlRun(jobFile, 2, path.join(dir, 'w2'));
-      progress(`overhead: mtl run --workers 2: ${two.samplesPerS.toFixed(0)} samples/s (train ${two.trainTimeS.toFixed(1)} s, wall ${two.wallS.toFixed(1)} s)`);
-      const ratioOne = one.samplesPerS / inProcess.samplesPerS;
-      const ratioTwo = two.samplesPerS / one.samplesPerS;
+      for (const { file, steps: full, quickSteps } of JOBS.filter((j) => only === undefined || j.file.startsWith(only))) {
+        const steps = Number(stepsOption ?? (quick ? quickSteps : full));
+        const name = file.replace(/\.yaml$/, '');
+        const jobFile = benchJob(dir, file, steps);
+        const inProcess = await inProcessSamplesPerS(jobFile);
+        progress(`overhead: ${name} in-process ${inProcess.samplesPerS.toFixed(0)} samples/s (${steps} steps, ${(inProcess.ms / 1000).toFixed(1)} s)`);
+        const one = await mtlRun(jobFile, 1, path.join(dir, `${name}-w1`));
+        progress(`overhead: ${name} mtl run --workers 1: ${one.samplesPerS.toFixed(0)} samples/s (train ${one.trainTimeS.toFixed(1)} s, wall ${one.wallS.toFixed(1)} s)`);
+        const two = await mtlRun(jobFile, 2, path.join(dir, `${name}-w2`));
+        progress(`overhead: ${name} mtl run --workers 2: ${two.samplesPerS.toFixed(0)} samples/s (train ${two.trainTimeS.toFixed(1)} s, wall ${two.wallS.toFixed(1)} s)`);
+        const ratios = { workers1OverInProcess: one.samplesPerS / inProcess.samplesPerS, workers2OverWorkers1: two.samplesPerS / one.samplesPerS };
+        results.push({ job: name, steps, inProcess, workers1: one, workers2: two, ratios });
+      }
       const cores = os.availableParallelism();
+      const met = (r: number, goal: number) => `${r >= goal ? 'met' : 'not met'} (${r.toFixed(3)})`;
       const text = [
-        `overhead: examples/multimnist.yaml (MLP), ${steps} steps, wasm backend, ${cores} cores; samples/s over the training steps (mtl run: summary.samplesPerS)`,
+        `overhead: examples/multimnist.yaml (MLP) and multimnist-cnn.yaml (CNN), wasm backend, ${cores} cores; samples/s over the training steps (mtl run: summary.samplesPerS)`,
         '',
-        '| | samples/s | ratio |',
-        '|---|---|---|',
-        `| in-process loop | ${inProcess.samplesPerS.toFixed(0)} | |`,
-        `| mtl run --workers 1 | ${one.samplesPerS.toFixed(0)} | ${ratioOne.toFixed(3)} of in-process |`,
-        `| mtl run --workers 2 | ${two.samplesPerS.toFixed(0)} | ${ratioTwo.toFixed(3)} of --workers 1 |`,
+        '| job | steps | in-process loop | --workers 1 | ÷ in-process | --workers 2 | ÷ --workers 1 |',
+        '|---|---|---|---|---|---|---|',
+        ...results.map(
+          (r) =>
+            `| ${r.job} | ${r.steps} | ${r.inProcess.samplesPerS.toFixed(0)} | ${r.workers1.samplesPerS.toFixed(0)} | ${r.ratios.workers1OverInProcess.toFixed(3)} | ${r.workers2.samplesPerS.toFixed(0)} | ${r.ratios.workers2OverWorkers1.toFixed(3)} |`,
+        ),
         '',
-        `goal (≥ ${GOALS.oneWorker}): --workers 1 ÷ in-process ${ratioOne >= GOALS.oneWorker ? 'met' : 'not met'} (${ratioOne.toFixed(3)})`,
-        `goal (≥ ${GOALS.twoWorkers}): --workers 2 ÷ --workers 1 ${ratioTwo >= GOALS.twoWorkers ? 'met' : 'not met'} (${ratioTwo.toFixed(3)})`,
+        ...results.flatMap((r) => [
+          `goal (≥ ${GOALS.oneWorker}): ${r.job} --workers 1 ÷ in-process ${met(r.ratios.workers1OverInProcess, GOALS.oneWorker)}`,
+          `goal (≥ ${GOALS.twoWorkers}): ${r.job} --workers 2 ÷ --workers 1 ${met(r.ratios.workers2OverWorkers1, GOALS.twoWorkers)}`,
+        ]),
       ].join('\n');
-      return {
-        text,
-        json: { steps, cores, inProcess, workers1: one, workers2: two, ratios: { workers1OverInProcess: ratioOne, workers2OverWorkers1: ratioTwo }, goals: GOALS },
-      };
+      return { text, json: { cores, results, goals: GOALS } };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
