@@ -7,14 +7,15 @@
 // (broadcast), we stream the bytes.
 // gRPC: a Connect stream whose Hello name is `upload` or `broadcast`. Upload: a UnitResult
 // header and 1 MiB TensorChunks are assembled into a buffer as the coordinator does, then we
-// answer with an empty Assign. Broadcast: the weights, encoded once at start exactly as
+// answer with an empty Assign. The server is created and tuned as the coordinator's is
+// (createTunedServer, widenConnectionWindow). Broadcast: the weights, encoded once at start exactly as
 // coordinator/weights-broadcast.ts does, are queued on the stream with backpressure.
 import * as grpc from '@grpc/grpc-js';
 import net from 'node:net';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import type { ParameterLayout } from '../common/parameter-layout.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import { CHANNEL_OPTIONS, float32Bytes, MAX_CHUNK_BYTES, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { createTunedServer, float32Bytes, MAX_CHUNK_BYTES, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { WeightsBroadcast } from '../coordinator/weights-broadcast.js';
 
@@ -62,9 +63,10 @@ function serveGrpc(mib: number): Promise<number> {
   const broadcast = new WeightsBroadcast({ tensors: [{}] } as unknown as ParameterLayout, MAX_CHUNK_BYTES);
   broadcast.update(params, 1);
   const sink = new Float32Array(floats);
-  const server = new grpc.Server(CHANNEL_OPTIONS);
+  const { server } = createTunedServer();
   server.addService(serverServiceDefinition(), {
     Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => {
+      widenConnectionWindow(call);
       const writer = new OrderedWriter(call);
       let assembler: TransferAssembler | undefined;
       call.on('data', (m: WorkerMessage__Output) => {

@@ -55,14 +55,19 @@ function tcpRun(port: number, direction: Direction, mib: number): Promise<number
 
 type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output>;
 
-async function grpcRun(port: number, direction: Direction, mib: number, payload: Float32Array): Promise<number> {
+/**
+ * `dest` is where a broadcast lands: allocated once by the caller and reused, as a worker
+ * reuses its parameter buffer for every weights version (a fresh 256 MiB buffer per run would
+ * time the first-touch page faults of its memory, not the transport: measured, they made the
+ * assembler's copies run at ~0.7 GB/s).
+ */
+async function grpcRun(port: number, direction: Direction, payload: Float32Array, dest: Float32Array): Promise<number> {
   const Coordinator = protocol().mtl.v1.Coordinator;
   const client = new Coordinator(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), WORKER_CHANNEL_OPTIONS);
   try {
     await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())));
     const call = (client as unknown as { Connect(): ConnectStream }).Connect();
     const writer = new OrderedWriter<WorkerMessage>(call);
-    const dest = new Float32Array((mib * MIB) / 4);
     let assembler: TransferAssembler | undefined;
     const t0 = performance.now();
     const done = new Promise<number>((resolve, reject) => {
@@ -113,13 +118,14 @@ export const transportBench: Bench = {
       });
       const ports = JSON.parse(line) as { tcp: number; grpc: number };
       const payload = new Float32Array((mib * MIB) / 4).fill(0.25);
+      const dest = new Float32Array((mib * MIB) / 4);
       const times: Record<string, number[]> = {};
       const record = (k: string, ms: number) => (times[k] ??= []).push(ms);
       // One warm-up of each, then alternate, so drifting load hits both sides alike.
       for (let rep = -1; rep < reps; rep++) {
         for (const direction of ['upload', 'broadcast'] as const) {
           const tcpMs = await tcpRun(ports.tcp, direction, mib);
-          const grpcMs = await grpcRun(ports.grpc, direction, mib, payload);
+          const grpcMs = await grpcRun(ports.grpc, direction, payload, dest);
           if (rep < 0) continue;
           record(`tcp-${direction}`, tcpMs);
           record(`grpc-${direction}`, grpcMs);

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { existsSync } from 'node:fs';
+import type http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,11 +43,52 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
  * A worker's channel: the same, plus a 16 MiB HTTP/2 receive window, so the coordinator can
  * push a weights broadcast without waiting for window updates every 64 KiB. Measured with
  * `npm run bench -- transport` (broadcast, 256 MiB, two processes): 292–354 MB/s with the
- * default window, 431–488 MB/s with this one. Only the worker's side: the coordinator's
- * receive window stays at the default, so many workers uploading at once cannot make it
- * buffer 16 MiB each (uploads did not get faster with it anyway: ~300 MB/s either way).
+ * default window, 431–488 MB/s with this one. The coordinator's side is SERVER_HTTP2_SETTINGS
+ * (an earlier attempt to set this option on the server did nothing: grpc-js ignores it there).
  */
 export const WORKER_CHANNEL_OPTIONS: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 16 << 20 };
+
+/**
+ * HTTP/2 receive settings of the coordinator's server, for gradient uploads: a 4 MiB stream
+ * and connection window (Node's default is 64 KiB: the worker stalls for a WINDOW_UPDATE every
+ * 64 KiB) and DATA frames of up to 1 MiB (default 16 KiB: 64 frames, each its own callback, per
+ * 1 MiB chunk). Measured with `npm run bench -- transport` (upload, 256 MiB, two processes,
+ * alternating settings): 385–479 MB/s with the defaults, 810–826 with a 2 MiB window and 256 KiB
+ * frames, 981–1057 with these. A worker can have at most this much unread data buffered at the
+ * coordinator: 4 MiB × workers at worst.
+ */
+export const SERVER_HTTP2_SETTINGS = { initialWindowSize: 4 << 20, maxFrameSize: 1 << 20 } as const;
+
+/**
+ * A grpc-js server with SERVER_HTTP2_SETTINGS. grpc-js 1.14 reads
+ * `grpc-node.flow_control_window` on the client only (grpc/grpc-node#3058) and has no option
+ * for the frame size, so the settings go into the options it hands to http2.createServer (a
+ * field it does not export; test/integration/http2-tuning.test.ts fails if that changes).
+ * Returns whether the settings could be applied; the server works either way, only slower.
+ */
+export function createTunedServer(): { server: grpc.Server; tuned: boolean } {
+  const server = new grpc.Server(CHANNEL_OPTIONS);
+  const internals = server as unknown as { commonServerOptions?: http2.ServerOptions };
+  const options = internals.commonServerOptions;
+  if (options === undefined || typeof options !== 'object') return { server, tuned: false };
+  options.settings = { ...options.settings, ...SERVER_HTTP2_SETTINGS };
+  return { server, tuned: true };
+}
+
+/**
+ * Raises the connection-level receive window of the HTTP/2 session carrying a Connect call to
+ * SERVER_HTTP2_SETTINGS.initialWindowSize (the settings above set each stream's window; the
+ * connection's starts at 64 KiB whatever they say). Idempotent. Returns false when the session
+ * cannot be reached (grpc-js internals changed), true otherwise.
+ */
+export function widenConnectionWindow(call: object): boolean {
+  const session = (call as { call?: { stream?: { session?: http2.Http2Session } } }).call?.stream?.session;
+  if (!session || typeof session.setLocalWindowSize !== 'function') return false;
+  if (session.destroyed || session.closed) return true;
+  const current = session.state.localWindowSize ?? 0;
+  if (current < SERVER_HTTP2_SETTINGS.initialWindowSize) session.setLocalWindowSize(SERVER_HTTP2_SETTINGS.initialWindowSize);
+  return true;
+}
 
 if (os.endianness() !== 'LE') {
   // Tensors travel as the host's Float32Array bytes; the wire format is little-endian.

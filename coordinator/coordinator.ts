@@ -11,7 +11,7 @@ import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, Illeg
 import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
-import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { createTunedServer, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
 import type { PreparedRun } from './prepare-run.js';
@@ -111,7 +111,11 @@ export type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | '
 
 export class Coordinator {
   private state: CoordinatorState = 'created';
-  private readonly server = new grpc.Server(CHANNEL_OPTIONS);
+  /** With SERVER_HTTP2_SETTINGS for gradient uploads, where grpc-js lets us set them. */
+  private readonly tunedServer = createTunedServer();
+  private readonly server = this.tunedServer.server;
+  /** Whether the upload windows could not be widened (told once in the log). */
+  private untunedWarned = false;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   readonly run: TrainingRun;
   readonly runId: string;
@@ -227,6 +231,10 @@ export class Coordinator {
       const status = toGrpcStatus(new TooManySessionsError(`the coordinator is at its limit of ${max} sessions`));
       call.emit('error', { code: status.code, details: status.details });
       return;
+    }
+    if ((!this.tunedServer.tuned || !widenConnectionWindow(call)) && !this.untunedWarned) {
+      this.untunedWarned = true;
+      this.log.warn('could not widen the HTTP/2 receive windows for uploads (grpc-js internals changed?): gradient uploads will be slower');
     }
     // Authentication comes first: a peer without the token learns nothing, not even whether
     // the run is still going.
