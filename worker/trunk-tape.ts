@@ -7,7 +7,8 @@
 // worker's backend traps avoided (layer-ops.ts): dense gradients transpose explicitly on wasm,
 // conv gradients are forward convolutions where the backend lacks Conv2DBackpropFilter. The
 // pieces tfjs defines well (activations, max pooling, conv on native backends) call tfjs' own
-// registered gradient functions (tf.getGradient) with the tensors the tape kept.
+// registered gradient functions (tf.getGradient) with the tensors the tape kept; on wasm, max
+// pooling over tiling windows finds each window's maximum once per batch on the host instead.
 //
 // Determinism: a task's gradients come from the same ops in the same order whether its tape is
 // shared with other tasks or not, so grouping units never changes a bit (DESIGN.md).
@@ -15,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
 import type { PlacedLayer } from '../common/parameter-layout.js';
-import { conv2dFilterGradIm2col, conv2dInputGrad, type OpsMode } from './layer-ops.js';
+import { conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
 
 /** One trunk layer as the forward pass left it. */
 export interface TapeEntry {
@@ -70,6 +71,8 @@ export class TrunkTape {
    * tidy scope, when the tape is built: a task's own scope would dispose them under the next.
    */
   private readonly transposes = new Map<tf.Tensor, tf.Tensor2D>();
+  /** Where each tiling max pool's maxima are (OpsMode.hostPoolGrad), found once for all tasks. */
+  private readonly poolArgmax = new Map<TapeEntry, Int32Array>();
   /** Index of the first entry with weights: no input gradient is needed at or before it. */
   private readonly firstWeighted: number;
 
@@ -81,9 +84,15 @@ export class TrunkTape {
     private readonly mode: OpsMode,
   ) {
     this.firstWeighted = entries.findIndex((e) => e.layer.tensors.length > 0);
-    if (!mode.explicitTranspose) return;
     entries.forEach((entry, i) => {
-      if (entry.layer.spec.type !== 'dense' || i < this.firstWeighted) return;
+      const spec = entry.layer.spec;
+      if (spec.type === 'maxPooling2d' && mode.hostPoolGrad && i > this.firstWeighted) {
+        const poolSize = pair(spec.config.poolSize);
+        if (poolTiles(poolSize, pair(spec.config.strides ?? spec.config.poolSize), spec.config.padding, entry.x.shape)) {
+          this.poolArgmax.set(entry, maxPoolArgmax(entry.x.dataSync() as Float32Array, entry.x.shape, poolSize));
+        }
+      }
+      if (spec.type !== 'dense' || !mode.explicitTranspose || i < this.firstWeighted) return;
       this.transposes.set(entry.x, tf.transpose(TrunkTape.rows(entry.x)));
       if (i > this.firstWeighted) {
         const kernel = this.weight(entry.layer.tensors[0]!);
@@ -155,6 +164,8 @@ export class TrunkTape {
         return inputGrad ? vjp.x!() : undefined;
       }
       case 'maxPooling2d': {
+        const argmax = this.poolArgmax.get(entry);
+        if (argmax) return tf.tensor(maxPoolGradFromArgmax(argmax, dOut.dataSync() as Float32Array, x.size), x.shape);
         const poolSize = pair(spec.config.poolSize);
         const attrs = { filterSize: poolSize, strides: pair(spec.config.strides ?? spec.config.poolSize), pad: spec.config.padding };
         return kernelVjp('MaxPool', { x }, out, attrs, dOut).x!();

@@ -17,8 +17,8 @@ function randomTensor(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(Float32Array.from({ length: size }, () => rng.normal()), shape);
 }
 
-const CUSTOM: OpsMode = { explicitTranspose: true, im2colFilterGrad: true };
-const NATIVE: OpsMode = { explicitTranspose: false, im2colFilterGrad: false };
+const CUSTOM: OpsMode = { explicitTranspose: true, im2colFilterGrad: true, hostPoolGrad: true };
+const NATIVE: OpsMode = { explicitTranspose: false, im2colFilterGrad: false, hostPoolGrad: false };
 
 function convGrads(mode: OpsMode, strides: [number, number], padding: Padding): Float32Array[] {
   return tf.tidy(() => {

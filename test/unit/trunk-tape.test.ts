@@ -9,7 +9,7 @@ import { bindTasks } from '../../common/datasets/index.js';
 import { buildLayout, initialParameters, layoutForData, type ParameterLayout } from '../../common/parameter-layout.js';
 import { Rng } from '../../common/random.js';
 import { selectBackend } from '../../worker/backend.js';
-import { opsModeFor, type OpsMode } from '../../worker/layer-ops.js';
+import { maxPoolArgmax, maxPoolGradFromArgmax, opsModeFor, poolTiles, type OpsMode } from '../../worker/layer-ops.js';
 import { ModelRunner, type ForwardOptions } from '../../worker/model-runner.js';
 import { UnitComputer } from '../../worker/unit-compute.js';
 import { relativeError } from '../helpers/numeric.js';
@@ -90,7 +90,7 @@ function dropout(task: string): ForwardOptions {
 }
 
 function checkAgainstAutodiff(backend: string): void {
-  const modes: OpsMode[] = [opsModeFor(backend), { explicitTranspose: true, im2colFilterGrad: true }, { explicitTranspose: false, im2colFilterGrad: false }];
+  const modes: OpsMode[] = [opsModeFor(backend), { explicitTranspose: true, im2colFilterGrad: true, hostPoolGrad: true }, { explicitTranspose: false, im2colFilterGrad: false, hostPoolGrad: false }];
   for (const [name, spec] of Object.entries(TRUNKS)) {
     for (const mode of modes) {
       if (!mode.im2colFilterGrad && tf.getKernel('Conv2DBackpropFilter', backend) === undefined) continue;
@@ -145,6 +145,45 @@ void describe('compute fast path (trunk tape)', () => {
     } finally {
       await selectBackend('cpu');
     }
+  });
+
+  void it('the host max-pool gradient: the true maximum (as cpu), the last of tied maxima (as wasm)', async () => {
+    const cases: Array<[[number, number, number, number], [number, number]]> = [
+      [[3, 7, 9, 2], [2, 2]], // 7×9 leaves a row and a column outside the windows
+      [[2, 9, 9, 3], [3, 3]],
+      [[2, 6, 8, 1], [3, 2]],
+    ];
+    const grads = (data: Float32Array, shape: [number, number, number, number], size: [number, number]) =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(data, shape);
+        const dy = tf.tensor4d(Float32Array.from({ length: tf.maxPool(x, size, size, 'valid').size }, (_, i) => i + 1), tf.maxPool(x, size, size, 'valid').shape);
+        const want = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, size, size, 'valid'))(x, dy).dataSync();
+        return { want, got: maxPoolGradFromArgmax(maxPoolArgmax(data, shape, size), dy.dataSync() as Float32Array, data.length) };
+      });
+    // Distinct values, negative ones included: one true maximum per window. (wasm's own
+    // MaxPoolGrad sends the gradient of a window whose maximum is ≤ 0 to its first position,
+    // measured with tfjs 4.22, so the reference here is the cpu backend.)
+    for (const [shape, size] of cases) {
+      const count = shape.reduce((a, b) => a * b, 1);
+      const rng = new Rng(count);
+      const { want, got } = grads(Float32Array.from({ length: count }, () => rng.normal()), shape, size);
+      assert.deepEqual(got, want, `${JSON.stringify(shape)} pool ${String(size)}, distinct values`);
+    }
+    await selectBackend('wasm');
+    try {
+      // Positive values from {1, 2}: most windows hold tied maxima; wasm takes the last in row-major order.
+      for (const [shape, size] of cases) {
+        const count = shape.reduce((a, b) => a * b, 1);
+        const { want, got } = grads(Float32Array.from({ length: count }, (_, i) => 1 + ((i * 13) % 7 === 0 ? 1 : 0)), shape, size);
+        assert.deepEqual(got, want, `${JSON.stringify(shape)} pool ${String(size)}, ties`);
+      }
+    } finally {
+      await selectBackend('cpu');
+    }
+    assert.ok(poolTiles([2, 2], [2, 2], 'valid', [1, 5, 5, 1]));
+    assert.ok(!poolTiles([2, 2], [1, 1], 'valid', [1, 4, 4, 1]), 'overlapping windows');
+    assert.ok(!poolTiles([2, 2], [2, 2], 'same', [1, 5, 4, 1]), "'same' padding that pads");
+    assert.ok(poolTiles([2, 2], [2, 2], 'same', [1, 4, 4, 1]), "'same' padding that pads nothing");
   });
 
   void it('tasks sharing a batch get bitwise the gradients each gets alone, and nothing leaks', async () => {
