@@ -290,6 +290,16 @@ export const jobSchema = z.strictObject({
       compression: z.enum(['none', 'fp16', 'bf16']).default('none'),
     })
     .default({ compression: 'none' }),
+  compute: z
+    .strictObject({
+      /**
+       * The workers' compute fast path (one trunk forward pass per batch, a hand-written
+       * backward per task; see README). A job setting, not a worker flag: every worker must
+       * compute the same way for runs to stay bitwise reproducible.
+       */
+      fastPath: z.boolean().default(true),
+    })
+    .default({ fastPath: true }),
   diagnostics: z
     .strictObject({
       /** Warn when a pair of tasks has had negatively correlated gradients for this many consecutive steps (0: never). */

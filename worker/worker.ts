@@ -8,7 +8,7 @@ import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import { bindTasks } from '../common/datasets/index.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
-import { validateJob } from '../common/job-spec.js';
+import { validateJob, type JobSpec } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { layoutForData } from '../common/parameter-layout.js';
 import { protocol, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
@@ -60,6 +60,16 @@ export function backoffDelay(attempt: number, initial: number, max: number, rand
   // Jitter spreads the reconnections of many workers losing one coordinator at once. It is
   // the one randomness that may differ between runs: it never touches the training.
   return Math.round(base * (0.5 + random(1_000_000) / 1_000_000));
+}
+
+/** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
+export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string): ComputeEnvironment {
+  const bindings = bindTasks(job.tasks, jobDir);
+  if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
+  const layout = layoutForData(job, new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])));
+  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+  const runner = new ModelRunner(layout, objectives, opsModeFor(backend), { fastPath: job.compute.fastPath });
+  return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
 }
 
 export class Worker {
@@ -218,13 +228,8 @@ export class Worker {
     const key = `${welcome.jobDir}\u0000${welcome.jobJson}`;
     if (this.environment?.key === key) return this.environment.env;
     const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
-    const bindings = bindTasks(job.tasks, welcome.jobDir || process.cwd());
-    if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
-    const layout = layoutForData(job, new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])));
-    const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
     this.environment?.env.runner.dispose();
-    const runner = new ModelRunner(layout, objectives, opsModeFor(this.backend!.name));
-    const env: ComputeEnvironment = { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
+    const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name);
     this.environment = { key, env };
     return env;
   }

@@ -12,6 +12,7 @@ import { selectBackend } from '../../worker/backend.js';
 import { maxPoolArgmax, maxPoolGradFromArgmax, opsModeFor, poolTiles, type OpsMode } from '../../worker/layer-ops.js';
 import { ModelRunner, type ForwardOptions } from '../../worker/model-runner.js';
 import { UnitComputer } from '../../worker/unit-compute.js';
+import { buildComputeEnvironment } from '../../worker/worker.js';
 import { relativeError } from '../helpers/numeric.js';
 
 const TASKS = {
@@ -238,8 +239,7 @@ void describe('compute fast path (trunk tape)', () => {
 
 void describe('training units sharing a batch (UnitComputer.trainGroup)', () => {
   const data = (dataset: string, target: string | number) => (dataset === 'multimnist' ? { dataset, target, trainSize: 300, testSize: 20 } : { dataset, target });
-  const spec = validateJob(
-    {
+  const raw = {
       name: 'groups',
       seed: 8,
       model: {
@@ -252,9 +252,8 @@ void describe('training units sharing a batch (UnitComputer.trainGroup)', () => 
         right: { loss: 'sparseCategoricalCrossentropy', data: data('multimnist', 'right') },
       },
       training: { steps: 4, batchSize: 16, shardsPerTask: 2, optimizer: { name: 'sgd', learningRate: 0.1 } },
-    },
-    'test',
-  );
+  };
+  const spec = validateJob(raw, 'test');
 
   function computer(fastPath: boolean): { computer: UnitComputer; runner: ModelRunner } {
     const bindings = bindTasks(spec.tasks, '.');
@@ -264,6 +263,17 @@ void describe('training units sharing a batch (UnitComputer.trainGroup)', () => 
     runner.setWeights(initialParameters(layout, 2));
     return { computer: new UnitComputer(spec, bindings, runner), runner };
   }
+
+  void it("follows the job's compute.fastPath when a worker builds its compute environment", () => {
+    const on = buildComputeEnvironment(spec, '.', 'cpu');
+    const off = buildComputeEnvironment(validateJob({ ...raw, compute: { fastPath: false } }, 'test'), '.', 'cpu');
+    assert.equal(spec.compute.fastPath, true, 'on by default');
+    assert.equal(on.runner.fastPath, true);
+    assert.equal(off.runner.fastPath, false);
+    assert.ok(!off.computer.sharesBatch({ task: 'left', step: 1, shard: 0 }, { task: 'right', step: 1, shard: 0 }));
+    on.runner.dispose();
+    off.runner.dispose();
+  });
 
   void it('groups exactly the units that read the same examples', () => {
     const { computer: c, runner } = computer(true);
