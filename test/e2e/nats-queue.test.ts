@@ -184,7 +184,10 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
   });
 
   void it('training survives a NATS restart; events and metrics published during the outage arrive after it', async () => {
-    const job = chaosJob({ steps: 60 });
+    // Enough steps that training outlasts the 2 s outage by seconds (60 did until the compute
+    // fast path made steps ~2× faster: the run then ended during the outage).
+    const steps = 240;
+    const job = chaosJob({ steps });
     const out = tempDir('mtl-nats-restart-');
     const run = startCli(['run', job, '--nats', server.url, '--workers', '1', '--out', out, '--json', '--quiet']);
     const runId = (await run.waitFor(/registered with the control plane run=(\S+)/))[1]!;
@@ -213,13 +216,13 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
       const e = await statusOf(summary.runId).catch(() => undefined);
       return e?.status === 'succeeded' ? e : undefined;
     }, 30_000);
-    assert.equal(record.step, 60);
+    assert.equal(record.step, steps);
     assert.equal(record.droppedEvents, 0);
     const watch = await runCli(['watch', summary.runId, '--nats', server.url, '--json']);
     assert.equal(watch.code, 0, watch.stderr);
     const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l) as { subject: string; type?: string; step?: number });
     // Every step exactly once, in order, including those taken while NATS was down.
-    assert.deepEqual(lines.filter((l) => l.subject.endsWith('.metrics')).map((l) => l.step), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual(lines.filter((l) => l.subject.endsWith('.metrics')).map((l) => l.step), Array.from({ length: steps }, (_, i) => i + 1));
     assert.ok(lines.some((l) => l.type === 'run-succeeded'));
   });
 
