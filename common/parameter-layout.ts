@@ -97,7 +97,8 @@ export function taskGroup(task: string): string {
   return `task:${task}`;
 }
 
-function pair(v: number | readonly [number, number]): [number, number] {
+/** A size given as one number or as [height, width] (kernel sizes, strides, pool sizes), as [height, width]. */
+export function pair(v: number | readonly [number, number]): [number, number] {
   return typeof v === 'number' ? [v, v] : [v[0], v[1]];
 }
 

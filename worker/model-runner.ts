@@ -3,7 +3,7 @@
 // the gradients of exactly the tensors that task uses (trunk + its head).
 import * as tf from '@tensorflow/tfjs';
 import type { LossName, MetricName } from '../common/job-schema.js';
-import { unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
+import { pair, unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
 import { TrunkTape, type TapeEntry } from './trunk-tape.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
@@ -49,6 +49,15 @@ export interface EvaluationResult {
   metricSums: Record<string, number>;
 }
 
+/** Gradient tensors, in order, into one flat payload (a unit's result). */
+function packGradients(tensors: readonly tf.Tensor[], out: Float32Array): void {
+  let offset = 0;
+  for (const g of tensors) {
+    out.set(g.dataSync(), offset);
+    offset += g.size;
+  }
+}
+
 function must(g: tf.Tensor | undefined, index: number): tf.Tensor {
   if (!g) throw new Error(`the trunk's backward pass left tensor ${index} without a gradient`);
   return g;
@@ -62,9 +71,6 @@ interface LayerOutput {
   mask?: tf.Tensor;
 }
 
-function pair(v: number | readonly [number, number]): [number, number] {
-  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
-}
 
 export class ModelRunner {
   private weights: tf.Tensor[] = [];
@@ -245,12 +251,7 @@ export class ModelRunner {
           };
           const { value, grads: gs } = tf.valueAndGrads(f)([tape.output, ...headIndices.map((i) => this.weight(i))]);
           const trunk = tape.backward(gs[0]!);
-          const ordered = [...this.layout.shared.tensors.map((i) => must(trunk.get(i), i)), ...gs.slice(1)];
-          let offset = 0;
-          for (const g of ordered) {
-            grads.set(g.dataSync(), offset);
-            offset += g.size;
-          }
+          packGradients([...this.layout.shared.tensors.map((i) => must(trunk.get(i), i)), ...gs.slice(1)], grads);
           return value.dataSync()[0]!;
         });
         results.push({ loss, grads });
@@ -285,11 +286,7 @@ export class ModelRunner {
         return taskLoss(objective.loss, this.head(task, this.features(task, x, opts, overrides), opts, overrides), y);
       };
       const { value, grads: gs } = tf.valueAndGrads(f)(indices.map((i) => this.weight(i)));
-      let offset = 0;
-      for (const g of gs) {
-        grads.set(g.dataSync(), offset);
-        offset += g.size;
-      }
+      packGradients(gs, grads);
       return value.dataSync()[0]!;
     });
     return { loss, grads };

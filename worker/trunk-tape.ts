@@ -15,7 +15,7 @@
 // test/unit/trunk-tape.test.ts checks the result against tf.grads within 1e-5 relative.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
-import type { PlacedLayer } from '../common/parameter-layout.js';
+import { pair, type PlacedLayer } from '../common/parameter-layout.js';
 import { conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
 
 /** One trunk layer as the forward pass left it. */
@@ -29,9 +29,6 @@ export interface TapeEntry {
   readonly mask?: tf.Tensor;
 }
 
-function pair(v: number | readonly [number, number]): [number, number] {
-  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
-}
 
 const ACTIVATION_KERNELS: Record<Exclude<Activation, 'linear'>, string> = {
   relu: 'Relu',
