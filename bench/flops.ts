@@ -41,8 +41,8 @@ function layersOf(layout: ParameterLayout, task: string): { trunk: PlacedLayer[]
  * gradient costs its forward FLOPs, its input gradient as much again, except for the first
  * weighted layer, whose input (the model's data, or layers without weights) needs no gradient.
  */
-function backwardFlops(layers: readonly PlacedLayer[], n: number, firstReadsInput: boolean): number {
-  let first = firstReadsInput;
+function backwardFlops(layers: readonly PlacedLayer[], n: number): number {
+  let first = true;
   let sum = 0;
   for (const l of layers) {
     const f = layerForwardFlops(l, n);
@@ -62,7 +62,7 @@ const forwardFlops = (layers: readonly PlacedLayer[], n: number) => layers.reduc
 export function trainingFlops(layout: ParameterLayout, task: string, n: number): number {
   const { trunk, head } = layersOf(layout, task);
   const layers = [...trunk, ...head];
-  return forwardFlops(layers, n) + backwardFlops(layers, n, true);
+  return forwardFlops(layers, n) + backwardFlops(layers, n);
 }
 
 /**
@@ -75,7 +75,7 @@ export function sharedBatchFlops(layout: ParameterLayout, tasks: readonly string
   let sum = forwardFlops(trunk, n);
   for (const task of tasks) {
     const { head } = layersOf(layout, task);
-    sum += forwardFlops(head, n) + backwardFlops([...trunk, ...head], n, true);
+    sum += forwardFlops(head, n) + backwardFlops([...trunk, ...head], n);
   }
   return sum;
 }

@@ -11,6 +11,10 @@ import { scaleBench } from './scale.js';
 import { transportBench } from './transport.js';
 import { option, type Bench } from './bench-types.js';
 
+/** Set in the environment of a suite's per-benchmark processes. */
+const CHILD_ENV = 'MTL_BENCH_CHILD';
+const isChild = process.env[CHILD_ENV] !== undefined;
+
 const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench];
 
 async function main(): Promise<number> {
@@ -35,19 +39,19 @@ async function main(): Promise<number> {
       // buffers behind) made the next one's garbage collections slower (measured: transport
       // uploads at 550 MB/s after aggregators, ~1000 MB/s on their own).
       const code = await new Promise<number>((resolve) => {
-        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), bench.name, ...benchArgs], { stdio: 'inherit', env: { ...process.env, MTL_BENCH_CHILD: '1' } });
+        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), bench.name, ...benchArgs], { stdio: 'inherit', env: { ...process.env, [CHILD_ENV]: '1' } });
         child.on('exit', (c) => resolve(c ?? 1));
       });
       if (code !== 0) return code;
-      process.stderr.write(`${bench.name}: ${((performance.now() - benchStarted) / 1000).toFixed(1)} s\n`);
-      continue;
+    } else {
+      const result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+      if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
+      else process.stdout.write(result.text + '\n');
     }
-    const result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
-    if (process.env.MTL_BENCH_CHILD === undefined) process.stderr.write(`${bench.name}: ${((performance.now() - benchStarted) / 1000).toFixed(1)} s\n`);
-    if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
-    else process.stdout.write(result.text + '\n');
+    // A suite's child leaves the timing lines to its parent.
+    if (!isChild) process.stderr.write(`${bench.name}: ${((performance.now() - benchStarted) / 1000).toFixed(1)} s\n`);
   }
-  if (process.env.MTL_BENCH_CHILD === undefined) process.stderr.write(`total: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  if (!isChild) process.stderr.write(`total: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return 0;
 }
 
