@@ -25,10 +25,10 @@ export {
   AuthenticationError,
   SecurityConfigError,
   InsecureListenError,
-  toGrpcStatus,
   type ErrorCode,
   type SpecIssue,
 } from './common/errors.js';
+export { toGrpcStatus } from './common/grpc-status.js';
 export { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator/coordinator.js';
 export { prepareRun, type PreparedRun } from './coordinator/prepare-run.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/atomic-file.js';
-import type { OptimizerState } from './optimizers.js';
+import type { OptimizerState } from '../common/optimizers.js';
 
 const MAGIC = Buffer.from('MTLCKPT1', 'ascii');
 const FORMAT = 1;

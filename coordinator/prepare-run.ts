@@ -7,7 +7,7 @@ import type { LoadedJob } from '../common/job-spec.js';
 import { headOutputShape, initialParameters, layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
 import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
-import { createOptimizer, type Optimizer } from './optimizers.js';
+import { createOptimizer, type Optimizer } from '../common/optimizers.js';
 
 export interface PreparedRun {
   loaded: LoadedJob;

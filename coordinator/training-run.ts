@@ -23,7 +23,7 @@ import { taskNames, type JobSpec } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { unitGradientSize, type ParameterLayout } from '../common/parameter-layout.js';
 import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
-import { firstNonFinite } from '../common/transfer-assembler.js';
+import { firstNonFinite } from '../common/finite.js';
 import { StagePlan, type PlannedStage } from '../common/stages.js';
 import { bytesPerValue, decodeHalf, type Compression } from '../common/half-precision.js';
 import { createAggregator } from './aggregation/registry.js';
@@ -32,7 +32,7 @@ import { zeroCounters, type CheckpointExtras, type FaultCounters } from './check
 import { ConflictMonitor } from './conflict-monitor.js';
 import { deadWorkers, stalledWorkers, type ObservedWorker } from './failure-detector.js';
 import { StageProgress, type ContinualSummary } from './stage-progress.js';
-import { createOptimizer, type Optimizer, type OptimizerState } from './optimizers.js';
+import { createOptimizer, type Optimizer, type OptimizerState } from '../common/optimizers.js';
 import type { EvalRecord, RunEvent, StepRecord, TaskEval, TrainingOutcome } from './run-records.js';
 import { placeUnits } from './scheduler.js';
 import { combineShards, gradientDiagnostics, gramian } from './step-math.js';

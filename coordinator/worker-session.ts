@@ -9,7 +9,8 @@ import type { TensorChunk__Output } from '../proto/generated/mtl/v1/TensorChunk.
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
 import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
-import { errorMessage, isRejectedMessage, ProtocolViolationError, toGrpcStatus } from '../common/errors.js';
+import { errorMessage, isRejectedMessage, ProtocolViolationError } from '../common/errors.js';
+import { toGrpcStatus } from '../common/grpc-status.js';
 import type { Logger } from '../common/logging.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
 import type { OutgoingCoordinatorMessage } from '../common/protocol.js';

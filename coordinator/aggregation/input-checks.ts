@@ -7,7 +7,7 @@
 // values squared and summed in double precision cannot overflow). Only without a Gramian
 // are the rows scanned.
 import { AggregationInputError } from '../../common/errors.js';
-import { firstNonFinite } from '../../common/transfer-assembler.js';
+import { firstNonFinite } from '../../common/finite.js';
 import { gramian } from './gramian.js';
 import type { AggregationInput } from './types.js';
 

@@ -1,7 +1,7 @@
 // Pieces the loss-weighting methods share: a stable (scaled) softmax, squared norms, and the
 // Adam that trains learned weights (uw, gradnorm, famo) with its checkpoint state.
 import { AggregationInputError } from '../../common/errors.js';
-import { createOptimizer, type Optimizer } from '../optimizers.js';
+import { createOptimizer, type Optimizer } from '../../common/optimizers.js';
 import { weightedSum } from './gramian.js';
 import { checkAggregationInput } from './input-checks.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from './state-codec.js';

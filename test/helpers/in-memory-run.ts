@@ -14,7 +14,7 @@ import { unitGradientSize } from '../../common/parameter-layout.js';
 import { chunkViews, float32Bytes, PROTOCOL_VERSION } from '../../common/protocol.js';
 import { createAggregator } from '../../coordinator/aggregation/registry.js';
 import type { FaultCounters } from '../../coordinator/checkpoints.js';
-import { createOptimizer } from '../../coordinator/optimizers.js';
+import { createOptimizer } from '../../common/optimizers.js';
 import { prepareRun, type PreparedRun } from '../../coordinator/prepare-run.js';
 import type { RunEvent, StepRecord } from '../../coordinator/run-records.js';
 import { TrainingRun } from '../../coordinator/training-run.js';

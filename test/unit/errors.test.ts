@@ -27,9 +27,9 @@ import {
   WorkerLostError,
   errorMessage,
   isRejectedMessage,
-  toGrpcStatus,
   type ErrorCode,
 } from '../../common/errors.js';
+import { toGrpcStatus } from '../../common/grpc-status.js';
 
 type PlainCtor = new (message: string, options?: { cause?: unknown }) => MtlError;
 

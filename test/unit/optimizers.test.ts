@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { OptimizerSpec } from '../../common/job-schema.js';
 import { Rng } from '../../common/random.js';
-import { createOptimizer } from '../../coordinator/optimizers.js';
+import { createOptimizer } from '../../common/optimizers.js';
 
 const SIZE = 24;
 const STEPS = 8;

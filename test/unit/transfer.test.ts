@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import { ByteLengthError, MessageTooLargeError, ProtocolViolationError } from '../../common/errors.js';
 import { OrderedWriter, StreamClosedError, type WritableStreamLike } from '../../common/ordered-writer.js';
 import { MAX_CHUNK_BYTES, PreEncodedMessage, chunkViews, coordinatorService, encodeCoordinatorMessage, float32Bytes } from '../../common/protocol.js';
-import { CHUNK_COUNT_SLACK, TransferAssembler, firstNonFinite, maxChunksFor } from '../../common/transfer-assembler.js';
+import { firstNonFinite } from '../../common/finite.js';
+import { CHUNK_COUNT_SLACK, TransferAssembler, maxChunksFor } from '../../common/transfer-assembler.js';
 
 function patternBytes(n: number, salt = 0): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 31 + salt * 7 + (i >> 8)) & 0xff);

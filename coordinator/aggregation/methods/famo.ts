@@ -15,7 +15,7 @@
 // δ. Minimum losses are 0 and ε = 1e-8, as in both implementations.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import type { Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../../common/optimizers.js';
 import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, softmax, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';

@@ -19,7 +19,7 @@
 // and moves a logit by at most ~1.5–3 over their 1500–3000 steps.
 import { z } from 'zod';
 import { AggregationInputError } from '../../../common/errors.js';
-import type { Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../../common/optimizers.js';
 import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, softmax, squaredNorm, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';

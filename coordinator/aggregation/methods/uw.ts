@@ -5,7 +5,7 @@
 // d = (1/T) Σ λᵢ gᵢ, and each head's gradient is scaled by λᵢ.
 //
 // s is trained the way LibMTL trains it, by the model's kind of optimizer: our own Adam (the
-// same implementation as the model's, coordinator/optimizers.ts), stepped once per aggregate
+// same implementation as the model's, common/optimizers.ts), stepped once per aggregate
 // with ∂/∂sᵢ = ½(1 − Lᵢ e^(−sᵢ)) from this step's losses, after λ has been used (LibMTL's
 // optimizer also steps after the backward pass). The optimum is σᵢ² = Lᵢ, so a task with a
 // smaller loss gets a larger weight.
@@ -15,7 +15,7 @@
 // in such a run, so the weights would hardly adapt. Adam moves s by about lr per step whatever
 // the loss scale.
 import { z } from 'zod';
-import type { Optimizer } from '../../optimizers.js';
+import type { Optimizer } from '../../../common/optimizers.js';
 import { checkLossWeightingInput, lossWeightedResult, restoreWeightOptimizer, weightOptimizer, weightOptimizerState } from '../loss-weighting.js';
 import { decodeFloat32, encodeFloat32, stateRecord } from '../state-codec.js';
 import type { AggregatorDefinition } from '../types.js';

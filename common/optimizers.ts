@@ -1,6 +1,6 @@
 // Optimizers over the flat parameter vector. Arithmetic is in double precision, element by
 // element in index order, so the result is bitwise reproducible. Formulas follow Keras/PyTorch.
-import type { OptimizerSpec } from '../common/job-schema.js';
+import type { OptimizerSpec } from './job-schema.js';
 
 export interface Optimizer {
   readonly name: string;
