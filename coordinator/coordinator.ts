@@ -20,7 +20,8 @@ import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
 import type { ContinualSummary } from './stage-progress.js';
-import { TrainingRun, type RunSnapshot, type RunState } from './training-run.js';
+import { TrainingRun } from './training-run.js';
+import type { RunSnapshot, RunState } from './training-run-options.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';

@@ -8,7 +8,9 @@
 import type { UnitKind } from '../proto/generated/mtl/v1/UnitKind.js';
 import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
 import { ByteLengthError, NonFiniteError, ProtocolViolationError, StaleMessageError, UnknownUnitError } from '../common/errors.js';
+import { partRange } from '../common/datasets/sampler.js';
 import type { JobSpec } from '../common/job-spec.js';
+import type { StagePlan } from '../common/stages.js';
 import type { ShardResult } from './step-math.js';
 
 export interface Assignment {
@@ -46,13 +48,39 @@ export function newUnit(kind: PendingUnit['kind'], task: string, shard: number, 
   return { kind, task, shard, shardCount, expectedSamples, expectedBytes, invalidResults: 0, assignments: [], computeMs: 0 };
 }
 
+/**
+ * The units of a step's batches: each of `tasks` gets its batch of `step` cut into shards (as
+ * the stage plan says), with `bytesOf(task)` of payload per result.
+ */
+export function batchUnits(plan: StagePlan, step: number, tasks: readonly string[], kind: 'train' | 'lookahead', bytesOf: (task: string) => number): PendingUnit[] {
+  return tasks.flatMap((task) => {
+    const { batchSize, shards } = plan.unitShape(step, task)!;
+    return Array.from({ length: shards }, (_, k) => {
+      const [from, to] = partRange(batchSize, shards, k);
+      return newUnit(kind, task, k, shards, to - from, bytesOf(task));
+    });
+  });
+}
+
 export function isDone(unit: PendingUnit): boolean {
   return unit.train !== undefined || unit.eval !== undefined;
 }
 
+/**
+ * Numbers the assignments of one run. Shared by all its phases, so that an id never comes back:
+ * a late result of an earlier phase (a straggler, a losing backup) can then never be mistaken
+ * for the result of a live assignment of a later one, even of the same step and kind (the
+ * lookahead phases of one step, a stage's evaluations).
+ */
+export class AssignmentIds {
+  private serial = 0;
+  next(): number {
+    return ++this.serial;
+  }
+}
+
 export class Phase {
   private readonly byId = new Map<string, { unit: PendingUnit; assignment: Assignment }>();
-  private serial = 0;
   remaining: number;
   /** Set when the phase ended early under `training.nonFinite: skip-step`: why. */
   skipped: string | undefined;
@@ -64,13 +92,15 @@ export class Phase {
     readonly units: readonly PendingUnit[],
     readonly resolve: () => void,
     readonly reject: (err: Error) => void,
+    private readonly serials: AssignmentIds,
   ) {
     this.remaining = units.length;
   }
 
-  /** A new assignment of `unit` to `worker`, with an id no other assignment ever had. */
-  assign(unit: PendingUnit, worker: string, now: number, backup = false): Assignment {
-    const id = `${{ train: 's', eval: 'e', fisher: 'f', lookahead: 'l' }[this.kind]}${this.step}.${unit.task}.${unit.shard}.${++this.serial}`;
+  /** A new assignment of `unit` to `worker`, with an id no other assignment of the run ever had. */
+  assign(unit: PendingUnit, worker: string, now: number, how: { backup: boolean } = { backup: false }): Assignment {
+    const { backup } = how;
+    const id = `${{ train: 's', eval: 'e', fisher: 'f', lookahead: 'l' }[this.kind]}${this.step}.${unit.task}.${unit.shard}.${this.serials.next()}`;
     const assignment: Assignment = { id, worker, assignedAt: now, backup, active: true };
     unit.assignments.push(assignment);
     this.byId.set(id, { unit, assignment });

@@ -19,7 +19,7 @@ import { silentLogger } from '../../common/logging.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../common/protocol.js';
 import { Coordinator, type RunSummary } from '../../coordinator/coordinator.js';
 import { prepareRun } from '../../coordinator/prepare-run.js';
-import { MAX_INVALID_RESULTS } from '../../coordinator/training-run.js';
+import { MAX_INVALID_RESULTS } from '../../coordinator/result-intake.js';
 import { startCli } from '../helpers/cli-process.js';
 import { decodeWorkerMessage, encodeWorkerMessage } from '../helpers/fake-call.js';
 import type { FakeResult } from '../helpers/in-memory-run.js';

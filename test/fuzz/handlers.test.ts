@@ -14,7 +14,7 @@ import { isRejectedMessage, UnknownUnitError } from '../../common/errors.js';
 import { validateJob } from '../../common/job-spec.js';
 import { silentLogger } from '../../common/logging.js';
 import { PROTOCOL_VERSION } from '../../common/protocol.js';
-import { checkResultHeader, newUnit, Phase, WIRE_KIND, type PendingUnit } from '../../coordinator/units.js';
+import { AssignmentIds, checkResultHeader, newUnit, Phase, WIRE_KIND, type PendingUnit } from '../../coordinator/units.js';
 import { WorkerSession, type ResultSink, type SessionHandler } from '../../coordinator/worker-session.js';
 import { FakeCall } from '../helpers/fake-call.js';
 import { fuzzJob } from '../helpers/in-memory-run.js';
@@ -24,16 +24,17 @@ const job = validateJob(fuzzJob(), 'fuzz');
 
 /** A train phase and an eval phase with units in every state a result can meet. */
 function phases() {
+  const ids = new AssignmentIds();
   const train = [newUnit('train', 'task0', 0, 2, 8, 196), newUnit('train', 'task0', 1, 2, 8, 196), newUnit('train', 'task1', 0, 2, 8, 196)];
-  const trainPhase = new Phase('train', 5, 5, train, () => undefined, () => undefined);
+  const trainPhase = new Phase('train', 5, 5, train, () => undefined, () => undefined, ids);
   trainPhase.assign(train[0]!, 'w1', 0);
   trainPhase.assign(train[1]!, 'w2', 0);
   const done = trainPhase.assign(train[2]!, 'w1', 0);
-  trainPhase.assign(train[2]!, 'w2', 0, true);
+  trainPhase.assign(train[2]!, 'w2', 0, { backup: true });
   train[2]!.train = { sampleCount: 8, loss: 1, grads: new Float32Array(49) };
   trainPhase.complete(train[2]!, done);
   const evals = [newUnit('eval', 'task0', 0, 1, 60, 0), newUnit('eval', 'task1', 0, 1, 60, 0)];
-  const evalPhase = new Phase('eval', 6, 6, evals, () => undefined, () => undefined);
+  const evalPhase = new Phase('eval', 6, 6, evals, () => undefined, () => undefined, ids);
   evalPhase.assign(evals[0]!, 'w1', 0);
   const withdrawn = evalPhase.assign(evals[1]!, 'w1', 0);
   withdrawn.active = false;

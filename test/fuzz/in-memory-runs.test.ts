@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { NonFiniteError } from '../../common/errors.js';
 import { taskNames } from '../../common/job-spec.js';
 import { DEFAULT_SESSION_LIMITS } from '../../coordinator/worker-session.js';
-import { MAX_INVALID_RESULTS } from '../../coordinator/training-run.js';
+import { MAX_INVALID_RESULTS } from '../../coordinator/result-intake.js';
 import { FAKE_CHUNK_BYTES, fuzzJob, InMemoryHarness, type InMemoryOutcome, type Interceptor } from '../helpers/in-memory-run.js';
 import { episodeArb, fuzzParams, fuzzRuns, playEpisode, type Episode } from './episodes.js';
 

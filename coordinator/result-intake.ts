@@ -1,0 +1,145 @@
+// What the workers send back, taken in: each result header is checked against the unit it
+// claims to be for, its payload decoded and checked for finiteness, and stored in its unit; a
+// late copy is read and dropped; a rejected result is counted against its unit and the unit
+// computed again (or the run stopped, or the step skipped, as `training.nonFinite` says).
+import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
+import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
+import { ByteLengthError, NonFiniteError, ProtocolViolationError, UnitFailedError, UnknownUnitError } from '../common/errors.js';
+import { firstNonFinite } from '../common/finite.js';
+import { bytesPerValue, decodeHalf } from '../common/half-precision.js';
+import type { PhaseRunner } from './phase-runner.js';
+import type { RunContext } from './run-context.js';
+import { checkResultHeader, isDone, type Phase, type PendingUnit } from './units.js';
+import type { ResultSink, WorkerSession } from './worker-session.js';
+
+/** A unit whose results were invalid this many times fails the run. */
+export const MAX_INVALID_RESULTS = 3;
+
+/** Each unit whose result was used: its kind, task, worker and reported compute time. */
+export type UnitObserver = (unit: { kind: PendingUnit['kind']; task: string; worker: string; computeMs: number }) => void;
+
+export class ResultIntake {
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly phases: PhaseRunner,
+    private readonly onUnit?: UnitObserver,
+  ) {}
+
+  beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink {
+    // A compressed payload lands in `wire` (16 bits per value) and is decoded into `payload` once whole.
+    const bpv = bytesPerValue(this.ctx.compression);
+    const buffer = (bytes: number): Pick<ResultSink, 'payload' | 'wire'> =>
+      bytes <= 0 ? { payload: null } : bpv === 4 ? { payload: new Float32Array(bytes / 4) } : { payload: new Float32Array(bytes / bpv), wire: new Uint16Array(bytes / bpv) };
+    const phase = this.phases.current;
+    if (!phase?.lookup(header.unitId)) {
+      // A copy from an earlier phase (a straggler, a backup that lost): read it, drop it.
+      const late = this.phases.late(header.unitId);
+      if (late !== undefined) {
+        if (late.worker !== session.id) throw new UnknownUnitError(`unit ${header.unitId} was not assigned to ${session.id}`);
+        if (header.byteLength !== late.bytes) throw new ByteLengthError(`late unit ${header.unitId} announces ${header.byteLength} bytes, expected ${late.bytes}`);
+        return { ...buffer(late.bytes), discard: true };
+      }
+    }
+    const { unit, late } = checkResultHeader(phase, session.id, header, this.ctx.job);
+    return { ...buffer(unit.expectedBytes), discard: late };
+  }
+
+  completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
+    session.lastProgressMs = this.ctx.clock();
+    const ms = Number.isFinite(header.computeMs) && header.computeMs > 0 ? header.computeMs : undefined;
+    if (ms !== undefined) session.meanUnitMs = session.meanUnitMs === undefined ? ms : 0.8 * session.meanUnitMs + 0.2 * ms;
+    if (sink.discard) {
+      this.ctx.counters.discardedResults++;
+      this.ctx.log.debug('dropped a late result', { unit: header.unitId, worker: session.label });
+      return;
+    }
+    const phase = this.phases.current;
+    const found = phase?.lookup(header.unitId);
+    if (!phase || !found || isDone(found.unit) || !found.assignment.active) {
+      // While this result streamed, another copy finished first, this copy was withdrawn, or
+      // the phase ended (its step is done): the unit's result is already fixed.
+      this.ctx.counters.discardedResults++;
+      this.ctx.log.debug('dropped a result that lost the race', { unit: header.unitId, worker: session.label });
+      return;
+    }
+    const { unit, assignment } = found;
+    if (sink.payload !== null) {
+      if (sink.wire && this.ctx.compression !== 'none') decodeHalf(sink.wire, this.ctx.compression, sink.payload);
+      const bad = firstNonFinite(sink.payload);
+      if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${sink.payload[bad]}) at index ${bad}`);
+      unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
+    } else {
+      const metrics: Record<string, number> = {};
+      if (unit.kind === 'eval') for (const m of this.ctx.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
+      unit.eval = { samples: header.sampleCount, loss: header.loss, metrics };
+    }
+    unit.computeMs = header.computeMs;
+    session.unitsDone++;
+    this.onUnit?.({ kind: unit.kind, task: unit.task, worker: session.name || session.id, computeMs: header.computeMs });
+    this.phases.cancel(phase.complete(unit, assignment), 'done by another worker');
+    if (--phase.remaining === 0) phase.resolve();
+  }
+
+  onUnitFailed(session: WorkerSession, failure: UnitFailed__Output): void {
+    if (failure.unitId === '') {
+      session.leavingReason = `${failure.code}: ${failure.message}`;
+      this.ctx.log.error('worker is leaving', { worker: session.label, code: failure.code, error: failure.message });
+      return;
+    }
+    const found = this.phases.current?.lookup(failure.unitId);
+    if (!found || found.assignment.worker !== session.id || !found.assignment.active) {
+      // Rejected like any bad message (logged, counted, against the session's budget).
+      throw new UnknownUnitError(`failure report for unit ${failure.unitId}, which ${session.id} does not hold`);
+    }
+    // Computing the same unit elsewhere would fail the same way: the inputs are the same.
+    this.ctx.fail(new UnitFailedError(`unit ${failure.unitId} (task ${found.unit.task}) failed on worker ${session.label}: ${failure.code}: ${failure.message}`));
+  }
+
+  onRejected(session: WorkerSession, error: Error, unitId: string | undefined): void {
+    this.ctx.counters.rejectedMessages++;
+    const phase = this.phases.current;
+    const found = unitId === undefined ? undefined : phase?.lookup(unitId);
+    if (!phase || !found) return;
+    const { unit, assignment } = found;
+    if (assignment.worker !== session.id || !assignment.active || isDone(unit)) return;
+    const policy = this.ctx.job.training.nonFinite;
+    if (error instanceof NonFiniteError) {
+      if (policy === 'fail') {
+        // Recomputing would give the same numbers (determinism): the training diverged.
+        this.ctx.fail(new NonFiniteError(`training diverged: ${error.message}; try a lower learning rate (training.nonFinite: fail; skip-unit or skip-step go on)`));
+        return;
+      }
+      if (policy === 'skip-step' && phase.kind === 'train') {
+        this.skipStep(phase, error);
+        return;
+      }
+      // skip-unit (and evaluation or Fisher units, which have no update to skip): computed again, below.
+    }
+    unit.invalidResults++;
+    if (unit.invalidResults >= MAX_INVALID_RESULTS) {
+      const what = `unit ${unitId} (task ${unit.task}, shard ${unit.shard}): ${unit.invalidResults} invalid results, last: ${error.message}`;
+      this.ctx.fail(error instanceof NonFiniteError ? new NonFiniteError(`training diverged: ${what} (training.nonFinite: ${policy})`) : new ProtocolViolationError(what));
+      return;
+    }
+    if (error instanceof NonFiniteError) this.ctx.counters.skippedUnits++;
+    assignment.active = false;
+    this.ctx.log.warn('reassigning unit after an invalid result', { unit: unitId, worker: session.label });
+    if (!unit.assignments.some((a) => a.active)) {
+      this.ctx.counters.reassignedUnits++;
+      this.phases.dispatch([unit]);
+    }
+  }
+
+  /**
+   * `training.nonFinite: skip-step`: the train phase ends now without an update. Copies still
+   * running are cancelled; their results, if they come, are read and dropped.
+   */
+  private skipStep(phase: Phase, error: Error): void {
+    if (phase.skipped !== undefined) return;
+    phase.skipped = error.message;
+    const running = phase.units.flatMap((u) => u.assignments.filter((a) => a.active));
+    for (const unit of phase.units) for (const a of unit.assignments) a.active = false;
+    this.phases.cancel(running, 'step skipped');
+    phase.resolve();
+  }
+}
