@@ -186,6 +186,10 @@ export class InMemoryHarness {
     }
     const { batchSize, shardsPerTask } = this.job.training;
     const [from, to] = partRange(batchSize, shardsPerTask, unit.shard);
+    if (unit.kind === 'UNIT_KIND_LOOKAHEAD') {
+      // The loss of the unit's batch at the lookahead weights (their version stands for them).
+      return { header: { ...base, sampleCount: to - from, loss: 1 + wave(13) + 1e-3 * (unit.weightsVersion % 7), metrics: {}, byteLength: 0, transferId: 0 }, payload: null };
+    }
     const payload = new Float32Array(unitGradientSize(this.prepared.layout, unit.task));
     for (let i = 0; i < payload.length; i++) payload[i] = 0.05 * wave(i);
     return { header: { ...base, sampleCount: to - from, loss: 1 + wave(11), metrics: {}, byteLength: payload.byteLength, transferId }, payload };
