@@ -207,9 +207,12 @@ export class WorkerSession {
           this.name = msg.hello!.name;
           this.backend = msg.hello!.backend;
           this.device = msg.hello!.device;
-          this.handler.onHello(this, msg.hello!);
+          // Ready before the handler sees it: the handler may give it work at once (the units a
+          // worker that died left behind), and work only goes to ready sessions. A Hello the
+          // handler refuses ends the session below.
           this.state = 'ready';
           clearTimeout(this.helloTimer);
+          this.handler.onHello(this, msg.hello!);
           return;
         case 'heartbeat':
           return;

@@ -38,6 +38,33 @@ void describe('network faults and graceful departure', () => {
     assert.ok(weightsOf(out).equals(reference));
   });
 
+  void it('a lone worker cut off mid-step gets the step\'s units back when it reconnects', async (t) => {
+    // Its units are orphaned while no worker is there; they must go to it once its new session
+    // is ready, not wait for a second worker (--wait-for-workers bounds the wait if they do).
+    reference ??= await referenceWeights(job);
+    const out = tempDir('mtl-chaos-lone-');
+    const coordinator = startCli(['coordinator', job, '--listen', '127.0.0.1:0', '--workers', '1', '--wait-for-workers', '20', '--out', out]);
+    const address = (await coordinator.waitFor(/listening address=(\S+)/))[1]!;
+    const proxy = await TcpProxy.start(address);
+    const worker = startCli(['worker', '--coordinator', proxy.address, '--name', 'lone']);
+    try {
+      await waitForSteps(out, 5, coordinator);
+      assert.equal(proxy.cutAll(), 1);
+      await waitForSteps(out, 12, coordinator);
+      assert.equal(proxy.cutAll(), 1);
+      const r = await coordinator.result;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await worker.result).code, 0);
+    } finally {
+      await proxy.close();
+    }
+    const summary = summaryOf(out);
+    t.diagnostic(`faults ${JSON.stringify(summary.faults)}`);
+    assert.equal(summary.faults.deaths, 2, 'each cut broke the one session');
+    assert.ok(summary.faults.reassignedUnits >= 1, 'a cut landed inside a step: its units were orphaned and given back');
+    assert.ok(weightsOf(out).equals(reference));
+  });
+
   void it('a worker told to stop (SIGTERM) hands back its units and exits 0; the run carries on', async (t) => {
     reference ??= await referenceWeights(job);
     const out = tempDir('mtl-chaos-leave-');
