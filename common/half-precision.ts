@@ -1,8 +1,9 @@
 // 16-bit encodings of float32 tensors for the wire (`transport.compression`): IEEE fp16 and
 // bfloat16, both rounded to nearest, ties to even, so the same input always gives the same
-// bits (DESIGN.md determinism rule). fp16 saturates at ±65504 instead of overflowing to ±∞:
-// a large but finite gradient stays finite (and is then checked like any other); NaN stays NaN.
-// bf16 keeps float32's exponent range and needs no saturation.
+// bits (docs/design.md, determinism rule). A finite value beyond fp16's range saturates at
+// ±65504 instead of overflowing: a large but finite gradient stays finite. ±∞ stays ±∞ and NaN
+// stays NaN in both encodings, so the receiver's finiteness check sees a non-finite value
+// whatever the compression (training.nonFinite then decides). bf16 keeps float32's exponent range.
 
 import type { Encoding } from '../proto/generated/mtl/v1/Encoding.js';
 
@@ -29,7 +30,7 @@ function toFp16(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   let mant = bits & 0x007fffff;
-  if (exp === 0xff) return mant !== 0 ? sign | 0x7e00 : sign | 0x7bff; // NaN; ±∞ saturates like any overflow
+  if (exp === 0xff) return mant !== 0 ? sign | 0x7e00 : sign | 0x7c00; // NaN stays NaN, ±∞ stays ±∞
   const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7bff; // saturate at ±65504
   if (e <= 0) {

@@ -10,6 +10,7 @@ import { bindTasks } from '../../common/datasets/index.js';
 import { validateJob } from '../../common/job-spec.js';
 import { OrderedWriter } from '../../common/ordered-writer.js';
 import { buildLayout } from '../../common/parameter-layout.js';
+import { bytesPerValue, decodeHalf, encodeHalf, uint16Bytes, type Compression } from '../../common/half-precision.js';
 import { CHANNEL_OPTIONS, chunkViews, float32Bytes, protocol, PROTOCOL_VERSION } from '../../common/protocol.js';
 import { TransferAssembler } from '../../common/transfer-assembler.js';
 import { opsModeFor } from '../../worker/layer-ops.js';
@@ -42,6 +43,9 @@ export class ScriptedWorker {
   private computer: UnitComputer | undefined;
   private runner: ModelRunner | undefined;
   private params: Float32Array | undefined;
+  /** transport.compression of the job: weights arrive and gradients leave in it, as with a real worker. */
+  private compression: Compression = 'none';
+  private halfParams: Uint16Array | undefined;
   private incoming: { version: number; assembler: TransferAssembler } | undefined;
   private weightsVersion = -1;
   private readonly weightWaiters: Array<{ version: number; resolve: () => void }> = [];
@@ -80,15 +84,18 @@ export class ScriptedWorker {
         this.runner = new ModelRunner(layout, new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }])), opsModeFor(tf.getBackend()));
         this.computer = new UnitComputer(job, bindings, this.runner);
         this.params = new Float32Array(layout.totalSize);
+        this.compression = job.transport.compression;
+        if (this.compression !== 'none') this.halfParams = new Uint16Array(layout.totalSize);
         // Like a real worker: say it is alive between units, at the job's heartbeat interval.
         this.heartbeat = setInterval(() => void this.writer!.write({ heartbeat: { sentAtMs: Date.now() } }).catch(() => undefined), job.fault.heartbeatMs);
         break;
       }
       case 'weights':
-        this.incoming = { version: m.weights!.version, assembler: new TransferAssembler(m.weights!.transferId, float32Bytes(this.params!)) };
+        this.incoming = { version: m.weights!.version, assembler: new TransferAssembler(m.weights!.transferId, this.halfParams ? uint16Bytes(this.halfParams) : float32Bytes(this.params!)) };
         break;
       case 'chunk':
         if (this.incoming!.assembler.accept(m.chunk!)) {
+          if (this.compression !== 'none') decodeHalf(this.halfParams!, this.compression, this.params);
           this.runner!.setWeights(this.params!);
           this.weightsVersion = this.incoming!.version;
           this.incoming = undefined;
@@ -121,7 +128,7 @@ export class ScriptedWorker {
     const base = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion, transferId: ++this.transfer, computeMs: 1 };
     if (unit.kind === 'UNIT_KIND_TRAIN') {
       const out = this.computer!.train({ task: unit.task, step: unit.step, shard: unit.shard });
-      return { header: { ...base, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: out.grads.byteLength }, payload: out.grads };
+      return { header: { ...base, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: out.grads.length * bytesPerValue(this.compression) }, payload: out.grads };
     }
     const out = this.computer!.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
     return { header: { ...base, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0 }, payload: null };
@@ -133,7 +140,8 @@ export class ScriptedWorker {
       const sends = [this.writer!.write({ unitResult: result.header })];
       if (result.payload) {
         let offset = 0;
-        for (const data of chunkViews(float32Bytes(result.payload))) {
+        const c = this.compression;
+        for (const data of chunkViews(c === 'none' ? float32Bytes(result.payload) : uint16Bytes(encodeHalf(result.payload, c)))) {
           sends.push(this.writer!.write({ chunk: { transferId: result.header.transferId, offset, data } }));
           offset += data.byteLength;
         }

@@ -18,13 +18,13 @@ import { tempDir } from '../helpers/temp-dirs.js';
 
 const JOB = writeJob(smallMultiMnistJob({ steps: 4, shardsPerTask: 2, evalEvery: 2 }));
 
-function coordinatorFor(out: string): Coordinator {
-  return new Coordinator({ prepared: prepareRun(loadJobFile(JOB)), listen: '127.0.0.1:0', outDir: out, minWorkers: 1, waitForWorkersMs: 60_000, logger: silentLogger });
+function coordinatorFor(out: string, jobFile = JOB): Coordinator {
+  return new Coordinator({ prepared: prepareRun(loadJobFile(jobFile)), listen: '127.0.0.1:0', outDir: out, minWorkers: 1, waitForWorkersMs: 60_000, logger: silentLogger });
 }
 
-async function runWithScriptedWorker(tamper: Tamper): Promise<{ summary: RunSummary; out: string }> {
+async function runWithScriptedWorker(tamper: Tamper, jobFile = JOB): Promise<{ summary: RunSummary; out: string }> {
   const out = tempDir('mtl-hostile-');
-  const coordinator = coordinatorFor(out);
+  const coordinator = coordinatorFor(out, jobFile);
   const worker = new ScriptedWorker(await coordinator.listen(), tamper);
   await worker.start();
   const summary = await coordinator.runToCompletion();
@@ -120,4 +120,31 @@ void describe('hostile worker messages', () => {
     assert.equal(summary.error?.code, 'NON_FINITE');
     assert.match(summary.error?.message ?? '', /training diverged: .*non-finite gradient \(NaN\) at index 3/);
   });
+
+  for (const compression of ['none', 'fp16', 'bf16'] as const) {
+    void it(`an infinite gradient is not finite with transport.compression ${compression}: training.nonFinite decides`, async () => {
+      // fp16 once turned ±∞ into ±65504, so an infinite gradient passed as finite and was applied.
+      tf.enableProdMode();
+      await tf.setBackend('cpu');
+      const poison: Tamper = async (unit, honest, ctx) => {
+        if (unit.kind !== 'UNIT_KIND_TRAIN' || unit.step !== 1 || unit.task !== 'left' || unit.shard !== 0) return true;
+        const poisoned = honest.payload!.slice();
+        poisoned[5] = -Infinity;
+        await ctx.sendResult({ header: honest.header, payload: poisoned });
+        return false;
+      };
+      const jobOf = (nonFinite: string) => {
+        const doc = smallMultiMnistJob({ steps: 3, shardsPerTask: 2 }) as { training: object };
+        return writeJob({ ...doc, training: { ...doc.training, nonFinite }, transport: { compression } });
+      };
+      const failed = await runWithScriptedWorker(poison, jobOf('fail'));
+      assert.equal(failed.summary.status, 'failed');
+      assert.equal(failed.summary.error?.code, 'NON_FINITE');
+      assert.match(failed.summary.error?.message ?? '', /training diverged: .*non-finite gradient \(-Infinity\) at index 5/);
+
+      const skipped = await runWithScriptedWorker(poison, jobOf('skip-step'));
+      assert.equal(skipped.summary.status, 'succeeded', JSON.stringify(skipped.summary.error));
+      assert.equal(skipped.summary.faults.skippedSteps, 1, 'step 2 was skipped, not applied');
+    });
+  }
 });
