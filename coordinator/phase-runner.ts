@@ -86,7 +86,7 @@ export class PhaseRunner {
     // silent for several heartbeats (and several of its computations) is probably frozen or cut
     // off: give new work to the others while there are others.
     const heartbeat = this.ctx.job.fault.heartbeatMs;
-    const responsive = all.filter((s) => now - s.lastSeenMs <= Math.max(3 * heartbeat, 3 * (s.meanUnitMs ?? 0)));
+    const responsive = all.filter((s) => now - s.lastSeenMs <= Math.max(3 * heartbeat, 3 * (s.meanBusyMs ?? 0)));
     const sessions = responsive.length > 0 ? responsive : all;
     const byPlace = new Map(units.map((u, i) => [`u${i}`, u]));
     const placement = placeUnits(
@@ -144,7 +144,7 @@ export class PhaseRunner {
       id: s.id,
       lastSeenMs: s.lastSeenMs,
       lastProgressMs: s.lastProgressMs,
-      meanUnitMs: s.meanUnitMs,
+      meanBusyMs: s.meanBusyMs,
       busy: held.has(s.id),
     }));
     const fault = this.ctx.job.fault;

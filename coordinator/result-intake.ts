@@ -18,6 +18,15 @@ export const MAX_INVALID_RESULTS = 3;
 /** Each unit whose result was used: its kind, task, worker and reported compute time. */
 export type UnitObserver = (unit: { kind: PendingUnit['kind']; task: string; worker: string; computeMs: number }) => void;
 
+function positive(ms: number): number | undefined {
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+/** An exponential moving mean: recent units count most, one outlier does not swing it. */
+function movingMean(mean: number | undefined, sample: number): number {
+  return mean === undefined ? sample : 0.8 * mean + 0.2 * sample;
+}
+
 export class ResultIntake {
   constructor(
     private readonly ctx: RunContext,
@@ -46,8 +55,11 @@ export class ResultIntake {
 
   completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
     session.lastProgressMs = this.ctx.clock();
-    const ms = Number.isFinite(header.computeMs) && header.computeMs > 0 ? header.computeMs : undefined;
-    if (ms !== undefined) session.meanUnitMs = session.meanUnitMs === undefined ? ms : 0.8 * session.meanUnitMs + 0.2 * ms;
+    const ms = positive(header.computeMs);
+    if (ms !== undefined) session.meanUnitMs = movingMean(session.meanUnitMs, ms);
+    // A worker that does not report its busy time computed the unit alone.
+    const busy = positive(header.busyMs) ?? ms;
+    if (busy !== undefined) session.meanBusyMs = movingMean(session.meanBusyMs, busy);
     if (sink.discard) {
       this.ctx.counters.discardedResults++;
       this.ctx.log.debug('dropped a late result', { unit: header.unitId, worker: session.label });

@@ -126,8 +126,13 @@ export class WorkerSession {
   lastProgressMs = Date.now();
   /** Said Goodbye: its departure is not a failure. */
   leaving = false;
-  /** Mean of this worker's unit compute times (ms), for the scheduler. */
+  /** Mean of this worker's unit compute times (ms; a shared-batch group's units each count their share), for the scheduler. */
   meanUnitMs: number | undefined;
+  /**
+   * Mean wall time (ms) of this worker's computations, a shared-batch group counting whole: how
+   * long it is silent while it computes. The failure detector judges its silence by this.
+   */
+  meanBusyMs: number | undefined;
   /** Why the worker said it is leaving (UnitFailed without a unit), if it did. */
   leavingReason: string | undefined;
   private readonly writer: OrderedWriter<OutgoingCoordinatorMessage>;

@@ -265,21 +265,22 @@ export class CoordinatorSession {
       for (const unit of units) await this.compute(unit);
       return;
     }
-    // Each unit is charged its share of the time: the scheduler's unit-time estimate stays comparable.
-    const computeMs = (performance.now() - started) / units.length;
+    // Each unit is charged its share of the time: the scheduler's unit-time estimate stays
+    // comparable. The group's whole duration goes along: the worker was silent that long.
+    const busyMs = performance.now() - started;
     for (let i = 0; i < units.length; i++) {
-      await this.sendGradients(units[i]!, outs[i]!, computeMs);
+      await this.sendGradients(units[i]!, outs[i]!, { computeMs: busyMs / units.length, busyMs });
       this.unitsDone++;
     }
   }
 
   /** The result header of a gradient unit, then its payload in chunks. */
-  private async sendGradients(unit: Unit__Output, out: TrainUnitOutput, computeMs: number): Promise<void> {
+  private async sendGradients(unit: Unit__Output, out: TrainUnitOutput, time: { computeMs: number; busyMs: number }): Promise<void> {
     const env = this.env!;
     const c = env.job.transport.compression;
     const bytes = c === 'none' ? float32Bytes(out.grads) : uint16Bytes(encodeHalf(out.grads, c));
     const transferId = ++this.transferCounter;
-    const header = { ...echoOf(unit), sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, computeMs };
+    const header = { ...echoOf(unit), sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, ...time };
     const sends = [this.send({ unitResult: header })];
     let offset = 0;
     for (const data of chunkViews(bytes, this.maxChunkBytes)) {
@@ -299,14 +300,17 @@ export class CoordinatorSession {
           unit.kind === 'UNIT_KIND_TRAIN'
             ? env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard })
             : env.computer.fisher({ task: unit.task, step: unit.step, shard: unit.shard, shardCount: unit.shardCount });
-        await this.sendGradients(unit, out, performance.now() - started);
+        const ms = performance.now() - started;
+        await this.sendGradients(unit, out, { computeMs: ms, busyMs: ms });
       } else if (unit.kind === 'UNIT_KIND_LOOKAHEAD') {
         const out = env.computer.lookahead({ task: unit.task, step: unit.step, shard: unit.shard });
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
+        const ms = performance.now() - started;
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: 0, transferId: 0, computeMs: ms, busyMs: ms };
         await this.send({ unitResult: header });
       } else if (unit.kind === 'UNIT_KIND_EVAL') {
         const out = env.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: performance.now() - started };
+        const ms = performance.now() - started;
+        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: ms, busyMs: ms };
         await this.send({ unitResult: header });
       } else {
         throw new ProtocolViolationError(`unit ${unit.unitId} has no kind`);

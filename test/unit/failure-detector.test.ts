@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deadWorkers, FIRST_UNIT_BACKUP_FACTOR, FIRST_UNIT_GRACE_MS, medianUnitMs, stalledWorkers, type ObservedWorker } from '../../coordinator/failure-detector.js';
+import { deadWorkers, FIRST_UNIT_BACKUP_FACTOR, FIRST_UNIT_GRACE_MS, medianBusyMs, stalledWorkers, type ObservedWorker } from '../../coordinator/failure-detector.js';
 
 const settings = { deadAfterMs: 5000, backupAfter: 3, minBackupMs: 1000 };
 const w = (id: string, o: Partial<ObservedWorker>): ObservedWorker => ({ id, lastSeenMs: 0, lastProgressMs: 0, busy: false, ...o });
@@ -12,25 +12,25 @@ void describe('failure detector', () => {
   });
 
   void it('gives a busy worker 3x its unit time when that is longer, and first units a long grace', () => {
-    const slow = w('s', { busy: true, meanUnitMs: 4000 });
+    const slow = w('s', { busy: true, meanBusyMs: 4000 });
     assert.deepEqual(deadWorkers([slow], 11_000, settings), [], '3 × 4 s = 12 s limit');
     assert.equal(deadWorkers([slow], 12_001, settings)[0]?.limitMs, 12_000);
     const fresh = w('f', { busy: true });
     assert.deepEqual(deadWorkers([fresh], FIRST_UNIT_GRACE_MS, settings), []);
     assert.equal(deadWorkers([fresh], FIRST_UNIT_GRACE_MS + 1, settings).length, 1);
     // Once other workers' unit times are known, they set the expectation.
-    assert.equal(deadWorkers([fresh, w('o', { meanUnitMs: 100, lastSeenMs: 6000 })], 6000, settings)[0]?.id, 'f');
+    assert.equal(deadWorkers([fresh, w('o', { meanBusyMs: 100, lastSeenMs: 6000 })], 6000, settings)[0]?.id, 'f');
   });
 
   void it('finds stalled busy workers past backupAfter × median (and minBackupMs), never without a median', () => {
-    const workers = [w('a', { busy: true, meanUnitMs: 200, lastProgressMs: 0 }), w('b', { busy: true, meanUnitMs: 200, lastProgressMs: 900 }), w('c', { meanUnitMs: 200 })];
-    assert.equal(medianUnitMs(workers), 200);
+    const workers = [w('a', { busy: true, meanBusyMs: 200, lastProgressMs: 0 }), w('b', { busy: true, meanBusyMs: 200, lastProgressMs: 900 }), w('c', { meanBusyMs: 200 })];
+    assert.equal(medianBusyMs(workers), 200);
     assert.deepEqual(stalledWorkers(workers, 1000, settings), [], 'threshold is max(1000, 600)');
     assert.deepEqual(stalledWorkers(workers, 1001, settings), ['a']);
     assert.deepEqual(stalledWorkers(workers, 5000, { ...settings, backupAfter: 0 }), [], 'backups off');
     assert.deepEqual(stalledWorkers([w('x', { busy: true })], 1e9, settings), [], 'no unit time known yet');
     // A worker still on its first unit (warm-up included) gets FIRST_UNIT_BACKUP_FACTOR × the threshold.
-    const newcomer = [w('n', { busy: true, lastProgressMs: 0 }), w('c', { meanUnitMs: 200 })];
+    const newcomer = [w('n', { busy: true, lastProgressMs: 0 }), w('c', { meanBusyMs: 200 })];
     assert.deepEqual(stalledWorkers(newcomer, FIRST_UNIT_BACKUP_FACTOR * 1000, settings), []);
     assert.deepEqual(stalledWorkers(newcomer, FIRST_UNIT_BACKUP_FACTOR * 1000 + 1, settings), ['n']);
   });

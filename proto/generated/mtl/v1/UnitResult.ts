@@ -25,7 +25,15 @@ export interface UnitResult {
   'metrics'?: ({[key: string]: number | string});
   'byteLength'?: (number | string | Long);
   'transferId'?: (number);
+  /**
+   * This unit's compute time; units computed together (a shared batch) are each charged their share.
+   */
   'computeMs'?: (number | string);
+  /**
+   * Wall time of the computation this result came out of: for units computed together, the whole
+   * group's. The worker was silent that long; the coordinator's failure detector judges silence by it.
+   */
+  'busyMs'?: (number | string);
 }
 
 /**
@@ -50,5 +58,13 @@ export interface UnitResult__Output {
   'metrics': ({[key: string]: number});
   'byteLength': (number);
   'transferId': (number);
+  /**
+   * This unit's compute time; units computed together (a shared batch) are each charged their share.
+   */
   'computeMs': (number);
+  /**
+   * Wall time of the computation this result came out of: for units computed together, the whole
+   * group's. The worker was silent that long; the coordinator's failure detector judges silence by it.
+   */
+  'busyMs': (number);
 }
