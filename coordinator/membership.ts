@@ -15,7 +15,7 @@ export interface MembershipOptions {
   /** How long to wait for workers (at the start, or when all have gone) before failing. */
   waitForWorkersMs: number;
   /** Called when the run starts or stops waiting for workers (its state shows it). */
-  onWaitingChange: (waiting: boolean) => void;
+  onWaitingChange: () => void;
 }
 
 function record(s: WorkerSession): WorkerRecord {
@@ -133,7 +133,7 @@ export class Membership {
       this.ctx.fail(new WorkerLostError(`no worker connected for ${this.opts.waitForWorkersMs} ms (step ${this.ctx.step()})`));
     }, this.opts.waitForWorkersMs);
     this.noWorkersTimer.unref();
-    this.opts.onWaitingChange(true);
+    this.opts.onWaitingChange();
   }
 
   /** The run failed: whoever waits for workers stops waiting, with `error`. */
@@ -149,11 +149,12 @@ export class Membership {
   private stopWaiting(): void {
     clearTimeout(this.noWorkersTimer);
     this.noWorkersTimer = undefined;
-    this.opts.onWaitingChange(false);
+    this.opts.onWaitingChange();
   }
 
   private setWaitingForStart(waiting: boolean): void {
     if (this.waitingForStart === waiting) return;
     this.waitingForStart = waiting;
+    this.opts.onWaitingChange();
   }
 }

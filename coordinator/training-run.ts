@@ -37,7 +37,12 @@ import type { ResultSink, SessionHandler, WorkerSession } from './worker-session
 /** How often the failure detector looks at the workers. */
 const TICK_MS = 200;
 
+/** Where the run is in its life; what it is doing while it runs is derived (see `derivedState`). */
+type Lifecycle = 'created' | 'running' | 'finished' | 'failed';
+
 export class TrainingRun implements SessionHandler {
+  private lifecycle: Lifecycle = 'created';
+  /** The last state reported (onStateChange); always `derivedState()` once it changes. */
   private state: RunState = 'created';
   readonly params: Float32Array;
   private version: number;
@@ -47,8 +52,6 @@ export class TrainingRun implements SessionHandler {
   private trainMs: number;
   readonly counters: FaultCounters;
   private failure: Error | undefined;
-  /** The state to return to when a worker joins after all had gone. */
-  private resumeStateAfterWait: RunState = 'training';
   private ticker: NodeJS.Timeout | undefined;
   readonly broadcast: WeightsBroadcast;
   private readonly log: Logger;
@@ -88,8 +91,8 @@ export class TrainingRun implements SessionHandler {
       emit: (event) => this.opts.onEvent?.(event),
       fail: (error) => this.fail(error),
     };
-    this.members = new Membership(this.ctx, { minWorkers: opts.minWorkers, waitForWorkersMs: opts.waitForWorkersMs, onWaitingChange: (waiting) => this.onWaitingChange(waiting) });
-    this.phases = new PhaseRunner(this.ctx, this.members, () => undefined);
+    this.members = new Membership(this.ctx, { minWorkers: opts.minWorkers, waitForWorkersMs: opts.waitForWorkersMs, onWaitingChange: () => this.refreshState() });
+    this.phases = new PhaseRunner(this.ctx, this.members, () => this.refreshState());
     this.intake = new ResultIntake(this.ctx, this.phases, opts.onUnit);
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES, compression);
     this.broadcast.update(this.params, this.version);
@@ -166,24 +169,32 @@ export class TrainingRun implements SessionHandler {
     return this.hasStarted;
   }
 
-  private setState(state: RunState): void {
-    if (state === 'training') this.hasStarted = true;
+  /**
+   * What the run is doing: waiting whenever it needs workers and none takes units (at the start,
+   * or after all have gone, whatever phase it is in), evaluating during an evaluation, training
+   * otherwise. Derived, never set, so that no path can leave a stale state behind.
+   */
+  private derivedState(): RunState {
+    if (this.lifecycle !== 'running') return this.lifecycle;
+    if (this.members.waiting) return 'waiting-for-workers';
+    return this.phases.current?.kind === 'eval' ? 'evaluating' : 'training';
+  }
+
+  private refreshState(): void {
+    const state = this.derivedState();
+    if (state === this.state) return;
     this.state = state;
     this.opts.onStateChange?.(state);
   }
 
-  private onWaitingChange(waiting: boolean): void {
-    if (waiting) {
-      const resumeState = this.state;
-      this.setState('waiting-for-workers');
-      this.resumeStateAfterWait = resumeState;
-    } else if (this.state === 'waiting-for-workers' && this.hasStarted) {
-      this.setState(this.resumeStateAfterWait);
-    }
+  private setLifecycle(lifecycle: Lifecycle): void {
+    this.lifecycle = lifecycle;
+    this.refreshState();
   }
 
+  /** Training has begun and not ended: a worker lost now is a death, and units lost now go to others. */
   private get active(): boolean {
-    return !this.failure && (this.state === 'training' || this.state === 'evaluating' || (this.state === 'waiting-for-workers' && this.phases.current !== undefined));
+    return this.lifecycle === 'running' && this.hasStarted && !this.failure;
   }
 
   /**
@@ -226,7 +237,7 @@ export class TrainingRun implements SessionHandler {
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
       throw new UnsupportedProtocolError(`worker speaks protocol ${hello.protocolVersion}, this coordinator ${PROTOCOL_VERSION}`);
     }
-    if (this.state === 'finished' || this.state === 'failed') throw new IllegalStateError('the run is over');
+    if (this.lifecycle === 'finished' || this.lifecycle === 'failed') throw new IllegalStateError('the run is over');
     void session
       .send({
         welcome: {
@@ -290,13 +301,13 @@ export class TrainingRun implements SessionHandler {
   }
 
   async train(): Promise<TrainingOutcome> {
-    if (this.state !== 'created') throw new IllegalStateError(`train() called in state ${this.state}`);
+    if (this.lifecycle !== 'created') throw new IllegalStateError(`train() called in state ${this.state}`);
     try {
-      this.setState('waiting-for-workers');
+      this.setLifecycle('running');
       await this.members.waitForStart();
       const { steps, evalEvery } = this.opts.job.training;
       const every = this.opts.job.checkpoint.every;
-      this.setState('training');
+      this.hasStarted = true;
       this.ticker = setInterval(() => this.phases.supervise(), TICK_MS);
       this.ticker.unref();
       for (let step = this.completedSteps; step < steps; step++) {
@@ -314,10 +325,10 @@ export class TrainingRun implements SessionHandler {
       this.step = steps;
       const finalEval = await this.evaluate(steps);
       if (this.plan.sequential) this.stages.recordRow(this.plan.stages[this.plan.stages.length - 1]!, finalEval);
-      this.setState('finished');
+      this.setLifecycle('finished');
       return { params: this.params.slice(), steps, samples: this.samples, trainMs: this.trainMs, finalEval, workers: this.members.everyone() };
     } catch (err) {
-      this.setState('failed');
+      this.setLifecycle('failed');
       throw this.failure ?? err;
     } finally {
       clearInterval(this.ticker);
@@ -403,14 +414,11 @@ export class TrainingRun implements SessionHandler {
 
   /** Evaluates every task on its held-out split with the current weights. */
   async evaluate(step: number): Promise<EvalRecord> {
-    const previous = this.state;
-    this.setState('evaluating');
     const units: PendingUnit[] = evalUnits(this.tasks, this.opts.testSizes);
     await this.phases.run('eval', step, units, this.version);
     const tasks = evalResults(this.opts.job, this.tasks, units);
     const record: EvalRecord = { step, version: this.version, ...(this.plan.sequential ? { stage: this.plan.stageAt(Math.max(0, step - 1)).name } : {}), tasks };
     this.opts.onEval?.(record);
-    if (previous === 'training') this.setState('training');
     return record;
   }
 }

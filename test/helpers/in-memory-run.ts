@@ -18,6 +18,7 @@ import { createOptimizer } from '../../common/optimizers.js';
 import { prepareRun, type PreparedRun } from '../../coordinator/prepare-run.js';
 import type { RunEvent, StepRecord } from '../../coordinator/run-records.js';
 import { TrainingRun } from '../../coordinator/training-run.js';
+import type { RunState } from '../../coordinator/training-run-options.js';
 import { WorkerSession, type SessionLimits } from '../../coordinator/worker-session.js';
 import { FakeCall } from './fake-call.js';
 import { writeJob } from './jobs.js';
@@ -116,6 +117,12 @@ export class FakeWorker {
     this.stopped = true;
   }
 
+  /** The connection breaks, as when the worker's process dies. */
+  die(): void {
+    this.stop();
+    this.call.emit('close');
+  }
+
   private onCoordinatorMessage(m: CoordinatorMessage): void {
     if (m.assign) {
       this.queue.push(...(m.assign.units as Unit__Output[]));
@@ -161,6 +168,22 @@ export interface InMemoryOutcome {
   paramsAfter: Float32Array[];
   events: RunEvent[];
   workers: FakeWorker[];
+  /** Every state the run went through, in order. */
+  states: RunState[];
+  /** The run's state when each step's record came out. */
+  stateAtStep: RunState[];
+}
+
+export interface RunOptions {
+  /** The second worker's units go through this. */
+  intercept?: Interceptor;
+  /** The first worker's units too (it is then not honest either). */
+  interceptFirst?: Interceptor;
+  limits?: Partial<SessionLimits>;
+  /** Start with the first worker alone (the run needs one). */
+  solo?: boolean;
+  /** Called once the run is set up: `join` adds a worker at any time. */
+  control?: (ctl: { run: TrainingRun; join: (name: string, intercept?: Interceptor) => FakeWorker }) => void;
 }
 
 export class InMemoryHarness {
@@ -199,13 +222,15 @@ export class InMemoryHarness {
    * One complete run with an honest worker and a second worker whose units go through
    * `intercept` (`interceptFirst`: the first worker's too; it is then not honest either).
    */
-  async run(options: { intercept?: Interceptor; interceptFirst?: Interceptor; limits?: Partial<SessionLimits> } = {}): Promise<InMemoryOutcome> {
+  async run(options: RunOptions = {}): Promise<InMemoryOutcome> {
     const { layout, loaded, testSizes, trainSizes, initialParams } = this.prepared;
     const job = this.job;
     const { name, ...aggregatorOptions } = job.training.aggregator;
     const steps: StepRecord[] = [];
     const events: RunEvent[] = [];
     const paramsAfter: Float32Array[] = [initialParams.slice()];
+    const states: RunState[] = [];
+    const stateAtStep: RunState[] = [];
     const run: TrainingRun = new TrainingRun({
       job,
       jobDir: loaded.dir,
@@ -217,10 +242,12 @@ export class InMemoryHarness {
       testSizes,
       trainSizes,
       logger: silentLogger,
-      minWorkers: 2,
+      minWorkers: options.solo ? 1 : 2,
       waitForWorkersMs: 10_000,
       maxChunkBytes: FAKE_CHUNK_BYTES,
+      onStateChange: (state) => states.push(state),
       onStep: (r) => {
+        stateAtStep.push(run.currentState);
         steps.push(r);
         paramsAfter[r.step] = run.snapshot().params;
       },
@@ -229,13 +256,28 @@ export class InMemoryHarness {
         if (e.type === 'step-skipped') paramsAfter[(e.data as { step: number }).step] = run.snapshot().params;
       },
     });
-    const workers = [new FakeWorker(this, 'honest', options.interceptFirst), new FakeWorker(this, 'fuzzed', options.intercept)];
-    workers[0]!.other = workers[1];
-    workers[1]!.other = workers[0];
-    for (const w of workers) {
+    const workers: FakeWorker[] = [];
+    const join = (name: string, intercept?: Interceptor): FakeWorker => {
+      const w = new FakeWorker(this, name, intercept);
+      workers.push(w);
       w.session = new WorkerSession(run.newWorkerId(), w.call.getPeer(), w.call.asCall, run, silentLogger, { ...options.limits, maxChunkBytes: FAKE_CHUNK_BYTES });
       w.send({ hello: { name: w.name, protocolVersion: PROTOCOL_VERSION, backend: 'fake', device: 'none', capacity: 1 } });
+      return w;
+    };
+    if (options.solo) {
+      join('honest', options.interceptFirst);
+    } else {
+      const first = new FakeWorker(this, 'honest', options.interceptFirst);
+      const second = new FakeWorker(this, 'fuzzed', options.intercept);
+      first.other = second;
+      second.other = first;
+      for (const w of [first, second]) {
+        workers.push(w);
+        w.session = new WorkerSession(run.newWorkerId(), w.call.getPeer(), w.call.asCall, run, silentLogger, { ...options.limits, maxChunkBytes: FAKE_CHUNK_BYTES });
+        w.send({ hello: { name: w.name, protocolVersion: PROTOCOL_VERSION, backend: 'fake', device: 'none', capacity: 1 } });
+      }
     }
+    options.control?.({ run, join });
     let params: Float32Array;
     let error: Error | undefined;
     try {
@@ -246,6 +288,6 @@ export class InMemoryHarness {
     } finally {
       for (const w of workers) w.stop();
     }
-    return { status: error ? 'failed' : 'succeeded', error, params, stepsDone: run.snapshot().step, counters: { ...run.counters }, rejectedMessages: run.rejectedMessages, steps, paramsAfter, events, workers };
+    return { status: error ? 'failed' : 'succeeded', error, params, stepsDone: run.snapshot().step, counters: { ...run.counters }, rejectedMessages: run.rejectedMessages, steps, paramsAfter, events, workers, states, stateAtStep };
   }
 }
