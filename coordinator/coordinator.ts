@@ -411,7 +411,7 @@ export class Coordinator {
         ...base,
         status: stopped ? 'stopped' : 'failed',
         error: { code: err instanceof MtlError ? err.code : 'INTERNAL', message: errorMessage(err) },
-        stepsCompleted: this.run.currentStep,
+        stepsCompleted: this.run.stepsCompleted,
         wallTimeS: (performance.now() - started) / 1000,
         backend: [...new Set(this.run.sessions.map((s) => s.backend))].join(','),
         workers: this.run.sessions.length,
