@@ -190,7 +190,7 @@ export class Worker {
   /** Connects (until `deadline`) and serves one session to its end. */
   private async serveSession(address: string, deadline: number): Promise<SessionEnd> {
     const Coordinator = protocol().mtl.v1.Coordinator;
-    const client = new Coordinator(address, channelCredentials(this.options.tls), WORKER_CHANNEL_OPTIONS);
+    const client = new Coordinator(address, channelCredentials(this.options.tls, address), WORKER_CHANNEL_OPTIONS);
     this.client = client;
     try {
       const unready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadline, (err) => resolve(err)));

@@ -69,7 +69,7 @@ void describe('mutual TLS and the join token', () => {
     assert.ok(Date.now() - started < 20_000, 'refused workers do not keep retrying');
 
     // GetStatus needs the token too, and says the same as to a worker.
-    const tls = channelCredentials(loadTlsMaterial({ ca: certs.ca, cert: certs.file('worker.crt'), key: certs.file('worker.key') }));
+    const tls = channelCredentials(loadTlsMaterial({ ca: certs.ca, cert: certs.file('worker.crt'), key: certs.file('worker.key') }), address);
     await assert.rejects(getStatus(address, tls), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && err.details === 'AUTHENTICATION_FAILED: authentication failed');
     await assert.rejects(getStatus(address, tls, wrongToken), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && err.details === 'AUTHENTICATION_FAILED: authentication failed');
     const status = await getStatus(address, tls, token);
