@@ -17,7 +17,7 @@ import { ControlPlane, checkId } from '../common/control/plane.js';
 import { newOwnerId, RunRegistry } from '../common/control/registry.js';
 import { NatsCheckpointStore } from '../coordinator/nats-checkpoints.js';
 import type { RunReporter } from '../coordinator/run-reporter.js';
-import { claimRun, finishedRecord } from '../coordinator/serve.js';
+import { claimRun, finishedRecord } from '../coordinator/run-claim.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';

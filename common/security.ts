@@ -8,13 +8,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { InsecureListenError, SecurityConfigError } from './errors.js';
+import { tlsChannelCredentials, type TlsMaterial } from './grpc-tls.js';
 
-/** PEM CA bundle, certificate chain and private key of one side of a mutual-TLS connection. */
-export interface TlsMaterial {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
+export type { TlsMaterial };
 
 export interface TlsFiles {
   ca?: string;
@@ -71,10 +67,14 @@ export function serverCredentials(tls: TlsMaterial | undefined): grpc.ServerCred
   return grpc.ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.cert, private_key: tls.key }], true);
 }
 
-/** Channel credentials: with TLS material, TLS that verifies the server and presents our certificate. */
-export function channelCredentials(tls: TlsMaterial | undefined): grpc.ChannelCredentials {
+/**
+ * Channel credentials for the coordinator at `address` (HOST:PORT): with TLS material, TLS
+ * that verifies the server's certificate for that host (an IP address against its IP SANs)
+ * and presents our certificate.
+ */
+export function channelCredentials(tls: TlsMaterial | undefined, address: string): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
-  return grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+  return tlsChannelCredentials(tls, address);
 }
 
 /**

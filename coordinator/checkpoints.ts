@@ -34,6 +34,8 @@ export interface FaultCounters {
   resumes: number;
   /** Connections refused for a missing or wrong join token (Hello or GetStatus). */
   authFailures: number;
+  /** TLS handshakes that failed at the gRPC port: no client certificate, one from another CA, plaintext, or a client that refused ours. */
+  tlsFailures: number;
   /** Messages from workers rejected by validation (logged, never applied). */
   rejectedMessages: number;
   /** Connections refused because the coordinator already had its maximum of sessions. */
@@ -55,6 +57,7 @@ export function zeroCounters(): FaultCounters {
     discardedResults: 0,
     resumes: 0,
     authFailures: 0,
+    tlsFailures: 0,
     rejectedMessages: 0,
     sessionsRefused: 0,
     sessionsClosedForErrors: 0,

@@ -13,6 +13,7 @@ import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { createTunedServer, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { watchTlsRefusals } from '../common/grpc-tls.js';
 import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
 import type { PreparedRun } from './prepare-run.js';
@@ -212,6 +213,7 @@ export class Coordinator {
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.opts.listen, serverCredentials(this.opts.tls), (err, p) => (err ? reject(err) : resolve(p))),
     );
+    if (this.opts.tls) this.watchTls();
     const host = this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'));
     const address = `${host}:${port}`;
     this.state = 'serving';
@@ -246,6 +248,19 @@ export class Coordinator {
     });
     this.openSessions.add(session);
     void session.done.then(() => this.openSessions.delete(session));
+  }
+
+  /**
+   * A worker whose certificate is missing, not signed by our CA, or that speaks plaintext fails
+   * in the TLS handshake, before any request: logged with its address and counted like a
+   * refused token (`faults.tlsFailures`).
+   */
+  private watchTls(): void {
+    const watched = watchTlsRefusals(this.server, ({ peer, reason, code }) => {
+      this.run.counters.tlsFailures++;
+      this.log.warn('TLS handshake failed', { peer, reason, ...(code ? { code } : {}), failures: this.run.counters.tlsFailures });
+    });
+    if (watched === 0) this.log.warn('cannot watch TLS handshakes (grpc-js internals changed?): failed ones are neither logged nor counted');
   }
 
   /** grpc.health.v1 and `ready` change together, so that gRPC and HTTP probes agree. */

@@ -130,6 +130,7 @@ export class PrometheusMetrics {
     counter('mtl_backup_units_total', 'Backup copies of slow units.', () => coordinator.run.counters.backupUnits);
     counter('mtl_rejected_messages_total', 'Worker messages rejected by validation (never applied).', () => coordinator.run.rejectedMessages);
     counter('mtl_auth_failures_total', 'Connections refused for a missing or wrong join token.', () => coordinator.run.counters.authFailures);
+    counter('mtl_tls_failures_total', 'TLS handshakes that failed at the gRPC port (client certificate missing or not signed by the CA, plaintext client).', () => coordinator.run.counters.tlsFailures);
     counter('mtl_received_bytes_total', 'Serialised gRPC message bytes received from workers.', () => telemetry.bytesReceived);
     counter('mtl_sent_bytes_total', 'Serialised gRPC message bytes sent to workers.', () => telemetry.bytesSent);
     gauge('mtl_checkpoint_age_seconds', 'Seconds since the last checkpoint (since the coordinator started, before the first).', () => telemetry.checkpointAgeSeconds());

@@ -3,62 +3,23 @@
 // store (if an earlier coordinator got that far), trains it, and acks (succeeded), terms
 // (cancelled, or failed for good) or naks it (to be retried or resumed elsewhere). While a job
 // runs its message is kept in progress (`working()`), so JetStream redelivers it only when this
-// coordinator is gone; the lease makes sure a redelivered job never runs twice at once.
+// coordinator is gone; the lease makes sure a redelivered job never runs twice at once. Which
+// failures are retried and which fail the job for good: job-outcome.ts.
 import { AckPolicy, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import path from 'node:path';
 import { ID_PATTERN, JOBS_STREAM, subjects, type ControlPlane } from '../common/control/plane.js';
 import { decodeJobMessage, type JobMessage } from '../common/control/jobs.js';
 import { RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
-import { LeaseHeldError, errorMessage, type ErrorCode } from '../common/errors.js';
+import { LeaseHeldError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { aggregatorNames } from './aggregation/registry.js';
 import { jobHash, type CheckpointData } from './checkpoints.js';
 import { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator.js';
+import { notStarted, settle, type JobOutcome, type JobTurn } from './job-outcome.js';
+import { claimRun, type ClaimOptions } from './run-claim.js';
 import { NatsCheckpointStore } from './nats-checkpoints.js';
 import { prepareRun, type PreparedRun } from './prepare-run.js';
-import { RunReporter } from './run-reporter.js';
-
-/** Failures that a retry cannot fix: the job is termed at once. */
-const PERMANENT: ReadonlySet<ErrorCode> = new Set(['JOB_SPEC_INVALID', 'DATASET_ERROR', 'NON_FINITE', 'AGGREGATION_INPUT']);
-
-export interface ClaimOptions {
-  plane: ControlPlane;
-  registry: RunRegistry;
-  runId: string;
-  owner: string;
-  leaseMs: number;
-  logger: Logger;
-  /** Fields for a run the registry does not know yet (mtl run/coordinator --nats). */
-  fresh: Pick<RunRecord, 'name' | 'pool' | 'totalSteps'> & Partial<RunRecord>;
-  onCancel?: () => void;
-  onLeaseLost?: (reason: string) => void;
-}
-
-/** Takes the run's lease and marks it running; LeaseHeldError when another coordinator has it. */
-export async function claimRun(o: ClaimOptions): Promise<RunReporter> {
-  const started = new Date().toISOString();
-  await o.registry.acquire(o.runId, o.owner, o.leaseMs, (r) => {
-    const base: RunRecord = r ?? { runId: o.runId, status: 'running', step: 0, workers: 0, attempts: 0, updatedAt: started, ...o.fresh };
-    const { queueSeq: _seq, coordinator: _address, ...rest } = base;
-    return { ...rest, status: 'running', attempts: base.attempts + 1, startedAt: base.startedAt ?? started };
-  });
-  return new RunReporter({ plane: o.plane, registry: o.registry, runId: o.runId, owner: o.owner, leaseMs: o.leaseMs, logger: o.logger, onCancel: o.onCancel, onLeaseLost: o.onLeaseLost });
-}
-
-/** The registry entry of a finished run. */
-export function finishedRecord(r: RunRecord, summary: RunSummary, status: RunRecord['status'], error?: string): RunRecord {
-  const { coordinator: _address, error: _oldError, ...rest } = r;
-  return {
-    ...rest,
-    status,
-    step: summary.stepsCompleted,
-    finishedAt: new Date().toISOString(),
-    outDir: summary.outDir,
-    ...(Object.keys(summary.tasks).length > 0 ? { evaluation: Object.fromEntries(Object.entries(summary.tasks).map(([t, { samples: _s, ...m }]) => [t, m])) } : {}),
-    ...(summary.lastCheckpoint !== undefined ? { lastCheckpoint: summary.lastCheckpoint } : {}),
-    ...(error !== undefined ? { error } : {}),
-  };
-}
+import type { RunReporter } from './run-reporter.js';
 
 export interface JobServerOptions {
   plane: ControlPlane;
@@ -85,7 +46,17 @@ export interface JobServerOptions {
   /** Mutual TLS, join token and --insecure for every coordinator of this server (see CoordinatorOptions). */
   security?: Pick<CoordinatorOptions, 'tls' | 'token' | 'insecure'>;
   /** Called when a job has ended on this server (for the CLI's output). */
-  onJobEnd?: (runId: string, outcome: 'succeeded' | 'failed' | 'cancelled' | 'retry' | 'released' | 'lease-lost' | 'skipped', detail: string) => void;
+  onJobEnd?: (runId: string, outcome: JobOutcome, detail: string) => void;
+}
+
+/** The run id a queue message names, if it names a valid one ('' otherwise). */
+function runIdOf(msg: JsMsg): string {
+  try {
+    const id = (JSON.parse(msg.string()) as { runId?: unknown }).runId;
+    return typeof id === 'string' && ID_PATTERN.test(id) ? id : '';
+  } catch {
+    return '';
+  }
 }
 
 export function consumerName(pool: string): string {
@@ -175,25 +146,54 @@ export class JobServer {
       try {
         await this.handle(msg, slot);
       } catch (err) {
-        this.log.error('job handling failed; the job goes back to the queue', { error: errorMessage(err) });
-        msg.nak(5000);
+        await this.unhandled(msg, err);
       }
     }
   }
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake.push(() => {
+      const wake = () => {
         clearTimeout(timer);
+        this.wake = this.wake.filter((w) => w !== wake);
         resolve();
-      });
+      };
+      const timer = setTimeout(wake, ms);
+      this.wake.push(wake);
     });
   }
 
-  private end(runId: string, outcome: Parameters<NonNullable<JobServerOptions['onJobEnd']>>[1], detail: string): void {
+  /**
+   * Something unforeseen went wrong with a job (the registry unreachable, say): back to the
+   * queue, except on its last delivery, where JetStream would never deliver it again. Then it
+   * is failed for good, loudly, and recorded in the registry if the registry can be reached.
+   */
+  private async unhandled(msg: JsMsg, err: unknown): Promise<void> {
+    const deliveries = msg.info.deliveryCount;
+    if (deliveries < this.opts.maxDeliver) {
+      this.log.error('job handling failed; the job goes back to the queue', { error: errorMessage(err), seq: msg.seq });
+      msg.nak(5000);
+      return;
+    }
+    const why = `job handling failed on its last delivery (${deliveries} of ${this.opts.maxDeliver}): ${errorMessage(err)}`;
+    this.log.error('giving a job up', { error: why, seq: msg.seq });
+    const runId = runIdOf(msg);
+    if (runId) await this.registry!.mutate(runId, (r) => ({ ...(r ?? this.stubRecord(runId)), status: 'failed', error: why, finishedAt: new Date().toISOString() })).catch(() => undefined);
+    msg.term();
+    this.end(runId || `seq ${msg.seq}`, 'failed', why);
+  }
+
+  private stubRecord(runId: string): RunRecord {
+    return { runId, name: runId, pool: this.opts.pool, status: 'queued', step: 0, totalSteps: 0, workers: 0, attempts: 0, updatedAt: '' };
+  }
+
+  private end(runId: string, outcome: JobOutcome, detail: string): void {
     this.log.info(`job ${runId}: ${outcome}`, { detail });
     this.opts.onJobEnd?.(runId, outcome, detail);
+  }
+
+  private turn(msg: JsMsg, runId: string, reporter: RunReporter): JobTurn {
+    return { msg, runId, reporter, maxDeliver: this.opts.maxDeliver, log: this.log, end: (outcome, detail) => this.end(runId, outcome, detail) };
   }
 
   private async handle(msg: JsMsg, slot: number): Promise<void> {
@@ -204,15 +204,8 @@ export class JobServer {
     } catch (err) {
       // Nothing to run and nothing a retry could change.
       this.log.error('rejected a queue message', { error: errorMessage(err), seq: msg.seq });
-      const runId = (() => {
-        try {
-          const id = (JSON.parse(msg.string()) as { runId?: unknown }).runId;
-          return typeof id === 'string' && ID_PATTERN.test(id) ? id : '';
-        } catch {
-          return '';
-        }
-      })();
-      if (runId) await registry.mutate(runId, (r) => ({ ...(r ?? { runId, name: runId, pool: this.opts.pool, step: 0, totalSteps: 0, workers: 0, attempts: 0, updatedAt: '' }), status: 'failed', error: errorMessage(err) })).catch(() => undefined);
+      const runId = runIdOf(msg);
+      if (runId) await registry.mutate(runId, (r) => ({ ...(r ?? this.stubRecord(runId)), status: 'failed', error: errorMessage(err) })).catch(() => undefined);
       msg.term();
       this.end(runId || `seq ${msg.seq}`, 'failed', errorMessage(err));
       return;
@@ -242,14 +235,27 @@ export class JobServer {
       return;
     }
 
+    // Keep the message ours while we work on it (a dead coordinator stops doing this): from
+    // the claim to the outcome, and cleared on every way out.
+    const inProgress = setInterval(() => msg.working(), Math.max(500, Math.floor(this.opts.ackWaitMs / 3)));
+    inProgress.unref();
+    try {
+      await this.claimAndRun(msg, slot, job, prepared);
+    } finally {
+      clearInterval(inProgress);
+    }
+  }
+
+  private async claimAndRun(msg: JsMsg, slot: number, job: JobMessage, prepared: PreparedRun): Promise<void> {
+    const { runId } = job;
     // Set once the coordinator exists; the reporter's callbacks may fire before that.
     const current: { coordinator?: Coordinator } = {};
     let stopReason: 'cancel' | 'lease' | undefined;
     let reporter: RunReporter;
     try {
-      reporter = await claimRun({
+      reporter = await this.claim({
         plane: this.opts.plane,
-        registry,
+        registry: this.registry!,
         runId,
         // Per slot: a job redelivered to another slot of this same server must not pass the lease.
         owner: `${this.opts.owner}#${slot}`,
@@ -266,7 +272,7 @@ export class JobServer {
         },
       });
     } catch (err) {
-      // Its coordinator is alive somewhere (or was, until its lease runs out): try later.
+      // Its coordinator is alive somewhere (it kept renewing while we waited): try later.
       msg.nak(err instanceof LeaseHeldError ? Math.max(1000, Math.floor(this.opts.leaseMs / 2)) : 5000);
       this.end(runId, 'retry', errorMessage(err));
       return;
@@ -277,10 +283,7 @@ export class JobServer {
     try {
       resume = await checkpoints.loadLatest((name, reason) => this.log.warn('skipping a damaged checkpoint', { name, reason }));
     } catch (err) {
-      await reporter.finish((r) => ({ ...r, status: 'queued', error: `could not read checkpoints: ${errorMessage(err)}` }));
-      msg.nak(5000);
-      this.end(runId, 'retry', errorMessage(err));
-      return;
+      return notStarted(this.turn(msg, runId, reporter), 'could not read checkpoints', err);
     }
     if (resume && resume.jobHash !== jobHash(job.spec)) {
       this.log.warn('ignoring checkpoints written by another job under this run id', { runId });
@@ -288,80 +291,65 @@ export class JobServer {
     }
     if (resume) this.log.info('resuming from checkpoint', { runId, step: resume.step });
 
-    // Keep the message ours while we work on it; a dead coordinator stops doing this.
-    const inProgress = setInterval(() => msg.working(), Math.max(500, Math.floor(this.opts.ackWaitMs / 3)));
-    inProgress.unref();
     const port = this.opts.listenPort === 0 ? 0 : this.opts.listenPort + slot;
-    const coordinator = new Coordinator({
-      prepared,
-      runId,
-      listen: `${this.opts.listenHost}:${port}`,
-      outDir: path.join(this.opts.outRoot, runId),
-      resume,
-      checkpoints,
-      minWorkers: this.opts.minWorkers,
-      waitForWorkersMs: this.opts.waitForWorkersMs,
-      ...this.opts.security,
-      logger: this.log.child(runId),
-      onStep: (r) => reporter.step(r),
-      onEval: (r) => reporter.evaluation(r),
-      onEvent: (e) => reporter.event(e),
-    });
+    let coordinator: Coordinator;
+    try {
+      coordinator = new Coordinator({
+        prepared,
+        runId,
+        listen: `${this.opts.listenHost}:${port}`,
+        outDir: path.join(this.opts.outRoot, runId),
+        resume,
+        checkpoints,
+        minWorkers: this.opts.minWorkers,
+        waitForWorkersMs: this.opts.waitForWorkersMs,
+        ...this.opts.security,
+        logger: this.log.child(runId),
+        onStep: (r) => reporter.step(r),
+        onEval: (r) => reporter.evaluation(r),
+        onEvent: (e) => reporter.event(e),
+      });
+    } catch (err) {
+      // E.g. the checkpoint's optimizer or aggregator state does not fit the model.
+      return notStarted(this.turn(msg, runId, reporter), resume ? `could not resume from the checkpoint at step ${resume.step}` : 'could not set the run up', err);
+    }
     current.coordinator = coordinator;
     this.active.set(runId, coordinator);
-    let summary: RunSummary;
+    let outcome: { summary: RunSummary } | { startError: unknown };
     try {
       const address = await coordinator.listen();
       const advertised = `${this.opts.advertiseHost}:${address.slice(address.lastIndexOf(':') + 1)}`;
       reporter.update({ coordinator: advertised, outDir: path.resolve(this.opts.outRoot, runId), wantWorkers: this.opts.minWorkers });
       reporter.start();
       if (this.stopping) coordinator.stop(this.stopping);
-      summary = await coordinator.runToCompletion();
+      outcome = { summary: await coordinator.runToCompletion() };
+    } catch (err) {
+      // listen() failed (runToCompletion never throws): the port is taken, say.
+      outcome = { startError: err };
     } finally {
-      clearInterval(inProgress);
       this.active.delete(runId);
       await coordinator.close();
     }
+    if ('startError' in outcome) return notStarted(this.turn(msg, runId, reporter), `could not listen on ${this.opts.listenHost}:${port}`, outcome.startError);
+    await settle(this.turn(msg, runId, reporter), outcome.summary, stopReason, () => checkpoints.removeAll());
+  }
 
-    if (stopReason === 'lease' || reporter.leaseLost) {
-      // Someone else owns the run now; its message was redelivered to them.
-      reporter.abandon();
-      this.end(runId, 'lease-lost', 'another coordinator took the run over');
-      return;
+  /**
+   * claimRun, waiting while another coordinator holds the lease. A lease is taken over only
+   * once this server has watched it go unrenewed for its whole length, so the wait happens
+   * here, with the message kept in progress, rather than as redeliveries that would use up the
+   * job's deliveries. A holder still renewing after twice the lease length is alive: LeaseHeldError.
+   */
+  private async claim(o: ClaimOptions): Promise<RunReporter> {
+    const until = performance.now() + 2 * this.opts.leaseMs;
+    for (;;) {
+      try {
+        return await claimRun(o);
+      } catch (err) {
+        if (!(err instanceof LeaseHeldError) || this.stopping || performance.now() >= until) throw err;
+        await this.pause(Math.max(250, Math.floor(this.opts.leaseMs / 4)));
+      }
     }
-    if (summary.status === 'succeeded') {
-      await reporter.finish((r) => finishedRecord(r, summary, 'succeeded'));
-      msg.ack();
-      await checkpoints.removeAll().catch(() => undefined);
-      this.end(runId, 'succeeded', `${summary.stepsCompleted} steps in ${summary.wallTimeS.toFixed(1)} s`);
-      return;
-    }
-    if (stopReason === 'cancel' || reporter.cancelRequested) {
-      await reporter.finish((r) => finishedRecord(r, summary, 'cancelled', 'cancelled (mtl cancel)'));
-      msg.term();
-      this.end(runId, 'cancelled', `at step ${summary.stepsCompleted}`);
-      return;
-    }
-    if (summary.status === 'stopped') {
-      // This server is shutting down: the job goes back to the queue and resumes elsewhere.
-      await reporter.finish((r) => ({ ...finishedRecord(r, summary, 'queued', `coordinator stopped at step ${summary.stepsCompleted}: ${summary.error?.message ?? ''}`), finishedAt: undefined }));
-      msg.nak();
-      this.end(runId, 'released', `stopped at step ${summary.stepsCompleted}; back in the queue`);
-      return;
-    }
-    const code = summary.error?.code as ErrorCode | undefined;
-    const reason = `${summary.error?.code ?? 'INTERNAL'}: ${summary.error?.message ?? 'unknown error'}`;
-    const deliveries = msg.info.deliveryCount;
-    if ((code !== undefined && PERMANENT.has(code)) || deliveries >= this.opts.maxDeliver) {
-      const why = deliveries >= this.opts.maxDeliver ? `${reason} (attempt ${deliveries} of ${this.opts.maxDeliver}, giving up)` : reason;
-      await reporter.finish((r) => finishedRecord(r, summary, 'failed', why));
-      msg.term();
-      this.end(runId, 'failed', why);
-      return;
-    }
-    await reporter.finish((r) => ({ ...finishedRecord(r, summary, 'queued', `attempt ${deliveries} failed: ${reason}`), finishedAt: undefined }));
-    msg.nak(Math.min(60_000, 2000 * 2 ** (deliveries - 1)));
-    this.end(runId, 'retry', `attempt ${deliveries} failed: ${reason}`);
   }
 
   private freshRecord(job: JobMessage): ClaimOptions['fresh'] {

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TlsMaterial } from '../common/security.js';
+import { isNotTlsPeer } from '../common/tls-errors.js';
 
 /** How long to wait after the handshake for the coordinator to reject our certificate (TLS 1.3 sends that alert late). */
 const ALERT_WAIT_MS = 500;
@@ -47,7 +48,7 @@ export function diagnoseTls(address: string, material: TlsMaterial | undefined, 
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (!material) return done(undefined); // plaintext (or down): nothing TLS can explain
       if (err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH') return done(undefined);
-      if (/wrong version number|packet length too long|unexpected eof|ECONNRESET/i.test(`${err.message} ${err.code ?? ''}`) && !/alert/.test(err.message)) {
+      if (isNotTlsPeer(err)) {
         return done(`TLS handshake failed (${err.code ?? err.message}): does the coordinator use TLS?`);
       }
       done(`TLS: ${err.message} (check --tls-ca, --tls-cert and --tls-key)`);

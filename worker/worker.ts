@@ -72,6 +72,27 @@ export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: s
   return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
 }
 
+/** The clock a worker gives up on: the connect timeout until it first joins, then the reconnect budget after each loss. */
+interface Budget {
+  kind: 'connect' | 'reconnect';
+  since: number;
+  deadline: number;
+}
+
+/** The resolver was still looking for a coordinator when the budget ran out. */
+const BUDGET_SPENT = Symbol('budget spent');
+
+function gaveUp(budget: Budget, reason: string): WorkerExit {
+  const seconds = Math.round((Date.now() - budget.since) / 1000);
+  return {
+    code: 1,
+    reason:
+      budget.kind === 'connect'
+        ? `${reason}; gave up after ${seconds} s without joining the run (connect timeout)`
+        : `${reason}; gave up reconnecting after ${seconds} s (reconnect timeout)`,
+  };
+}
+
 export class Worker {
   private state: WorkerState = 'created';
   private readonly log: Logger;
@@ -122,49 +143,57 @@ export class Worker {
     this.log.info('backend ready', { backend: this.backend.name, device: this.backend.device, provider: this.backend.provider });
     const reconnectBudget = this.options.reconnectTimeoutMs ?? 300_000;
     const backoff = this.options.backoffMs ?? { initial: 250, max: 10_000 };
-    let lostSince: number | undefined;
-    let connectDeadline: number | undefined;
-    let attempt = 0;
     const discovery = this.options.resolveCoordinator !== undefined;
+    // One clock across every discovery lookup and connection attempt: the connect timeout from
+    // the first address until a session joins, the reconnect budget from the moment a joined
+    // session was lost. Only a session that joins stops it; failed attempts never restart it.
+    let budget: Budget | undefined;
+    let attempt = 0;
+    let lastFailure: string | undefined;
+    /** Why the coordinator stopped the run, while we look for where it goes on. */
+    let stoppedRun: string | undefined;
     for (;;) {
       if (this.stopRequested) return this.stopRequested;
-      const address = await this.address();
+      const address = await this.address(budget?.deadline);
       if (this.stopRequested) return this.stopRequested;
-      if (address === undefined) return { code: 0, reason: 'the run is over' };
-      connectDeadline ??= Date.now() + (this.options.connectTimeoutMs ?? 30_000);
-      const deadline = lostSince === undefined ? connectDeadline : lostSince + reconnectBudget;
+      if (address === BUDGET_SPENT) return gaveUp(budget!, lastFailure ?? 'the run registry named no coordinator to reach');
+      if (address === undefined) return stoppedRun !== undefined ? { code: 1, reason: stoppedRun } : { code: 0, reason: 'the run is over' };
+      budget ??= { kind: 'connect', since: Date.now(), deadline: Date.now() + (this.options.connectTimeoutMs ?? 30_000) };
       // With discovery, a short attempt: the registry may name a new coordinator by the next one.
-      const attemptDeadline = discovery ? Math.min(deadline, Date.now() + 5000) : deadline;
-      let end: SessionEnd;
-      try {
-        end = await this.serveSession(address, attemptDeadline);
-      } catch (err) {
-        if (this.stopRequested) return this.stopRequested;
-        if (lostSince === undefined && (!discovery || Date.now() >= deadline)) return { code: 1, reason: errorMessage(err) };
-        end = { kind: 'lost', reason: errorMessage(err) };
+      const attemptDeadline = discovery ? Math.min(budget.deadline, Date.now() + 5000) : budget.deadline;
+      const { end, joined } = await this.serveSession(address, attemptDeadline);
+      if (this.stopRequested) return this.stopRequested;
+      if (joined) {
+        stoppedRun = undefined;
+        attempt = 0;
       }
+      if (end.kind === 'closed') return { code: end.code, reason: end.reason };
       if (end.kind === 'shutdown') {
         // A run that stopped without finishing may go on elsewhere (a coordinator handing its
         // job back, a retried attempt): with discovery, ask the registry before leaving.
         if (!end.failed || !discovery) return { code: end.failed ? 1 : 0, reason: end.reason };
-        const next = await this.address();
-        if (this.stopRequested) return this.stopRequested;
-        if (next === undefined) return { code: 1, reason: end.reason };
+        if (reconnectBudget <= 0) return { code: 1, reason: end.reason };
         this.log.info('the coordinator stopped the run; looking for where it goes on', { reason: end.reason });
-        lostSince = Date.now();
+        stoppedRun = end.reason;
+        lastFailure = end.reason;
+        budget = { kind: 'reconnect', since: Date.now(), deadline: Date.now() + reconnectBudget };
         attempt = 0;
         continue;
       }
-      if (end.kind === 'closed') return this.stopRequested ?? { code: end.code, reason: end.reason };
-      // Lost: reconnect, unless we were asked to stop or have tried long enough.
-      if (this.stopRequested) return this.stopRequested;
-      lostSince ??= Date.now();
-      if (reconnectBudget <= 0 || Date.now() - lostSince >= reconnectBudget) {
-        return { code: 1, reason: `${end.reason}; gave up reconnecting after ${Math.round((Date.now() - lostSince) / 1000)} s` };
+      lastFailure = end.reason;
+      if (joined) {
+        if (reconnectBudget <= 0) return { code: 1, reason: `${end.reason}; not reconnecting (reconnect timeout 0)` };
+        budget = { kind: 'reconnect', since: Date.now(), deadline: Date.now() + reconnectBudget };
       }
-      const delay = backoffDelay(attempt++, backoff.initial, backoff.max);
+      if (Date.now() >= budget.deadline) return gaveUp(budget, end.reason);
+      const delay = Math.min(backoffDelay(attempt++, backoff.initial, backoff.max), Math.max(0, budget.deadline - Date.now()));
       this.state = 'reconnecting';
-      this.log.warn('connection lost, reconnecting', { reason: end.reason, attempt, delayMs: delay });
+      this.log.warn(budget.kind === 'connect' ? 'cannot reach the coordinator yet, retrying' : 'connection lost, reconnecting', {
+        reason: end.reason,
+        attempt,
+        delayMs: delay,
+        leftS: Math.max(0, Math.round((budget.deadline - Date.now()) / 1000)),
+      });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wakeUp = () => {
@@ -173,45 +202,56 @@ export class Worker {
         };
       });
       this.wakeUp = undefined;
-      if (end.kind === 'lost' && this.session?.joined) {
-        // A session that got as far as joining resets the clock: the coordinator was there.
-        lostSince = Date.now();
-        attempt = 0;
-      }
     }
   }
 
-  private async address(): Promise<string | undefined> {
-    if (this.options.resolveCoordinator) return this.options.resolveCoordinator(this.aborter.signal);
-    if (this.options.coordinator === undefined) throw new IllegalStateError('a worker needs a coordinator address or a way to find one');
-    return this.options.coordinator;
+  /**
+   * The coordinator's address (undefined once the run is over), or BUDGET_SPENT when the
+   * resolver was still looking at `deadline`.
+   */
+  private async address(deadline: number | undefined): Promise<string | undefined | typeof BUDGET_SPENT> {
+    const resolve = this.options.resolveCoordinator;
+    if (!resolve) {
+      if (this.options.coordinator === undefined) throw new IllegalStateError('a worker needs a coordinator address or a way to find one');
+      return this.options.coordinator;
+    }
+    if (deadline === undefined) return resolve(this.aborter.signal);
+    const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    const address = await resolve(AbortSignal.any([this.aborter.signal, timeout]));
+    return address === undefined && timeout.aborted && !this.aborter.signal.aborted ? BUDGET_SPENT : address;
   }
 
-  /** Connects (until `deadline`) and serves one session to its end. */
-  private async serveSession(address: string, deadline: number): Promise<SessionEnd> {
-    const Coordinator = protocol().mtl.v1.Coordinator;
-    const client = new Coordinator(address, channelCredentials(this.options.tls), WORKER_CHANNEL_OPTIONS);
-    this.client = client;
+  /** Connects (until `deadline`) and serves one session to its end; `joined`: it got as far as a Welcome. */
+  private async serveSession(address: string, deadline: number): Promise<{ end: SessionEnd; joined: boolean }> {
+    let session: CoordinatorSession | undefined;
+    let client: grpc.Client | undefined;
     try {
-      const unready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadline, (err) => resolve(err)));
+      const coordinator = new (protocol().mtl.v1.Coordinator)(address, channelCredentials(this.options.tls, address), WORKER_CHANNEL_OPTIONS);
+      client = coordinator;
+      this.client = coordinator;
+      const unready = await new Promise<Error | undefined>((resolve) => coordinator.waitForReady(deadline, (err) => resolve(err)));
       if (unready) {
         const cause = this.stopRequested ? undefined : await diagnoseTls(address, this.options.tls);
-        throw new Error(`cannot reach coordinator at ${address}: ${unready.message}${cause ? `; ${cause}` : this.tlsHint()}`);
+        return { end: { kind: 'lost', reason: `cannot reach coordinator at ${address}: ${unready.message}${cause ? `; ${cause}` : this.tlsHint()}` }, joined: false };
       }
-      if (this.stopRequested) return { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason };
+      if (this.stopRequested) return { end: { kind: 'closed', code: this.stopRequested.code, reason: this.stopRequested.reason }, joined: false };
       this.sessions++;
-      this.session = new CoordinatorSession({
-        call: client.Connect(),
+      session = new CoordinatorSession({
+        call: coordinator.Connect(),
         name: this.name,
         backend: this.backend!,
         token: this.options.token,
         log: this.log,
         environment: (welcome) => this.environmentFor(welcome),
       });
+      this.session = session;
       this.state = 'ready';
-      return await this.session.start();
+      const end = await session.start();
+      return { end, joined: session.joined };
+    } catch (err) {
+      return { end: { kind: 'lost', reason: errorMessage(err) }, joined: session?.joined ?? false };
     } finally {
-      client.close();
+      client?.close();
       this.client = undefined;
     }
   }

@@ -9,13 +9,14 @@
 //   object mtl-checkpoints         <run>/ckpt-<step>         coordinator checkpoints
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import { AuthorizationError, credsAuthenticator, TimeoutError, UserAuthenticationExpiredError, type NatsConnection } from '@nats-io/nats-core';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import { randomInt } from 'node:crypto';
 import { ControlPlaneError, errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { redactUrl, type NatsSecurity } from '../security.js';
+import { tlsErrorCode } from '../tls-errors.js';
 
 export const JOBS_STREAM = 'MTL_JOBS';
 export const RUNS_STREAM = 'MTL_RUNS';
@@ -55,11 +56,20 @@ export interface ControlPlaneOptions {
 
 const RECONNECT_MAX_MS = 10_000;
 
-/** A pointer to the flags when a connection failure looks like a TLS or credentials problem. */
+/**
+ * A pointer to the flags when a connection failure is a TLS or credentials problem: a TLS
+ * error (by its code), an authorization refusal, or, with a client certificate, a timeout
+ * (a server that refuses the certificate closes the connection before its greeting).
+ */
 function tlsHint(opts: ControlPlaneOptions, err: unknown): string {
-  const text = errorMessage(err).toLowerCase();
-  if (!/tls|certificate|ssl|authoriz|authentica|handshake/.test(text)) return '';
-  return opts.security?.tls || opts.security?.creds
+  const security = opts.security?.tls !== undefined || opts.security?.creds !== undefined;
+  const relevant =
+    tlsErrorCode(err) !== undefined ||
+    err instanceof AuthorizationError ||
+    err instanceof UserAuthenticationExpiredError ||
+    (err instanceof TimeoutError && opts.security?.tls !== undefined);
+  if (!relevant) return '';
+  return security
     ? ' (check --nats-ca, --nats-cert, --nats-key and --nats-creds against the server)'
     : ' (the server wants TLS or credentials: --nats-ca, --nats-cert, --nats-key, --nats-creds)';
 }

@@ -1,10 +1,17 @@
 // The run registry: one KV entry per run, keyed by run id. Every change is a compare-and-set
 // on the entry's revision, so concurrent writers (a coordinator renewing its lease, `mtl
 // cancel`, a second coordinator trying to take the run over) never overwrite each other
-// blindly. The lease is part of the entry: only the coordinator named in it, before it
-// expires, may run the job.
+// blindly. The lease is part of the entry: only the coordinator named in it may run the job.
+//
+// Leases never compare clocks of different machines. The holder bumps the lease's `beat` on
+// every renewal; another coordinator may take the run over only once it has itself watched
+// the same beat stay unchanged for the lease's whole length, timed on its own monotonic
+// clock. A holder whose clock is hours off, or a challenger whose clock is, changes nothing:
+// only the rate of each machine's clock matters, and the compare-and-set on the revision makes
+// a renewal that lands in between win over the takeover.
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { ControlPlaneError, LeaseHeldError, RunNotFoundError, errorMessage } from '../errors.js';
 import { checkId, type ControlPlane } from './plane.js';
@@ -16,8 +23,10 @@ export const TERMINAL: ReadonlySet<RunStatusName> = new Set(['succeeded', 'faile
 export interface RunLease {
   /** Who holds it: `host/pid/random`. */
   owner: string;
-  /** Milliseconds since the epoch. */
-  expiresAt: number;
+  /** How long the holder may go without renewing before another coordinator may take over. */
+  ttlMs: number;
+  /** Bumped by every renewal: what another coordinator watches for a sign of life. */
+  beat: number;
 }
 
 export interface RunRecord {
@@ -67,11 +76,37 @@ const now = () => new Date().toISOString();
 /** Thrown by a mutation to leave the entry unchanged and report why. */
 export class AbortMutation extends Error {}
 
-export class RunRegistry {
-  private constructor(private readonly kv: KV) {}
+/** A compare-and-set that lost to another writer (the revision moved on, or the key exists): read again and redo. */
+export function isWriteConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
 
-  static async open(plane: ControlPlane): Promise<RunRegistry> {
-    return new RunRegistry(await plane.registryKv());
+export interface RegistryOptions {
+  /** Milliseconds on a monotonic clock, for timing how long a lease went unrenewed. Default performance.now(). */
+  clock?: () => number;
+}
+
+/** Someone else's lease as we last saw it, and since when (on our clock) it has not changed. */
+interface LeaseSighting {
+  key: string;
+  since: number;
+}
+
+type Entry = { record: RunRecord; revision: number };
+
+export class RunRegistry {
+  private readonly clock: () => number;
+  private readonly sightings = new Map<string, LeaseSighting>();
+
+  private constructor(
+    private readonly kv: KV,
+    options: RegistryOptions,
+  ) {
+    this.clock = options.clock ?? (() => performance.now());
+  }
+
+  static async open(plane: ControlPlane, options: RegistryOptions = {}): Promise<RunRegistry> {
+    return new RunRegistry(await plane.registryKv(), options);
   }
 
   async get(runId: string): Promise<RunRecord | undefined> {
@@ -84,7 +119,7 @@ export class RunRegistry {
     return record;
   }
 
-  private async entry(runId: string): Promise<{ record: RunRecord; revision: number } | undefined> {
+  private async entry(runId: string): Promise<Entry | undefined> {
     const e = await this.kv.get(runId);
     if (!e || e.operation !== 'PUT' || e.length === 0) return undefined;
     try {
@@ -115,44 +150,65 @@ export class RunRegistry {
    * current record (undefined when absent) and returns the new one; it may throw (e.g.
    * LeaseHeldError, AbortMutation) to leave the entry as it is.
    */
-  async mutate(runId: string, change: (current: RunRecord | undefined) => RunRecord): Promise<RunRecord> {
+  mutate(runId: string, change: (current: RunRecord | undefined) => RunRecord): Promise<RunRecord> {
+    return this.mutateEntry(runId, (e) => change(e?.record));
+  }
+
+  private async mutateEntry(runId: string, change: (current: Entry | undefined) => RunRecord): Promise<RunRecord> {
     checkId('run id', runId);
     for (let attempt = 0; ; attempt++) {
       const current = await this.entry(runId);
-      const next = { ...change(current?.record), updatedAt: now() };
+      const next = { ...change(current), updatedAt: now() };
       try {
         if (current) await this.kv.update(runId, JSON.stringify(next), current.revision);
         else await this.kv.create(runId, JSON.stringify(next));
         return next;
       } catch (err) {
-        // "wrong last sequence": someone wrote in between. Read again and redo the change.
-        if (attempt < 10 && /wrong last sequence|key exists/i.test(errorMessage(err))) continue;
+        // Someone wrote in between: read again and redo the change.
+        if (attempt < 10 && isWriteConflict(err)) continue;
         throw new ControlPlaneError(`cannot update run ${runId} in the registry: ${errorMessage(err)}`, { cause: err });
       }
     }
   }
 
   /**
-   * Takes the run's lease for `owner` for `ttlMs`, unless someone else holds an unexpired one
-   * (LeaseHeldError). `update` makes the rest of the record (it gets undefined for a run not
-   * registered yet) in the same write.
+   * Takes the run's lease for `owner` (LeaseHeldError while another coordinator may still hold
+   * it). Someone else's lease on a running run is taken over only once this registry client
+   * has watched it go unrenewed for its whole length: the first attempts throw and start the
+   * watch, a later one succeeds. `update` makes the rest of the record (it gets undefined for a
+   * run not registered yet) in the same write.
    */
   acquire(runId: string, owner: string, ttlMs: number, update: (r: RunRecord | undefined) => RunRecord): Promise<RunRecord> {
-    return this.mutate(runId, (r) => {
-      const lease = r?.lease;
-      if (lease && lease.owner !== owner && lease.expiresAt > Date.now() && r.status === 'running') {
-        throw new LeaseHeldError(`run ${runId} is held by ${lease.owner} for another ${Math.ceil((lease.expiresAt - Date.now()) / 1000)} s`);
+    return this.mutateEntry(runId, (e) => {
+      const r = e?.record;
+      // Entries written before leases had beats carry neither beat nor ttlMs.
+      const lease = r?.lease as (Partial<RunLease> & Pick<RunLease, 'owner'>) | undefined;
+      if (e && lease && lease.owner !== owner && e.record.status === 'running') {
+        // Such a lease changes the entry's revision on every renewal instead.
+        const key = `${lease.owner}\u0000${lease.beat ?? `r${e.revision}`}`;
+        const length = lease.ttlMs ?? ttlMs;
+        const t = this.clock();
+        let seen = this.sightings.get(runId);
+        if (seen?.key !== key) {
+          seen = { key, since: t };
+          this.sightings.set(runId, seen);
+        }
+        const quiet = t - seen.since;
+        if (quiet < length) {
+          throw new LeaseHeldError(`run ${runId} is held by ${lease.owner} (a ${Math.ceil(length / 1000)} s lease; no renewal seen for ${Math.floor(quiet / 1000)} s so far)`);
+        }
       }
-      return { ...update(r), lease: { owner, expiresAt: Date.now() + ttlMs } };
+      this.sightings.delete(runId);
+      return { ...update(r), lease: { owner, ttlMs, beat: (lease?.beat ?? 0) + 1 } };
     });
   }
 
-  /** Extends the lease and applies `update`; LeaseHeldError when another coordinator has taken the run. */
+  /** Renews the lease (a new beat) and applies `update`; LeaseHeldError when another coordinator has taken the run. */
   renew(runId: string, owner: string, ttlMs: number, update: (r: RunRecord) => RunRecord = (r) => r): Promise<RunRecord> {
     return this.mutate(runId, (r) => {
       if (!r) throw new RunNotFoundError(`run ${runId} disappeared from the registry`);
       if (r.lease && r.lease.owner !== owner) throw new LeaseHeldError(`run ${runId} was taken over by ${r.lease.owner}`);
-      return update({ ...r, lease: { owner, expiresAt: Date.now() + ttlMs } });
+      return update({ ...r, lease: { owner, ttlMs, beat: (r.lease?.beat ?? 0) + 1 } });
     });
   }
 

@@ -69,7 +69,7 @@ void describe('mutual TLS and the join token', () => {
     assert.ok(Date.now() - started < 20_000, 'refused workers do not keep retrying');
 
     // GetStatus needs the token too, and says the same as to a worker.
-    const tls = channelCredentials(loadTlsMaterial({ ca: certs.ca, cert: certs.file('worker.crt'), key: certs.file('worker.key') }));
+    const tls = channelCredentials(loadTlsMaterial({ ca: certs.ca, cert: certs.file('worker.crt'), key: certs.file('worker.key') }), address);
     await assert.rejects(getStatus(address, tls), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && err.details === 'AUTHENTICATION_FAILED: authentication failed');
     await assert.rejects(getStatus(address, tls, wrongToken), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && err.details === 'AUTHENTICATION_FAILED: authentication failed');
     const status = await getStatus(address, tls, token);
@@ -82,10 +82,25 @@ void describe('mutual TLS and the join token', () => {
     const c = await coordinator.result;
     assert.equal(good.code, 0, good.stderr);
     assert.equal(c.code, 0, c.stderr);
-    const summary = JSON.parse(c.stdout.trim()) as { status: string; workerDetails: Array<{ name: string }>; faults: { authFailures: number } };
+    const summary = JSON.parse(c.stdout.trim()) as { status: string; workerDetails: Array<{ name: string }>; faults: { authFailures: number; tlsFailures: number } };
     assert.equal(summary.status, 'succeeded');
     assert.deepEqual(summary.workerDetails.map((w) => w.name), ['trusted']);
     assert.equal(summary.faults.authFailures, 4, 'two workers and two GetStatus calls were refused');
+
+    // The coordinator's TLS refusals (the plaintext worker, the certificate of another CA) are
+    // logged with the peer's address and the reason, and counted. Each refused worker retried
+    // its handshake until --connect-timeout, so there are at least as many as such workers, a
+    // number that depends on gRPC's reconnection timing. (The worker that did not trust the
+    // coordinator refused on its own side: that is in its log, above.)
+    const handshakes = c.stderr.split('\n').filter((l) => l.includes('TLS handshake failed'));
+    for (const line of handshakes) assert.match(line, /WARN .*TLS handshake failed peer=127\.0\.0\.1:\d+ reason="[^"]+" code=\S+ failures=\d+/);
+    assert.ok(handshakes.some((l) => /reason="wrong version number" code=ERR_SSL_WRONG_VERSION_NUMBER/.test(l)), `the plaintext worker's refusal is logged:\n${c.stderr}`);
+    assert.ok(handshakes.some((l) => /reason="client certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)"/.test(l)), `the refusal of the other CA's certificate is logged:\n${c.stderr}`);
+    assert.ok(summary.faults.tlsFailures >= 2, `two workers failed their handshakes (${summary.faults.tlsFailures})`);
+    assert.equal(summary.faults.tlsFailures, handshakes.length, 'every counted failure was logged');
+    assert.ok(Number(status.faults.tlsFailures) >= 2, 'GetStatus reports the TLS failures too');
+    // A worker dialing TLS by IP address sends no server name, so Node does not warn (DEP0123).
+    assert.doesNotMatch(good.stderr, /DEP0123|TLS ServerName to an IP address/, good.stderr);
 
     // Refusals are logged with the peer's address, and say nothing of what was sent.
     const refusals = c.stderr.split('\n').filter((l) => l.includes('authentication failed'));

@@ -94,6 +94,8 @@ void describe('NATS control plane', () => {
     await registry.acquire('run-lease', 'A', 600, running);
     await assert.rejects(registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
     await registry.renew('run-lease', 'A', 600, (r) => ({ ...r, step: 3 }));
+    // The renewal restarted the watch: B must see the lease unrenewed for 600 ms from now.
+    await assert.rejects(registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
     await sleep(700);
     const taken = await registry.acquire('run-lease', 'B', 10_000, running);
     assert.equal(taken.lease?.owner, 'B');

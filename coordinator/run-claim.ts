@@ -1,0 +1,46 @@
+// Taking a run in the registry and writing its final entry: shared by `mtl serve` (one claim
+// per queued job) and `mtl coordinator --nats` / `mtl run --nats` (one run, registered on start).
+import type { ControlPlane } from '../common/control/plane.js';
+import type { RunRecord, RunRegistry } from '../common/control/registry.js';
+import type { Logger } from '../common/logging.js';
+import type { RunSummary } from './coordinator.js';
+import { RunReporter } from './run-reporter.js';
+
+export interface ClaimOptions {
+  plane: ControlPlane;
+  registry: RunRegistry;
+  runId: string;
+  owner: string;
+  leaseMs: number;
+  logger: Logger;
+  /** Fields for a run the registry does not know yet (mtl run/coordinator --nats). */
+  fresh: Pick<RunRecord, 'name' | 'pool' | 'totalSteps'> & Partial<RunRecord>;
+  onCancel?: () => void;
+  onLeaseLost?: (reason: string) => void;
+}
+
+/** Takes the run's lease and marks it running; LeaseHeldError when another coordinator has it. */
+export async function claimRun(o: ClaimOptions): Promise<RunReporter> {
+  const started = new Date().toISOString();
+  await o.registry.acquire(o.runId, o.owner, o.leaseMs, (r) => {
+    const base: RunRecord = r ?? { runId: o.runId, status: 'running', step: 0, workers: 0, attempts: 0, updatedAt: started, ...o.fresh };
+    const { queueSeq: _seq, coordinator: _address, ...rest } = base;
+    return { ...rest, status: 'running', attempts: base.attempts + 1, startedAt: base.startedAt ?? started };
+  });
+  return new RunReporter({ plane: o.plane, registry: o.registry, runId: o.runId, owner: o.owner, leaseMs: o.leaseMs, logger: o.logger, onCancel: o.onCancel, onLeaseLost: o.onLeaseLost });
+}
+
+/** The registry entry of a finished run. */
+export function finishedRecord(r: RunRecord, summary: RunSummary, status: RunRecord['status'], error?: string): RunRecord {
+  const { coordinator: _address, error: _oldError, ...rest } = r;
+  return {
+    ...rest,
+    status,
+    step: summary.stepsCompleted,
+    finishedAt: new Date().toISOString(),
+    outDir: summary.outDir,
+    ...(Object.keys(summary.tasks).length > 0 ? { evaluation: Object.fromEntries(Object.entries(summary.tasks).map(([t, { samples: _s, ...m }]) => [t, m])) } : {}),
+    ...(summary.lastCheckpoint !== undefined ? { lastCheckpoint: summary.lastCheckpoint } : {}),
+    ...(error !== undefined ? { error } : {}),
+  };
+}
