@@ -1,6 +1,6 @@
 // 16-bit encodings of float32 tensors for the wire (`transport.compression`): IEEE fp16 and
 // bfloat16, both rounded to nearest, ties to even, so the same input always gives the same
-// bits (DESIGN.md determinism rule). fp16 saturates at ±65504 instead of overflowing to ±∞:
+// bits (docs/design.md, determinism rule). fp16 saturates at ±65504 instead of overflowing to ±∞:
 // a large but finite gradient stays finite (and is then checked like any other); NaN stays NaN.
 // bf16 keeps float32's exponent range and needs no saturation.
 
