@@ -1,4 +1,4 @@
-// Import rules of DESIGN.md ("Layout and import rules"), checked in `npm test`.
+// Import rules of docs/design.md ("Layout and import rules"), checked in `npm test`.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [

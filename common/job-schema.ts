@@ -1,5 +1,5 @@
 // The job spec (YAML) schema. Every field has a documented default; unknown keys are errors.
-// README.md ("Job spec reference") documents the same fields: keep the two in step.
+// docs/job-spec.md documents the same fields: keep the two in step.
 import { z } from 'zod';
 
 const posInt = z.number().int().positive();
@@ -221,7 +221,7 @@ const training = z
   .transform((t) => ({ ...t, steps: t.steps ?? (t.stages ?? []).reduce((n, s) => n + s.steps, 0) }));
 
 /**
- * Mixture-of-experts layers between the trunk and the heads (DESIGN.md, parameter ownership):
+ * Mixture-of-experts layers between the trunk and the heads (docs/design.md, parameter ownership):
  * mmoe (Ma et al., KDD 2018): `shared` experts, one softmax gate per task;
  * cgc / ple (Tang et al., RecSys 2020): `shared` plus `perTask` task-specific experts per
  * level, each task's gate mixing the shared and its own experts; ple stacks `levels` of them,
@@ -286,7 +286,7 @@ export const jobSchema = z.strictObject({
     .default({ heartbeatMs: 1000, deadAfterMs: 5000, backupAfter: 3, minBackupMs: 1000 }),
   transport: z
     .strictObject({
-      /** Gradients and weights on the wire: float32, or 16 bits per value (half the bytes; see README). */
+      /** Gradients and weights on the wire: float32, or 16 bits per value (half the bytes; see docs/job-spec.md). */
       compression: z.enum(['none', 'fp16', 'bf16']).default('none'),
     })
     .default({ compression: 'none' }),
@@ -294,7 +294,7 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /**
        * The workers' compute fast path (one trunk forward pass per batch, a hand-written
-       * backward per task; see README). A job setting, not a worker flag: every worker must
+       * backward per task; see docs/design.md). A job setting, not a worker flag: every worker must
        * compute the same way for runs to stay bitwise reproducible.
        */
       fastPath: z.boolean().default(true),

@@ -6,7 +6,7 @@
 // head) in task order. Each group is therefore one contiguous range, so the shared gradient
 // of a unit and a head's parameters are plain subarrays, never copies.
 //
-// Ownership of mixture-of-experts tensors (DESIGN.md): a tensor is task t's when only task t's
+// Ownership of mixture-of-experts tensors (docs/design.md): a tensor is task t's when only task t's
 // output depends on it, shared otherwise. With L levels (0-based l): shared experts and the
 // shared gates (l < L−1) are shared; task t's experts at level l are shared while a shared gate
 // mixes them (l < L−1), else t's; task t's gate at level l feeds t's experts at level l+1,

@@ -1,5 +1,5 @@
 // The training plan as stages: simultaneous mode is one stage with every task; sequential
-// mode (DESIGN.md) trains its stages one after another. Pure functions of the job, used by
+// mode (docs/training-modes.md) trains its stages one after another. Pure functions of the job, used by
 // the coordinator (which units a step has) and by workers (how big a unit's batch is), so
 // the two agree without the protocol carrying batch sizes.
 import type { JobSpec } from './job-spec.js';

@@ -1,5 +1,5 @@
 // Protection against forgetting in sequential mode, acting at the coordinator on the shared
-// parameters (DESIGN.md): the regularisers' gradients are added to the aggregated direction.
+// parameters (docs/design.md): the regularisers' gradients are added to the aggregated direction.
 //   EWC (Kirkpatrick et al., PNAS 2017): λ/2 Σ_k Σ_p F_k,p (θ_p − θ*_k,p)², F_k the diagonal
 //     empirical Fisher of stage k's tasks (summed over them) at θ*_k, the parameters at the
 //     end of stage k. Gradient λ Σ_k F_k ⊙ (θ − θ*_k).

@@ -1,4 +1,4 @@
-// The run directory (DESIGN.md, "Run directory"): job.yaml, metrics.jsonl, eval.jsonl,
+// The run directory (docs/design.md, "Run directory"): job.yaml, metrics.jsonl, eval.jsonl,
 // summary.json and model/. JSON lines are appended as they happen, so a run that dies still
 // leaves everything it measured; files that must be whole are written atomically.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // Unit assignment: pure logic, no I/O, no clock. Which worker computes a unit never changes
-// the result (DESIGN.md, determinism rule), only how fast a step finishes.
+// the result (docs/design.md, determinism rule), only how fast a step finishes.
 //
 // Greedy list scheduling: units are placed in their (task, shard) order on the worker that
 // would finish them earliest, using each worker's measured unit time. A unit stays with the

@@ -1,6 +1,6 @@
 // The arithmetic of one synchronous step, as pure functions. Reductions run in a fixed order
 // (task order, then shard order), never in arrival order: this is what makes the final
-// weights independent of worker count and timing (DESIGN.md, determinism rule).
+// weights independent of worker count and timing (docs/design.md, determinism rule).
 
 export interface ShardResult {
   sampleCount: number;

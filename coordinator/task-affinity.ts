@@ -3,11 +3,17 @@
 // changes task j's loss,
 //   Z_{i→j} = 1 − L_j(θ_s − η·g_i) / L_j(θ_s).
 // Positive: i's step helps j; negative: it hurts j. The exact value needs a lookahead forward
-// pass per (i, j); to first order, L_j(θ_s − η·g_i) ≈ L_j(θ_s) − η·⟨g_i, g_j⟩, so
-//   Z_{i→j} ≈ η·⟨g_i, g_j⟩ / L_j,
-// which the coordinator gets for free from the Gramian H = G·Gᵀ it already computes for the
-// aggregator. The step is a plain SGD step of the configured learning rate η (as in the
-// paper's definition); Adam's actual step differs in scale, not in sign pattern.
+// pass per (i, j). To second order in η,
+//   L_j(θ_s − η·g_i) = L_j − η·⟨g_i, g_j⟩ + ½η²·g_iᵀ ∇²L_j g_i + O(η³),
+// so the first-order estimate
+//   Z_{i→j} ≈ η·⟨g_i, g_j⟩ / L_j
+// differs from the exact value by −½η²·g_iᵀ ∇²L_j g_i / L_j + O(η³): the curvature of L_j
+// along g_i sets the size of the difference. The coordinator gets the estimate for free from
+// the Gramian H = G·Gᵀ it already computes for the aggregator.
+// The step is a plain SGD step θ_s − η·g_i of the configured learning rate η (TAG's
+// definition), whatever optimizer trains the run. Adam's step is a preconditioned P·g_i (P
+// diagonal and positive), and ⟨P·g_i, g_j⟩ can have the opposite sign of ⟨g_i, g_j⟩: under
+// Adam these numbers say what an SGD step would do, not what the run's step does.
 // Pure: no I/O; its running sums go into checkpoints so a resumed run reports the same mean.
 
 export type AffinityMatrix = number[][];

@@ -11,7 +11,7 @@
 // pooling over tiling windows finds each window's maximum once per batch on the host instead.
 //
 // Determinism: a task's gradients come from the same ops in the same order whether its tape is
-// shared with other tasks or not, so grouping units never changes a bit (DESIGN.md).
+// shared with other tasks or not, so grouping units never changes a bit (docs/design.md).
 // test/unit/trunk-tape.test.ts checks the result against tf.grads within 1e-5 relative.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';

@@ -232,7 +232,7 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   // gRPC port (--insecure below); reach it with kubectl port-forward.
                   '--http',
                   `0.0.0.0:${HTTP_PORT}`,
-                  // Plaintext inside the cluster network (see README "Security" for TLS and a join
+                  // Plaintext inside the cluster network (see docs/security.md for TLS and a join
                   // token). Last, so that overlays can patch the arguments above by index.
                   '--insecure',
                 ],

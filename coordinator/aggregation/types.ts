@@ -1,4 +1,4 @@
-// The aggregator contract (DESIGN.md, "Aggregator contract"): public API, exported from the
+// The aggregator contract (docs/aggregators.md, "The contract"): public API, exported from the
 // package entry. An aggregator turns the T × P matrix of per-task gradients of one shared
 // parameter group into one update direction, on the scale of the mean gradient.
 import type { z } from 'zod';
@@ -56,7 +56,7 @@ export interface AggregatorContext {
  */
 export interface AggregatorDefinition<Options extends Record<string, unknown> = Record<string, unknown>> {
   readonly name: string;
-  /** One line for help texts and the README table. */
+  /** One line for help texts and the table of docs/aggregators.md. */
   readonly summary: string;
   /** The paper (authors, venue, year). */
   readonly reference: string;

@@ -1,17 +1,17 @@
 // The dashboard in a real browser: `mtl run --http 127.0.0.1:0` with real worker processes,
-// opened in headless Chromium (playwright-core drives the system's /usr/bin/chromium). The
+// opened in headless Chromium (playwright-core drives the system's Chromium: $MTL_CHROMIUM, else /usr/bin/chromium). The
 // curves and the worker table must fill with live data and keep moving; a screenshot is kept.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
+import { requireTool } from '../helpers/system-tools.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
-const CHROMIUM = process.env.MTL_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots go here (kept after the test): $MTL_TEST_OUTPUT, else <tmp>/mtl-test-output. */
 const OUTPUT_DIR = process.env.MTL_TEST_OUTPUT ?? path.join(os.tmpdir(), 'mtl-test-output');
 
@@ -33,10 +33,7 @@ function dashboardJob(steps: number): object {
 }
 
 async function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    assert.fail(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or point MTL_CHROMIUM at a Chromium binary)`);
-  }
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({ executablePath: requireTool('chromium'), headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 }
 
 // The page's globals as far as the page-side functions below use them: the tests compile

@@ -1,4 +1,4 @@
-// DESIGN.md determinism rule: the same seed and backend give bitwise the same final weights
+// The determinism rule of docs/design.md: the same seed and backend give bitwise the same final weights
 // whatever the number of workers (and so whichever worker computed which unit).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

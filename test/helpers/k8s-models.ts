@@ -2,7 +2,6 @@
 // rebuilt as the kubernetes-models class of its apiVersion/kind and validated. A kind with no
 // class here is an error, so a new kind cannot slip through unchecked.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import YAML from 'yaml';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Job } from 'kubernetes-models/batch/v1/Job';
@@ -10,6 +9,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Service } from 'kubernetes-models/v1/Service';
+import { requireTool } from './system-tools.js';
 
 export interface K8sDoc {
   apiVersion: string;
@@ -46,12 +46,9 @@ export function parseDocs(yaml: string): K8sDoc[] {
   return docs.map((d) => d.toJS() as K8sDoc).filter((d) => d !== null);
 }
 
-export const KUBECTL = process.env.KUBECTL ?? '/usr/bin/kubectl';
-
-/** `kubectl kustomize DIR`, parsed. Fails clearly when kubectl is missing. */
+/** `kubectl kustomize DIR`, parsed. Fails clearly when kubectl ($KUBECTL, else /usr/bin/kubectl) is missing. */
 export function kustomize(dir: string): K8sDoc[] {
-  if (!existsSync(KUBECTL)) throw new Error(`kubectl not found at ${KUBECTL} (install kubectl or set KUBECTL): the manifests cannot be composed`);
-  const r = spawnSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8' });
+  const r = spawnSync(requireTool('kubectl'), ['kustomize', dir], { encoding: 'utf8' });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} exited ${r.status}: ${r.stderr}`);
   return parseDocs(r.stdout);

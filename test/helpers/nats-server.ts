@@ -2,28 +2,13 @@
 // stopped (and its data removed) when the test process exits. `restart()` brings it back on
 // the same port with the same store, for outage tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
+import { requireTool } from './system-tools.js';
 import { tempDir } from './temp-dirs.js';
-
-const CANDIDATES = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
 
 /** The nats-server binary: $NATS_SERVER, else the first on PATH or in the sbin directories. */
 export function natsServerBinary(): string {
-  const explicit = process.env.NATS_SERVER;
-  for (const file of explicit ? [explicit] : CANDIDATES.map((d) => path.join(d, 'nats-server'))) {
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // Next candidate.
-    }
-  }
-  throw new Error(
-    'nats-server not found (looked on PATH and in /usr/sbin, /usr/local/sbin, /usr/local/bin; or set NATS_SERVER): ' +
-      'install the Debian package with `apt-get install -y nats-server` (.ci/run does this)',
-  );
+  return requireTool('nats-server');
 }
 
 function freePort(): Promise<number> {

@@ -28,12 +28,39 @@ void describe('first-order task affinity', () => {
         const stepped = theta.map((v, k) => v - eta * g[i]![k]!);
         for (let j = 0; j < 3; j++) {
           const exact = 1 - loss(stepped, centres[j]!) / losses[j]!;
-          // The remainder is ½η²‖g_i‖²/L_j: second order in η.
+          // L_j's Hessian is the identity here, so the remainder is ½η²‖g_i‖²/L_j (see the next test for curvature).
           const remainder = (0.5 * eta * eta * gramian([g[i]!])[0]![0]!) / losses[j]!;
           assert.ok(Math.abs(z[i]![j]! - exact - remainder) < 1e-6 * Math.abs(exact) + 1e-9, `eta ${eta}, ${i}→${j}: first-order ${z[i]![j]}, exact ${exact}`);
         }
       }
     }
+  });
+
+  void it('differs from the exact lookahead by −½η²·g_iᵀ∇²L_j g_i / L_j: the curvature of L_j along g_i', () => {
+    // L_j(θ) = ½(θ − c_j)ᵀ A_j (θ − c_j) + 1 with a diagonal A_j ≠ I: the expansion to second
+    // order is exact, and ½η²‖g_i‖²/L_j (true only for A_j = I) would be off.
+    const rng = Rng.fromKey(4, 'affinity-curvature');
+    const n = 40;
+    const theta = normalVector(rng, n);
+    const centres = [0, 1, 2].map(() => normalVector(rng, n));
+    const curvature = [0, 1, 2].map(() => Float64Array.from({ length: n }, () => 0.1 + 5 * Math.abs(rng.normal())));
+    const lossA = (t: Float64Array, j: number) => 0.5 * t.reduce((s, v, k) => s + curvature[j]![k]! * (v - centres[j]![k]!) ** 2, 0) + 1;
+    const g = centres.map((c, j) => Float32Array.from(theta, (v, k) => curvature[j]![k]! * (v - c[k]!)));
+    const losses = [0, 1, 2].map((j) => lossA(theta, j));
+    const eta = 1e-2;
+    const z = firstOrderAffinity(gramian(g), losses, eta);
+    let identityWouldMiss = 0;
+    for (let i = 0; i < 3; i++) {
+      const stepped = theta.map((v, k) => v - eta * g[i]![k]!);
+      for (let j = 0; j < 3; j++) {
+        const exact = 1 - lossA(stepped, j) / losses[j]!;
+        const curvatureTerm = (0.5 * eta * eta * g[i]!.reduce((s, v, k) => s + v * curvature[j]![k]! * v, 0)) / losses[j]!;
+        assert.ok(Math.abs(exact - z[i]![j]! + curvatureTerm) < 1e-6 * Math.abs(exact) + 1e-9, `${i}→${j}: exact ${exact}, first-order ${z[i]![j]}, −curvature term ${-curvatureTerm}`);
+        const identityTerm = (0.5 * eta * eta * gramian([g[i]!])[0]![0]!) / losses[j]!;
+        identityWouldMiss = Math.max(identityWouldMiss, Math.abs(exact - z[i]![j]! + identityTerm) / Math.abs(exact));
+      }
+    }
+    assert.ok(identityWouldMiss > 1e-3, `the identity-Hessian remainder should not fit here (${identityWouldMiss})`);
   });
 
   void it('is positive between aligned tasks, negative between opposed ones, and 0 where a loss is 0', () => {

@@ -2,7 +2,7 @@
 // gradient of log Lᵢ, i.e. gᵢ/Lᵢ. Gradient-magnitude balancing: those are smoothed by an EMA
 // bᵢ ← βₜ bᵢ + (1 − βₜ) gᵢ/Lᵢ (βₜ = beta / step^beta_sigma, buffer starting at 0, no bias
 // correction, as LibMTL), and each bᵢ is rescaled to the largest norm: d = (1/T) Σ (maxⱼ‖bⱼ‖ / ‖bᵢ‖) bᵢ.
-// LibMTL sums instead of averaging; we keep the mean scale of DESIGN.md.
+// LibMTL sums instead of averaging; we keep the mean scale of docs/aggregators.md.
 //
 // Heads: LibMTL back-propagates log(Lᵢ + 1e-8) per task, so each head's gradient is its own
 // gradient divided by Lᵢ + 1e-8, and the EMA applies to the shared parameters only. Hence

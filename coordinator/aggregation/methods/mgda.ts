@@ -3,7 +3,7 @@
 // derivative along d is at least ‖d‖², so a small step decreases all losses (or d = 0 at a
 // Pareto-stationary point).
 //
-// Choices (AGGREGATORS.md; LibMTL where it is silent):
+// Choices (docs/aggregators.md; LibMTL where it is silent):
 // - normalize as LibMTL's mgda_gn: none (default) | l2 (nᵢ = ‖gᵢ‖) | loss (nᵢ = Lᵢ) |
 //   loss+ (nᵢ = Lᵢ‖gᵢ‖). The direction is Σ w*ᵢ ĝᵢ as in LibMTL, so with l2 it is on the
 //   unit-gradient scale and does not scale with G (d(cG) = d(G)); reported weights are w*ᵢ/nᵢ,
@@ -13,7 +13,7 @@
 // - the QP is solved exactly (active set, linalg.ts) instead of LibMTL's Frank–Wolfe with a
 //   1e-5 stopping rule; TorchJD's MGDA options epsilon/max_iters belong to that iteration and
 //   have no counterpart here.
-// - T = 1 returns g₁ (AGGREGATORS.md), even with l2, where LibMTL would return g₁/‖g₁‖.
+// - T = 1 returns g₁ (docs/aggregators.md), even with l2, where LibMTL would return g₁/‖g₁‖.
 import { z } from 'zod';
 import { aggregateFromGramian } from '../from-gramian.js';
 import { addToDiagonal, scaleGramian, simplexQp } from '../linalg.js';

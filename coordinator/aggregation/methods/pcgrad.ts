@@ -1,7 +1,7 @@
 // pcgrad: projecting conflicting gradients. Each task gradient gᵢ is checked, in a seeded random
 // order, against every other task's original gradient gⱼ; when they conflict (⟨gᵢ', gⱼ⟩ < 0) the
 // component along gⱼ is removed. d is the mean of the projected rows (LibMTL sums them; we keep
-// the mean scale of DESIGN.md).
+// the mean scale of docs/aggregators.md).
 //
 // Projections are always off the ORIGINAL rows (as in the paper and LibMTL), so every projected
 // row is a combination of the original rows: gᵢ' = Σₖ cᵢₖ gₖ. We only track the coefficient

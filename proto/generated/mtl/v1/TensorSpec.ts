@@ -5,7 +5,7 @@ export interface TensorSpec {
   'name'?: (string);
   'shape'?: (number)[];
   /**
-   * shared | task:<name> | shared:<t1,t2,...>
+   * shared | task:<name> (a tensor is a task's when only that task's output depends on it)
    */
   'group'?: (string);
 }
@@ -14,7 +14,7 @@ export interface TensorSpec__Output {
   'name': (string);
   'shape': (number)[];
   /**
-   * shared | task:<name> | shared:<t1,t2,...>
+   * shared | task:<name> (a tensor is a task's when only that task's output depends on it)
    */
   'group': (string);
 }
