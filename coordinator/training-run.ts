@@ -3,7 +3,7 @@
 // (encoded once); evaluations, sequential stages and checkpoints between steps. The parts:
 // membership.ts (who is in the run, waiting for workers), phase-runner.ts (units → workers,
 // reassignment, backups), result-intake.ts (results checked and stored), step-update.ts (the
-// aggregation and the optimizer), lookahead-affinity.ts, stage-transition.ts, evaluation.ts.
+// aggregation and the optimizer), affinity-diagnostics.ts, stage-transition.ts, evaluation.ts.
 import type { Goodbye__Output } from '../proto/generated/mtl/v1/Goodbye.js';
 import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
@@ -17,7 +17,7 @@ import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { StagePlan } from '../common/stages.js';
 import { zeroCounters, type FaultCounters } from './checkpoints.js';
 import { evalResults, evalUnits } from './evaluation.js';
-import { LookaheadAffinity } from './lookahead-affinity.js';
+import { AffinityDiagnostics, type AffinitySummary } from './affinity-diagnostics.js';
 import { Membership, type WorkerRecord } from './membership.js';
 import { PhaseRunner } from './phase-runner.js';
 import { ResultIntake } from './result-intake.js';
@@ -28,7 +28,6 @@ import { StageProgress, type ContinualSummary } from './stage-progress.js';
 import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
 import { stepRecord } from './step-record.js';
 import { StepUpdate } from './step-update.js';
-import { AffinityTracker, affinityRecord, firstOrderAffinity } from './task-affinity.js';
 import type { RunSnapshot, RunState, TrainingRunOptions } from './training-run-options.js';
 import { batchUnits, type PendingUnit } from './units.js';
 import { WeightsBroadcast } from './weights-broadcast.js';
@@ -57,7 +56,6 @@ export class TrainingRun implements SessionHandler {
   private readonly log: Logger;
   private readonly tasks: string[];
   private lastLosses: Record<string, number> = {};
-  private readonly taskAffinity: AffinityTracker;
   readonly plan: StagePlan;
   readonly stages: StageProgress;
   private readonly ctx: RunContext;
@@ -65,7 +63,7 @@ export class TrainingRun implements SessionHandler {
   readonly phases: PhaseRunner;
   private readonly intake: ResultIntake;
   readonly update: StepUpdate;
-  private readonly lookahead: LookaheadAffinity;
+  private readonly affinity: AffinityDiagnostics;
   private hasStarted = false;
 
   constructor(private readonly opts: TrainingRunOptions) {
@@ -96,11 +94,9 @@ export class TrainingRun implements SessionHandler {
     this.intake = new ResultIntake(this.ctx, this.phases, opts.onUnit);
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES, compression);
     this.broadcast.update(this.params, this.version);
-    this.taskAffinity = new AffinityTracker(this.tasks.length, opts.job.training.optimizer.learningRate);
-    if (opts.resume?.affinity) this.taskAffinity.restore(opts.resume.affinity);
     this.plan = new StagePlan(opts.job);
-    this.lookahead = new LookaheadAffinity(this.ctx, { params: this.params, plan: this.plan, phases: this.phases, broadcast: this.broadcast, sessions: () => this.members.sessions, version: () => this.version }, this.tasks.length);
-    if (opts.resume?.affinity?.exact) this.lookahead.restore(opts.resume.affinity.exact);
+    const lookaheadHost = { params: this.params, plan: this.plan, phases: this.phases, broadcast: this.broadcast, sessions: () => this.members.sessions, version: () => this.version };
+    this.affinity = new AffinityDiagnostics(this.ctx, lookaheadHost, this.tasks, opts.resume?.affinity);
     this.stages = new StageProgress(opts.job, this.plan, opts.layout);
     if (opts.resume?.extras) this.stages.restore(opts.resume.extras);
     else if (this.plan.sequential) this.stages.forgetting.beginStage(this.sharedParams());
@@ -114,15 +110,9 @@ export class TrainingRun implements SessionHandler {
     return this.params.subarray(offset, offset + size);
   }
 
-  /** Mean first-order task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
-  affinitySummary(): { estimate: 'first-order'; steps: number; mean: Record<string, Record<string, number>>; exact?: { steps: number; mean: Record<string, Record<string, number>> } } {
-    const exact = this.lookahead.tracker;
-    return {
-      estimate: 'first-order',
-      steps: this.taskAffinity.observedSteps,
-      mean: affinityRecord(this.tasks, this.taskAffinity.mean()),
-      ...(exact.observedSteps > 0 ? { exact: { steps: exact.observedSteps, mean: affinityRecord(this.tasks, exact.mean()) } } : {}),
-    };
+  /** Mean task affinity over the steps so far (TAG), `{ from: { to: Z } }`. */
+  affinitySummary(): AffinitySummary {
+    return this.affinity.summary();
   }
 
   /** Messages rejected (logged, counted, never applied); also `counters.rejectedMessages`. */
@@ -207,14 +197,13 @@ export class TrainingRun implements SessionHandler {
 
   /** The run's state after `completedSteps` steps, for a checkpoint. Valid between steps only. */
   snapshot(): RunSnapshot {
-    const exact = this.lookahead.tracker;
     return {
       step: this.completedSteps,
       version: this.version,
       samples: this.samples,
       trainMs: this.trainMs,
       counters: { ...this.counters },
-      affinity: { ...this.taskAffinity.state(), ...(exact.observedSteps > 0 ? { exact: exact.state() } : {}) },
+      affinity: this.affinity.state(),
       params: this.params.slice(),
       ...this.update.state(),
       ...(this.plan.sequential ? { extras: this.stages.extras() } : {}),
@@ -368,9 +357,8 @@ export class TrainingRun implements SessionHandler {
     this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, layout.shared.size));
     const losses = perTask.map((g) => g.loss);
-    const every = job.diagnostics.exactAffinityEvery;
     const lookaheadStart = performance.now();
-    const exact = every > 0 && step % every === 0 && active.length > 1 ? await this.lookahead.measure(step, stage, active, rows, losses) : undefined;
+    const exact = this.affinity.exactDue(step, active) ? await this.affinity.measure(step, stage, active, rows, losses) : undefined;
     const lookaheadMs = performance.now() - lookaheadStart;
     const h = gramian(rows);
     const gradients = { step, stage, active, perTask, rows, losses, gramian: h };
@@ -389,8 +377,7 @@ export class TrainingRun implements SessionHandler {
     const t4 = performance.now();
 
     const diagnostics = gradientDiagnostics(h);
-    // The run's mean affinity covers the steps where every task trains (all of them, unless sequential).
-    const affinity = active.length === this.tasks.length ? this.taskAffinity.observe(h, losses) : firstOrderAffinity(h, losses, stage.spec.learningRate ?? job.training.optimizer.learningRate);
+    const affinity = this.affinity.firstOrder(active, h, losses, stage.spec.learningRate ?? job.training.optimizer.learningRate);
     this.update.observe(step + 1, diagnostics.cosine, aggregated.notes);
     const record = stepRecord({
       step: step + 1,
