@@ -14,6 +14,7 @@ import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
 import { certsInitCommand } from './certs.js';
+import { unknownCommandError } from './command-check.js';
 import { dashboardCommand, type DashboardCommandOptions } from './dashboard-command.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
 
@@ -284,6 +285,12 @@ program
   .action((runDir: string, opts: { out?: string }) => {
     process.exitCode = timelineCommand(runDir, opts);
   });
+
+const unknownCommand = unknownCommandError(program, process.argv.slice(2));
+if (unknownCommand !== undefined) {
+  process.stderr.write(`${unknownCommand}\n`);
+  process.exit(EXIT.usage);
+}
 
 try {
   await program.parseAsync(process.argv);
