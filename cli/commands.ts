@@ -21,7 +21,7 @@ import { claimRun, finishedRecord } from '../coordinator/serve.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
-import { loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { isLoopbackHost, listenHost, loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -30,12 +30,15 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 export interface CommonOptions {
   logLevel?: LogLevel;
   logFormat?: LogFormat;
+  /** --quiet: no progress, and warnings and errors only unless --log-level or MTL_LOG_LEVEL says otherwise. */
+  quiet?: boolean;
 }
 
 function logger(component: string, opts: CommonOptions, progress?: ProgressReporter): Logger {
   return createLogger({
     component,
     level: opts.logLevel,
+    ...(opts.quiet === true ? { defaultLevel: 'warn' as const } : {}),
     format: opts.logFormat,
     around: progress ? { before: () => progress.clear(), after: () => progress.redraw() } : undefined,
   });
@@ -325,6 +328,16 @@ export interface RunCommandOptions extends ServeOptions {
 }
 
 export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
+  if (opts.http !== undefined && !isLoopbackHost(listenHost(opts.http))) {
+    // mtl run has no --insecure: its coordinator and HTTP endpoints stay on this machine.
+    process.stderr.write(
+      `mtl run: --http ${opts.http}: mtl run serves the dashboard and /metrics on a loopback address only (such as 127.0.0.1:8080), ` +
+        'since they are plain HTTP without authentication. Reach it from elsewhere through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) ' +
+        'or kubectl port-forward, or train with `mtl coordinator JOB --listen HOST:PORT --http HOST:PORT` and `mtl worker` processes, ' +
+        'which take TLS flags and --insecure\n',
+    );
+    return Promise.resolve(EXIT.usage);
+  }
   // Local workers on loopback: no TLS (nothing crosses a network), but a fresh random join
   // token, handed to the workers in their environment, so that no other local user can join.
   // MTL_TOKEN, when set, is used instead, so that workers started elsewhere can join too.

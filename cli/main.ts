@@ -12,7 +12,8 @@ import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, t
 import { affinityCommand } from './affinity-command.js';
 import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
-import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
+import { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
+import { watchCommand } from './watch-command.js';
 import { certsInitCommand } from './certs.js';
 import { unknownCommandError } from './command-check.js';
 import { dashboardCommand, type DashboardCommandOptions } from './dashboard-command.js';
@@ -57,8 +58,8 @@ const natsOption = (required = false) => {
   return o;
 };
 const poolOption = () => new Option('--pool <name>', 'worker pool / queue the runs belong to').default('default');
-const httpOption = () =>
-  new Option('--http <host:port>', 'serve the dashboard, /metrics, /healthz and /readyz here (port 0: any free port; a non-loopback host needs --insecure)').argParser(hostPort);
+const httpOption = (hostRule = 'a non-loopback host needs --insecure') =>
+  new Option('--http <host:port>', `serve the dashboard, /metrics, /healthz and /readyz here (port 0: any free port; ${hostRule})`).argParser(hostPort);
 const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
 
 const program = new Command()
@@ -77,11 +78,11 @@ program
   .addOption(backendOption())
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
-  .option('-q, --quiet', 'no progress output', false)
+  .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
-  .addOption(httpOption())
+  .addOption(httpOption('a loopback host only: reach it through an SSH tunnel or port-forward'))
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
@@ -99,7 +100,7 @@ program
   .option('--max-sessions <n>', 'most worker connections open at once, joined or not; more are refused', positiveInt, DEFAULT_MAX_SESSIONS)
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
-  .option('-q, --quiet', 'no progress output', false)
+  .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
@@ -147,7 +148,7 @@ program
   .addOption(natsOption(true))
   .option('-k, --concurrency <n>', 'jobs trained at once', positiveInt, 1)
   .addOption(poolOption())
-  .option('-l, --listen <host:port>', 'where coordinators listen for workers (port 0: any; slot i uses port+i)', hostPort, '0.0.0.0:0')
+  .option('-l, --listen <host:port>', 'where coordinators listen for workers (port 0: any; slot i uses port+i); a non-loopback host needs TLS (--tls-*) or --insecure', hostPort, '127.0.0.1:0')
   .option('--advertise <host>', 'host name workers use to reach this process (default: the listen host, or the host name)')
   .option('--out-root <dir>', 'run directories go to DIR/<run id>', 'runs')
   .option('-w, --workers <n>', 'a job starts training once this many workers have joined', positiveInt, 1)
@@ -188,7 +189,8 @@ program
   .addOption(natsOption(true))
   .option('--events', 'events only, no per-step metrics', false)
   .option('--follow', 'keep watching after the run has ended (it may be resumed)', false)
-  .option('--json', 'JSON lines as published', false)
+  .option('--all-steps', 'a line for every step (default: about every 5% of the run and every 10 s, the last step and all events)', false)
+  .option('--json', 'JSON lines as published: every step and event', false)
   .action(async (run: string, opts: Parameters<typeof watchCommand>[1]) => {
     process.exitCode = await watchCommand(run, opts, createLogger({ component: 'watch', level: 'warn' }));
   });

@@ -1,8 +1,12 @@
-// What a new user meets first: unknown commands, invalid job files. The real CLI as a child process.
+// What a new user meets first: unknown commands, invalid job files, flags that do not apply.
+// The real CLI as a child process.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
+import { tinyJob } from '../helpers/security.js';
+import { tempDir } from '../helpers/temp-dirs.js';
 
 void describe('mtl: unknown commands', () => {
   for (const args of [['predict'], ['predict', '--help'], ['predict', '-h', '--json'], ['help', 'predict']]) {
@@ -46,5 +50,41 @@ void describe('mtl validate: unknown keys', () => {
     assert.match(r.stderr, /model\.trunk\[0\]\.embedding: layer `embedding` is not supported \(supported: dense, conv2d, maxPooling2d, flatten, dropout\)/);
     assert.match(r.stderr, /model\.trunk\[1\]\.dense2: `dense2` is not a layer; did you mean `dense`\?/);
     assert.match(r.stderr, /training\.optimizer\.betta1: unknown key; did you mean `beta1`\?/);
+  });
+});
+
+void describe('mtl run --http on a non-loopback address', () => {
+  void it('exit 2 with what works for mtl run (a tunnel, or mtl coordinator), not a flag mtl run lacks', async () => {
+    const r = await runCli(['run', writeJob(tinyJob(2)), '--http', '0.0.0.0:0', '--out', path.join(tempDir('mtl-http-'), 'run')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--http 0\.0\.0\.0:0: mtl run serves the dashboard and \/metrics on a loopback address only/);
+    assert.match(r.stderr, /SSH tunnel .* port-forward/);
+    assert.match(r.stderr, /mtl coordinator JOB --listen HOST:PORT --http HOST:PORT/);
+    assert.doesNotMatch(r.stderr, /add --insecure/);
+    const insecure = await runCli(['run', writeJob(tinyJob(2)), '--insecure']);
+    assert.equal(insecure.code, 2, 'and mtl run really has no --insecure');
+    assert.match(insecure.stderr, /unknown option '--insecure'/);
+  });
+});
+
+void describe('mtl run --quiet', () => {
+  const run = (flags: string[], env: NodeJS.ProcessEnv = {}) => runCli(['run', writeJob(tinyJob(3)), '--backend', 'cpu', '--out', path.join(tempDir('mtl-quiet-'), 'run'), ...flags], env);
+
+  void it('prints no progress and no INFO log lines, only the summary', async () => {
+    const r = await run(['--quiet'], { MTL_LOG_LEVEL: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, / INFO /, r.stderr);
+    assert.doesNotMatch(r.stderr, /^step \d+\//m);
+    assert.match(r.stdout, /^run tiny-\S+ succeeded after 3\/3 steps/);
+  });
+
+  void it('an explicit --log-level or MTL_LOG_LEVEL still wins', async () => {
+    const flag = await run(['--quiet', '--log-level', 'info'], { MTL_LOG_LEVEL: undefined });
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.match(flag.stderr, / INFO {2}coordinator: listening/);
+    assert.doesNotMatch(flag.stderr, /^step \d+\//m, 'progress stays hidden');
+    const env = await run(['--quiet'], { MTL_LOG_LEVEL: 'info' });
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stderr, / INFO {2}coordinator: listening/);
   });
 });
