@@ -25,6 +25,7 @@ export {
   AuthenticationError,
   SecurityConfigError,
   InsecureListenError,
+  RunDirectoryInUseError,
   toGrpcStatus,
   type ErrorCode,
   type SpecIssue,

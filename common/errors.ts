@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'RUN_NOT_FOUND'
   | 'AUTHENTICATION_FAILED'
   | 'SECURITY_CONFIG'
-  | 'INSECURE_LISTEN';
+  | 'INSECURE_LISTEN'
+  | 'RUN_DIRECTORY_IN_USE';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -168,6 +169,11 @@ export class InsecureListenError extends MtlError {
   readonly code = 'INSECURE_LISTEN';
 }
 
+/** A run directory already holds another run's files, and replacing them was not asked for. */
+export class RunDirectoryInUseError extends MtlError {
+  readonly code = 'RUN_DIRECTORY_IN_USE';
+}
+
 /** Errors a session survives: the message is rejected and counted, the stream stays open. */
 export function isRejectedMessage(err: unknown): err is MtlError {
   return (
@@ -203,6 +209,7 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   AUTHENTICATION_FAILED: GrpcStatus.UNAUTHENTICATED,
   SECURITY_CONFIG: GrpcStatus.FAILED_PRECONDITION,
   INSECURE_LISTEN: GrpcStatus.FAILED_PRECONDITION,
+  RUN_DIRECTORY_IN_USE: GrpcStatus.FAILED_PRECONDITION,
 };
 
 /** The gRPC status for an error; anything that is not ours is INTERNAL. */
