@@ -8,7 +8,8 @@ import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { DEFAULT_MAX_SESSIONS } from '../coordinator/coordinator.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
-import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
+import { coordinatorCommand, EXIT, runCommand, workerCommand, type CommonOptions } from './commands.js';
+import { validateCommand, type ValidateCommandOptions } from './validate-command.js';
 import { affinityCommand } from './affinity-command.js';
 import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
@@ -73,15 +74,16 @@ program
   .command('run')
   .description('train a job on this machine: a coordinator and N local worker processes, no other service needed')
   .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
-  .option('-w, --workers <n>', 'number of worker processes (one per core)', positiveInt, 1)
-  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
+  .option('-w, --workers <n>', 'number of worker processes, one per core (default: 1; with --resume, the count the run had)', positiveInt)
+  .option('-o, --out <dir>', 'run directory, new or empty (default: runs/<name>-<time>)')
+  .option('--force', "with --out, replace the files of a run already there (job.yaml, metrics, checkpoints, model, ...)", false)
   .addOption(backendOption())
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
   .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint (a run that already succeeded is not trained again)')
   .addOption(httpOption('a loopback host only: reach it through an SSH tunnel or port-forward'))
   .addOption(natsOption())
   .addOption(poolOption())
@@ -94,8 +96,9 @@ program
   .description('serve a job to remote workers (mtl worker --coordinator HOST:PORT)')
   .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
   .requiredOption('-l, --listen <host:port>', 'address to listen on', hostPort)
-  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
-  .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
+  .option('-o, --out <dir>', 'run directory, new or empty (default: runs/<name>-<time>)')
+  .option('--force', "with --out, replace the files of a run already there (job.yaml, metrics, checkpoints, model, ...)", false)
+  .option('-w, --workers <n>', 'start training once this many workers have joined (default: 1; with --resume, the count the run had)', positiveInt)
   .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
   .option('--max-sessions <n>', 'most worker connections open at once, joined or not; more are refused', positiveInt, DEFAULT_MAX_SESSIONS)
   .addOption(aggregatorOption())
@@ -103,7 +106,7 @@ program
   .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint (a run that already succeeded is not trained again)')
   .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
@@ -227,9 +230,10 @@ program
   .command('validate')
   .description('check a job file and its data without training')
   .argument('<job>', 'job file (YAML)')
-  .option('--json', 'print the resolved layout as JSON', false)
-  .action((job: string, opts: { json: boolean }) => {
-    process.exitCode = validateCommand(job, opts.json);
+  .option('--json', 'print the resolved layout as JSON (with the warnings)', false)
+  .option('--strict', 'exit 2 on warnings too (a batchSize larger than a task\'s training rows)', false)
+  .action((job: string, opts: ValidateCommandOptions) => {
+    process.exitCode = validateCommand(job, opts);
   });
 
 program

@@ -88,3 +88,43 @@ void describe('mtl run --quiet', () => {
     assert.match(env.stderr, / INFO {2}coordinator: listening/);
   });
 });
+
+void describe('a batchSize larger than a task\'s training rows', () => {
+  // 100 synthetic samples, 20% held out: 80 training rows per task, against batches of 256.
+  const job = () => {
+    const data = (target: number) => ({ dataset: 'synthetic', target, tasks: 2, dim: 4, samples: 100 });
+    return writeJob({
+      name: 'big-batch',
+      model: { trunk: [{ dense: { units: 4 } }], heads: { a: [{ dense: { units: 1 } }], b: [{ dense: { units: 1 } }] } },
+      tasks: { a: { loss: 'meanSquaredError', data: data(0) }, b: { loss: 'meanSquaredError', data: data(1) } },
+      training: { steps: 2, batchSize: 256, optimizer: { name: 'sgd', learningRate: 0.01 } },
+    });
+  };
+  const warning = (task: string) => new RegExp(`warning: .*job\\.yaml: training\\.batchSize: batchSize 256 is larger than the 80 training rows of task ${task}: each of its rows appears about 3 times in every batch`);
+
+  void it('mtl validate warns, naming the task, its rows and the batch size (exit 0); --strict refuses it (exit 2)', async () => {
+    const file = job();
+    const r = await runCli(['validate', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, warning('a'));
+    assert.match(r.stderr, warning('b'));
+    assert.match(r.stdout, /valid \(2 warning\(s\) above\)/);
+    const json = await runCli(['validate', file, '--json']);
+    assert.equal((JSON.parse(json.stdout) as { warnings: Array<{ path: string }> }).warnings.length, 2);
+    const strict = await runCli(['validate', file, '--strict']);
+    assert.equal(strict.code, 2);
+    assert.match(strict.stderr, /2 warning\(s\), which --strict makes errors/);
+  });
+
+  void it('mtl run warns the same way before training', async () => {
+    const r = await runCli(['run', job(), '--backend', 'cpu', '--quiet', '--out', path.join(tempDir('mtl-big-batch-'), 'run')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, warning('a'));
+  });
+
+  void it('a batch that fits is not warned about', async () => {
+    const r = await runCli(['validate', writeJob(tinyJob(2))]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /warning/);
+  });
+});
