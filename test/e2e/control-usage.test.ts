@@ -19,6 +19,8 @@ void describe('mtl serve and mtl watch, defaults', () => {
   let plane: ControlPlane;
   let registry: RunRegistry;
   let runId: string | undefined;
+  /** Set once the first test's run has succeeded: only then has the second something to watch. */
+  let trained = false;
 
   before(async () => {
     server = await NatsServer.start();
@@ -30,7 +32,7 @@ void describe('mtl serve and mtl watch, defaults', () => {
     await server.stop();
   });
 
-  void it('mtl serve with no --listen starts (loopback), says how to expose it, and trains a queued job', async () => {
+  void it('mtl serve with no --listen starts (loopback), says how to expose it, and trains a queued job', { timeout: 180_000 }, async () => {
     const submit = await runCli(['submit', writeJob(tinyJob(STEPS)), '--nats', server.url]);
     assert.equal(submit.code, 0, submit.stderr);
     runId = submit.stdout.trim();
@@ -48,6 +50,7 @@ void describe('mtl serve and mtl watch, defaults', () => {
       }
       assert.equal(status, 'succeeded', (await registry.get(runId).then((r) => JSON.stringify(r))) ?? '');
       assert.equal((await worker.result).code, 0);
+      trained = true;
     } finally {
       serve.child.kill('SIGTERM');
       worker.child.kill('SIGTERM');
@@ -56,8 +59,8 @@ void describe('mtl serve and mtl watch, defaults', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
-  void it(`mtl watch of a ${STEPS}-step run prints a few step lines (the last among them) and every event; --json and --all-steps print all`, async () => {
-    assert.ok(runId, 'the run of the previous test');
+  void it(`mtl watch of a ${STEPS}-step run prints a few step lines (the last among them) and every event; --json and --all-steps print all`, { timeout: 180_000 }, async () => {
+    assert.ok(runId !== undefined && trained, 'the run of the previous test succeeded');
     const text = await runCli(['watch', runId, '--nats', server.url]);
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stdout.trim().split('\n');
