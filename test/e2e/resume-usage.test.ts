@@ -59,7 +59,8 @@ void describe('--out of an earlier run', () => {
 void describe('--resume', () => {
   void it('of a run that succeeded: exit 0, "already succeeded", its summary again, nothing trained', async () => {
     const out = tempDir('mtl-done-');
-    const first = await runCli(['run', writeJob(tinyJob(4)), '--out', out, '--backend', 'cpu', '--quiet', '--json']);
+    // With checkpoints, the last of them at the final step: there is something to resume from.
+    const first = await runCli(['run', writeJob({ ...tinyJob(4), checkpoint: { every: 2 } }), '--out', out, '--backend', 'cpu', '--quiet', '--json']);
     assert.equal(first.code, 0, first.stderr);
     const before = { summary: read(out, 'summary.json'), metrics: read(out, 'metrics.jsonl'), events: read(out, 'events.jsonl') };
     for (const args of [['run', '--resume', out, '--json'], ['coordinator', '--resume', out, '--listen', '127.0.0.1:0', '--json']]) {
