@@ -73,7 +73,11 @@ async function setUpResume(jobFile: string | undefined, opts: RunSetupOptions & 
     return undefined;
   }
   const summary = readRunSummary(dir);
-  if (summary?.status === 'succeeded') return { kind: 'complete', dir, summary };
+  if (summary?.status === 'succeeded') {
+    // A job named with it must still be this run's job: another one is a mistake to report.
+    if (jobFile !== undefined && !sameJob(jobFile, path.join(dir, 'job.yaml'), dir)) return undefined;
+    return { kind: 'complete', dir, summary };
+  }
   const store = new FileCheckpointStore(path.join(dir, 'checkpoints'));
   const checkpoint = await store.loadLatest((file, reason) => process.stderr.write(`warning: skipping damaged checkpoint ${file}: ${reason}\n`));
   if (!checkpoint) {
@@ -87,6 +91,19 @@ async function setUpResume(jobFile: string | undefined, opts: RunSetupOptions & 
     return undefined;
   }
   return { kind: 'resume', prepared, checkpoint, outDir: dir };
+}
+
+/** Whether two job files resolve to the same spec; false after printing why not (or why one cannot be read). */
+function sameJob(jobFile: string, runJob: string, dir: string): boolean {
+  try {
+    if (jobHash(loadJobFile(jobFile, { aggregatorNames }).spec) === jobHash(loadJobFile(runJob, { aggregatorNames }).spec)) return true;
+    process.stderr.write(`${jobFile}: not the job of the run in ${dir}, which has already succeeded (resolved specs differ)\n`);
+    return false;
+  } catch (err) {
+    if (!(err instanceof JobSpecError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return false;
+  }
 }
 
 /** The job and run directory of a run about to start; undefined after printing why it cannot (exit 2). */

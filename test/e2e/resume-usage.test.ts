@@ -70,6 +70,9 @@ void describe('--resume', () => {
       assert.deepEqual(JSON.parse(r.stdout), JSON.parse(first.stdout), 'the stored summary, as printed when the run finished');
       assert.deepEqual({ summary: read(out, 'summary.json'), metrics: read(out, 'metrics.jsonl'), events: read(out, 'events.jsonl') }, before, `${args[0]} trained nothing`);
     }
+    const other = await runCli(['run', writeJob(tinyJob(5)), '--resume', out]);
+    assert.equal(other.code, 2, 'another job named with --resume is still refused');
+    assert.match(other.stderr, /not the job of the run in .*, which has already succeeded/);
   });
 
   void it('continues with the run\'s own worker count, says where it resumed, and its wallTimeS covers both segments', async () => {
@@ -81,6 +84,9 @@ void describe('--resume', () => {
     assert.equal(stopped.code, 143, stopped.stderr);
     const segment1 = summaryOf(out);
     assert.equal(segment1.status, 'stopped');
+    const wrongJob = await runCli(['run', writeJob(tinyJob(301)), '--resume', out]);
+    assert.equal(wrongJob.code, 2, 'a stopped run resumes with its own job only');
+    assert.match(wrongJob.stderr, /not the job that wrote the checkpoints in /);
 
     const resumed = await runCli(['run', '--resume', out, '--backend', 'cpu']);
     assert.equal(resumed.code, 0, resumed.stderr);
