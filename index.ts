@@ -25,6 +25,7 @@ export {
   AuthenticationError,
   SecurityConfigError,
   InsecureListenError,
+  RunDirectoryInUseError,
   type ErrorCode,
   type SpecIssue,
 } from './common/errors.js';

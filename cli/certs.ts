@@ -129,6 +129,31 @@ export async function certsInit(dir: string, opts: CertsInitOptions): Promise<Ce
   return { dir, files, coordinatorSans: sans };
 }
 
+/**
+ * The commands to suggest: workers verify the coordinator's name against its certificate, so
+ * the address they use must be one of its names. Without extra names the certificate covers
+ * this machine only, and so does the suggestion.
+ */
+export function usageHint(sans: readonly string[]): { listen: string; coordinator: string; note: string } {
+  const extra = sans.filter((s) => !DEFAULT_COORDINATOR_SANS.includes(s)).map((s) => s.slice(s.indexOf(':') + 1));
+  if (extra.length === 0) {
+    return {
+      listen: '127.0.0.1:7070',
+      coordinator: 'localhost:7070',
+      note:
+        'this coordinator certificate is valid for this machine only (localhost, 127.0.0.1, ::1). For workers on other machines, make the ' +
+        'certificates with --coordinator-san NAME (the host name or address they will give to --coordinator; with --force to replace these) ' +
+        'and listen on 0.0.0.0:7070',
+    };
+  }
+  const host = extra.find((h) => !h.startsWith('*.')) ?? 'HOST';
+  return {
+    listen: '0.0.0.0:7070',
+    coordinator: `${net.isIPv6(host) ? `[${host}]` : host}:7070`,
+    note: `workers must reach the coordinator under one of its certificate names (${extra.join(', ')}, or localhost on this machine)`,
+  };
+}
+
 /** `mtl certs init DIR`: 0 done, 1 openssl failed, 2 bad usage (or a CA already there). */
 export async function certsInitCommand(dir: string, opts: CertsInitOptions): Promise<number> {
   let result: CertsInitResult;
@@ -140,13 +165,15 @@ export async function certsInitCommand(dir: string, opts: CertsInitOptions): Pro
   }
   const p = (f: string) => path.join(result.dir, f);
   const worker = result.files.find((f) => f.endsWith('.crt') && f !== 'ca.crt' && f !== 'coordinator.crt')!.replace(/\.crt$/, '');
+  const { listen, coordinator, note } = usageHint(result.coordinatorSans);
   process.stdout.write(
     [
       `wrote ${result.files.join(', ')} to ${result.dir} (keys mode 0600; keep ca.key offline once you have made what you need)`,
       `coordinator certificate names: ${result.coordinatorSans.join(', ')}`,
       'use them with a join token (e.g. openssl rand -base64 32 > token; chmod 600 token):',
-      `  mtl coordinator JOB --listen 0.0.0.0:7070 --tls-ca ${p('ca.crt')} --tls-cert ${p('coordinator.crt')} --tls-key ${p('coordinator.key')} --token-file token`,
-      `  mtl worker --coordinator HOST:7070 --tls-ca ${p('ca.crt')} --tls-cert ${p(`${worker}.crt`)} --tls-key ${p(`${worker}.key`)} --token-file token`,
+      `  mtl coordinator JOB --listen ${listen} --tls-ca ${p('ca.crt')} --tls-cert ${p('coordinator.crt')} --tls-key ${p('coordinator.key')} --token-file token`,
+      `  mtl worker --coordinator ${coordinator} --tls-ca ${p('ca.crt')} --tls-cert ${p(`${worker}.crt`)} --tls-key ${p(`${worker}.key`)} --token-file token`,
+      note,
       '',
     ].join('\n'),
   );

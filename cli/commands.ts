@@ -1,13 +1,10 @@
 // The `mtl` commands: parse nothing, print little; each returns the process exit code.
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
-import { DatasetError, JobSpecError, WorkerLostError, errorMessage } from '../common/errors.js';
-import { loadJobFile, withAggregator } from '../common/job-spec.js';
+import { WorkerLostError, errorMessage } from '../common/errors.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
-import { aggregatorNames } from '../coordinator/aggregation/registry.js';
-import { FileCheckpointStore, jobHash, type CheckpointData } from '../coordinator/checkpoints.js';
 import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
-import { prepareRun, type PreparedRun } from '../coordinator/prepare-run.js';
+import type { PreparedRun } from '../coordinator/prepare-run.js';
 import { CoordinatorDashboardSource } from '../coordinator/dashboard-source.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import type { BackendChoice } from '../worker/backend.js';
@@ -21,7 +18,8 @@ import { claimRun, finishedRecord } from '../coordinator/run-claim.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
-import { loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { setUpRun, type RunSetupOptions } from './run-setup.js';
+import { isLoopbackHost, listenHost, loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -30,46 +28,18 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 export interface CommonOptions {
   logLevel?: LogLevel;
   logFormat?: LogFormat;
+  /** --quiet: no progress, and warnings and errors only unless --log-level or MTL_LOG_LEVEL says otherwise. */
+  quiet?: boolean;
 }
 
 function logger(component: string, opts: CommonOptions, progress?: ProgressReporter): Logger {
   return createLogger({
     component,
     level: opts.logLevel,
+    ...(opts.quiet === true ? { defaultLevel: 'warn' as const } : {}),
     format: opts.logFormat,
     around: progress ? { before: () => progress.clear(), after: () => progress.redraw() } : undefined,
   });
-}
-
-export interface JobOverrides {
-  /** Replaces training.aggregator (mtl run --aggregator). */
-  aggregator?: string;
-}
-
-/** Loads and checks a job; prints every problem and returns undefined when it is invalid. */
-function prepare(jobFile: string, overrides: JobOverrides = {}, jobDir?: string): PreparedRun | undefined {
-  try {
-    const loaded = loadJobFile(jobFile, { aggregatorNames });
-    if (overrides.aggregator !== undefined) loaded.spec = withAggregator(loaded.spec, overrides.aggregator);
-    // A resumed run reads its job from the run directory, its data from where the job was.
-    if (jobDir !== undefined) loaded.dir = jobDir;
-    return prepareRun(loaded);
-  } catch (err) {
-    if (err instanceof JobSpecError) {
-      process.stderr.write(`${err.message}\n`);
-      return undefined;
-    }
-    if (err instanceof DatasetError) {
-      process.stderr.write(`${jobFile}: data error: ${err.message}\n`);
-      return undefined;
-    }
-    throw err;
-  }
-}
-
-function defaultOutDir(name: string): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return path.join('runs', `${name}-${t}`);
 }
 
 function printSummary(summary: RunSummary, json: boolean): void {
@@ -110,13 +80,10 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-interface ServeOptions extends CommonOptions, JobOverrides, NatsSecurityFlags {
-  out?: string;
+interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags {
   /** NATS control plane: registry entry, events and metrics, object-store checkpoints. */
   nats?: string;
   pool?: string;
-  /** Run directory of a run to continue from its latest valid checkpoint. */
-  resume?: string;
   json: boolean;
   quiet: boolean;
   /** Dashboard, /metrics, /healthz, /readyz on HOST:PORT (port 0: any free one). */
@@ -128,41 +95,13 @@ interface ServePlan {
   /** TLS material and join token of the coordinator (already checked against `listen`). */
   security: GrpcSecurity;
   insecure: boolean;
-  minWorkers: number;
+  /** Workers to wait for (--workers); default: a resumed run's own count, else 1. */
+  minWorkers?: number;
   waitForWorkersMs: number;
   /** Most Connect streams open at once (Coordinator default when absent). */
   maxSessions?: number;
-  /** Starts local workers once the coordinator listens (mtl run). */
-  startWorkers?: (coordinator: Coordinator, address: string) => LocalWorkers;
-}
-
-/**
- * For --resume DIR: the latest checkpoint that reads back intact (damaged ones are skipped with
- * a warning) and the job, from JOB or DIR/job.yaml; both must be the job the checkpoint belongs to.
- */
-async function prepareResume(jobFile: string | undefined, opts: ServeOptions): Promise<{ prepared: PreparedRun; checkpoint: CheckpointData } | undefined> {
-  const dir = opts.resume!;
-  if (opts.out !== undefined && path.resolve(opts.out) !== path.resolve(dir)) {
-    process.stderr.write(`--out ${opts.out} and --resume ${dir} name different directories: a resumed run continues in its own\n`);
-    return undefined;
-  }
-  if (opts.aggregator !== undefined) {
-    process.stderr.write('--aggregator cannot change the method of a resumed run\n');
-    return undefined;
-  }
-  const store = new FileCheckpointStore(path.join(dir, 'checkpoints'));
-  const checkpoint = await store.loadLatest((file, reason) => process.stderr.write(`warning: skipping damaged checkpoint ${file}: ${reason}\n`));
-  if (!checkpoint) {
-    process.stderr.write(`${dir}: no usable checkpoint in ${path.join(dir, 'checkpoints')}\n`);
-    return undefined;
-  }
-  const prepared = prepare(jobFile ?? path.join(dir, 'job.yaml'), {}, jobFile === undefined ? checkpoint.jobDir : undefined);
-  if (!prepared) return undefined;
-  if (jobHash(prepared.loaded.spec) !== checkpoint.jobHash) {
-    process.stderr.write(`${jobFile ?? path.join(dir, 'job.yaml')}: not the job that wrote the checkpoints in ${dir} (resolved specs differ)\n`);
-    return undefined;
-  }
-  return { prepared, checkpoint };
+  /** Starts `count` local workers once the coordinator listens (mtl run). */
+  startWorkers?: (coordinator: Coordinator, address: string, count: number) => LocalWorkers;
 }
 
 /**
@@ -172,7 +111,7 @@ async function prepareResume(jobFile: string | undefined, opts: ServeOptions): P
 async function openControl(
   opts: ServeOptions,
   job: PreparedRun['loaded']['spec'],
-  plan: ServePlan,
+  wantWorkers: number,
   log: Logger,
   coordinator: () => Coordinator | undefined,
   natsSecurity: NatsSecurity,
@@ -201,7 +140,7 @@ async function openControl(
       owner: newOwnerId(),
       leaseMs: 30_000,
       logger: log.child('nats'),
-      fresh: { name: job.name, pool, totalSteps: job.training.steps, wantWorkers: plan.minWorkers },
+      fresh: { name: job.name, pool, totalSteps: job.training.steps, wantWorkers },
       onCancel: () => coordinator()?.stop('cancelled (mtl cancel)'),
       onLeaseLost: (reason) => coordinator()?.stop(`lease lost: ${reason}`),
     });
@@ -218,33 +157,29 @@ async function openControl(
 async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
   const natsSecurity = opts.nats === undefined ? {} : loadNatsFlags(opts);
   if (natsSecurity === null) return EXIT.usage;
-  let prepared: PreparedRun | undefined;
-  let checkpoint: CheckpointData | undefined;
-  if (opts.resume !== undefined) {
-    const resumed = await prepareResume(jobFile, opts);
-    if (!resumed) return EXIT.usage;
-    ({ prepared, checkpoint } = resumed);
-  } else {
-    if (jobFile === undefined) {
-      process.stderr.write('a job file is required (or --resume DIR)\n');
-      return EXIT.usage;
-    }
-    prepared = prepare(jobFile, opts);
-    if (!prepared) return EXIT.usage;
+  const setup = await setUpRun(jobFile, opts);
+  if (!setup) return EXIT.usage;
+  if (setup.kind === 'complete') {
+    // Nothing to do: the run already reached its end. Its summary is printed as when it finished.
+    process.stderr.write(`${setup.dir}: run ${setup.summary.runId} already succeeded (${setup.summary.stepsCompleted}/${setup.summary.steps} steps); nothing to resume\n`);
+    printSummary(setup.summary as unknown as RunSummary, opts.json);
+    return EXIT.ok;
   }
+  const { prepared, outDir } = setup;
+  const checkpoint = setup.kind === 'resume' ? setup.checkpoint : undefined;
+  const minWorkers = plan.minWorkers ?? checkpoint?.minWorkers ?? 1;
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
-  const control = opts.nats === undefined ? undefined : await openControl(opts, job, plan, log, () => coordinator, natsSecurity);
+  const control = opts.nats === undefined ? undefined : await openControl(opts, job, minWorkers, log, () => coordinator, natsSecurity);
   if (control === null) return EXIT.failed;
-  const outDir = opts.resume ?? opts.out ?? defaultOutDir(job.name);
   let dashboard: DashboardServer | undefined;
   const coordinator: Coordinator = new Coordinator({
     prepared,
     listen: plan.listen,
     outDir,
     resume: checkpoint,
-    minWorkers: plan.minWorkers,
+    minWorkers,
     waitForWorkersMs: plan.waitForWorkersMs,
     ...(plan.maxSessions !== undefined ? { maxSessions: plan.maxSessions } : {}),
     ...plan.security,
@@ -286,9 +221,9 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     await control?.plane.close();
     return EXIT.usage;
   }
-  control?.reporter.update({ coordinator: address, outDir: path.resolve(outDir), wantWorkers: plan.minWorkers });
+  control?.reporter.update({ coordinator: address, outDir: path.resolve(outDir), wantWorkers: minWorkers });
   control?.reporter.start();
-  const workers = plan.startWorkers?.(coordinator, address);
+  const workers = plan.startWorkers?.(coordinator, address, minWorkers);
   const signals = trapSignals(
     (sig) => {
       progress.clear();
@@ -320,11 +255,22 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
 }
 
 export interface RunCommandOptions extends ServeOptions {
-  workers: number;
+  /** Local worker processes; default: a resumed run's own count, else 1. */
+  workers?: number;
   backend: BackendChoice;
 }
 
 export function runCommand(jobFile: string | undefined, opts: RunCommandOptions): Promise<number> {
+  if (opts.http !== undefined && !isLoopbackHost(listenHost(opts.http))) {
+    // mtl run has no --insecure: its coordinator and HTTP endpoints stay on this machine.
+    process.stderr.write(
+      `mtl run: --http ${opts.http}: mtl run serves the dashboard and /metrics on a loopback address only (such as 127.0.0.1:8080), ` +
+        'since they are plain HTTP without authentication. Reach it from elsewhere through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) ' +
+        'or kubectl port-forward, or train with `mtl coordinator JOB --listen HOST:PORT --http HOST:PORT` and `mtl worker` processes, ' +
+        'which take TLS flags and --insecure\n',
+    );
+    return Promise.resolve(EXIT.usage);
+  }
   // Local workers on loopback: no TLS (nothing crosses a network), but a fresh random join
   // token, handed to the workers in their environment, so that no other local user can join.
   // MTL_TOKEN, when set, is used instead, so that workers started elsewhere can join too.
@@ -341,9 +287,9 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
     insecure: false,
     minWorkers: opts.workers,
     waitForWorkersMs: 120_000,
-    startWorkers: (coordinator, address) => {
+    startWorkers: (coordinator, address, count) => {
       const workers = new LocalWorkers({
-        count: opts.workers,
+        count,
         coordinator: address,
         backend: opts.backend,
         token,
@@ -358,7 +304,7 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
           // worker has joined is there no one left to wait for.
           const local = new Set(workers.names);
           if (workers.running === 0 && !coordinator.run.sessions.some((s) => !local.has(s.name))) {
-            coordinator.fail(new WorkerLostError(`all ${opts.workers} local worker(s) exited (the last, ${name}: ${how})`));
+            coordinator.fail(new WorkerLostError(`all ${count} local worker(s) exited (the last, ${name}: ${how})`));
           }
         },
       });
@@ -370,7 +316,8 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
 
 export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFlags {
   listen: string;
-  workers: number;
+  /** Workers to wait for; default: a resumed run's own count, else 1. */
+  workers?: number;
   waitForWorkers: number;
   insecure: boolean;
   maxSessions: number;
@@ -445,26 +392,4 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
   signals.release();
   if (exit.code !== 0) process.stderr.write(`worker ${opts.name ?? ''} stopped: ${exit.reason}\n`);
   return exit.code;
-}
-
-export function validateCommand(jobFile: string, json: boolean): number {
-  const prepared = prepare(jobFile);
-  if (!prepared) return EXIT.usage;
-  const { layout, loaded, testSizes, bindings } = prepared;
-  const info = {
-    job: loaded.spec.name,
-    tasks: Object.fromEntries([...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t) }])),
-    inputShape: layout.inputShape,
-    taskInputShapes: Object.fromEntries(layout.taskInputShapes),
-    parameters: { total: layout.totalSize, shared: layout.shared.size, heads: Object.fromEntries([...layout.headGroups].map(([t, g]) => [t, g.size])) },
-  };
-  if (json) process.stdout.write(JSON.stringify(info) + '\n');
-  else {
-    process.stdout.write(`${jobFile}: valid\n`);
-    const adapted = [...layout.adapters.keys()].map((t) => `, ${t} [${layout.taskInputShapes.get(t)!.join(', ')}] through its adapter`).join('');
-    const experts = layout.experts ? `, ${layout.experts.type} with ${layout.experts.levels.length} level(s)` : '';
-    process.stdout.write(`  input [${layout.inputShape.join(', ')}]${adapted}${experts}, ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
-    for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
-  }
-  return EXIT.ok;
 }

@@ -1,12 +1,11 @@
-// The NATS commands: submit, serve, status, cancel, watch, and worker discovery.
+// The NATS commands: submit, serve, status, cancel, and worker discovery (watch: watch-command.ts).
 // Each returns the process exit code (0 ok · 1 failed · 2 bad usage, invalid job or unknown run).
-import { DeliverPolicy } from '@nats-io/jetstream';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { expandSweep, newRunId, parseSweep, type JobMessage, type SweepAxis } from '../common/control/jobs.js';
-import { ControlPlane, JOBS_STREAM, RUNS_STREAM, checkId, subjects } from '../common/control/plane.js';
+import { ControlPlane, JOBS_STREAM, checkId, subjects } from '../common/control/plane.js';
 import { newOwnerId, RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
 import { ControlPlaneError, JobSpecError, RunNotFoundError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
@@ -15,7 +14,7 @@ import { JobServer } from '../coordinator/serve.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { pickRun, registryResolver } from '../worker/discovery.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
-import type { NatsSecurity } from '../common/security.js';
+import { isLoopbackHost, type NatsSecurity } from '../common/security.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import { PoolDashboardSource } from '../coordinator/pool-dashboard-source.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
@@ -27,7 +26,7 @@ export interface NatsOptions extends NatsSecurityFlags {
 }
 
 /** A connected control plane, or (after printing why not) the exit code: 2 for unusable TLS or credentials files, else 1. */
-async function connectOrReport(opts: NatsOptions, name: string, log: Logger, security?: NatsSecurity): Promise<ControlPlane | number> {
+export async function connectOrReport(opts: NatsOptions, name: string, log: Logger, security?: NatsSecurity): Promise<ControlPlane | number> {
   const resolved = security ?? loadNatsFlags(opts);
   if (resolved === null) return CONTROL_EXIT.usage;
   try {
@@ -136,6 +135,12 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
   if (typeof plane === 'number') return plane;
   const i = opts.listen.lastIndexOf(':');
   const listenHost = opts.listen.slice(0, i);
+  if (isLoopbackHost(listenHost)) {
+    log.info(
+      `coordinators listen on ${listenHost}: only workers on this machine can join. For workers elsewhere, give --listen 0.0.0.0:PORT ` +
+        'with --tls-ca, --tls-cert, --tls-key (mtl certs init DIR makes them) and --token-file, or add --insecure on a trusted network',
+    );
+  }
   const server = new JobServer({
     plane,
     pool: opts.pool,
@@ -255,62 +260,6 @@ export async function cancelCommand(runId: string, opts: NatsOptions, log: Logge
     // A queued run's message is removed too (a coordinator that pulls it anyway terms it).
     if (seq !== undefined) await plane.jsm.streams.deleteMessage(JOBS_STREAM, seq).catch(() => undefined);
     process.stdout.write(r.status === 'cancelled' ? `${runId} cancelled\n` : `${runId}: cancellation requested; its coordinator stops it at the next step\n`);
-    return CONTROL_EXIT.ok;
-  } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n`);
-    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
-  } finally {
-    await plane.close();
-  }
-}
-
-const END_EVENTS = new Set(['run-succeeded', 'run-failed', 'run-stopped']);
-
-const text = (v: unknown): string => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
-
-function formatLive(subject: string, data: Record<string, unknown>): string {
-  const time = typeof data.time === 'string' ? data.time.slice(11, 19) : '';
-  if (subject.endsWith('.events')) return `${time} ${(text(data.level) || 'info').padEnd(5)} ${text(data.type)}: ${text(data.message)}`;
-  const losses = Object.entries((data.losses as Record<string, number> | undefined) ?? {})
-    .map(([t, l]) => `${t} ${l.toFixed(4)}`)
-    .join('  ');
-  const timeMs = data.timeMs as { total?: number } | undefined;
-  return `${time} step ${String(data.step)}  ${losses}  (${timeMs?.total?.toFixed(0) ?? '?'} ms, ${String(data.workers)} worker(s))`;
-}
-
-/** `mtl watch RUN`: the run's events and metrics from its start, then live, until it ends. */
-export async function watchCommand(runId: string, opts: NatsOptions & { json: boolean; events: boolean; follow: boolean }, log: Logger): Promise<number> {
-  const plane = await connectOrReport(opts, 'mtl watch', log);
-  if (typeof plane === 'number') return plane;
-  try {
-    checkId('run id', runId);
-    await plane.ensureStreams();
-    const registry = await RunRegistry.open(plane);
-    const known = await registry.get(runId);
-    if (!known) throw new RunNotFoundError(`no run ${runId} in the registry`);
-    const consumer = await plane.js.consumers.get(RUNS_STREAM, { filter_subjects: opts.events ? subjects.events(runId) : subjects.run(runId), deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume();
-    // A run that is already over prints its history and stops when nothing more is stored.
-    let idle: NodeJS.Timeout | undefined;
-    const armIdle = async () => {
-      clearTimeout(idle);
-      const r = await registry.get(runId).catch(() => undefined);
-      if (!opts.follow && r && TERMINAL.has(r.status)) idle = setTimeout(() => messages.stop(), 2000);
-    };
-    await armIdle();
-    for await (const m of messages) {
-      let data: Record<string, unknown>;
-      try {
-        data = m.json<Record<string, unknown>>();
-      } catch {
-        continue;
-      }
-      process.stdout.write(opts.json ? `${JSON.stringify({ subject: m.subject, ...data })}\n` : `${formatLive(m.subject, data)}\n`);
-      if (!opts.follow && m.subject.endsWith('.events') && END_EVENTS.has(String(data.type))) {
-        // The attempt ended; if the run is over (not retried or resumed), so is the watch.
-        await armIdle();
-      }
-    }
     return CONTROL_EXIT.ok;
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);

@@ -36,7 +36,7 @@ export class LocalWorkers {
           stdio: ['pipe', 'inherit', 'inherit'],
           // The join token goes in the environment, not the arguments: other users can read
           // a process's arguments (ps), not its environment.
-          env: { ...process.env, MTL_LOG_LEVEL: this.opts.logLevel ?? process.env.MTL_LOG_LEVEL ?? 'warn', ...(this.opts.token !== undefined ? { [TOKEN_ENV]: this.opts.token } : {}) },
+          env: { ...process.env, MTL_LOG_LEVEL: this.opts.logLevel ?? (process.env.MTL_LOG_LEVEL || 'warn'), ...(this.opts.token !== undefined ? { [TOKEN_ENV]: this.opts.token } : {}) },
         },
       );
       const exited = new Promise<void>((resolve) => {

@@ -8,12 +8,15 @@ import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { DEFAULT_MAX_SESSIONS } from '../coordinator/coordinator.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
-import { coordinatorCommand, EXIT, runCommand, validateCommand, workerCommand, type CommonOptions } from './commands.js';
+import { coordinatorCommand, EXIT, runCommand, workerCommand, type CommonOptions } from './commands.js';
+import { validateCommand, type ValidateCommandOptions } from './validate-command.js';
 import { affinityCommand } from './affinity-command.js';
 import { timelineCommand } from './timeline-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
-import { cancelCommand, serveCommand, statusCommand, submitCommand, watchCommand } from './control-commands.js';
+import { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
+import { watchCommand } from './watch-command.js';
 import { certsInitCommand } from './certs.js';
+import { unknownCommandError } from './command-check.js';
 import { dashboardCommand, type DashboardCommandOptions } from './dashboard-command.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
 
@@ -56,8 +59,8 @@ const natsOption = (required = false) => {
   return o;
 };
 const poolOption = () => new Option('--pool <name>', 'worker pool / queue the runs belong to').default('default');
-const httpOption = () =>
-  new Option('--http <host:port>', 'serve the dashboard, /metrics, /healthz and /readyz here (port 0: any free port; a non-loopback host needs --insecure)').argParser(hostPort);
+const httpOption = (hostRule = 'a non-loopback host needs --insecure') =>
+  new Option('--http <host:port>', `serve the dashboard, /metrics, /healthz and /readyz here (port 0: any free port; ${hostRule})`).argParser(hostPort);
 const logFormatOption = () => new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text');
 
 const program = new Command()
@@ -71,16 +74,17 @@ program
   .command('run')
   .description('train a job on this machine: a coordinator and N local worker processes, no other service needed')
   .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
-  .option('-w, --workers <n>', 'number of worker processes (one per core)', positiveInt, 1)
-  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
+  .option('-w, --workers <n>', 'number of worker processes, one per core (default: 1; with --resume, the count the run had)', positiveInt)
+  .option('-o, --out <dir>', 'run directory, new or empty (default: runs/<name>-<time>)')
+  .option('--force', "with --out, replace the files of a run already there (job.yaml, metrics, checkpoints, model, ...)", false)
   .addOption(backendOption())
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
-  .option('-q, --quiet', 'no progress output', false)
+  .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
-  .addOption(httpOption())
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint (a run that already succeeded is not trained again)')
+  .addOption(httpOption('a loopback host only: reach it through an SSH tunnel or port-forward'))
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
@@ -92,16 +96,17 @@ program
   .description('serve a job to remote workers (mtl worker --coordinator HOST:PORT)')
   .argument('[job]', 'job file (YAML); with --resume, defaults to the run directory\'s job.yaml')
   .requiredOption('-l, --listen <host:port>', 'address to listen on', hostPort)
-  .option('-o, --out <dir>', 'run directory (default: runs/<name>-<time>)')
-  .option('-w, --workers <n>', 'start training once this many workers have joined', positiveInt, 1)
+  .option('-o, --out <dir>', 'run directory, new or empty (default: runs/<name>-<time>)')
+  .option('--force', "with --out, replace the files of a run already there (job.yaml, metrics, checkpoints, model, ...)", false)
+  .option('-w, --workers <n>', 'start training once this many workers have joined (default: 1; with --resume, the count the run had)', positiveInt)
   .option('--wait-for-workers <seconds>', 'give up if they have not joined after this long', positiveInt, 600)
   .option('--max-sessions <n>', 'most worker connections open at once, joined or not; more are refused', positiveInt, DEFAULT_MAX_SESSIONS)
   .addOption(aggregatorOption())
   .option('--json', 'print one JSON summary line at the end', false)
-  .option('-q, --quiet', 'no progress output', false)
+  .option('-q, --quiet', 'no progress output, and warnings and errors only (unless --log-level or MTL_LOG_LEVEL says otherwise)', false)
   .addOption(logLevelOption())
   .addOption(logFormatOption())
-  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint')
+  .option('--resume <dir>', 'continue the run in DIR from its latest valid checkpoint (a run that already succeeded is not trained again)')
   .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
@@ -146,7 +151,7 @@ program
   .addOption(natsOption(true))
   .option('-k, --concurrency <n>', 'jobs trained at once', positiveInt, 1)
   .addOption(poolOption())
-  .option('-l, --listen <host:port>', 'where coordinators listen for workers (port 0: any; slot i uses port+i)', hostPort, '0.0.0.0:0')
+  .option('-l, --listen <host:port>', 'where coordinators listen for workers (port 0: any; slot i uses port+i); a non-loopback host needs TLS (--tls-*) or --insecure', hostPort, '127.0.0.1:0')
   .option('--advertise <host>', 'host name workers use to reach this process (default: the listen host, or the host name)')
   .option('--out-root <dir>', 'run directories go to DIR/<run id>', 'runs')
   .option('-w, --workers <n>', 'a job starts training once this many workers have joined', positiveInt, 1)
@@ -187,7 +192,8 @@ program
   .addOption(natsOption(true))
   .option('--events', 'events only, no per-step metrics', false)
   .option('--follow', 'keep watching after the run has ended (it may be resumed)', false)
-  .option('--json', 'JSON lines as published', false)
+  .option('--all-steps', 'a line for every step (default: about every 5% of the run and every 10 s, the last step and all events)', false)
+  .option('--json', 'JSON lines as published: every step and event', false)
   .action(async (run: string, opts: Parameters<typeof watchCommand>[1]) => {
     process.exitCode = await watchCommand(run, opts, createLogger({ component: 'watch', level: 'warn' }));
   });
@@ -224,9 +230,10 @@ program
   .command('validate')
   .description('check a job file and its data without training')
   .argument('<job>', 'job file (YAML)')
-  .option('--json', 'print the resolved layout as JSON', false)
-  .action((job: string, opts: { json: boolean }) => {
-    process.exitCode = validateCommand(job, opts.json);
+  .option('--json', 'print the resolved layout as JSON (with the warnings)', false)
+  .option('--strict', 'exit 2 on warnings too (a batchSize larger than a task\'s training rows)', false)
+  .action((job: string, opts: ValidateCommandOptions) => {
+    process.exitCode = validateCommand(job, opts);
   });
 
 program
@@ -284,6 +291,12 @@ program
   .action((runDir: string, opts: { out?: string }) => {
     process.exitCode = timelineCommand(runDir, opts);
   });
+
+const unknownCommand = unknownCommandError(program, process.argv.slice(2));
+if (unknownCommand !== undefined) {
+  process.stderr.write(`${unknownCommand}\n`);
+  process.exit(EXIT.usage);
+}
 
 try {
   await program.parseAsync(process.argv);

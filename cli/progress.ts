@@ -4,6 +4,30 @@ import type { EvalRecord, StepRecord } from '../coordinator/run-records.js';
 
 const PLAIN_INTERVAL_MS = 10_000;
 
+/**
+ * Which steps get a line in a log that is read later (not redrawn): every ~5% of the run, the
+ * first step after 10 s without a line, and the last step. The clock is the caller's (the
+ * records' own times for `mtl watch`, so that a replayed history thins out like a live one).
+ */
+export class StepThrottle {
+  private readonly every: number;
+
+  constructor(
+    private readonly totalSteps: number,
+    private lastShownMs: number,
+    private readonly intervalMs = PLAIN_INTERVAL_MS,
+  ) {
+    this.every = Math.max(1, Math.round(totalSteps / 20));
+  }
+
+  /** Whether step `step`, recorded at `nowMs`, gets a line (if so, the interval starts again). */
+  take(step: number, nowMs: number): boolean {
+    if (step % this.every !== 0 && step < this.totalSteps && nowMs - this.lastShownMs <= this.intervalMs) return false;
+    this.lastShownMs = nowMs;
+    return true;
+  }
+}
+
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
@@ -21,15 +45,14 @@ function losses(record: StepRecord): string {
 export class ProgressReporter {
   private readonly started = performance.now();
   private drawn = false;
-  private readonly every: number;
-  private lastPlain = performance.now();
+  private readonly plain: StepThrottle;
 
   constructor(
     private readonly totalSteps: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly enabled = true,
   ) {
-    this.every = Math.max(1, Math.round(totalSteps / 20));
+    this.plain = new StepThrottle(totalSteps, performance.now());
   }
 
   private get tty(): boolean {
@@ -64,8 +87,7 @@ export class ProgressReporter {
     this.last = record;
     if (this.tty) {
       this.draw(record);
-    } else if (record.step % this.every === 0 || record.step === this.totalSteps || performance.now() - this.lastPlain > PLAIN_INTERVAL_MS) {
-      this.lastPlain = performance.now();
+    } else if (this.plain.take(record.step, performance.now())) {
       const elapsed = (performance.now() - this.started) / 1000;
       this.stream.write(`step ${record.step}/${this.totalSteps}  loss ${losses(record)}  (${duration(elapsed)} elapsed)\n`);
     }

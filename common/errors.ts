@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'RUN_NOT_FOUND'
   | 'AUTHENTICATION_FAILED'
   | 'SECURITY_CONFIG'
-  | 'INSECURE_LISTEN';
+  | 'INSECURE_LISTEN'
+  | 'RUN_DIRECTORY_IN_USE';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -166,6 +167,11 @@ export class SecurityConfigError extends MtlError {
 /** A non-loopback listen address without TLS and without an explicit --insecure. */
 export class InsecureListenError extends MtlError {
   readonly code = 'INSECURE_LISTEN';
+}
+
+/** A run directory already holds another run's files, and replacing them was not asked for. */
+export class RunDirectoryInUseError extends MtlError {
+  readonly code = 'RUN_DIRECTORY_IN_USE';
 }
 
 /** Errors a session survives: the message is rejected and counted, the stream stays open. */

@@ -49,7 +49,9 @@ const layer = z
   })
   .check((ctx) => {
     const kinds = Object.keys(ctx.value).filter((k) => (ctx.value as Record<string, unknown>)[k] !== undefined);
-    if (kinds.length !== 1) {
+    // An unknown layer key has its own issue, which says more than "got none".
+    const unknownKey = ctx.issues.some((i) => i.code === 'unrecognized_keys' && (i.path ?? []).length === 0);
+    if (kinds.length !== 1 && !(kinds.length === 0 && unknownKey)) {
       ctx.issues.push({
         code: 'custom',
         input: ctx.value,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { JobSpecError, type SpecIssue } from './errors.js';
 import { jobSchema, layerSpec, type LayerSpec, type ParsedJob } from './job-schema.js';
+import { nearestName } from './nearest-name.js';
 import { specIssues } from './spec-issues.js';
 
 /** A validated job with defaults applied. Task order is the order of `tasks` in the file. */
@@ -140,7 +141,8 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
   }
   const aggregator = isRecord(training.aggregator) ? str(training.aggregator.name) : undefined;
   if (options.aggregatorNames && aggregator !== undefined && !options.aggregatorNames.includes(aggregator)) {
-    issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)} (available: ${options.aggregatorNames.join(', ')})` });
+    const near = nearestName(aggregator, options.aggregatorNames);
+    issues.push({ path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(aggregator)}${near !== undefined ? `; did you mean \`${near}\`?` : ''} (available: ${options.aggregatorNames.join(', ')})` });
   }
 
   for (const [t, spec] of Object.entries(tasks ?? {})) {
@@ -173,7 +175,7 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
 /** Validates an already-parsed document (YAML or JSON). Throws JobSpecError listing every problem. */
 export function validateJob(doc: unknown, source: string, options: ValidateOptions = {}): JobSpec {
   const parsed = jobSchema.safeParse(doc, { reportInput: true });
-  const issues = [...(parsed.success ? [] : specIssues(parsed.error)), ...crossChecks(doc, options)];
+  const issues = [...(parsed.success ? [] : specIssues(parsed.error, [], { schema: jobSchema, input: doc })), ...crossChecks(doc, options)];
   if (!parsed.success || issues.length > 0) throw new JobSpecError(source, issues);
   return parsed.data;
 }

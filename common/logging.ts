@@ -17,8 +17,10 @@ export interface Logger {
 
 export interface LoggerOptions {
   component: string;
-  /** Default: `info`, or the MTL_LOG_LEVEL environment variable. */
+  /** Default: the MTL_LOG_LEVEL environment variable, else `defaultLevel`. */
   level?: LogLevel;
+  /** The level when neither `level` nor MTL_LOG_LEVEL gives one (`--quiet` makes it warn). Default `info`. */
+  defaultLevel?: LogLevel;
   format?: LogFormat;
   /** Default: process.stderr. */
   write?: (line: string) => void;
@@ -37,7 +39,7 @@ function formatValue(v: string | number | boolean | null): string {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const level = options.level ?? envLevel() ?? 'info';
+  const level = options.level ?? envLevel() ?? options.defaultLevel ?? 'info';
   const format = options.format ?? 'text';
   const write = options.write ?? ((line: string) => process.stderr.write(line));
   const make = (component: string): Logger => {

@@ -88,6 +88,10 @@ export interface CheckpointData {
   affinity?: AffinityState;
   /** Sequential mode: stage progress (JSON) and the forgetting penalties' arrays. */
   extras?: CheckpointExtras;
+  /** Workers the run waited for before training: a resume waits for as many unless told otherwise. */
+  minWorkers?: number;
+  /** Wall-clock time of the run up to this checkpoint, over all its segments (so that a resumed run's wallTimeS covers them all). */
+  wallMs?: number;
   createdAt: string;
 }
 
@@ -110,6 +114,8 @@ interface Header {
   counters: FaultCounters;
   affinity?: AffinityState;
   extras?: { json: unknown; arrays: string[] };
+  minWorkers?: number;
+  wallMs?: number;
   createdAt: string;
   /** Float32 sections in payload order: params, the optimizer slots, then the extra arrays. */
   sections: Array<{ name: string; length: number }>;
@@ -143,6 +149,8 @@ export function encodeCheckpoint(data: CheckpointData): Buffer {
     counters: data.counters,
     ...(data.affinity ? { affinity: data.affinity } : {}),
     ...(data.extras ? { extras: { json: data.extras.json, arrays: extraNames } } : {}),
+    ...(data.minWorkers !== undefined ? { minWorkers: data.minWorkers } : {}),
+    ...(data.wallMs !== undefined ? { wallMs: data.wallMs } : {}),
     createdAt: data.createdAt,
     sections: [
       { name: 'params', length: data.params.length },
@@ -205,6 +213,9 @@ export function decodeCheckpoint(bytes: Buffer, file = 'checkpoint'): Checkpoint
     counters: header.counters,
     ...(header.affinity ? { affinity: header.affinity } : {}),
     ...(header.extras ? { extras: { json: header.extras.json, arrays: Object.fromEntries(header.extras.arrays.map((n, i) => [n, extraArrays[i]!])) } } : {}),
+    // Absent in checkpoints of older versions.
+    ...(typeof header.minWorkers === 'number' ? { minWorkers: header.minWorkers } : {}),
+    ...(typeof header.wallMs === 'number' ? { wallMs: header.wallMs } : {}),
     createdAt: header.createdAt,
   };
 }

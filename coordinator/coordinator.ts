@@ -137,6 +137,8 @@ export class Coordinator {
   private readonly tokenHash: Buffer | undefined;
   /** Connect streams open now, admitted or not yet. */
   private readonly openSessions = new Set<WorkerSession>();
+  /** performance.now() when this segment of the run started training (runToCompletion). */
+  private segmentStart: number | undefined;
 
   constructor(private readonly opts: CoordinatorOptions) {
     checkListenSecurity(opts.listen, { tls: opts.tls !== undefined, insecure: opts.insecure === true });
@@ -218,6 +220,7 @@ export class Coordinator {
     const address = `${host}:${port}`;
     this.state = 'serving';
     if (this.opts.resume) {
+      this.log.info(`resumed at step ${this.opts.resume.step}`, { run: this.runId, of: job.training.steps, workers: this.minWorkers });
       this.event({ type: 'run-resumed', level: 'info', message: `run ${this.runId} resumed from step ${this.opts.resume.step}`, data: { runId: this.runId, step: this.opts.resume.step } });
     } else {
       this.event({ type: 'run-started', level: 'info', message: `run ${this.runId} started`, data: { runId: this.runId, steps: job.training.steps, aggregator: job.training.aggregator.name } });
@@ -330,9 +333,23 @@ export class Coordinator {
     };
   }
 
+  /** Wall-clock time of the whole run so far: the earlier segments' (from the checkpoint resumed) plus this one's. */
+  private wallMs(): number {
+    const prior = this.opts.resume?.wallMs ?? 0;
+    return prior + (this.segmentStart === undefined ? 0 : performance.now() - this.segmentStart);
+  }
+
   private async saveCheckpoint(snapshot: RunSnapshot): Promise<void> {
     const started = performance.now();
-    await this.checkpoints.save({ ...snapshot, runId: this.runId, jobHash: this.jobHash, jobDir: this.opts.prepared.loaded.dir, createdAt: new Date().toISOString() });
+    await this.checkpoints.save({
+      ...snapshot,
+      runId: this.runId,
+      jobHash: this.jobHash,
+      jobDir: this.opts.prepared.loaded.dir,
+      minWorkers: this.minWorkers,
+      wallMs: this.wallMs(),
+      createdAt: new Date().toISOString(),
+    });
     this.lastCheckpoint = snapshot.step;
     this.log.info('checkpoint saved', { step: snapshot.step, ms: Math.round(performance.now() - started) });
     this.event({ type: 'checkpoint', level: 'info', message: `checkpoint at step ${snapshot.step}`, data: { step: snapshot.step } });
@@ -349,7 +366,7 @@ export class Coordinator {
     if (this.state !== 'serving') throw new IllegalStateError(`runToCompletion() in state ${this.state}`);
     const { prepared } = this.opts;
     const job = prepared.loaded.spec;
-    const started = performance.now();
+    this.segmentStart = performance.now();
     const dir = this.dir!;
 
     const { name: aggregatorName, ...aggregatorOptions } = job.training.aggregator;
@@ -393,7 +410,7 @@ export class Coordinator {
         ...base,
         status: 'succeeded',
         stepsCompleted: outcome.steps,
-        wallTimeS: (performance.now() - started) / 1000,
+        wallTimeS: this.wallMs() / 1000,
         trainTimeS: outcome.trainMs / 1000,
         samplesPerS: outcome.samples / (outcome.trainMs / 1000),
         backend: backends.join(','),
@@ -427,7 +444,7 @@ export class Coordinator {
         status: stopped ? 'stopped' : 'failed',
         error: { code: err instanceof MtlError ? err.code : 'INTERNAL', message: errorMessage(err) },
         stepsCompleted: this.run.stepsCompleted,
-        wallTimeS: (performance.now() - started) / 1000,
+        wallTimeS: this.wallMs() / 1000,
         backend: [...new Set(this.run.sessions.map((s) => s.backend))].join(','),
         workers: this.run.sessions.length,
         workerDetails: [],

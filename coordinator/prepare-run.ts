@@ -18,6 +18,22 @@ export interface PreparedRun {
   aggregator: Aggregator;
   optimizer: Optimizer;
   initialParams: Float32Array;
+  /** Things that are allowed but probably not meant (a batch larger than a task's data): shown, not refused. */
+  warnings: SpecIssue[];
+}
+
+/**
+ * A batch larger than a task's training rows is legal (batches run across epochs), but each
+ * row then appears several times in every batch: almost always a batchSize meant for other data.
+ */
+function batchWarnings(job: LoadedJob['spec'], trainSizes: ReadonlyMap<string, number>): SpecIssue[] {
+  const { batchSize } = job.training;
+  return [...trainSizes]
+    .filter(([, rows]) => rows > 0 && batchSize > rows)
+    .map(([task, rows]) => ({
+      path: 'training.batchSize',
+      message: `batchSize ${batchSize} is larger than the ${rows} training rows of task ${task}: each of its rows appears about ${Math.round(batchSize / rows)} times in every batch`,
+    }));
 }
 
 /** Runs `fn`, re-raising its spec problems as problems of the job file `source`. */
@@ -64,12 +80,14 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
 
   const { name, ...options } = job.training.aggregator;
   const aggregator = attributed(source, () => createAggregator(name, options, { seed: job.seed }));
+  const trainSizes = new Map([...bindings].map(([t, b]) => [t, b.dataset.train.size]));
   return {
     loaded,
     layout,
     bindings,
     testSizes: new Map([...bindings].map(([t, b]) => [t, b.dataset.test.size])),
-    trainSizes: new Map([...bindings].map(([t, b]) => [t, b.dataset.train.size])),
+    trainSizes,
+    warnings: batchWarnings(job, trainSizes),
     aggregator,
     optimizer: createOptimizer(job.training.optimizer, layout.totalSize),
     initialParams: initialParameters(layout, job.seed),

@@ -1,11 +1,76 @@
 // The run directory (docs/design.md, "Run directory"): job.yaml, metrics.jsonl, eval.jsonl,
 // summary.json and model/. JSON lines are appended as they happen, so a run that dies still
 // leaves everything it measured; files that must be whole are written atomically.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import { writeFileAtomic } from '../common/atomic-file.js';
+import { RunDirectoryInUseError } from '../common/errors.js';
 
 export const RUN_FILES = ['job.yaml', 'summary.json', 'metrics.jsonl', 'eval.jsonl', 'events.jsonl', 'model', 'checkpoints'] as const;
+
+/** The fields of a stored summary.json that say which run it was and how it ended. */
+export interface StoredSummary {
+  runId: string;
+  name: string;
+  status: 'succeeded' | 'failed' | 'stopped';
+  steps: number;
+  stepsCompleted: number;
+}
+
+/** DIR/summary.json when it is there and reads as a summary; otherwise undefined. */
+export function readRunSummary(dir: string): (StoredSummary & Record<string, unknown>) | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const s = value as Partial<StoredSummary> | null;
+  if (!s || typeof s.runId !== 'string' || typeof s.status !== 'string' || typeof s.stepsCompleted !== 'number' || typeof s.steps !== 'number') return undefined;
+  return value as StoredSummary & Record<string, unknown>;
+}
+
+/** The run files in `dir` (empty for a new or empty directory, or one holding other files only). */
+export function runFilesIn(dir: string): string[] {
+  return RUN_FILES.filter((f) => existsSync(path.join(dir, f)));
+}
+
+/** What `dir` holds, for a message: which run, how it ended, its files. */
+function describeRun(dir: string, files: readonly string[]): string {
+  const summary = readRunSummary(dir);
+  let job: string | undefined;
+  try {
+    const doc = YAML.parse(readFileSync(path.join(dir, 'job.yaml'), 'utf8')) as { name?: unknown } | null;
+    if (typeof doc?.name === 'string') job = doc.name;
+  } catch {
+    // No job.yaml, or not readable: the file list says enough.
+  }
+  let checkpoints = 0;
+  try {
+    checkpoints = readdirSync(path.join(dir, 'checkpoints')).filter((f) => f.endsWith('.mtlckpt')).length;
+  } catch {
+    // No checkpoints.
+  }
+  const what = summary
+    ? `run ${summary.runId}${job !== undefined ? ` of job "${job}"` : ''}, ${summary.status} after ${summary.stepsCompleted}/${summary.steps} steps`
+    : `an unfinished run${job !== undefined ? ` of job "${job}"` : ''} (no summary.json)`;
+  return `${what}; ${files.join(', ')}${checkpoints > 0 ? ` (${checkpoints} checkpoint${checkpoints === 1 ? '' : 's'})` : ''}`;
+}
+
+/**
+ * Throws RunDirectoryInUseError when `dir` already holds a run's files, naming the run and the
+ * files: a new run there would replace them. Other files in it do not count (they are left alone).
+ */
+export function assertRunDirectoryFree(dir: string): void {
+  const files = runFilesIn(dir);
+  if (files.length === 0) return;
+  const summary = readRunSummary(dir);
+  const resumable = files.includes('checkpoints') && summary?.status !== 'succeeded';
+  throw new RunDirectoryInUseError(
+    `${dir} already holds ${describeRun(dir, files)}. Give another --out, ${resumable ? `continue that run with --resume ${dir}, ` : ''}or add --force to replace its files`,
+  );
+}
 
 export interface RunDirectoryOptions {
   /**

@@ -1,6 +1,7 @@
 // Looks methods up by name and validates their options (defaults applied by each method's
 // schema). Problems are reported as JobSpecError issues under `training.aggregator`.
 import { JobSpecError } from '../../common/errors.js';
+import { nearestName } from '../../common/nearest-name.js';
 import { specIssues } from '../../common/spec-issues.js';
 import * as methods from './methods/index.js';
 import type { Aggregator, AggregatorContext, AggregatorDefinition } from './types.js';
@@ -21,11 +22,12 @@ export function aggregatorDefinition(name: string): AggregatorDefinition | undef
 export function createAggregator(name: string, options: Record<string, unknown> = {}, context: Partial<AggregatorContext> = {}): Aggregator {
   const definition = definitions.get(name);
   if (!definition) {
+    const near = nearestName(name, aggregatorNames);
     throw new JobSpecError('aggregator', [
-      { path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(name)} (available: ${aggregatorNames.join(', ')})` },
+      { path: 'training.aggregator.name', message: `unknown aggregator ${JSON.stringify(name)}${near !== undefined ? `; did you mean \`${near}\`?` : ''} (available: ${aggregatorNames.join(', ')})` },
     ]);
   }
   const parsed = definition.options.safeParse(options, { reportInput: true });
-  if (!parsed.success) throw new JobSpecError('aggregator', specIssues(parsed.error, ['training', 'aggregator']));
+  if (!parsed.success) throw new JobSpecError('aggregator', specIssues(parsed.error, ['training', 'aggregator'], { schema: definition.options, input: options }));
   return definition.create(parsed.data, { seed: context.seed ?? 0 });
 }

@@ -3,9 +3,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../helpers/cli-process.js';
-import { makeCerts } from '../helpers/security.js';
+import { runCli, startCli } from '../helpers/cli-process.js';
+import { writeJob } from '../helpers/jobs.js';
+import { makeCerts, tinyJob, tokenFile } from '../helpers/security.js';
+import { freePort } from '../helpers/tcp-proxy.js';
+import { tempDir } from '../helpers/temp-dirs.js';
 
 function openssl(...args: string[]): string {
   return execFileSync('openssl', args, { encoding: 'utf8' });
@@ -49,5 +53,39 @@ void describe('mtl certs init', () => {
     const bad = await runCli(['certs', 'init', `${certs.dir}-2`, '--coordinator-san', 'IP:10.0.0.300']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--coordinator-san: "IP:10\.0\.0\.300" is not an IP address/);
+  });
+
+  void it('suggests commands that work with the certificates it made: loopback names only, so a loopback address', async () => {
+    const dir = path.join(tempDir('mtl-certs-hint-'), 'pki');
+    const r = await runCli(['certs', 'init', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const coordinatorLine = /^ {2}(mtl coordinator .*)$/m.exec(r.stdout)?.[1];
+    const workerLine = /^ {2}(mtl worker .*)$/m.exec(r.stdout)?.[1];
+    assert.ok(coordinatorLine && workerLine, r.stdout);
+    assert.match(r.stdout, /valid for this machine only .*--coordinator-san NAME/);
+    // Run exactly what it printed (a free port for 7070, a real job and token file).
+    const port = String(await freePort());
+    const token = tokenFile();
+    const args = (line: string) =>
+      line
+        .split(' ')
+        .slice(1)
+        .map((a) => a.replace(':7070', `:${port}`).replace(/^token$/, token.file).replace(/^JOB$/, writeJob(tinyJob(5))));
+    const coordinator = startCli([...args(coordinatorLine), '--out', tempDir('mtl-certs-run-'), '--json']);
+    await coordinator.waitFor(/listening/);
+    const worker = await runCli([...args(workerLine), '--backend', 'cpu', '--connect-timeout', '10']);
+    const done = await coordinator.result;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(worker.code, 0, worker.stderr);
+    assert.equal((JSON.parse(done.stdout) as { status: string }).status, 'succeeded');
+  });
+
+  void it('with --coordinator-san, suggests a worker address among the certificate names', async () => {
+    const certs = path.join(tempDir('mtl-certs-san-'), 'pki');
+    const r = await runCli(['certs', 'init', certs, '--coordinator-san', 'DNS:coord.example,IP:10.0.0.5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}mtl coordinator JOB --listen 0\.0\.0\.0:7070 /m);
+    assert.match(r.stdout, /^ {2}mtl worker --coordinator coord\.example:7070 /m);
+    assert.match(r.stdout, /under one of its certificate names \(coord\.example, 10\.0\.0\.5/);
   });
 });

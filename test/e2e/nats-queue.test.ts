@@ -189,7 +189,8 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
     const steps = 240;
     const job = chaosJob({ steps });
     const out = tempDir('mtl-nats-restart-');
-    const run = startCli(['run', job, '--nats', server.url, '--workers', '1', '--out', out, '--json', '--quiet']);
+    // --quiet hides progress and INFO lines; the run id is in one of those, so ask for them.
+    const run = startCli(['run', job, '--nats', server.url, '--workers', '1', '--out', out, '--json', '--quiet', '--log-level', 'info']);
     const runId = (await run.waitFor(/registered with the control plane run=(\S+)/))[1]!;
     // A live subscriber (its connection rides out the outage too): when did metrics arrive?
     const received: Array<{ step: number; at: number; training: boolean }> = [];

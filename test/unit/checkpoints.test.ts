@@ -30,6 +30,15 @@ void describe('checkpoint files', () => {
     assert.ok(Object.is(back.optimizer.slots.v![0], -0));
   });
 
+  void it('keep the worker count and the accumulated wall time; older checkpoints have neither', () => {
+    const data = { ...checkpoint(4), minWorkers: 3, wallMs: 12_345.5 };
+    const back = decodeCheckpoint(encodeCheckpoint(data));
+    assert.equal(back.minWorkers, 3);
+    assert.equal(back.wallMs, 12_345.5);
+    const old = decodeCheckpoint(encodeCheckpoint(checkpoint(4)));
+    assert.ok(!('minWorkers' in old) && !('wallMs' in old));
+  });
+
   void it('detect truncation, flipped bits and foreign files', () => {
     const bytes = encodeCheckpoint(checkpoint(3));
     assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 10)), CorruptCheckpointError);

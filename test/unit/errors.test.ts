@@ -5,6 +5,7 @@ import {
   AggregationInputError,
   AuthenticationError,
   InsecureListenError,
+  RunDirectoryInUseError,
   SecurityConfigError,
   BackendUnavailableError,
   ByteLengthError,
@@ -55,6 +56,7 @@ const PLAIN: Array<[PlainCtor, ErrorCode, status, rejected: boolean]> = [
   [RunNotFoundError, 'RUN_NOT_FOUND', status.NOT_FOUND, false],
   [SecurityConfigError, 'SECURITY_CONFIG', status.FAILED_PRECONDITION, false],
   [InsecureListenError, 'INSECURE_LISTEN', status.FAILED_PRECONDITION, false],
+  [RunDirectoryInUseError, 'RUN_DIRECTORY_IN_USE', status.FAILED_PRECONDITION, false],
 ];
 
 void describe('error classes', () => {
