@@ -30,7 +30,8 @@ export {
   type SpecIssue,
 } from './common/errors.js';
 export { toGrpcStatus } from './common/grpc-status.js';
-export { Coordinator, type CoordinatorOptions, type RunSummary } from './coordinator/coordinator.js';
+export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.js';
+export type { RunSummary } from './coordinator/run-summary.js';
 export { prepareRun, type PreparedRun } from './coordinator/prepare-run.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';
 export { loadTlsMaterial, loadToken, type TlsMaterial } from './common/security.js';

@@ -3,7 +3,8 @@
 import path from 'node:path';
 import { WorkerLostError, errorMessage } from '../common/errors.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
-import { Coordinator, type RunSummary } from '../coordinator/coordinator.js';
+import { Coordinator } from '../coordinator/coordinator.js';
+import type { RunSummary } from '../coordinator/run-summary.js';
 import type { PreparedRun } from '../coordinator/prepare-run.js';
 import { CoordinatorDashboardSource } from '../coordinator/dashboard-source.js';
 import { DashboardServer } from '../coordinator/http-server.js';

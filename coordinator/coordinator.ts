@@ -11,16 +11,16 @@ import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, Illeg
 import { toGrpcStatus } from '../common/grpc-status.js';
 import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
-import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { createTunedServer, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { watchTlsRefusals } from '../common/grpc-tls.js';
 import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
-import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore, type FaultCounters } from './checkpoints.js';
+import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore } from './checkpoints.js';
+import { saveTrainedModel } from './model-export.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
 import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
-import type { ContinualSummary } from './stage-progress.js';
+import type { RunSummary } from './run-summary.js';
 import { TrainingRun } from './training-run.js';
 import type { RunSnapshot, RunState } from './training-run-options.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
@@ -77,38 +77,6 @@ export interface CoordinatorOptions {
 
 /** Default of CoordinatorOptions.maxSessions. */
 export const DEFAULT_MAX_SESSIONS = 256;
-
-export interface RunSummary {
-  name: string;
-  runId: string;
-  status: 'succeeded' | 'failed' | 'stopped';
-  error?: { code: string; message: string };
-  steps: number;
-  stepsCompleted: number;
-  wallTimeS: number;
-  trainTimeS?: number;
-  samplesPerS?: number;
-  backend: string;
-  workers: number;
-  workerDetails: TrainingOutcome['workers'];
-  aggregator: Record<string, unknown>;
-  optimizer: Record<string, unknown>;
-  seed: number;
-  parameters: number;
-  tasks: Record<string, { loss: number; samples: number } & Record<string, number>>;
-  rejectedMessages: number;
-  /** Mean first-order task affinity over the run's steps (TAG): `mean[from][to]`; `mtl affinity` reads it. */
-  affinity?: ReturnType<TrainingRun['affinitySummary']>;
-  /** Sequential mode: the accuracy matrix R[stage][task] and its summaries (average, BWT, FWT, retention). */
-  continual?: ContinualSummary;
-  /** Deaths, departures, reassigned and backup units, dropped late results, resumes. */
-  faults: FaultCounters;
-  /** Step of the checkpoint this run continued from, if it was resumed. */
-  resumedFrom?: number;
-  /** Step of the last checkpoint written, if any. */
-  lastCheckpoint?: number;
-  outDir: string;
-}
 
 export type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | 'closed';
 
@@ -384,26 +352,7 @@ export class Coordinator {
     let summary: RunSummary;
     try {
       const outcome = await this.run.train();
-      const model = buildLayersModel(prepared.layout, job.name, outcome.params);
-      try {
-        await saveLayersModel(model, dir.file('model'), {
-          mtl: {
-            runId: this.runId,
-            tasks: Object.fromEntries(
-              [...prepared.bindings].map(([t, b]) => [t, { loss: job.tasks[t]!.loss, target: b.target, classes: b.dataset.targets[b.target]?.classes ?? null }]),
-            ),
-            // What a server must do to raw inputs before predict(): the CSV features' train statistics.
-            inputs: Object.fromEntries(
-              Object.entries(job.tasks).flatMap(([t, s]) => {
-                const d = prepared.bindings.get(t)!.dataset as { normalization?: { mean: readonly number[]; std: readonly number[] } };
-                return s.data.dataset === 'csv' && d.normalization ? [[t, { features: s.data.features, ...d.normalization }]] : [];
-              }),
-            ),
-          },
-        });
-      } finally {
-        model.dispose();
-      }
+      await saveTrainedModel(prepared, this.runId, outcome.params, dir.file('model'));
       const backends = [...new Set(outcome.workers.map((w) => w.backend))];
       const continual = this.run.continualSummary();
       summary = {

@@ -13,7 +13,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { RunRecord } from '../common/control/registry.js';
 import { errorMessage, MtlError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
-import type { RunSummary } from './coordinator.js';
+import type { RunSummary } from './run-summary.js';
 import { finishedRecord } from './run-claim.js';
 import type { RunReporter } from './run-reporter.js';
 

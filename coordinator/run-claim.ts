@@ -3,7 +3,7 @@
 import type { ControlPlane } from '../common/control/plane.js';
 import type { RunRecord, RunRegistry } from '../common/control/registry.js';
 import type { Logger } from '../common/logging.js';
-import type { RunSummary } from './coordinator.js';
+import type { RunSummary } from './run-summary.js';
 import { RunReporter } from './run-reporter.js';
 
 export interface ClaimOptions {

@@ -17,7 +17,8 @@ import type { WorkerMessage } from '../../proto/generated/mtl/v1/WorkerMessage.j
 import { loadJobFile } from '../../common/job-spec.js';
 import { silentLogger } from '../../common/logging.js';
 import { CHANNEL_OPTIONS, MAX_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../common/protocol.js';
-import { Coordinator, type RunSummary } from '../../coordinator/coordinator.js';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import type { RunSummary } from '../../coordinator/run-summary.js';
 import { prepareRun } from '../../coordinator/prepare-run.js';
 import { MAX_INVALID_RESULTS } from '../../coordinator/result-intake.js';
 import { startCli } from '../helpers/cli-process.js';
