@@ -19,7 +19,7 @@ import { saveTrainedModel } from './model-export.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
-import type { EvalRecord, RunEvent, StepRecord, TrainingOutcome } from './run-records.js';
+import type { EvalRecord, RunEvent, StepRecord } from './run-records.js';
 import type { RunSummary } from './run-summary.js';
 import { TrainingRun } from './training-run.js';
 import type { RunSnapshot, RunState } from './training-run-options.js';
