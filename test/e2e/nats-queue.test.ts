@@ -5,15 +5,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ControlPlane, JOBS_STREAM, subjects } from '../../common/control/plane.js';
-import { RunRegistry } from '../../common/control/registry.js';
-import { silentLogger } from '../../common/logging.js';
+import { JOBS_STREAM, subjects } from '../../common/control/plane.js';
 import { chaosJob, referenceWeights, waitForSteps, weightsOf } from '../helpers/chaos.js';
 import { isAlive, runCli, startCli, type RunningCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import { controlPlaneFixture } from '../helpers/control-plane-fixture.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 /** Two small regression tasks: a run of 40 steps takes a couple of seconds. */
@@ -45,21 +43,10 @@ async function stopAll(processes: RunningCli[]): Promise<void> {
 }
 
 void describe('NATS job queue, registry and discovery (real processes)', () => {
-  let server: NatsServer;
-  let plane: ControlPlane;
-  let registry: RunRegistry;
+  const nats = controlPlaneFixture();
 
-  before(async () => {
-    server = await NatsServer.start();
-    plane = await ControlPlane.connect({ url: server.url, name: 'test', logger: silentLogger, reconnectWaitMs: 200 });
-    registry = await RunRegistry.open(plane);
-  });
-  after(async () => {
-    await plane.close();
-    await server.stop();
-  });
 
-  const statusOf = (runId: string) => registry.get(runId);
+  const statusOf = (runId: string) => nats.registry.get(runId);
   const ended = (runId: string) =>
     waitUntil(`run ${runId} to end`, async () => {
       const r = await statusOf(runId);
@@ -72,15 +59,15 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
 
   void it('a 3-point sweep, mtl serve --concurrency 2 and a worker pool: three succeeded runs with metrics and models', async () => {
     const job = syntheticJob();
-    const submit = await runCli(['submit', job, '--nats', server.url, '--sweep', 'training.optimizer.learningRate=0.01,0.02,0.05', '--json']);
+    const submit = await runCli(['submit', job, '--nats', nats.server.url, '--sweep', 'training.optimizer.learningRate=0.01,0.02,0.05', '--json']);
     assert.equal(submit.code, 0, submit.stderr);
     const runs = submit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { runId: string; sweep: Record<string, number> });
     assert.deepEqual(runs.map((r) => r.sweep['training.optimizer.learningRate']), [0.01, 0.02, 0.05]);
     for (const { runId } of runs) assert.equal((await statusOf(runId))?.status, 'queued');
 
     const outRoot = tempDir('mtl-serve-');
-    const serve = startCli(['serve', '--nats', server.url, '--concurrency', '2', '--listen', '127.0.0.1:0', '--out-root', outRoot]);
-    const workers = [1, 2].map((i) => startCli(['worker', '--nats', server.url, '--pool', 'default', '--name', `pool-${i}`, '--backend', 'wasm']));
+    const serve = startCli(['serve', '--nats', nats.server.url, '--concurrency', '2', '--listen', '127.0.0.1:0', '--out-root', outRoot]);
+    const workers = [1, 2].map((i) => startCli(['worker', '--nats', nats.server.url, '--pool', 'default', '--name', `pool-${i}`, '--backend', 'wasm']));
     try {
       for (const { runId } of runs) {
         const done = await waitUntil(`run ${runId} to end`, async () => {
@@ -99,12 +86,12 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
         assert.deepEqual([summary.runId, summary.status], [runId, 'succeeded']);
       }
       // Each job was acked: nothing is left in the work queue.
-      assert.equal((await plane.jsm.streams.info(JOBS_STREAM)).state.messages, 0);
-      const table = await runCli(['status', '--nats', server.url]);
+      assert.equal((await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages, 0);
+      const table = await runCli(['status', '--nats', nats.server.url]);
       assert.equal(table.code, 0, table.stderr);
       for (const { runId } of runs) assert.match(table.stdout, new RegExp(`${runId}\\s+succeeded\\s+40/40`));
       // The same run history, live or afterwards, from mtl watch.
-      const watch = await runCli(['watch', runs[0]!.runId, '--nats', server.url, '--json']);
+      const watch = await runCli(['watch', runs[0]!.runId, '--nats', nats.server.url, '--json']);
       assert.equal(watch.code, 0, watch.stderr);
       const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l) as { subject: string; type?: string; step?: number });
       assert.deepEqual(lines.filter((l) => l.subject.endsWith('.metrics')).map((l) => l.step), Array.from({ length: 40 }, (_, i) => i + 1));
@@ -120,13 +107,13 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
   void it('a coordinator killed mid-job: another one resumes it from the object store, with bitwise the undisturbed weights', async () => {
     const job = resumeJob;
     const reference = await undisturbed();
-    const submit = await runCli(['submit', job, '--nats', server.url, '--pool', 'resume']);
+    const submit = await runCli(['submit', job, '--nats', nats.server.url, '--pool', 'resume']);
     assert.equal(submit.code, 0, submit.stderr);
     const runId = submit.stdout.trim();
     const outRoot = tempDir('mtl-serve-kill-');
-    const serveArgs = ['serve', '--nats', server.url, '--pool', 'resume', '--listen', '127.0.0.1:0', '--out-root', outRoot, '--ack-wait', '3', '--lease', '4'];
+    const serveArgs = ['serve', '--nats', nats.server.url, '--pool', 'resume', '--listen', '127.0.0.1:0', '--out-root', outRoot, '--ack-wait', '3', '--lease', '4'];
     const servers = [startCli(serveArgs), startCli(serveArgs)];
-    const worker = startCli(['worker', '--nats', server.url, '--run', runId, '--name', 'w', '--reconnect-timeout', '120']);
+    const worker = startCli(['worker', '--nats', nats.server.url, '--run', runId, '--name', 'w', '--reconnect-timeout', '120']);
     try {
       const running = await waitUntil('a checkpoint in the object store', async () => {
         const r = await statusOf(runId);
@@ -157,12 +144,12 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
 
   void it('mtl serve stopped with SIGTERM hands its job back at once; another server resumes it bitwise', async () => {
     const reference = await undisturbed();
-    const runId = (await runCli(['submit', resumeJob, '--nats', server.url, '--pool', 'handoff'])).stdout.trim();
+    const runId = (await runCli(['submit', resumeJob, '--nats', nats.server.url, '--pool', 'handoff'])).stdout.trim();
     const outRoot = tempDir('mtl-serve-handoff-');
     // A long ack wait: only the hand-back (nak), not a redelivery timeout, can move the job quickly.
-    const serveArgs = ['serve', '--nats', server.url, '--pool', 'handoff', '--listen', '127.0.0.1:0', '--out-root', outRoot, '--ack-wait', '600'];
+    const serveArgs = ['serve', '--nats', nats.server.url, '--pool', 'handoff', '--listen', '127.0.0.1:0', '--out-root', outRoot, '--ack-wait', '600'];
     const first = startCli(serveArgs);
-    const worker = startCli(['worker', '--nats', server.url, '--run', runId, '--reconnect-timeout', '120']);
+    const worker = startCli(['worker', '--nats', nats.server.url, '--run', runId, '--reconnect-timeout', '120']);
     let second: RunningCli | undefined;
     try {
       await waitUntil('a few steps', async () => ((await statusOf(runId))?.step ?? 0) >= 7 || undefined);
@@ -190,19 +177,19 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
     const job = chaosJob({ steps });
     const out = tempDir('mtl-nats-restart-');
     // --quiet hides progress and INFO lines; the run id is in one of those, so ask for them.
-    const run = startCli(['run', job, '--nats', server.url, '--workers', '1', '--out', out, '--json', '--quiet', '--log-level', 'info']);
+    const run = startCli(['run', job, '--nats', nats.server.url, '--workers', '1', '--out', out, '--json', '--quiet', '--log-level', 'info']);
     const runId = (await run.waitFor(/registered with the control plane run=(\S+)/))[1]!;
     // A live subscriber (its connection rides out the outage too): when did metrics arrive?
     const received: Array<{ step: number; at: number; training: boolean }> = [];
-    const sub = plane.nc.subscribe(subjects.metrics(runId));
+    const sub = nats.plane.nc.subscribe(subjects.metrics(runId));
     void (async () => {
       for await (const m of sub) received.push({ step: m.json<{ step: number }>().step, at: Date.now(), training: run.child.exitCode === null });
     })();
     await waitForSteps(out, 4, run);
-    await server.stop();
+    await nats.server.stop();
     await sleep(2000);
     assert.equal(run.child.exitCode, null, 'the run is still going during the outage');
-    await server.restart();
+    await nats.server.restart();
     const restarted = Date.now();
     const r = await run.result;
     assert.equal(r.code, 0, r.stderr);
@@ -219,7 +206,7 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
     }, 30_000);
     assert.equal(record.step, steps);
     assert.equal(record.droppedEvents, 0);
-    const watch = await runCli(['watch', summary.runId, '--nats', server.url, '--json']);
+    const watch = await runCli(['watch', summary.runId, '--nats', nats.server.url, '--json']);
     assert.equal(watch.code, 0, watch.stderr);
     const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l) as { subject: string; type?: string; step?: number });
     // Every step exactly once, in order, including those taken while NATS was down.
@@ -229,26 +216,26 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
 
   void it('mtl cancel: a queued run leaves the queue; a running one stops and is recorded as cancelled', async () => {
     const job = syntheticJob(100_000, 0);
-    const queued = await runCli(['submit', job, '--nats', server.url, '--pool', 'nobody']);
+    const queued = await runCli(['submit', job, '--nats', nats.server.url, '--pool', 'nobody']);
     const queuedId = queued.stdout.trim();
-    const before = (await plane.jsm.streams.info(JOBS_STREAM)).state.messages;
-    assert.equal((await runCli(['cancel', queuedId, '--nats', server.url])).code, 0);
+    const before = (await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages;
+    assert.equal((await runCli(['cancel', queuedId, '--nats', nats.server.url])).code, 0);
     assert.equal((await statusOf(queuedId))?.status, 'cancelled');
-    assert.equal((await plane.jsm.streams.info(JOBS_STREAM)).state.messages, before - 1);
-    const again = await runCli(['cancel', queuedId, '--nats', server.url]);
+    assert.equal((await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages, before - 1);
+    const again = await runCli(['cancel', queuedId, '--nats', nats.server.url]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already been cancelled/);
-    const unknown = await runCli(['cancel', 'no-such-run', '--nats', server.url]);
+    const unknown = await runCli(['cancel', 'no-such-run', '--nats', nats.server.url]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no run no-such-run/);
 
-    const submitted = await runCli(['submit', job, '--nats', server.url, '--pool', 'cancel']);
+    const submitted = await runCli(['submit', job, '--nats', nats.server.url, '--pool', 'cancel']);
     const runId = submitted.stdout.trim();
-    const serve = startCli(['serve', '--nats', server.url, '--pool', 'cancel', '--listen', '127.0.0.1:0', '--out-root', tempDir('mtl-serve-cancel-')]);
-    const worker = startCli(['worker', '--nats', server.url, '--run', runId]);
+    const serve = startCli(['serve', '--nats', nats.server.url, '--pool', 'cancel', '--listen', '127.0.0.1:0', '--out-root', tempDir('mtl-serve-cancel-')]);
+    const worker = startCli(['worker', '--nats', nats.server.url, '--run', runId]);
     try {
       await waitUntil('training', async () => ((await statusOf(runId))?.step ?? 0) > 3 || undefined);
-      const cancel = await runCli(['cancel', runId, '--nats', server.url]);
+      const cancel = await runCli(['cancel', runId, '--nats', nats.server.url]);
       assert.equal(cancel.code, 0, cancel.stderr);
       const done = await waitUntil('the cancellation', async () => {
         const r = await statusOf(runId);
@@ -264,12 +251,12 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
   });
 
   void it('refuses a bad sweep (exit 2, the path named) and queues nothing', async () => {
-    const before = (await plane.jsm.streams.info(JOBS_STREAM)).state.messages;
-    const registered = (await registry.list()).length;
-    const r = await runCli(['submit', syntheticJob(), '--nats', server.url, '--sweep', 'training.optimizer.learningRate=0.1,-2']);
+    const before = (await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages;
+    const registered = (await nats.registry.list()).length;
+    const r = await runCli(['submit', syntheticJob(), '--nats', nats.server.url, '--sweep', 'training.optimizer.learningRate=0.1,-2']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /training\.optimizer\.learningRate: .*sweep point training\.optimizer\.learningRate=-2/);
-    assert.equal((await plane.jsm.streams.info(JOBS_STREAM)).state.messages, before);
-    assert.equal((await registry.list()).length, registered, 'not even the valid point was registered');
+    assert.equal((await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages, before);
+    assert.equal((await nats.registry.list()).length, registered, 'not even the valid point was registered');
   });
 });

@@ -3,28 +3,13 @@
 // first attempt while it never joined, --reconnect-timeout from the moment a joined session was
 // lost. Real processes, a real nats-server; the registry keeps naming a coordinator that is gone.
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { ControlPlane } from '../../common/control/plane.js';
-import { RunRegistry } from '../../common/control/registry.js';
-import { silentLogger } from '../../common/logging.js';
+import { describe, it } from 'node:test';
 import { startCli, type CliResult, type RunningCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import { controlPlaneFixture } from '../helpers/control-plane-fixture.js';
+import { freePort } from '../helpers/nats-server.js';
 import { tinyJob } from '../helpers/security.js';
 import { tempDir } from '../helpers/temp-dirs.js';
-
-/** A port nothing listens on (taken from the OS, then released). */
-function deadPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The process's result, or a failure if it is still running after `limitMs` (then it is killed). */
 async function exitWithin(p: RunningCli, limitMs: number, what: string): Promise<CliResult & { afterMs: number }> {
@@ -42,23 +27,12 @@ async function exitWithin(p: RunningCli, limitMs: number, what: string): Promise
 }
 
 void describe('discovering worker: the connect and reconnect budgets', () => {
-  let server: NatsServer;
-  let plane: ControlPlane;
-  let registry: RunRegistry;
-  before(async () => {
-    server = await NatsServer.start();
-    plane = await ControlPlane.connect({ url: server.url, name: 'test', logger: silentLogger });
-    registry = await RunRegistry.open(plane);
-  });
-  after(async () => {
-    await plane.close();
-    await server.stop();
-  });
+  const nats = controlPlaneFixture();
 
   void it('never joined: exits once --connect-timeout has passed, not after the reconnect budget', async () => {
     const runId = 'unreachable-run';
-    await registry.create({ runId, name: 'tiny', status: 'running', pool: 'default', coordinator: `127.0.0.1:${await deadPort()}`, updatedAt: '', step: 0, totalSteps: 5, workers: 0, attempts: 1 });
-    const worker = startCli(['worker', '--nats', server.url, '--run', runId, '--backend', 'cpu', '--connect-timeout', '6', '--reconnect-timeout', '300']);
+    await nats.registry.create({ runId, name: 'tiny', status: 'running', pool: 'default', coordinator: `127.0.0.1:${await freePort()}`, updatedAt: '', step: 0, totalSteps: 5, workers: 0, attempts: 1 });
+    const worker = startCli(['worker', '--nats', nats.server.url, '--run', runId, '--backend', 'cpu', '--connect-timeout', '6', '--reconnect-timeout', '300']);
     // Generous against a noisy machine, and still far below the 300 s a reset clock would take.
     const r = await exitWithin(worker, 45_000, 'the worker');
     assert.equal(r.code, 1, r.stderr);
@@ -68,16 +42,16 @@ void describe('discovering worker: the connect and reconnect budgets', () => {
   void it('joined, then its coordinator is killed: exits once --reconnect-timeout has passed since the loss', async () => {
     const out = tempDir('mtl-discovery-budget-');
     // Two workers wanted, one comes: the run waits, the worker stays joined until the kill.
-    const coordinator = startCli(['coordinator', writeJob(tinyJob()), '--nats', server.url, '--listen', '127.0.0.1:0', '--workers', '2', '--out', out]);
+    const coordinator = startCli(['coordinator', writeJob(tinyJob()), '--nats', nats.server.url, '--listen', '127.0.0.1:0', '--workers', '2', '--out', out]);
     const runId = (await coordinator.waitFor(/registered with the control plane run=(\S+)/))[1]!;
-    const worker = startCli(['worker', '--nats', server.url, '--run', runId, '--backend', 'cpu', '--reconnect-timeout', '6']);
+    const worker = startCli(['worker', '--nats', nats.server.url, '--run', runId, '--backend', 'cpu', '--reconnect-timeout', '6']);
     try {
       await worker.waitFor(/joined run/);
       coordinator.child.kill('SIGKILL');
       await coordinator.result;
       // The registry still names the dead coordinator (its lease has not run out): every
       // lookup finds it, every attempt fails. More than one 5 s attempt fits in the budget.
-      assert.equal((await registry.require(runId)).status, 'running');
+      assert.equal((await nats.registry.require(runId)).status, 'running');
       const r = await exitWithin(worker, 45_000, 'the worker');
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /worker stopped: .*; gave up reconnecting after \d+ s \(reconnect timeout\)/);

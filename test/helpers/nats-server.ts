@@ -11,7 +11,8 @@ export function natsServerBinary(): string {
   return requireTool('nats-server');
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 (taken from the OS, then released): nothing listens on it until someone binds it. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

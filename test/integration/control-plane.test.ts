@@ -2,16 +2,17 @@
 // registry compare-and-set and leases, the object-store checkpoint store, and the bounded
 // event buffer across a server restart.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlPlane, RUNS_STREAM, subjects } from '../../common/control/plane.js';
-import { RunRegistry, type RunRecord } from '../../common/control/registry.js';
+import type { RunRecord } from '../../common/control/registry.js';
 import { ControlPlaneError, LeaseHeldError, RunNotFoundError } from '../../common/errors.js';
 import { silentLogger } from '../../common/logging.js';
 import { decodeCheckpoint, encodeCheckpoint, zeroCounters, type CheckpointData } from '../../coordinator/checkpoints.js';
 import { NatsCheckpointStore } from '../../coordinator/nats-checkpoints.js';
 import { BufferedPublisher } from '../../coordinator/run-reporter.js';
-import { NatsServer, natsServerBinary } from '../helpers/nats-server.js';
+import { controlPlaneFixture } from '../helpers/control-plane-fixture.js';
+import { natsServerBinary } from '../helpers/nats-server.js';
 
 function record(runId: string, extra: Partial<RunRecord> = {}): RunRecord {
   return { runId, name: 'job', status: 'queued', pool: 'default', updatedAt: '', step: 0, totalSteps: 10, workers: 0, attempts: 0, ...extra };
@@ -44,20 +45,8 @@ async function waitUntil(what: string, ok: () => boolean | Promise<boolean>, tim
 }
 
 void describe('NATS control plane', () => {
-  let server: NatsServer;
-  let plane: ControlPlane;
-  let registry: RunRegistry;
+  const nats = controlPlaneFixture();
 
-  before(async () => {
-    server = await NatsServer.start();
-    plane = await ControlPlane.connect({ url: server.url, name: 'test', logger: silentLogger, reconnectWaitMs: 200 });
-    await plane.ensureStreams();
-    registry = await RunRegistry.open(plane);
-  });
-  after(async () => {
-    await plane.close();
-    await server.stop();
-  });
 
   void it('names the package to install when nats-server is missing', () => {
     const saved = process.env.NATS_SERVER;
@@ -79,36 +68,36 @@ void describe('NATS control plane', () => {
   });
 
   void it('registry: create refuses a taken id; concurrent mutations are all applied (compare-and-set)', async () => {
-    await registry.create(record('run-cas'));
-    await assert.rejects(registry.create(record('run-cas')), ControlPlaneError);
-    await Promise.all(Array.from({ length: 8 }, () => registry.mutate('run-cas', (r) => ({ ...r!, step: r!.step + 1 }))));
-    assert.equal((await registry.require('run-cas')).step, 8);
-    await assert.rejects(registry.require('no-such-run'), RunNotFoundError);
-    await assert.rejects(registry.get('bad id with spaces'), /invalid run id/);
-    assert.ok((await registry.list()).some((r) => r.runId === 'run-cas'));
+    await nats.registry.create(record('run-cas'));
+    await assert.rejects(nats.registry.create(record('run-cas')), ControlPlaneError);
+    await Promise.all(Array.from({ length: 8 }, () => nats.registry.mutate('run-cas', (r) => ({ ...r!, step: r!.step + 1 }))));
+    assert.equal((await nats.registry.require('run-cas')).step, 8);
+    await assert.rejects(nats.registry.require('no-such-run'), RunNotFoundError);
+    await assert.rejects(nats.registry.get('bad id with spaces'), /invalid run id/);
+    assert.ok((await nats.registry.list()).some((r) => r.runId === 'run-cas'));
   });
 
   void it('lease: one owner at a time; an expired lease can be taken over and the old owner learns it', async () => {
-    await registry.create(record('run-lease'));
+    await nats.registry.create(record('run-lease'));
     const running = (r: RunRecord | undefined) => ({ ...r!, status: 'running' as const });
-    await registry.acquire('run-lease', 'A', 600, running);
-    await assert.rejects(registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
-    await registry.renew('run-lease', 'A', 600, (r) => ({ ...r, step: 3 }));
+    await nats.registry.acquire('run-lease', 'A', 600, running);
+    await assert.rejects(nats.registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
+    await nats.registry.renew('run-lease', 'A', 600, (r) => ({ ...r, step: 3 }));
     // The renewal restarted the watch: B must see the lease unrenewed for 600 ms from now.
-    await assert.rejects(registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
+    await assert.rejects(nats.registry.acquire('run-lease', 'B', 600, running), LeaseHeldError);
     await sleep(700);
-    const taken = await registry.acquire('run-lease', 'B', 10_000, running);
+    const taken = await nats.registry.acquire('run-lease', 'B', 10_000, running);
     assert.equal(taken.lease?.owner, 'B');
     assert.equal(taken.step, 3);
-    await assert.rejects(registry.renew('run-lease', 'A', 600), LeaseHeldError);
-    await assert.rejects(registry.release('run-lease', 'A', (r) => r), LeaseHeldError);
-    const released = await registry.release('run-lease', 'B', (r) => ({ ...r, status: 'succeeded' }));
+    await assert.rejects(nats.registry.renew('run-lease', 'A', 600), LeaseHeldError);
+    await assert.rejects(nats.registry.release('run-lease', 'A', (r) => r), LeaseHeldError);
+    const released = await nats.registry.release('run-lease', 'B', (r) => ({ ...r, status: 'succeeded' }));
     assert.equal(released.lease, undefined);
-    assert.equal((await registry.require('run-lease')).status, 'succeeded');
+    assert.equal((await nats.registry.require('run-lease')).status, 'succeeded');
   });
 
   void it('object-store checkpoints: newest first, keeps the last N, skips a damaged one', async () => {
-    const store = new NatsCheckpointStore(plane, 'run-ckpt', 3);
+    const store = new NatsCheckpointStore(nats.plane, 'run-ckpt', 3);
     for (const step of [5, 10, 15, 20]) await store.save(checkpoint(step));
     await store.settled();
     assert.deepEqual((await store.list()).map((c) => c.step), [20, 15, 10]);
@@ -116,12 +105,12 @@ void describe('NATS control plane', () => {
     assert.ok(latest);
     assert.deepEqual(encodeCheckpoint(latest), encodeCheckpoint(checkpoint(20)));
     // Another run's checkpoints are not this run's.
-    assert.equal(await new NatsCheckpointStore(plane, 'run-ckpt-other').loadLatest(), undefined);
+    assert.equal(await new NatsCheckpointStore(nats.plane, 'run-ckpt-other').loadLatest(), undefined);
 
     // A newer object that is not a valid checkpoint (torn write, foreign data) is passed over.
     const bytes = encodeCheckpoint(checkpoint(25));
     bytes[100] = bytes[100]! ^ 0xff;
-    const os = await plane.checkpointStore();
+    const os = await nats.plane.checkpointStore();
     await os.putBlob({ name: 'run-ckpt/ckpt-000000025' }, bytes);
     assert.throws(() => decodeCheckpoint(bytes));
     const skipped: string[] = [];
@@ -134,21 +123,21 @@ void describe('NATS control plane', () => {
   });
 
   void it('events survive a server restart: buffered while down (oldest dropped past the bound), sent after reconnecting', async () => {
-    const publisher = new BufferedPublisher(plane, 50);
+    const publisher = new BufferedPublisher(nats.plane, 50);
     const subject = subjects.events('run-outage');
     publisher.publish(subject, JSON.stringify({ n: 0 }));
-    await plane.nc.flush();
-    await server.stop();
-    await waitUntil('the client to notice the outage', () => !plane.connected);
+    await nats.plane.nc.flush();
+    await nats.server.stop();
+    await waitUntil('the client to notice the outage', () => !nats.plane.connected);
     for (let n = 1; n <= 80; n++) publisher.publish(subject, JSON.stringify({ n }));
     assert.equal(publisher.buffered, 50);
     assert.equal(publisher.dropped, 30);
-    await server.restart();
-    await waitUntil('reconnection', () => plane.connected);
+    await nats.server.restart();
+    await waitUntil('reconnection', () => nats.plane.connected);
     await waitUntil('the buffer to drain', () => publisher.buffered === 0);
-    await plane.nc.flush();
+    await nats.plane.nc.flush();
     // What the stream holds now: message 0, then the newest 50 (31..80), in order.
-    const consumer = await plane.js.consumers.get(RUNS_STREAM, { filter_subjects: subject });
+    const consumer = await nats.plane.js.consumers.get(RUNS_STREAM, { filter_subjects: subject });
     const seen: number[] = [];
     const iter = await consumer.fetch({ max_messages: 100, expires: 2000 });
     for await (const m of iter) seen.push(m.json<{ n: number }>().n);

@@ -5,11 +5,11 @@
 // JobServer in this process, jobs submitted with the real `mtl submit`.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJobMessage } from '../../common/control/jobs.js';
-import { ControlPlane, JOBS_STREAM } from '../../common/control/plane.js';
-import { RunRegistry, type RunRecord } from '../../common/control/registry.js';
+import { JOBS_STREAM } from '../../common/control/plane.js';
+import type { RunRecord } from '../../common/control/registry.js';
 import { silentLogger } from '../../common/logging.js';
 import { aggregatorNames } from '../../coordinator/aggregation/registry.js';
 import { jobHash, zeroCounters } from '../../coordinator/checkpoints.js';
@@ -17,7 +17,7 @@ import { NatsCheckpointStore } from '../../coordinator/nats-checkpoints.js';
 import { consumerName, JobServer, type JobServerOptions } from '../../coordinator/serve.js';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import { controlPlaneFixture } from '../helpers/control-plane-fixture.js';
 import { tinyJob } from '../helpers/security.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
@@ -47,22 +47,10 @@ function watchIntervals(t: TestContext): () => { started: number; leaked: number
 }
 
 void describe('mtl serve: a claimed job that cannot start is retried, then failed, never lost', () => {
-  let server: NatsServer;
-  let plane: ControlPlane;
-  let registry: RunRegistry;
-  before(async () => {
-    server = await NatsServer.start();
-    plane = await ControlPlane.connect({ url: server.url, name: 'test', logger: silentLogger });
-    await plane.ensureStreams();
-    registry = await RunRegistry.open(plane);
-  });
-  after(async () => {
-    await plane.close();
-    await server.stop();
-  });
+  const nats = controlPlaneFixture();
 
   async function submit(pool: string): Promise<string> {
-    const r = await runCli(['submit', writeJob(tinyJob()), '--nats', server.url, '--pool', pool]);
+    const r = await runCli(['submit', writeJob(tinyJob()), '--nats', nats.server.url, '--pool', pool]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   }
@@ -71,7 +59,7 @@ void describe('mtl serve: a claimed job that cannot start is retried, then faile
   async function serveUntilFailed(runId: string, options: Partial<JobServerOptions> & Pick<JobServerOptions, 'pool'>): Promise<{ outcomes: string[]; record: RunRecord }> {
     const outcomes: string[] = [];
     const jobs = new JobServer({
-      plane,
+      plane: nats.plane,
       concurrency: 1,
       listenHost: '127.0.0.1',
       listenPort: 0,
@@ -90,7 +78,7 @@ void describe('mtl serve: a claimed job that cannot start is retried, then faile
     const serving = jobs.run();
     try {
       const record = await waitFor(`run ${runId} to fail`, async () => {
-        const r = await registry.get(runId);
+        const r = await nats.registry.get(runId);
         return r?.status === 'failed' && outcomes.some((o) => o.startsWith('failed')) ? r : undefined;
       });
       return { outcomes, record };
@@ -101,18 +89,18 @@ void describe('mtl serve: a claimed job that cannot start is retried, then faile
   }
 
   async function queueIsEmpty(pool: string): Promise<void> {
-    const consumer = await plane.jsm.consumers.info(JOBS_STREAM, consumerName(pool));
+    const consumer = await nats.plane.jsm.consumers.info(JOBS_STREAM, consumerName(pool));
     assert.equal(consumer.num_pending + consumer.num_ack_pending + consumer.num_redelivered, 0, JSON.stringify(consumer));
-    assert.equal((await plane.jsm.streams.info(JOBS_STREAM)).state.messages, 0, 'the failed job was removed from the work queue');
+    assert.equal((await nats.plane.jsm.streams.info(JOBS_STREAM)).state.messages, 0, 'the failed job was removed from the work queue');
   }
 
   void it('a checkpoint that does not restore (the Coordinator constructor throws): retried once, then failed and recorded', async (t) => {
     const pool = 'restore-fails';
     const runId = await submit(pool);
     // A checkpoint of this very job (its hash matches) whose Adam state does not fit the model.
-    const { queueSeq } = await registry.require(runId);
-    const queued = decodeJobMessage((await plane.jsm.streams.getMessage(JOBS_STREAM, { seq: queueSeq! }))!.string(), { aggregatorNames });
-    await new NatsCheckpointStore(plane, runId).save({
+    const { queueSeq } = await nats.registry.require(runId);
+    const queued = decodeJobMessage((await nats.plane.jsm.streams.getMessage(JOBS_STREAM, { seq: queueSeq! }))!.string(), { aggregatorNames });
+    await new NatsCheckpointStore(nats.plane, runId).save({
       runId,
       jobHash: jobHash(queued.spec),
       jobDir: queued.jobDir,
