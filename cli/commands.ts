@@ -1,6 +1,7 @@
 // The `mtl` commands: parse nothing, print little; each returns the process exit code.
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
+import { EXIT } from './exit-codes.js';
 import { WorkerLostError, errorMessage } from '../common/errors.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { Coordinator } from '../coordinator/coordinator.js';
@@ -23,7 +24,6 @@ import { setUpRun, type RunSetupOptions } from './run-setup.js';
 import { isLoopbackHost, listenHost, loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export interface CommonOptions {

@@ -18,8 +18,14 @@ import { isLoopbackHost, type NatsSecurity } from '../common/security.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import { PoolDashboardSource } from '../coordinator/pool-dashboard-source.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
+import { EXIT } from './exit-codes.js';
 
-export const CONTROL_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Prints why a control command failed; an unknown run or an unreachable control plane is a usage error. */
+export function reportControlError(err: unknown): number {
+  process.stderr.write(`${errorMessage(err)}\n`);
+  return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? EXIT.usage : EXIT.failed;
+}
 
 export interface NatsOptions extends NatsSecurityFlags {
   nats: string;
@@ -28,12 +34,12 @@ export interface NatsOptions extends NatsSecurityFlags {
 /** A connected control plane, or (after printing why not) the exit code: 2 for unusable TLS or credentials files, else 1. */
 export async function connectOrReport(opts: NatsOptions, name: string, log: Logger, security?: NatsSecurity): Promise<ControlPlane | number> {
   const resolved = security ?? loadNatsFlags(opts);
-  if (resolved === null) return CONTROL_EXIT.usage;
+  if (resolved === null) return EXIT.usage;
   try {
     return await ControlPlane.connect({ url: opts.nats, name, logger: log, security: resolved });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
-    return CONTROL_EXIT.failed;
+    return EXIT.failed;
   }
 }
 
@@ -63,7 +69,7 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
   } catch (err) {
     if (err instanceof JobSpecError || err instanceof ControlPlaneError) {
       process.stderr.write(`${err.message}\n`);
-      return CONTROL_EXIT.usage;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -92,10 +98,10 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
       else process.stdout.write(`${runId}${Object.keys(point.values).length ? `  ${Object.entries(point.values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}` : ''}\n`);
     }
     if (!opts.json) process.stderr.write(`submitted ${submitted.length} run(s) to pool ${opts.pool}\n`);
-    return CONTROL_EXIT.ok;
+    return EXIT.ok;
   } catch (err) {
     process.stderr.write(`submit failed: ${errorMessage(err)}\n`);
-    return CONTROL_EXIT.failed;
+    return EXIT.failed;
   } finally {
     await plane.close();
   }
@@ -123,14 +129,14 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     checkId('pool', opts.pool);
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
-    return CONTROL_EXIT.usage;
+    return EXIT.usage;
   }
   if (opts.lease * 1000 < 3000) {
     process.stderr.write('--lease must be at least 3 seconds\n');
-    return CONTROL_EXIT.usage;
+    return EXIT.usage;
   }
   const security = loadGrpcSecurity(opts);
-  if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return CONTROL_EXIT.usage;
+  if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return EXIT.usage;
   const plane = await connectOrReport(opts, `mtl serve ${os.hostname()}`, log);
   if (typeof plane === 'number') return plane;
   const i = opts.listen.lastIndexOf(':');
@@ -169,7 +175,7 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
       process.stderr.write(`cannot serve the dashboard on ${opts.http}: ${errorMessage(err)}\n`);
       await dashboard?.close();
       await plane.close();
-      return CONTROL_EXIT.usage;
+      return EXIT.usage;
     }
   }
   let signals = 0;
@@ -182,10 +188,10 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
   process.on('SIGTERM', onSignal);
   try {
     await server.run();
-    return CONTROL_EXIT.ok;
+    return EXIT.ok;
   } catch (err) {
     process.stderr.write(`serve failed: ${errorMessage(err)}\n`);
-    return CONTROL_EXIT.failed;
+    return EXIT.failed;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -227,15 +233,14 @@ export async function statusCommand(runId: string | undefined, opts: NatsOptions
       const runs = await registry.list();
       if (opts.json) for (const r of runs) process.stdout.write(JSON.stringify(r) + '\n');
       else process.stdout.write(runs.length ? statusTable(runs) : 'no runs\n');
-      return CONTROL_EXIT.ok;
+      return EXIT.ok;
     }
     const r = await registry.require(runId);
     if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
     else process.stdout.write(YAML.stringify(r));
-    return CONTROL_EXIT.ok;
+    return EXIT.ok;
   } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n`);
-    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+    return reportControlError(err);
   } finally {
     await plane.close();
   }
@@ -260,10 +265,9 @@ export async function cancelCommand(runId: string, opts: NatsOptions, log: Logge
     // A queued run's message is removed too (a coordinator that pulls it anyway terms it).
     if (seq !== undefined) await plane.jsm.streams.deleteMessage(JOBS_STREAM, seq).catch(() => undefined);
     process.stdout.write(r.status === 'cancelled' ? `${runId} cancelled\n` : `${runId}: cancellation requested; its coordinator stops it at the next step\n`);
-    return CONTROL_EXIT.ok;
+    return EXIT.ok;
   } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n`);
-    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+    return reportControlError(err);
   } finally {
     await plane.close();
   }
@@ -289,14 +293,14 @@ export interface DiscoveryWorkerOptions extends NatsOptions {
 export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: Logger, trap: (onStop: (graceful: boolean) => void) => () => void): Promise<number> {
   if ((opts.run === undefined) === (opts.pool === undefined)) {
     process.stderr.write('with --nats, give exactly one of --run RUN and --pool NAME\n');
-    return CONTROL_EXIT.usage;
+    return EXIT.usage;
   }
   try {
     if (opts.run !== undefined) checkId('run id', opts.run);
     if (opts.pool !== undefined) checkId('pool', opts.pool);
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
-    return CONTROL_EXIT.usage;
+    return EXIT.usage;
   }
   const plane = await connectOrReport(opts, `mtl worker ${opts.name ?? os.hostname()}`, log, opts.natsSecurity);
   if (typeof plane === 'number') return plane;
@@ -336,7 +340,7 @@ export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: 
       current = undefined;
       log.info('left run', { run: run.runId, reason: last.reason });
     }
-    return graceful ? CONTROL_EXIT.ok : last.code;
+    return graceful ? EXIT.ok : last.code;
   } finally {
     release();
     await plane.close();

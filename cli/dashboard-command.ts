@@ -3,7 +3,7 @@
 import { errorMessage } from '../common/errors.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import { RunDirectoryView } from '../coordinator/run-directory-view.js';
-import { EXIT } from './commands.js';
+import { EXIT } from './exit-codes.js';
 
 export interface DashboardCommandOptions {
   http: string;

@@ -1,27 +1,33 @@
 #!/usr/bin/env node
-// `mtl`: argument parsing only; the commands live in commands.ts.
-import * as tf from '@tensorflow/tfjs';
+// `mtl`: argument parsing only; the commands live in their modules, loaded when their command
+// runs, so that `mtl --help`, a usage error or a NATS command does not load tfjs and the server.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../common/errors.js';
-import { aggregatorNames } from '../coordinator/aggregation/registry.js';
-import { DEFAULT_MAX_SESSIONS } from '../coordinator/coordinator.js';
-import { BACKEND_CHOICES } from '../worker/backend.js';
 import { createLogger } from '../common/logging.js';
-import { coordinatorCommand, EXIT, runCommand, workerCommand, type CommonOptions } from './commands.js';
-import { validateCommand, type ValidateCommandOptions } from './validate-command.js';
-import { affinityCommand } from './affinity-command.js';
-import { timelineCommand } from './timeline-command.js';
+import { aggregatorNames } from '../coordinator/aggregation/registry.js';
+import { DEFAULT_MAX_SESSIONS } from '../coordinator/session-defaults.js';
+import { BACKEND_CHOICES } from '../worker/backend-choices.js';
+import type { CommonOptions, coordinatorCommand, runCommand, workerCommand } from './commands.js';
+import type { ValidateCommandOptions } from './validate-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
-import { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
-import { watchCommand } from './watch-command.js';
-import { certsInitCommand } from './certs.js';
+import type { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
+import type { watchCommand } from './watch-command.js';
+import type { certsInitCommand } from './certs.js';
 import { unknownCommandError } from './command-check.js';
-import { dashboardCommand, type DashboardCommandOptions } from './dashboard-command.js';
+import type { DashboardCommandOptions } from './dashboard-command.js';
+import { EXIT } from './exit-codes.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
 
-// Production mode: no debug checks, and no "install tfjs-node" banner on stderr.
-tf.enableProdMode();
+/** Loads a command module that computes with tfjs, in production mode: no debug checks, and no "install tfjs-node" banner on stderr. */
+async function withTf<T>(load: () => Promise<T>): Promise<T> {
+  const tf = await import('@tensorflow/tfjs');
+  tf.enableProdMode();
+  return load();
+}
+
+const commands = () => withTf(() => import('./commands.js'));
+const controlCommands = () => import('./control-commands.js');
 
 // `mtl status | head`: a reader that goes away is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -88,7 +94,7 @@ program
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof runCommand>[1]) => {
-    process.exitCode = await runCommand(job, opts);
+    process.exitCode = await (await commands()).runCommand(job, opts);
   });
 
 program
@@ -111,7 +117,7 @@ program
   .addOption(natsOption())
   .addOption(poolOption())
   .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
-    process.exitCode = await coordinatorCommand(job, opts);
+    process.exitCode = await (await commands()).coordinatorCommand(job, opts);
   });
 
 program
@@ -129,7 +135,7 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .action(async (opts: Parameters<typeof workerCommand>[0]) => {
-    process.exitCode = await workerCommand(opts);
+    process.exitCode = await (await commands()).workerCommand(opts);
   });
 
 program
@@ -142,7 +148,7 @@ program
   .option('--json', 'one JSON line per run', false)
   .addOption(logLevelOption())
   .action(async (job: string, opts: Parameters<typeof submitCommand>[1] & CommonOptions) => {
-    process.exitCode = await submitCommand(job, opts, createLogger({ component: 'submit', level: opts.logLevel ?? 'warn' }));
+    process.exitCode = await (await controlCommands()).submitCommand(job, opts, createLogger({ component: 'submit', level: opts.logLevel ?? 'warn' }));
   });
 
 program
@@ -163,7 +169,7 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .action(async (opts: Parameters<typeof serveCommand>[0] & CommonOptions) => {
-    process.exitCode = await serveCommand(opts, createLogger({ component: 'serve', level: opts.logLevel, format: opts.logFormat }));
+    process.exitCode = await (await withTf(controlCommands)).serveCommand(opts, createLogger({ component: 'serve', level: opts.logLevel, format: opts.logFormat }));
   });
 
 program
@@ -173,7 +179,7 @@ program
   .addOption(natsOption(true))
   .option('--json', 'JSON lines', false)
   .action(async (run: string | undefined, opts: Parameters<typeof statusCommand>[1]) => {
-    process.exitCode = await statusCommand(run, opts, createLogger({ component: 'status', level: 'warn' }));
+    process.exitCode = await (await controlCommands()).statusCommand(run, opts, createLogger({ component: 'status', level: 'warn' }));
   });
 
 program
@@ -182,7 +188,7 @@ program
   .argument('<run>', 'run id')
   .addOption(natsOption(true))
   .action(async (run: string, opts: Parameters<typeof cancelCommand>[1]) => {
-    process.exitCode = await cancelCommand(run, opts, createLogger({ component: 'cancel', level: 'warn' }));
+    process.exitCode = await (await controlCommands()).cancelCommand(run, opts, createLogger({ component: 'cancel', level: 'warn' }));
   });
 
 program
@@ -195,10 +201,10 @@ program
   .option('--all-steps', 'a line for every step (default: about every 5% of the run and every 10 s, the last step and all events)', false)
   .option('--json', 'JSON lines as published: every step and event', false)
   .action(async (run: string, opts: Parameters<typeof watchCommand>[1]) => {
-    process.exitCode = await watchCommand(run, opts, createLogger({ component: 'watch', level: 'warn' }));
+    const { watchCommand: watch } = await import('./watch-command.js');
+    process.exitCode = await watch(run, opts, createLogger({ component: 'watch', level: 'warn' }));
   });
 
-// `mtl k8s ...` loads the Kubernetes libraries only when used.
 const k8s = program.command('k8s').description('Kubernetes objects for a job: render them as YAML, or apply them with your kubeconfig');
 const k8sOptions = (cmd: Command) =>
   cmd
@@ -232,7 +238,8 @@ program
   .argument('<job>', 'job file (YAML)')
   .option('--json', 'print the resolved layout as JSON (with the warnings)', false)
   .option('--strict', 'exit 2 on warnings too (a batchSize larger than a task\'s training rows)', false)
-  .action((job: string, opts: ValidateCommandOptions) => {
+  .action(async (job: string, opts: ValidateCommandOptions) => {
+    const { validateCommand } = await withTf(() => import('./validate-command.js'));
     process.exitCode = validateCommand(job, opts);
   });
 
@@ -243,7 +250,8 @@ program
   .option('--groups <k>', 'also print the best partition of the tasks into K groups', positiveInt)
   .option('--exact', 'use the exact lookahead measurements (diagnostics.exactAffinityEvery) instead of the first-order estimate', false)
   .option('--json', 'one JSON object', false)
-  .action((runDir: string, opts: { groups?: number; json: boolean; exact: boolean }) => {
+  .action(async (runDir: string, opts: { groups?: number; json: boolean; exact: boolean }) => {
+    const { affinityCommand } = await import('./affinity-command.js');
     process.exitCode = affinityCommand(runDir, opts);
   });
 
@@ -254,6 +262,7 @@ program
   .addOption(httpOption().default('127.0.0.1:8080'))
   .addOption(new Option('--insecure', 'allow a non-loopback --http address (plain HTTP, no authentication; a trusted network only)').default(false))
   .action(async (runDir: string, opts: DashboardCommandOptions) => {
+    const { dashboardCommand } = await import('./dashboard-command.js');
     process.exitCode = await dashboardCommand(runDir, opts);
   });
 
@@ -268,7 +277,8 @@ program
   .option('--days <n>', 'validity of the certificates in days', positiveInt, 365)
   .option('--force', 'replace an existing CA and certificates in DIR', false)
   .action(async (dir: string, opts: Parameters<typeof certsInitCommand>[1]) => {
-    process.exitCode = await certsInitCommand(dir, opts);
+    const { certsInitCommand: init } = await import('./certs.js');
+    process.exitCode = await init(dir, opts);
   });
 
 // Transport security flags: the gRPC roles get TLS and the join token (the coordinator also
@@ -288,7 +298,8 @@ program
   .description("export a run's step-time breakdown as a Chrome trace (chrome://tracing, Perfetto)")
   .argument('<run-dir>', 'run directory')
   .option('-o, --out <file>', 'trace file (default: RUN_DIR/timeline.json)')
-  .action((runDir: string, opts: { out?: string }) => {
+  .action(async (runDir: string, opts: { out?: string }) => {
+    const { timelineCommand } = await import('./timeline-command.js');
     process.exitCode = timelineCommand(runDir, opts);
   });
 

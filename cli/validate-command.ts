@@ -1,6 +1,6 @@
 // `mtl validate JOB`: the job and its data checked as for a run, nothing trained.
 // 0 valid · 2 invalid, or (with --strict) valid with warnings.
-import { EXIT } from './commands.js';
+import { EXIT } from './exit-codes.js';
 import { prepare } from './run-setup.js';
 
 export interface ValidateCommandOptions {

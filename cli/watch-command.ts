@@ -5,10 +5,11 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { RUNS_STREAM, checkId, subjects } from '../common/control/plane.js';
 import { RunRegistry, TERMINAL } from '../common/control/registry.js';
-import { ControlPlaneError, RunNotFoundError, errorMessage } from '../common/errors.js';
+import { RunNotFoundError } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
-import { CONTROL_EXIT, connectOrReport, type NatsOptions } from './control-commands.js';
+import { connectOrReport, reportControlError, type NatsOptions } from './control-commands.js';
 import { StepThrottle } from './progress.js';
+import { EXIT } from './exit-codes.js';
 
 const END_EVENTS = new Set(['run-succeeded', 'run-failed', 'run-stopped']);
 
@@ -107,10 +108,9 @@ export async function watchCommand(runId: string, opts: WatchOptions, log: Logge
       }
     }
     printer.flush();
-    return CONTROL_EXIT.ok;
+    return EXIT.ok;
   } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n`);
-    return err instanceof RunNotFoundError || err instanceof ControlPlaneError ? CONTROL_EXIT.usage : CONTROL_EXIT.failed;
+    return reportControlError(err);
   } finally {
     await plane.close();
   }

@@ -16,6 +16,7 @@ import { watchTlsRefusals } from '../common/grpc-tls.js';
 import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore } from './checkpoints.js';
 import { saveTrainedModel } from './model-export.js';
+import { DEFAULT_MAX_SESSIONS } from './session-defaults.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
@@ -24,6 +25,8 @@ import type { RunSummary } from './run-summary.js';
 import { TrainingRun } from './training-run.js';
 import type { RunSnapshot, RunState } from './training-run-options.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
+
+export { DEFAULT_MAX_SESSIONS };
 
 export const SERVICE_NAME = 'mtl.v1.Coordinator';
 
@@ -75,8 +78,6 @@ export interface CoordinatorOptions {
   sessionLimits?: Partial<Omit<SessionLimits, 'maxChunkBytes'>>;
 }
 
-/** Default of CoordinatorOptions.maxSessions. */
-export const DEFAULT_MAX_SESSIONS = 256;
 
 export type CoordinatorState = 'created' | 'serving' | 'finished' | 'failed' | 'closed';
 

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { BackendUnavailableError, errorMessage } from '../common/errors.js';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+import { BACKEND_CHOICES, type BackendChoice } from './backend-choices.js';
+
+export { BACKEND_CHOICES, type BackendChoice };
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 export interface SelectedBackend {

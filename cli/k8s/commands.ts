@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { JobSpecError, errorMessage } from '../../common/errors.js';
 import { loadJobFile } from '../../common/job-spec.js';
 import { aggregatorNames } from '../../coordinator/aggregation/registry.js';
-import { EXIT } from '../commands.js';
+import { EXIT } from '../exit-codes.js';
 import { ApplyError, KubeconfigError, applyObjects, loadKubeConfig } from './apply.js';
 import { RenderOptionsError, objectsToYaml, renderObjects, validateObjects, type K8sObject } from './render.js';
 
