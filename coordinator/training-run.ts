@@ -357,9 +357,14 @@ export class TrainingRun implements SessionHandler {
     this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, layout.shared.size));
     const losses = perTask.map((g) => g.loss);
-    const lookaheadStart = performance.now();
-    const exact = this.affinity.exactDue(step, active) ? await this.affinity.measure(step, stage, active, rows, losses) : undefined;
-    const lookaheadMs = performance.now() - lookaheadStart;
+    // The exact lookahead's time is reported apart from the aggregation's, and only where it ran.
+    let exact: number[][] | undefined;
+    let lookaheadMs = 0;
+    if (this.affinity.exactDue(step, active)) {
+      const lookaheadStart = performance.now();
+      exact = await this.affinity.measure(step, stage, active, rows, losses);
+      lookaheadMs = performance.now() - lookaheadStart;
+    }
     const h = gramian(rows);
     const gradients = { step, stage, active, perTask, rows, losses, gramian: h };
     const aggregated = this.update.aggregate(gradients);
