@@ -20,10 +20,10 @@ import { DEFAULT_MAX_SESSIONS } from './session-defaults.js';
 import type { PreparedRun } from './prepare-run.js';
 import { RunDirectory } from './run-directory.js';
 import { RunTelemetry } from './run-telemetry.js';
-import type { EvalRecord, RunEvent, StepRecord } from './run-records.js';
+import type { RunEvent } from './run-records.js';
 import type { RunSummary } from './run-summary.js';
 import { TrainingRun } from './training-run.js';
-import type { RunSnapshot, RunState } from './training-run-options.js';
+import type { RunSnapshot, TrainingRunOptions } from './training-run-options.js';
 import { WorkerSession, type SessionLimits } from './worker-session.js';
 
 export { DEFAULT_MAX_SESSIONS };
@@ -38,7 +38,8 @@ function bearerToken(metadata: grpc.Metadata): string | undefined {
   return m?.[1];
 }
 
-export interface CoordinatorOptions {
+/** The run's observers (step and eval records, state, task gradients, events) are the training run's own. */
+export interface CoordinatorOptions extends Pick<TrainingRunOptions, 'onStep' | 'onEval' | 'onStateChange' | 'onTaskGradients' | 'onEvent'> {
   prepared: PreparedRun;
   /** host:port to listen on; port 0 picks a free one. */
   listen: string;
@@ -49,11 +50,6 @@ export interface CoordinatorOptions {
   /** How long to wait for them. Default 5 minutes. */
   waitForWorkersMs?: number;
   logger: Logger;
-  onStep?: (record: StepRecord) => void;
-  onEval?: (record: EvalRecord) => void;
-  onStateChange?: (state: RunState) => void;
-  onTaskGradients?: (step: number, grads: ReadonlyMap<string, Float32Array>) => void;
-  onEvent?: (event: RunEvent) => void;
   /** Continue from this checkpoint (loaded by the caller; see loadResumePoint). */
   resume?: CheckpointData;
   /** Run id (queued runs have one from `mtl submit`); default `<name>-<random>`, or the checkpoint's. */

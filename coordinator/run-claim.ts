@@ -1,22 +1,12 @@
 // Taking a run in the registry and writing its final entry: shared by `mtl serve` (one claim
 // per queued job) and `mtl coordinator --nats` / `mtl run --nats` (one run, registered on start).
-import type { ControlPlane } from '../common/control/plane.js';
-import type { RunRecord, RunRegistry } from '../common/control/registry.js';
-import type { Logger } from '../common/logging.js';
+import type { RunRecord } from '../common/control/registry.js';
 import type { RunSummary } from './run-summary.js';
-import { RunReporter } from './run-reporter.js';
+import { RunReporter, type RunReporterOptions } from './run-reporter.js';
 
-export interface ClaimOptions {
-  plane: ControlPlane;
-  registry: RunRegistry;
-  runId: string;
-  owner: string;
-  leaseMs: number;
-  logger: Logger;
+export interface ClaimOptions extends Omit<RunReporterOptions, 'intervalMs' | 'bufferLimit'> {
   /** Fields for a run the registry does not know yet (mtl run/coordinator --nats). */
   fresh: Pick<RunRecord, 'name' | 'pool' | 'totalSteps'> & Partial<RunRecord>;
-  onCancel?: () => void;
-  onLeaseLost?: (reason: string) => void;
 }
 
 /** Takes the run's lease and marks it running; LeaseHeldError when another coordinator has it. */
@@ -27,7 +17,8 @@ export async function claimRun(o: ClaimOptions): Promise<RunReporter> {
     const { queueSeq: _seq, coordinator: _address, ...rest } = base;
     return { ...rest, status: 'running', attempts: base.attempts + 1, startedAt: base.startedAt ?? started };
   });
-  return new RunReporter({ plane: o.plane, registry: o.registry, runId: o.runId, owner: o.owner, leaseMs: o.leaseMs, logger: o.logger, onCancel: o.onCancel, onLeaseLost: o.onLeaseLost });
+  const { fresh: _fresh, ...reporter } = o;
+  return new RunReporter(reporter);
 }
 
 /** The registry entry of a finished run. */
