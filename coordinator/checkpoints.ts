@@ -235,7 +235,8 @@ export class FileCheckpointStore implements CheckpointStore {
     private readonly keep = 3,
   ) {}
 
-  private files(): Array<{ file: string; step: number }> {
+  /** The checkpoint files in the directory, newest first. */
+  files(): Array<{ file: string; step: number }> {
     let names: string[];
     try {
       names = readdirSync(this.dir);

@@ -1,11 +1,12 @@
 // The run directory (docs/design.md, "Run directory"): job.yaml, metrics.jsonl, eval.jsonl,
 // summary.json and model/. JSON lines are appended as they happen, so a run that dies still
 // leaves everything it measured; files that must be whole are written atomically.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { RunDirectoryInUseError } from '../common/errors.js';
+import { FileCheckpointStore } from './checkpoints.js';
 
 export const RUN_FILES = ['job.yaml', 'summary.json', 'metrics.jsonl', 'eval.jsonl', 'events.jsonl', 'model', 'checkpoints'] as const;
 
@@ -37,8 +38,7 @@ export function runFilesIn(dir: string): string[] {
 }
 
 /** What `dir` holds, for a message: which run, how it ended, its files. */
-function describeRun(dir: string, files: readonly string[]): string {
-  const summary = readRunSummary(dir);
+function describeRun(dir: string, files: readonly string[], summary: StoredSummary | undefined): string {
   let job: string | undefined;
   try {
     const doc = YAML.parse(readFileSync(path.join(dir, 'job.yaml'), 'utf8')) as { name?: unknown } | null;
@@ -46,12 +46,7 @@ function describeRun(dir: string, files: readonly string[]): string {
   } catch {
     // No job.yaml, or not readable: the file list says enough.
   }
-  let checkpoints = 0;
-  try {
-    checkpoints = readdirSync(path.join(dir, 'checkpoints')).filter((f) => f.endsWith('.mtlckpt')).length;
-  } catch {
-    // No checkpoints.
-  }
+  const checkpoints = new FileCheckpointStore(path.join(dir, 'checkpoints')).files().length;
   const what = summary
     ? `run ${summary.runId}${job !== undefined ? ` of job "${job}"` : ''}, ${summary.status} after ${summary.stepsCompleted}/${summary.steps} steps`
     : `an unfinished run${job !== undefined ? ` of job "${job}"` : ''} (no summary.json)`;
@@ -68,7 +63,7 @@ export function assertRunDirectoryFree(dir: string): void {
   const summary = readRunSummary(dir);
   const resumable = files.includes('checkpoints') && summary?.status !== 'succeeded';
   throw new RunDirectoryInUseError(
-    `${dir} already holds ${describeRun(dir, files)}. Give another --out, ${resumable ? `continue that run with --resume ${dir}, ` : ''}or add --force to replace its files`,
+    `${dir} already holds ${describeRun(dir, files, summary)}. Give another --out, ${resumable ? `continue that run with --resume ${dir}, ` : ''}or add --force to replace its files`,
   );
 }
 
