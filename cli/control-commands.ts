@@ -14,7 +14,7 @@ import { JobServer } from '../coordinator/serve.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { pickRun, registryResolver } from '../worker/discovery.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
-import { isLoopbackHost, type NatsSecurity } from '../common/security.js';
+import { isLoopbackHost, listenHost, type NatsSecurity } from '../common/security.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import { PoolDashboardSource } from '../coordinator/pool-dashboard-source.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
@@ -139,11 +139,10 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
   if (!security || !listenAllowed(opts.listen, security, opts.insecure)) return EXIT.usage;
   const plane = await connectOrReport(opts, `mtl serve ${os.hostname()}`, log);
   if (typeof plane === 'number') return plane;
-  const i = opts.listen.lastIndexOf(':');
-  const listenHost = opts.listen.slice(0, i);
-  if (isLoopbackHost(listenHost)) {
+  const host = listenHost(opts.listen);
+  if (isLoopbackHost(host)) {
     log.info(
-      `coordinators listen on ${listenHost}: only workers on this machine can join. For workers elsewhere, give --listen 0.0.0.0:PORT ` +
+      `coordinators listen on ${host}: only workers on this machine can join. For workers elsewhere, give --listen 0.0.0.0:PORT ` +
         'with --tls-ca, --tls-cert, --tls-key (mtl certs init DIR makes them) and --token-file, or add --insecure on a trusted network',
     );
   }
@@ -151,9 +150,9 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     plane,
     pool: opts.pool,
     concurrency: opts.concurrency,
-    listenHost,
-    listenPort: Number(opts.listen.slice(i + 1)),
-    advertiseHost: opts.advertise ?? (listenHost === '0.0.0.0' || listenHost === '::' || listenHost === '[::]' ? os.hostname() : listenHost),
+    listenHost: host,
+    listenPort: Number(opts.listen.slice(opts.listen.lastIndexOf(':') + 1)),
+    advertiseHost: opts.advertise ?? (host === '0.0.0.0' || host === '::' || host === '[::]' ? os.hostname() : host),
     outRoot: opts.outRoot,
     minWorkers: opts.workers,
     waitForWorkersMs: opts.waitForWorkers * 1000,

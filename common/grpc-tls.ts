@@ -60,14 +60,15 @@ class TlsChannelCredentials extends grpc.ChannelCredentials {
   }
 }
 
-/** The host of HOST:PORT, without the brackets of an IPv6 address. */
-export function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+/** HOST:PORT split, the host without the brackets of an IPv6 address. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(i + 1)) };
 }
 
 /** TLS channel credentials that verify the server at `address` (HOST:PORT) and present our certificate. */
 export function tlsChannelCredentials(material: TlsMaterial, address: string): grpc.ChannelCredentials {
-  return new TlsChannelCredentials(material, hostOf(address));
+  return new TlsChannelCredentials(material, splitHostPort(address).host);
 }
 
 function peerOf(socket: net.Socket): string {

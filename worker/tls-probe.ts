@@ -4,22 +4,18 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TlsMaterial } from '../common/security.js';
+import { splitHostPort } from '../common/grpc-tls.js';
 import { isNotTlsPeer } from '../common/tls-errors.js';
 
 /** How long to wait after the handshake for the coordinator to reject our certificate (TLS 1.3 sends that alert late). */
 const ALERT_WAIT_MS = 500;
-
-function hostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(i + 1)) };
-}
 
 /**
  * With `material`: the TLS error of a handshake as this worker would make it, or undefined if
  * it succeeds. Without: whether the coordinator speaks TLS at all (then that is the problem).
  */
 export function diagnoseTls(address: string, material: TlsMaterial | undefined, timeoutMs = 3000): Promise<string | undefined> {
-  const { host, port } = hostPort(address);
+  const { host, port } = splitHostPort(address);
   return new Promise((resolve) => {
     let settled = false;
     const done = (reason: string | undefined) => {
