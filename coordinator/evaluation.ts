@@ -35,7 +35,7 @@ export function evalResults(job: JobSpec, tasks: readonly string[], units: reado
     const samples = mine.reduce((n, r) => n + r.samples, 0);
     const metrics: Record<string, number> = {};
     for (const m of job.tasks[task]!.metrics) metrics[m] = mine.reduce((s, r) => s + r.metrics[m]! * r.samples, 0) / samples;
-    out[task] = { loss: mine.reduce((s, r) => s + r.loss * r.samples, 0) / samples, samples, metrics };
+    out[task] = { loss: meanLoss(units, task), samples, metrics };
   }
   return out;
 }

@@ -43,7 +43,7 @@ export class TrainingRun implements SessionHandler {
   private lifecycle: Lifecycle = 'created';
   /** The last state reported (onStateChange); always `derivedState()` once it changes. */
   private state: RunState = 'created';
-  readonly params: Float32Array;
+  private readonly params: Float32Array;
   private version: number;
   private step: number;
   private completedSteps: number;
@@ -52,17 +52,17 @@ export class TrainingRun implements SessionHandler {
   readonly counters: FaultCounters;
   private failure: Error | undefined;
   private ticker: NodeJS.Timeout | undefined;
-  readonly broadcast: WeightsBroadcast;
+  private readonly broadcast: WeightsBroadcast;
   private readonly log: Logger;
   private readonly tasks: string[];
   private lastLosses: Record<string, number> = {};
-  readonly plan: StagePlan;
-  readonly stages: StageProgress;
+  private readonly plan: StagePlan;
+  private readonly stages: StageProgress;
   private readonly ctx: RunContext;
   private readonly members: Membership;
-  readonly phases: PhaseRunner;
+  private readonly phases: PhaseRunner;
   private readonly intake: ResultIntake;
-  readonly update: StepUpdate;
+  private readonly update: StepUpdate;
   private readonly affinity: AffinityDiagnostics;
   private hasStarted = false;
 
