@@ -83,7 +83,7 @@ function jobFor(setting: Setting, method: string, seed: number): JobSpec {
       seed,
       name: `${job.name}-stl-${task}`,
       tasks: { [task]: job.tasks[task]! },
-      model: { ...job.model, heads: { [task]: job.model.heads[task]! } },
+      model: { ...job.model, ...(job.model.heads ? { heads: { [task]: job.model.heads[task]! } } : {}) },
       training: { ...job.training, aggregator: { name: 'mean' } },
     };
   }

@@ -1,5 +1,6 @@
 // `mtl validate JOB`: the job and its data checked as for a run, nothing trained.
 // 0 valid · 2 invalid, or (with --strict) valid with warnings.
+import type { GraphLayout } from '../common/model-graph.js';
 import { EXIT } from './exit-codes.js';
 import { prepare } from './run-setup.js';
 
@@ -18,7 +19,23 @@ export function validateCommand(jobFile: string, opts: ValidateCommandOptions): 
     tasks: Object.fromEntries([...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t) }])),
     inputShape: layout.inputShape,
     taskInputShapes: Object.fromEntries(layout.taskInputShapes),
-    parameters: { total: layout.totalSize, shared: layout.shared.size, heads: Object.fromEntries([...layout.headGroups].map(([t, g]) => [t, g.size])) },
+    parameters: {
+      total: layout.totalSize,
+      shared: layout.shared.size,
+      heads: Object.fromEntries([...layout.headGroups].map(([t, g]) => [t, g.size])),
+      frozen: layout.frozen.size,
+      state: layout.state.size,
+    },
+    ...(layout.graph
+      ? {
+          model: {
+            inputs: layout.graph.inputs,
+            outputs: Object.fromEntries(layout.graph.outputs),
+            layers: layout.graph.rows,
+            partiallyShared: layout.graph.partiallyShared,
+          },
+        }
+      : {}),
     warnings,
   };
   if (opts.strict && warnings.length > 0) {
@@ -32,6 +49,24 @@ export function validateCommand(jobFile: string, opts: ValidateCommandOptions): 
     const experts = layout.experts ? `, ${layout.experts.type} with ${layout.experts.levels.length} level(s)` : '';
     process.stdout.write(`  input [${layout.inputShape.join(', ')}]${adapted}${experts}, ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
     for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
+    if (layout.graph) process.stdout.write(graphTable(layout.graph, layout.frozen.size, layout.state.size));
   }
   return EXIT.ok;
+}
+
+/** The model's layers: weights, parameter count and which tasks share them (what is aggregated where). */
+function graphTable(graph: GraphLayout, frozen: number, state: number): string {
+  const rows = [['layer', 'class', 'weights', 'parameters', 'group', 'tasks'], ...graph.rows.map((r) => [r.layer, r.className, String(r.weights.length), String(r.parameters), r.group, r.tasks.join(', ') || '-'])];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const lines = rows.map((r) => '    ' + r.map((cell, c) => (c === 3 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+  const inputs = graph.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}`).join(', ');
+  const outputs = [...graph.outputs].map(([t, o]) => `${t} ← ${o.layer} [${o.shape.join(', ')}]`).join(', ');
+  const notes = [
+    `  model inputs: ${inputs}; task outputs: ${outputs}`,
+    `  ${frozen} frozen parameters (never sent as gradients), ${state} state values (BatchNormalization statistics)`,
+    ...(graph.partiallyShared.length > 0
+      ? [`  note: ${graph.partiallyShared.join(', ')} feed some but not all tasks; they are aggregated with the shared parameters (the other tasks' gradients are zero there)`]
+      : []),
+  ];
+  return [...notes, '  layers:', ...lines].join('\n') + '\n';
 }

@@ -125,6 +125,8 @@ export type MetricName = (typeof METRICS)[number];
 const task = z.strictObject({
   /** Shape of one example of this task's data (checked against the data, like model.input). */
   input: z.array(posInt).min(1).max(4).optional(),
+  /** With `model.layersModel` (or `model.module`) and no `model.heads`: the model's output layer this task trains. */
+  output: z.string().min(1).optional(),
   loss: z.enum(LOSSES),
   metrics: z.array(z.enum(METRICS)).default([]),
   data,
@@ -253,7 +255,19 @@ const model = z.strictObject({
    * (task-owned) that map its input to the trunk's input shape.
    */
   adapters: z.record(z.string(), z.array(layer).min(1)).default({}),
-  heads: z.record(z.string(), z.array(layer).min(1)),
+  /** Each task's head (required unless the model's own outputs are the tasks: `layersModel`/`module` with `tasks.<t>.output`). */
+  heads: z.record(z.string(), z.array(layer).min(1)).optional(),
+  /**
+   * A TF.js Layers model (model.json, as `model.save()` or the Keras converter writes it), relative
+   * to the job file. Its weights are loaded when the shards it lists are present.
+   */
+  layersModel: z.string().min(1).optional(),
+  /** An ES module (relative to the job file) whose default export `(tf) => tf.LayersModel` builds the model: for custom layers. */
+  module: z.string().min(1).optional(),
+  /** With `layersModel`/`module` and `heads`: the layer whose output is the shared representation (default: the model's output). */
+  trunkOutput: z.string().min(1).optional(),
+  /** Which layers of a `layersModel`/`module` model train: true (as the file says; the default), false (all frozen), or a list of layer names. */
+  trainable: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
 });
 
 export const jobSchema = z.strictObject({

@@ -48,6 +48,39 @@ function expertChecks(e: Record<string, unknown>): SpecIssue[] {
   return issues;
 }
 
+/**
+ * A model of the user's (`layersModel` or `module`): our own model fields do not apply; either
+ * YAML heads on its trunk for every task, or each task names one of the model's outputs.
+ */
+function userModelChecks(model: Record<string, unknown>, tasks: Record<string, unknown> | undefined): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const source = model.layersModel !== undefined ? 'layersModel' : model.module !== undefined ? 'module' : undefined;
+  const outputs = Object.entries(tasks ?? {}).filter(([, t]) => isRecord(t) && t.output !== undefined);
+  if (!source) {
+    if (!('heads' in model)) issues.push({ path: 'model.heads', message: 'expected a head for each task (or model.layersModel / model.module with tasks.<task>.output)' });
+    for (const k of ['trunkOutput', 'trainable'] as const) {
+      if (model[k] !== undefined) issues.push({ path: `model.${k}`, message: `${k} applies to a model of your own: give model.layersModel or model.module` });
+    }
+    for (const [t] of outputs) issues.push({ path: `tasks.${t}.output`, message: 'output names a layer of a model of your own: give model.layersModel or model.module' });
+    return issues;
+  }
+  if (model.layersModel !== undefined && model.module !== undefined) issues.push({ path: 'model.module', message: 'give model.layersModel or model.module, not both' });
+  for (const k of ['input', 'trunk', 'experts', 'inputs', 'adapters'] as const) {
+    const v = model[k];
+    const empty = v === undefined || (Array.isArray(v) && v.length === 0) || (isRecord(v) && Object.keys(v).length === 0);
+    if (!empty) issues.push({ path: `model.${k}`, message: `model.${source} brings its own ${k === 'input' ? 'input shape' : 'layers'}: remove model.${k}` });
+  }
+  if (isRecord(model.heads)) {
+    for (const [t] of outputs) issues.push({ path: `tasks.${t}.output`, message: 'with model.heads the tasks read the heads; output is for a model whose own outputs are the tasks' });
+  } else {
+    if (model.trunkOutput !== undefined) issues.push({ path: 'model.trunkOutput', message: 'trunkOutput cuts the model for YAML heads: give model.heads too' });
+    for (const [t, spec] of Object.entries(tasks ?? {})) {
+      if (isRecord(spec) && spec.output === undefined) issues.push({ path: `tasks.${t}.output`, message: `expected the name of the model output task "${t}" trains (or model.heads)` });
+    }
+  }
+  return issues;
+}
+
 /** Sequential mode: stages name known tasks, each task trains in exactly one stage, steps add up. */
 function stageChecks(training: Record<string, unknown>, tasks: Record<string, unknown> | undefined): SpecIssue[] {
   const issues: SpecIssue[] = [];
@@ -114,6 +147,7 @@ function crossChecks(doc: unknown, options: ValidateOptions): SpecIssue[] {
       if (!(h in tasks)) issues.push({ path: `model.heads.${h}`, message: `head for unknown task "${h}" (tasks: ${names.join(', ')})` });
     }
   }
+  if (model) issues.push(...userModelChecks(model, tasks));
 
   const training = isRecord(doc.training) ? doc.training : {};
   const batchSize = num(training.batchSize);
@@ -212,6 +246,11 @@ export function taskNames(job: JobSpec): string[] {
   return Object.keys(job.tasks);
 }
 
+/** Whether the job's model is the user's (a Layers model file or a module) rather than our YAML layers. */
+export function hasUserModel(job: JobSpec): boolean {
+  return job.model.layersModel !== undefined || job.model.module !== undefined;
+}
+
 export function trunkLayers(job: JobSpec): LayerSpec[] {
   return job.model.trunk.map(layerSpec);
 }
@@ -225,7 +264,7 @@ export function expertLayers(job: JobSpec): LayerSpec[] {
 }
 
 export function headLayers(job: JobSpec, task: string): LayerSpec[] {
-  const head = job.model.heads[task];
+  const head = job.model.heads?.[task];
   if (!head) throw new RangeError(`no head for task ${task}`);
   return head.map(layerSpec);
 }

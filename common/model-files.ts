@@ -12,7 +12,8 @@ import { writeFileAtomic } from './atomic-file.js';
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
-function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
+/** A YAML layer as a tfjs layer. */
+export function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
   switch (spec.type) {
     case 'dense':
       return tf.layers.dense({ name, units: spec.config.units, activation: spec.config.activation, useBias: spec.config.useBias });

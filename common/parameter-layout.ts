@@ -18,17 +18,19 @@
 import { JobSpecError, type SpecIssue } from './errors.js';
 import { layerSpec, type LayerSpec } from './job-schema.js';
 import { adapterLayers, expertLayers, headLayers, taskNames, trunkLayers, type JobSpec } from './job-spec.js';
+import type { GraphLayout } from './model-graph.js';
 import { Rng } from './random.js';
 
 export interface TensorSpec {
   /** tfjs weight name, e.g. `trunk_0_conv2d/kernel` or `left/bias`. */
   readonly name: string;
   readonly shape: readonly number[];
-  /** `shared` or `task:<name>`. */
+  /** `shared`, `task:<name>`, `frozen` or `state` (models of the user's: common/model-graph.ts). */
   readonly group: string;
   readonly offset: number;
   readonly size: number;
-  readonly init: 'glorotUniform' | 'zeros';
+  /** `model`: the initial value comes from the user's model (file or seeded initializers). */
+  readonly init: 'glorotUniform' | 'zeros' | 'model';
   readonly fanIn: number;
   readonly fanOut: number;
 }
@@ -85,12 +87,20 @@ export interface ParameterLayout {
   readonly heads: ReadonlyMap<string, readonly PlacedLayer[]>;
   readonly shared: GroupRange;
   readonly headGroups: ReadonlyMap<string, GroupRange>;
+  /** Parameters no task trains (frozen layers): sent with the weights, never as gradients. After every task's group. */
+  readonly frozen: GroupRange;
+  /** Non-trainable state that training updates (BatchNormalization's moving statistics): last; reported with each training unit. */
+  readonly state: GroupRange;
   readonly tasks: readonly string[];
   /** Shape of the shared representation the heads read. */
   readonly featureShape: readonly number[];
+  /** A model of the user's (layersModel / module): its graph; trunk, heads and the rest of the YAML fields are then empty. */
+  readonly graph?: GraphLayout;
 }
 
 export const SHARED_GROUP = 'shared';
+export const FROZEN_GROUP = 'frozen';
+export const STATE_GROUP = 'state';
 /** Name of the model's input layer in the exported model. */
 export const INPUT_LAYER_NAME = 'input';
 export function taskGroup(task: string): string {
@@ -287,6 +297,7 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
   };
   const shared = range(SHARED_GROUP);
   const headGroups = new Map(tasks.map((t) => [t, range(taskGroup(t))]));
+  const empty = (group: string): GroupRange => ({ group, offset, size: 0, tensors: [] });
   const remapped = {
     trunk: trunk.placed.map(remap),
     heads: new Map([...heads].map(([t, ls]) => [t, ls.map(remap)])),
@@ -328,6 +339,8 @@ export function buildLayout(job: JobSpec, inputShape: readonly number[], adapter
     heads: remapped.heads,
     shared,
     headGroups,
+    frozen: empty(FROZEN_GROUP),
+    state: empty(STATE_GROUP),
     tasks,
     featureShape,
   };
@@ -392,6 +405,8 @@ export function allLayers(layout: Pick<ParameterLayout, 'trunk' | 'heads' | 'tas
 
 /** The output shape of a task's head (per example). */
 export function headOutputShape(layout: ParameterLayout, task: string): readonly number[] {
+  const output = layout.graph?.outputs.get(task);
+  if (output) return output.shape;
   const head = layout.heads.get(task);
   const last = head?.[head.length - 1];
   if (!last) throw new RangeError(`no head for task ${task}`);
@@ -405,6 +420,7 @@ export function headOutputShape(layout: ParameterLayout, task: string): readonly
 export function initialParameters(layout: ParameterLayout, seed: number): Float32Array {
   const params = new Float32Array(layout.totalSize);
   for (const t of layout.tensors) {
+    if (t.init === 'model') throw new RangeError(`tensor ${t.name} takes its initial value from the model`);
     if (t.init === 'zeros') continue;
     const rng = Rng.fromKey(seed, 'init', t.name);
     const limit = Math.sqrt(6 / (t.fanIn + t.fanOut));
@@ -421,9 +437,12 @@ export function unitTensorIndices(layout: ParameterLayout, task: string): number
   return [...layout.shared.tensors, ...head.tensors];
 }
 
-/** Number of floats in a task unit's gradient payload (shared + head). */
+/**
+ * Number of floats in a task unit's payload: the gradient (shared + head), then the state
+ * (BatchNormalization statistics) the unit's forward pass left, when the model has any.
+ */
 export function unitGradientSize(layout: ParameterLayout, task: string): number {
   const head = layout.headGroups.get(task);
   if (!head) throw new RangeError(`no head for task ${task}`);
-  return layout.shared.size + head.size;
+  return layout.shared.size + head.size + layout.state.size;
 }

@@ -3,7 +3,8 @@
 // as JobSpecError or DatasetError (exit code 2), never halfway through training.
 import { bindTasks, type TaskBinding } from '../common/datasets/index.js';
 import { JobSpecError, type SpecIssue } from '../common/errors.js';
-import type { LoadedJob } from '../common/job-spec.js';
+import { hasUserModel, type LoadedJob } from '../common/job-spec.js';
+import { prepareUserModel, readBaseModel, type BaseModel } from '../common/user-model.js';
 import { headOutputShape, initialParameters, layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
 import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
@@ -46,24 +47,32 @@ function attributed<T>(source: string, fn: () => T): T {
   }
 }
 
-export function prepareRun(loaded: LoadedJob): PreparedRun {
+export interface PrepareOptions {
+  /** The user's model (for jobs with model.layersModel / model.module), already read; default: read from the job's file. */
+  baseModel?: BaseModel;
+}
+
+export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): PreparedRun {
   const { spec: job, source } = loaded;
   const bindings = bindTasks(job.tasks, loaded.dir);
   const issues: SpecIssue[] = [];
+  const dataShapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape] as const));
+  const describe = (t: string) => bindings.get(t)!.dataset.description;
 
-  const layout = attributed(source, () =>
-    layoutForData(
-      job,
-      new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])),
-      (t) => bindings.get(t)!.dataset.description,
-    ),
-  );
+  let initialParams: Float32Array | undefined;
+  const layout = attributed(source, () => {
+    if (!hasUserModel(job)) return layoutForData(job, dataShapes, describe);
+    const base = prepare.baseModel ?? readBaseModel(job, loaded.dir);
+    const user = prepareUserModel(job, base, dataShapes, describe);
+    initialParams = user.initialParams;
+    return user.layout;
+  });
 
   for (const [task, binding] of bindings) {
     const out = headOutputShape(layout, task);
     const loss = job.tasks[task]!.loss;
     const info = binding.dataset.targets[binding.target]!;
-    const where = `model.heads.${task}`;
+    const where = layout.graph && !job.model.heads ? `tasks.${task}.output` : `model.heads.${task}`;
     if (out.length !== 1) {
       issues.push({ path: where, message: `the head must end in a vector per example (add flatten/dense), got shape [${out.join(', ')}]` });
       continue;
@@ -90,6 +99,6 @@ export function prepareRun(loaded: LoadedJob): PreparedRun {
     warnings: batchWarnings(job, trainSizes),
     aggregator,
     optimizer: createOptimizer(job.training.optimizer, layout.totalSize),
-    initialParams: initialParameters(layout, job.seed),
+    initialParams: initialParams ?? initialParameters(layout, job.seed),
   };
 }

@@ -14,6 +14,12 @@ import { ConflictMonitor } from './conflict-monitor.js';
 import type { RunContext } from './run-context.js';
 import type { StageProgress } from './stage-progress.js';
 import type { TaskGradient } from './step-math.js';
+import type { ParameterLayout } from '../common/parameter-layout.js';
+
+function stateTasks(layout: ParameterLayout): Map<number, readonly string[]> {
+  const rows = layout.graph?.rows ?? [];
+  return new Map(layout.state.tensors.map((i) => [i, rows.find((r) => r.weights.includes(layout.tensors[i]!.name))?.tasks ?? layout.tasks]));
+}
 
 export interface StepGradients {
   step: number;
@@ -37,6 +43,8 @@ export class StepUpdate {
   private buffer: Float32Array | undefined;
   private readonly notesSeen = new Set<string>();
   private midUpdate = false;
+  /** The tasks whose outputs depend on each state tensor (by layout index). */
+  private stateTasks: Map<number, readonly string[]> | undefined;
 
   /** `optimizer` and `aggregator` are the current stage's, restored from a checkpoint where the run resumes. */
   constructor(
@@ -116,8 +124,8 @@ export class StepUpdate {
     active.forEach((task, i) => {
       if (stage.spec.freeze.includes(task)) return;
       // Methods defined by loss weights scale each head's gradient by its task's weight (as in LibMTL).
-      const head = perTask[i]!.grads.subarray(sharedSize);
-      const offset = layout.headGroups.get(task)!.offset;
+      const { offset, size: headSize } = layout.headGroups.get(task)!;
+      const head = perTask[i]!.grads.subarray(sharedSize, sharedSize + headSize);
       const lw = lossWeights?.[i] ?? 1;
       if (lw === 1) update.set(head, offset);
       else for (let k = 0; k < head.length; k++) update[offset + k] = lw * head[k]!;
@@ -125,12 +133,36 @@ export class StepUpdate {
     const penalty = this.plan.sequential ? this.stages.applyPenalties(stage, active, this.params, update) : 0;
     if (stage.spec.freeze.includes('shared')) trunk.fill(0);
     this.optimizer.step(this.params, update);
+    if (layout.state.size > 0) this.applyState(active, perTask);
     if (this.plan.sequential && !stage.spec.freeze.includes('shared')) {
       const { offset, size } = layout.shared;
       this.stages.forgetting.proximalShared(stage.spec.protect, this.params.subarray(offset, offset + size), stage.spec.learningRate ?? job.training.optimizer.learningRate);
     }
     this.midUpdate = false;
     return penalty;
+  }
+
+  /**
+   * The state (BatchNormalization moving statistics) after the step: for each state tensor, the
+   * mean, in task order, of what the units of the active tasks that reach it left (each task's
+   * shards already combined in shard order). Tensors no active task reaches keep their value.
+   */
+  private applyState(active: readonly string[], perTask: readonly TaskGradient[]): void {
+    const { layout } = this.ctx;
+    this.stateTasks ??= stateTasks(layout);
+    const state = layout.state;
+    for (const index of state.tensors) {
+      const t = layout.tensors[index]!;
+      const from = active.flatMap((task, i) => (this.stateTasks!.get(index)!.includes(task) ? [i] : []));
+      if (from.length === 0) continue;
+      const acc = new Float64Array(t.size);
+      for (const i of from) {
+        const g = perTask[i]!.grads;
+        const at = g.length - state.size + (t.offset - state.offset);
+        for (let k = 0; k < t.size; k++) acc[k]! += g[at + k]!;
+      }
+      for (let k = 0; k < t.size; k++) this.params[t.offset + k] = acc[k]! / from.length;
+    }
   }
 
   private trunkOf(update: Float32Array): Float32Array {

@@ -237,6 +237,7 @@ export class TrainingRun implements SessionHandler {
           protocolVersion: PROTOCOL_VERSION,
           maxChunkBytes: this.opts.maxChunkBytes ?? MAX_CHUNK_BYTES,
           jobDir: this.opts.jobDir,
+          modelJson: this.opts.layout.graph ? JSON.stringify(this.opts.layout.graph.spec) : '',
         },
       })
       .catch(() => undefined);

@@ -17,7 +17,7 @@ import { chunkViews, float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { bytesPerValue, decodeHalf, encodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
 import type { SelectedBackend } from './backend.js';
-import type { ModelRunner } from './model-runner.js';
+import type { UnitRunner } from './model-runner.js';
 import type { TrainUnitOutput, UnitComputer } from './unit-compute.js';
 
 /** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
@@ -27,7 +27,7 @@ const GOODBYE_WAIT_MS = 5000;
 export interface ComputeEnvironment {
   job: JobSpec;
   layout: ParameterLayout;
-  runner: ModelRunner;
+  runner: UnitRunner;
   computer: UnitComputer;
 }
 

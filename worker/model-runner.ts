@@ -16,8 +16,11 @@ export interface TaskObjective {
 
 export interface ForwardOptions {
   training: boolean;
-  /** Seed of the dropout mask of a layer (training only). */
-  dropoutSeed?: (layer: PlacedLayer) => number;
+  /**
+   * Seed of the dropout mask of a layer (training only). `shared`: whether two or more tasks
+   * share the layer (given by the graph path; the YAML path decides by the layer's name).
+   */
+  dropoutSeed?: (layer: { name: string }, shared?: boolean) => number;
 }
 
 export interface GradientResult {
@@ -72,7 +75,22 @@ interface LayerOutput {
 }
 
 
-export class ModelRunner {
+/** What a worker's unit computations need of a model: ModelRunner (our YAML layers) or GraphRunner (a model of the user's). */
+export interface UnitRunner {
+  readonly layout: ParameterLayout;
+  /** Whether tasks training on the same batch share one trunk forward pass (sharedGradients). */
+  readonly fastPath: boolean;
+  setWeights(params: Float32Array): void;
+  /** Loss and the unit's payload (`unitGradientSize` floats: gradient, then the state the forward pass left). */
+  gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult;
+  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[]): GradientResult[];
+  loss(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): number;
+  predict(task: string, inputs: Float32Array, n: number): Float32Array;
+  evaluate(task: string, inputs: Float32Array, targets: Float32Array): EvaluationResult;
+  dispose(): void;
+}
+
+export class ModelRunner implements UnitRunner {
   private weights: tf.Tensor[] = [];
   /** Whether tasks training on the same batch share one trunk forward pass (see sharedGradients). */
   readonly fastPath: boolean;

@@ -7,8 +7,7 @@ import type { TaskBinding } from '../common/datasets/index.js';
 import type { JobSpec } from '../common/job-spec.js';
 import { deriveSeed, Rng } from '../common/random.js';
 import { StagePlan } from '../common/stages.js';
-import type { PlacedLayer } from '../common/parameter-layout.js';
-import type { ModelRunner } from './model-runner.js';
+import type { UnitRunner } from './model-runner.js';
 
 /** Held-out examples are evaluated in batches of at most this many. */
 export const EVAL_BATCH = 1000;
@@ -52,7 +51,7 @@ export class UnitComputer {
   constructor(
     private readonly job: JobSpec,
     private readonly bindings: ReadonlyMap<string, TaskBinding>,
-    private readonly runner: ModelRunner,
+    private readonly runner: UnitRunner,
   ) {
     this.plan = new StagePlan(job);
   }
@@ -123,7 +122,10 @@ export class UnitComputer {
       lossSum += loss;
     }
     const n = indices.length;
-    return { sampleCount: n, loss: lossSum / n, grads: Float32Array.from(acc!, (v) => v / n) };
+    const grads = Float32Array.from(acc!, (v) => v / n);
+    // The payload's state part (BatchNormalization statistics) means nothing for a Fisher.
+    grads.fill(0, grads.length - this.runner.layout.state.size);
+    return { sampleCount: n, loss: lossSum / n, grads };
   }
 
   /** The examples of a training unit, gathered: inputs, targets and the task's binding. */
@@ -181,9 +183,9 @@ export class UnitComputer {
   }
 
   /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */
-  private dropoutSeeds(unit: TrainUnitSpec, b: TaskBinding): (layer: PlacedLayer) => number {
-    return (layer) =>
-      layer.name.startsWith('trunk_')
+  private dropoutSeeds(unit: TrainUnitSpec, b: TaskBinding): (layer: { name: string }, shared?: boolean) => number {
+    return (layer, shared = layer.name.startsWith('trunk_')) =>
+      shared
         ? deriveSeed(this.job.seed, 'dropout', b.source, unit.step, unit.shard, layer.name)
         : deriveSeed(this.job.seed, 'dropout', unit.task, unit.step, unit.shard, layer.name);
   }

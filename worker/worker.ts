@@ -8,9 +8,12 @@ import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import { bindTasks } from '../common/datasets/index.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
-import { validateJob, type JobSpec } from '../common/job-spec.js';
+import { hasUserModel, validateJob, type JobSpec } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
-import { layoutForData } from '../common/parameter-layout.js';
+import { layoutForGraph } from '../common/graph-layout.js';
+import { modelFromGraphConfig, type GraphSpec } from '../common/model-graph.js';
+import { layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
+import { GraphRunner } from './graph-runner.js';
 import { protocol, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { channelCredentials, type TlsMaterial } from '../common/security.js';
 import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
@@ -63,11 +66,26 @@ export function backoffDelay(attempt: number, initial: number, max: number, rand
 }
 
 /** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
-export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string): ComputeEnvironment {
+export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = ''): ComputeEnvironment {
   const bindings = bindTasks(job.tasks, jobDir);
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
-  const layout = layoutForData(job, new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape])));
+  const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
   const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+  if (hasUserModel(job)) {
+    // A model of the user's: rebuilt from the composition the coordinator sent (Welcome.model_json).
+    if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');
+    const spec = JSON.parse(modelJson) as GraphSpec;
+    const model = modelFromGraphConfig(spec.config);
+    let layout: ParameterLayout;
+    try {
+      layout = layoutForGraph(job, model, spec, shapes);
+    } finally {
+      model.dispose();
+    }
+    const runner = new GraphRunner(layout, objectives);
+    return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
+  }
+  const layout = layoutForData(job, shapes);
   const runner = new ModelRunner(layout, objectives, opsModeFor(backend), { fastPath: job.compute.fastPath });
   return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
 }
@@ -265,11 +283,11 @@ export class Worker {
 
   /** The job's data, model and runner: built on the first Welcome, reused by later sessions of the same job. */
   private environmentFor(welcome: Welcome__Output): ComputeEnvironment {
-    const key = `${welcome.jobDir}\u0000${welcome.jobJson}`;
+    const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}`;
     if (this.environment?.key === key) return this.environment.env;
     const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
     this.environment?.env.runner.dispose();
-    const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name);
+    const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson);
     this.environment = { key, env };
     return env;
   }

@@ -19,6 +19,12 @@ export interface Welcome {
    * Directory the job file was read from; relative data paths resolve against it.
    */
   'jobDir'?: (string);
+  /**
+   * A model of the user's (model.layersModel / model.module): the composed model as JSON
+   * ({config, outputs}: tfjs-layers config and each task's output layer); empty otherwise.
+   * Workers rebuild the model from it, so the model file need not be on their machines.
+   */
+  'modelJson'?: (string);
 }
 
 export interface Welcome__Output {
@@ -38,4 +44,10 @@ export interface Welcome__Output {
    * Directory the job file was read from; relative data paths resolve against it.
    */
   'jobDir': (string);
+  /**
+   * A model of the user's (model.layersModel / model.module): the composed model as JSON
+   * ({config, outputs}: tfjs-layers config and each task's output layer); empty otherwise.
+   * Workers rebuild the model from it, so the model file need not be on their machines.
+   */
+  'modelJson': (string);
 }

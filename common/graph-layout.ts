@@ -1,0 +1,119 @@
+// The parameter layout of a model of the user's (common/model-graph.ts), and the check of the
+// tasks' data against the model's inputs: what prepare-run and the workers compute alike.
+import * as tf from '@tensorflow/tfjs';
+import { JobSpecError, type SpecIssue } from './errors.js';
+import { taskNames, type JobSpec } from './job-spec.js';
+import { describeGraph, graphTensors, modelFromGraphConfig, type GraphLayout, type GraphSpec } from './model-graph.js';
+import { FROZEN_GROUP, SHARED_GROUP, STATE_GROUP, taskGroup, type GroupRange, type ParameterLayout, type TensorSpec } from './parameter-layout.js';
+
+const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The data shape every task must have for `graph`'s inputs: one input reads the example as it
+ * is; several read consecutive slices of a flat example, in input order.
+ */
+export function graphDataShape(graph: GraphLayout): readonly number[] {
+  const [first, ...rest] = graph.inputs;
+  if (!first) throw new JobSpecError('job', [{ path: 'model', message: 'the model has no inputs' }]);
+  return rest.length === 0 ? first.shape : [graph.inputs.reduce((n, i) => n + size(i.shape), 0)];
+}
+
+function checkData(job: JobSpec, graph: GraphLayout, dataShapes: ReadonlyMap<string, readonly number[]>, describe: (task: string) => string): void {
+  const expected = graphDataShape(graph);
+  const inputs = graph.inputs.map((i) => `${i.name} [${i.shape.join(', ')}]${i.dtype === 'int32' ? ' int32' : ''}`).join(', ');
+  const issues: SpecIssue[] = [];
+  for (const task of taskNames(job)) {
+    const shape = dataShapes.get(task) ?? [];
+    if (same(shape, expected)) continue;
+    const how =
+      graph.inputs.length > 1
+        ? `the model's inputs (${inputs}) read consecutive slices of a flat example of ${expected[0]} values`
+        : `the model's input is ${inputs}`;
+    const hint = graph.inputs.length === 1 && size(shape) === size(expected) ? ' (same size: add a Reshape layer to the model, or reshape the data)' : '';
+    issues.push({ path: `tasks.${task}.data`, message: `${describe(task)} has examples of shape [${shape.join(', ')}], but ${how}${hint}` });
+  }
+  if (issues.length > 0) throw new JobSpecError('job', issues);
+}
+
+/**
+ * The layout of a composed model (`model` built from `spec.config`): shared tensors first, then
+ * each task's, then frozen, then state; within a group in model order.
+ */
+export function layoutForGraph(
+  job: JobSpec,
+  model: tf.LayersModel,
+  spec: GraphSpec,
+  dataShapes: ReadonlyMap<string, readonly number[]>,
+  describe: (task: string) => string = (t) => `task ${t}'s data`,
+): ParameterLayout {
+  const tasks = taskNames(job);
+  const graph = describeGraph(model, spec, tasks);
+  checkData(job, graph, dataShapes, describe);
+  const { tensors: found } = graphTensors(model, spec, tasks);
+  const rank = (group: string): number => {
+    if (group === SHARED_GROUP) return 0;
+    if (group === FROZEN_GROUP) return tasks.length + 1;
+    if (group === STATE_GROUP) return tasks.length + 2;
+    return 1 + tasks.findIndex((t) => taskGroup(t) === group);
+  };
+  const order = found.map((_, i) => i).sort((a, b) => rank(found[a]!.group) - rank(found[b]!.group) || a - b);
+  let offset = 0;
+  const tensors: TensorSpec[] = order.map((i) => {
+    const t = found[i]!;
+    const spec: TensorSpec = { name: t.name, shape: t.shape, group: t.group, offset, size: size(t.shape), init: 'model', fanIn: 0, fanOut: 0 };
+    offset += spec.size;
+    return spec;
+  });
+  const range = (group: string): GroupRange => {
+    const idx = tensors.flatMap((t, i) => (t.group === group ? [i] : []));
+    const first = tensors[idx[0] ?? -1];
+    // An empty group sits where it would start.
+    const at = first?.offset ?? tensors.filter((t) => rank(t.group) < rank(group)).reduce((n, t) => n + t.size, 0);
+    return { group, offset: at, size: idx.reduce((n, i) => n + tensors[i]!.size, 0), tensors: idx };
+  };
+  const dataShape = graphDataShape(graph);
+  return {
+    inputShape: dataShape,
+    taskInputShapes: new Map(tasks.map((t) => [t, dataShape])),
+    namedInputs: [],
+    adapters: new Map(),
+    tensors,
+    totalSize: offset,
+    trunk: [],
+    heads: new Map(tasks.map((t) => [t, []])),
+    shared: range(SHARED_GROUP),
+    headGroups: new Map(tasks.map((t) => [t, range(taskGroup(t))])),
+    frozen: range(FROZEN_GROUP),
+    state: range(STATE_GROUP),
+    tasks,
+    featureShape: [],
+    graph,
+  };
+}
+
+/** The layout tensors' current values in `model` (layout order), e.g. the initial parameters. */
+export function graphParameters(layout: ParameterLayout, model: tf.LayersModel, spec: GraphSpec): Float32Array {
+  const { tensors } = graphTensors(model, spec, layout.tasks);
+  const byName = new Map(tensors.map((t) => [t.name, t.variable]));
+  const params = new Float32Array(layout.totalSize);
+  for (const t of layout.tensors) {
+    const v = byName.get(t.name);
+    if (!v) throw new RangeError(`the model has no weight ${t.name}`);
+    params.set(v.read().dataSync(), t.offset);
+  }
+  return params;
+}
+
+/** The composed model (export form) with `params` as its weights: what a run of a user's model leaves in model/. */
+export function graphModelWithParameters(layout: ParameterLayout, params: Float32Array): tf.LayersModel {
+  const graph = layout.graph;
+  if (!graph) throw new Error('not the layout of a model of the user');
+  const model = modelFromGraphConfig(graph.spec.config);
+  const { tensors } = graphTensors(model, graph.spec, layout.tasks);
+  const byName = new Map(tensors.map((t) => [t.name, t.variable]));
+  tf.tidy(() => {
+    for (const t of layout.tensors) byName.get(t.name)!.write(tf.tensor(params.slice(t.offset, t.offset + t.size), [...t.shape]));
+  });
+  return model;
+}
