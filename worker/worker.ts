@@ -3,6 +3,7 @@
 // (each reconnection is a fresh session); Shutdown, leave() and close() end the worker.
 import type * as grpc from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
+import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
@@ -13,6 +14,7 @@ import { createLogger, type Logger } from '../common/logging.js';
 import { layoutForGraph } from '../common/graph-layout.js';
 import { modelFromGraphConfig, type GraphSpec } from '../common/model-graph.js';
 import { layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
+import { buildModuleModel } from '../common/user-model.js';
 import { GraphRunner } from './graph-runner.js';
 import { protocol, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { channelCredentials, type TlsMaterial } from '../common/security.js';
@@ -74,6 +76,8 @@ export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: s
   if (hasUserModel(job)) {
     // A model of the user's: rebuilt from the composition the coordinator sent (Welcome.model_json).
     if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');
+    // A model module registers its custom layer classes when it builds: build it once here too.
+    if (job.model.module !== undefined) buildModuleModel(path.resolve(jobDir, job.model.module)).dispose();
     const spec = JSON.parse(modelJson) as GraphSpec;
     const model = modelFromGraphConfig(spec.config);
     let layout: ParameterLayout;
