@@ -11,7 +11,12 @@ const size2 = z.union([posInt, z.tuple([posInt, posInt])]);
 export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const name = z.string().regex(NAME_PATTERN, { error: `expected a name matching ${NAME_PATTERN.source}` });
 
-export const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax', 'elu', 'softplus'] as const;
+/**
+ * Activation functions, by their tfjs-layers names (each is one of tfjs' own activation
+ * identifiers, so a layer's `activation` goes to tfjs unchanged). gelu is the exact (erf) form;
+ * hardSigmoid is tfjs' clip(0.2·x + 0.5, 0, 1); swish is x·sigmoid(x).
+ */
+export const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax', 'elu', 'softplus', 'selu', 'gelu', 'swish', 'mish', 'relu6', 'softsign', 'hardSigmoid'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
 const activation = z.enum(ACTIVATIONS).default('linear');
 

@@ -191,6 +191,10 @@ export function maxPoolGradFromArgmax(argmax: Int32Array, dy: Float32Array, xSiz
   return dx;
 }
 
+/**
+ * `activation(x)` with the ops tfjs-layers uses for it (so that the exported model computes
+ * the same values); test/unit/yaml-layers.test.ts checks each against tf.layers.activation.
+ */
 export function applyActivation(x: tf.Tensor, activation: Activation): tf.Tensor {
   switch (activation) {
     case 'linear':
@@ -207,5 +211,19 @@ export function applyActivation(x: tf.Tensor, activation: Activation): tf.Tensor
       return tf.elu(x);
     case 'softplus':
       return tf.softplus(x);
+    case 'selu':
+      return tf.selu(x);
+    case 'gelu':
+      return tf.mul(x, tf.mul(0.5, tf.add(1, tf.erf(tf.div(x, Math.SQRT2)))));
+    case 'swish':
+      return tf.mul(tf.sigmoid(x), x);
+    case 'mish':
+      return tf.mul(x, tf.tanh(tf.softplus(x)));
+    case 'relu6':
+      return tf.minimum(6, tf.relu(x));
+    case 'softsign':
+      return tf.div(x, tf.add(tf.abs(x), 1));
+    case 'hardSigmoid':
+      return tf.clipByValue(tf.add(0.5, tf.mul(0.2, x)), 0, 1);
   }
 }

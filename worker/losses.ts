@@ -3,6 +3,7 @@
 // pre-activation logits: same value, but stable for confident predictions.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation, LossName, MetricName } from '../common/job-schema.js';
+import { applyActivation } from './layer-ops.js';
 
 /** A head's output: the pre-activation of its last layer and that layer's activation. */
 export interface HeadOutput {
@@ -28,6 +29,8 @@ export function headActivated(out: HeadOutput): tf.Tensor2D {
       return tf.elu(out.pre);
     case 'softplus':
       return tf.softplus(out.pre);
+    default:
+      return applyActivation(out.pre, out.activation) as tf.Tensor2D;
   }
 }
 

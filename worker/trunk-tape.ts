@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
 import { pair, type PlacedLayer } from '../common/parameter-layout.js';
-import { conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
+import { applyActivation, conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
 
 /** One trunk layer as the forward pass left it. */
 export interface TapeEntry {
@@ -30,13 +30,15 @@ export interface TapeEntry {
 }
 
 
-const ACTIVATION_KERNELS: Record<Exclude<Activation, 'linear'>, string> = {
+/** Activations that are one tfjs kernel; the others (gelu, swish, ...) are several ops. */
+const ACTIVATION_KERNELS: Partial<Record<Exclude<Activation, 'linear'>, string>> = {
   relu: 'Relu',
   sigmoid: 'Sigmoid',
   tanh: 'Tanh',
   softmax: 'Softmax',
   elu: 'Elu',
   softplus: 'Softplus',
+  selu: 'Selu',
 };
 
 /**
@@ -54,8 +56,11 @@ function kernelVjp(kernel: string, inputs: Record<string, tf.Tensor>, output: tf
 /** dL/dpre from dL/dout for `out = activation(pre)`. */
 function activationBackward(activation: Activation, dOut: tf.Tensor, pre: tf.Tensor, out: tf.Tensor): tf.Tensor {
   if (activation === 'linear') return dOut;
+  const kernel = ACTIVATION_KERNELS[activation];
+  // Several ops: tfjs' autodiff over the same ops the forward pass ran (applyActivation).
+  if (!kernel) return tf.grad((p: tf.Tensor) => applyActivation(p, activation))(pre, dOut);
   const attrs = activation === 'softmax' ? { dim: -1 } : {};
-  const grads = kernelVjp(ACTIVATION_KERNELS[activation], { x: pre, logits: pre }, out, attrs, dOut);
+  const grads = kernelVjp(kernel, { x: pre, logits: pre }, out, attrs, dOut);
   const input = grads.x ?? grads.logits;
   if (!input) throw new Error(`no input gradient for ${activation}`);
   return input();

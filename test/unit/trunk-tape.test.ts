@@ -60,6 +60,11 @@ const TRUNKS: Record<string, JobSpec> = {
   ),
   // A dense layer on a rank-3 input applies to every position; the first layer reads the input.
   positional: job([5, 4], [{ dense: { units: 6, activation: 'relu' } }, { dense: { units: 3, activation: 'tanh' } }, { flatten: {} }]),
+  // selu (one kernel) and the activations tfjs composes of several ops (the tape differentiates those with tfjs' autodiff).
+  activations: job(
+    [6],
+    (['selu', 'gelu', 'swish', 'mish', 'relu6', 'softsign', 'hardSigmoid'] as const).map((activation, i) => ({ dense: { units: 5 + (i % 2), activation } })),
+  ),
 };
 
 // The runner's losses (the spec only shapes the layout): c has a one-unit sigmoid head.
