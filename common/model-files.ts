@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { LayerSpec } from './job-schema.js';
+import { generalPathOnly, type LayerSpec } from './job-schema.js';
 import { allLayers, INPUT_LAYER_NAME, taskInputName, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
 import { writeFileAtomic } from './atomic-file.js';
 
@@ -33,6 +33,8 @@ export function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
       return tf.layers.flatten({ name });
     case 'dropout':
       return tf.layers.dropout({ name, rate: spec.config.rate });
+    default:
+      throw new Error(`layer ${name}: ${generalPathOnly(spec.type)}`);
   }
 }
 

@@ -16,7 +16,7 @@
 // Shapes are inferred here, without tfjs, so the coordinator knows the layout before any
 // compute backend loads; test/unit/parameter-layout.test.ts checks them against tfjs-layers.
 import { JobSpecError, type SpecIssue } from './errors.js';
-import { layerSpec, type LayerSpec } from './job-schema.js';
+import { generalPathOnly, layerSpec, type LayerSpec } from './job-schema.js';
 import { adapterLayers, expertLayers, headLayers, taskNames, trunkLayers, type JobSpec } from './job-spec.js';
 import type { GraphLayout } from './model-graph.js';
 import { Rng } from './random.js';
@@ -163,6 +163,8 @@ function layerShapes(spec: LayerSpec, input: readonly number[], where: string): 
       return { output: [input.reduce((a, b) => a * b, 1)], weights: [] };
     case 'dropout':
       return { output: [...input], weights: [] };
+    default:
+      return fail(generalPathOnly(spec.type));
   }
 }
 

@@ -2,7 +2,7 @@
 // ops to weight tensors held here (one set per weights version), the loss of one task and
 // the gradients of exactly the tensors that task uses (trunk + its head).
 import * as tf from '@tensorflow/tfjs';
-import type { LossName, MetricName } from '../common/job-schema.js';
+import { generalPathOnly, type LossName, type MetricName } from '../common/job-schema.js';
 import { pair, unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
 import { TrunkTape, type TapeEntry } from './trunk-tape.js';
@@ -163,6 +163,8 @@ export class ModelRunner implements UnitRunner {
         const y = tf.mul(x, maskTensor);
         return { pre: y, out: y, activation: 'linear', mask: maskTensor };
       }
+      default:
+        throw new Error(`layer ${layer.name}: ${generalPathOnly(spec.type)}`);
     }
   }
 

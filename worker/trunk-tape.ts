@@ -14,7 +14,7 @@
 // shared with other tasks or not, so grouping units never changes a bit (docs/design.md).
 // test/unit/trunk-tape.test.ts checks the result against tf.grads within 1e-5 relative.
 import * as tf from '@tensorflow/tfjs';
-import type { Activation } from '../common/job-schema.js';
+import { generalPathOnly, type Activation } from '../common/job-schema.js';
 import { pair, type PlacedLayer } from '../common/parameter-layout.js';
 import { applyActivation, conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
 
@@ -176,6 +176,8 @@ export class TrunkTape {
         return tf.reshape(dOut, x.shape);
       case 'dropout':
         return entry.mask ? tf.mul(dOut, entry.mask) : dOut;
+      default:
+        throw new Error(`layer ${layer.name}: ${generalPathOnly(spec.type)}`);
     }
   }
 }

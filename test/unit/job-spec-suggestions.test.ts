@@ -45,16 +45,18 @@ void describe('nearestName', () => {
   void it('suggests only plausible typos', () => {
     assert.equal(nearestName('dense2', LAYER_TYPES), 'dense');
     assert.equal(nearestName('maxpooling2d', LAYER_TYPES), 'maxPooling2d');
-    assert.equal(nearestName('embedding', LAYER_TYPES), undefined);
-    assert.equal(nearestName('lstm', LAYER_TYPES), undefined);
+    assert.equal(nearestName('attention', LAYER_TYPES), undefined);
+    assert.equal(nearestName('transformer', LAYER_TYPES), undefined);
+    assert.equal(nearestName('lstmm', LAYER_TYPES), 'lstm');
+    assert.equal(nearestName('globalAveragePooling2D', LAYER_TYPES), 'globalAveragePooling2d');
     assert.equal(nearestName('pcgrd', aggregatorNames), 'pcgrad');
   });
 });
 
 void describe('unknown keys in a job file', () => {
   void it('a layer type that does not exist lists the supported ones, without a second "got none" issue', () => {
-    const found = issues(job('    - embedding: { units: 8 }\n    - dense: { units: 4 }'));
-    assert.equal(found.get('model.trunk[0].embedding'), `layer \`embedding\` is not supported (supported: ${LAYER_TYPES.join(', ')})`);
+    const found = issues(job('    - attention: { units: 8 }\n    - dense: { units: 4 }'));
+    assert.equal(found.get('model.trunk[0].attention'), `layer \`attention\` is not supported (supported: ${LAYER_TYPES.join(', ')})`);
     assert.equal(found.size, 1, [...found].join('\n'));
   });
 
