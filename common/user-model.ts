@@ -8,9 +8,9 @@ import path from 'node:path';
 import { graphParameters, layoutForGraph } from './graph-layout.js';
 import { JobSpecError } from './errors.js';
 import type { JobSpec } from './job-spec.js';
-import { layerFor } from './model-files.js';
 import { composeUserModel, modelFromGraphConfig, seedInitializers } from './model-graph.js';
 import type { ParameterLayout } from './parameter-layout.js';
+import { tfLayerFor } from './yaml-layers.js';
 
 export interface BaseModel {
   readonly model: tf.LayersModel;
@@ -67,7 +67,7 @@ export function prepareUserModel(
   dataShapes: ReadonlyMap<string, readonly number[]>,
   describe?: (task: string) => string,
 ): PreparedUserModel {
-  const { model, spec } = composeUserModel(base.model, job, layerFor);
+  const { model, spec } = composeUserModel(base.model, job, tfLayerFor);
   const layout = layoutForGraph(job, model, spec, dataShapes, describe);
   const seeded = modelFromGraphConfig(seedInitializers(spec.config, job.seed));
   try {

@@ -9,9 +9,11 @@ import { JobSpecError } from '../../common/errors.js';
 import { ACTIVATIONS, FAST_PATH_LAYER_TYPES, LAYER_TYPES, isFastPathLayer, type LayerSpec, type LayerType } from '../../common/job-schema.js';
 import { jobToYaml, parseJobText, trunkLayers, validateJob } from '../../common/job-spec.js';
 import { buildLayersModel } from '../../common/model-files.js';
-import { allLayers, buildLayout } from '../../common/parameter-layout.js';
+import { allLayers, buildLayout, unitGradientSize } from '../../common/parameter-layout.js';
+import { prepareUserModel } from '../../common/user-model.js';
 import { tfLayerFor } from '../../common/yaml-layers.js';
 import { selectBackend } from '../../worker/backend.js';
+import { GraphRunner } from '../../worker/graph-runner.js';
 import { applyActivation } from '../../worker/layer-ops.js';
 import { jobWithModel, type RawLayer } from '../helpers/unit-jobs.js';
 
@@ -692,6 +694,66 @@ void describe('job-file layer vocabulary', () => {
     } finally {
       await selectBackend('cpu');
     }
+  });
+
+  void it("on a model of the user's (graph path), YAML heads of the new types compose, get their parameter groups and train", () => {
+    const x = tf.input({ shape: [6], name: 'x' });
+    const shared = tf.layers.dense({ units: 8, activation: 'relu', name: 'shared' }).apply(x) as tf.SymbolicTensor;
+    const base = () => tf.model({ inputs: x, outputs: tf.layers.dense({ units: 1, name: 'out' }).apply(shared) as tf.SymbolicTensor, name: 'user' });
+    const spec = (seed: number) =>
+      validateJob(
+        {
+          name: 'graph-heads',
+          seed,
+          model: {
+            layersModel: 'm.json',
+            trunkOutput: 'shared',
+            heads: {
+              a: [{ reshape: { targetShape: [4, 2] } }, { bidirectional: { layer: { gru: { units: 3 } } } }, { dense: { units: 3 } }],
+              b: [{ batchNormalization: {} }, { leakyRelu: {} }, { dense: { units: 1 } }],
+            },
+          },
+          tasks: {
+            a: { loss: 'sparseCategoricalCrossentropy', data: { dataset: 'multimnist', target: 'left' } },
+            b: { loss: 'meanSquaredError', data: { dataset: 'synthetic', target: 0 } },
+          },
+          training: { steps: 1, batchSize: 4, optimizer: { name: 'sgd', learningRate: 0.1 } },
+        },
+        'test',
+      );
+    const shapes = new Map([
+      ['a', [6]],
+      ['b', [6]],
+    ]);
+    const prepared = prepareUserModel(spec(1), { model: base(), weightsLoaded: false }, shapes);
+    const groups = new Map(prepared.layout.tensors.map((t) => [t.name, t.group]));
+    assert.equal(groups.get('shared/kernel'), 'shared');
+    const recurrent = [...groups.keys()].filter((n) => n.startsWith('a_1_bidirectional/'));
+    assert.deepEqual(recurrent.map((n) => n.replace(/\/(forward|backward)_\w+\//, '/$1/')).sort(), ['a_1_bidirectional/backward/bias', 'a_1_bidirectional/backward/kernel', 'a_1_bidirectional/backward/recurrent_kernel', 'a_1_bidirectional/forward/bias', 'a_1_bidirectional/forward/kernel', 'a_1_bidirectional/forward/recurrent_kernel']);
+    for (const n of recurrent) assert.equal(groups.get(n), 'task:a', n);
+    assert.equal(groups.get('b_0_batchNormalization/gamma'), 'task:b');
+    assert.equal(groups.get('b_0_batchNormalization/moving_mean'), 'state');
+    // Seeded initializers (the GRU's orthogonal recurrent kernel too): a function of the job's seed.
+    const again = prepareUserModel(spec(1), { model: base(), weightsLoaded: false }, shapes);
+    assert.deepEqual(again.initialParams, prepared.initialParams);
+    assert.notDeepEqual(prepareUserModel(spec(2), { model: base(), weightsLoaded: false }, shapes).initialParams, prepared.initialParams);
+
+    const objectives = new Map([
+      ['a', { loss: 'sparseCategoricalCrossentropy' as const, metrics: [] }],
+      ['b', { loss: 'meanSquaredError' as const, metrics: [] }],
+    ]);
+    const runner = new GraphRunner(prepared.layout, objectives);
+    runner.setWeights(prepared.initialParams);
+    const inputs = Float32Array.from({ length: 4 * 6 }, (_, i) => Math.sin(i + 1));
+    for (const [task, targets] of [['a', Float32Array.from([0, 1, 2, 1])], ['b', Float32Array.from([0.5, -1, 2, 0])]] as const) {
+      const r = runner.gradients(task, inputs, targets, { training: true, dropoutSeed: () => 1 });
+      assert.equal(r.grads.length, unitGradientSize(prepared.layout, task), task);
+      assert.ok(Number.isFinite(r.loss) && r.grads.every(Number.isFinite), task);
+      const head = prepared.layout.headGroups.get(task)!;
+      const own = r.grads.subarray(prepared.layout.shared.size, prepared.layout.shared.size + head.size);
+      assert.ok(own.some((v) => v !== 0) && r.grads.subarray(0, prepared.layout.shared.size).some((v) => v !== 0), `${task}: zero gradients`);
+    }
+    runner.dispose();
   });
 
   void it('the fast path computes every activation with the ops tfjs-layers uses (bitwise, cpu and wasm)', async () => {
