@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'AUTHENTICATION_FAILED'
   | 'SECURITY_CONFIG'
   | 'INSECURE_LISTEN'
-  | 'RUN_DIRECTORY_IN_USE';
+  | 'RUN_DIRECTORY_IN_USE'
+  | 'MODEL_FILE_INVALID';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -172,6 +173,37 @@ export class InsecureListenError extends MtlError {
 /** A run directory already holds another run's files, and replacing them was not asked for. */
 export class RunDirectoryInUseError extends MtlError {
   readonly code = 'RUN_DIRECTORY_IN_USE';
+}
+
+/** Where in a model file a problem lies: the layer, its class, and the JSON path to it. */
+export interface ModelFileLocation {
+  layer?: string;
+  className?: string;
+  /** Dotted path into the JSON document, e.g. `modelTopology.model_config.config.layers[3]`. */
+  jsonPath?: string;
+}
+
+/**
+ * A model file (TF.js Layers model.json and its weight shards) that cannot be read, decoded or
+ * built. The message names the file and, where the problem has one, the layer, its class and
+ * the JSON path.
+ */
+export class ModelFileError extends MtlError {
+  readonly code = 'MODEL_FILE_INVALID';
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    readonly location: ModelFileLocation = {},
+    options?: MtlErrorOptions,
+  ) {
+    super(`${file}: ${describeLocation(location)}${problem}`, options);
+  }
+}
+
+function describeLocation(at: ModelFileLocation): string {
+  const layer = at.layer === undefined ? '' : `layer "${at.layer}"${at.className === undefined ? '' : ` (${at.className})`}`;
+  const where = [layer, at.jsonPath === undefined ? '' : `at ${at.jsonPath}`].filter((s) => s !== '').join(' ');
+  return where === '' ? '' : `${where}: `;
 }
 
 /** Errors a session survives: the message is rejected and counted, the stream stays open. */

@@ -27,6 +27,7 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   SECURITY_CONFIG: GrpcStatus.FAILED_PRECONDITION,
   INSECURE_LISTEN: GrpcStatus.FAILED_PRECONDITION,
   RUN_DIRECTORY_IN_USE: GrpcStatus.FAILED_PRECONDITION,
+  MODEL_FILE_INVALID: GrpcStatus.FAILED_PRECONDITION,
 };
 
 /** The gRPC status for an error; anything that is not ours is INTERNAL. */

@@ -15,6 +15,7 @@ import {
   JobSpecError,
   LeaseHeldError,
   MessageTooLargeError,
+  ModelFileError,
   MtlError,
   NonFiniteError,
   ProtocolViolationError,
@@ -82,6 +83,21 @@ void describe('error classes', () => {
     const codes = PLAIN.map(([, code]) => code);
     assert.equal(new Set(codes).size, codes.length);
     assert.ok(!codes.includes('JOB_SPEC_INVALID'));
+    assert.ok(!codes.includes('MODEL_FILE_INVALID'));
+  });
+
+  void it('ModelFileError names the file, then the layer, its class and the JSON path where known', () => {
+    const cause = new Error('underlying');
+    const err = new ModelFileError('/m/model.json', 'unsupported layer class Foo', { layer: 'foo_1', className: 'Foo', jsonPath: 'modelTopology.config.layers[2]' }, { cause });
+    assert.equal(err.code, 'MODEL_FILE_INVALID');
+    assert.equal(err.name, 'ModelFileError');
+    assert.equal(err.cause, cause);
+    assert.equal(err.file, '/m/model.json');
+    assert.equal(err.problem, 'unsupported layer class Foo');
+    assert.equal(err.message, '/m/model.json: layer "foo_1" (Foo) at modelTopology.config.layers[2]: unsupported layer class Foo');
+    assert.equal(new ModelFileError('/m/model.json', 'not JSON').message, '/m/model.json: not JSON');
+    assert.equal(new ModelFileError('f', 'bad shard', { jsonPath: 'weightsManifest[0]' }).message, 'f: at weightsManifest[0]: bad shard');
+    assert.equal(isRejectedMessage(err), false);
   });
 
   void it('JobSpecError keeps source, issues and cause, and lists each issue on its own line', () => {
@@ -120,6 +136,11 @@ void describe('toGrpcStatus', () => {
     assert.equal(s.code, status.INVALID_ARGUMENT);
     assert.match(s.details, /^JOB_SPEC_INVALID: /);
     assert.match(s.details, /name: bad/);
+  });
+
+  void it('maps ModelFileError to FAILED_PRECONDITION', () => {
+    const s = toGrpcStatus(new ModelFileError('m.json', 'truncated'));
+    assert.deepEqual(s, { code: status.FAILED_PRECONDITION, details: 'MODEL_FILE_INVALID: m.json: truncated' });
   });
 
   void it('maps AuthenticationError to UNAUTHENTICATED with the same generic details whatever the reason', () => {
