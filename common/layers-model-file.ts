@@ -182,7 +182,15 @@ function readWeights(file: string, manifest: unknown): { weights?: WeightValues;
   for (const group of groups) {
     const need = group.specs.reduce((n, s) => n + specByteLength(s), 0);
     checkShardSizes(file, group.at, group.shards.map((s) => ({ ...s, size: sizes.get(s.file)! })), need);
-    const bytes = Buffer.concat(group.shards.map((s) => readFileSync(s.file)));
+    const bytes = Buffer.concat(
+      group.shards.map((s) => {
+        try {
+          return readFileSync(s.file);
+        } catch (err) {
+          throw new ModelFileError(file, `cannot read weight shard ${s.written}: ${errorMessage(err)}`, { jsonPath: group.at }, { cause: err });
+        }
+      }),
+    );
     let offset = 0;
     for (const spec of group.specs) {
       const n = specByteLength(spec);

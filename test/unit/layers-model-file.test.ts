@@ -363,6 +363,25 @@ void describe('Keras 3 model files', () => {
     assert.equal(once.flavour, 'keras3');
   });
 
+  void it('references as Keras writes them: one [layer, node, tensor], a dict (flattened in key order), a flattened Keras 2 node', () => {
+    const dense = (name: string, node: unknown) => ({ class_name: 'Dense', name, config: { name, units: 2 }, inbound_nodes: [node] });
+    const raw = {
+      class_name: 'Model',
+      config: {
+        name: 'm',
+        layers: [{ class_name: 'InputLayer', name: 'in', config: { name: 'in', batch_input_shape: [null, 3] }, inbound_nodes: [] }, dense('b', ['in', 0, 0, {}]), dense('a', [['in', 0, 0, {}]])],
+        input_layers: ['in', 0, 0],
+        output_layers: { z: ['b', 0, 0], y: ['a', 0, 0] },
+      },
+    };
+    const { topology } = normalizeTopology(raw, { file: 'f', jsonPath: 't' });
+    const config = topology.config as { layers: Array<{ inbound_nodes: unknown }>; input_layers: unknown; output_layers: unknown };
+    assert.deepEqual(config.input_layers, [['in', 0, 0]]);
+    assert.deepEqual(config.output_layers, [['a', 0, 0], ['b', 0, 0]]);
+    assert.deepEqual(config.layers[1]!.inbound_nodes, [[['in', 0, 0, {}]]]);
+    assert.deepEqual(modelFromTopology(raw).outputNames, ['a', 'b']);
+  });
+
   void it('a Bidirectional(LSTM) Sequential with weights named as a .keras file saves them', () => {
     const reference = tf.sequential({
       name: 'reference_bi',
