@@ -6,7 +6,7 @@
 // does; and broken files fail with ModelFileError naming the shard, layer, class and path.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ModelFileError } from '../../common/errors.js';
@@ -30,7 +30,7 @@ import {
   writeModelFiles,
   type ManifestEntry,
 } from '../helpers/layers-model-fixtures.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { EXAMPLES, REPO_ROOT } from '../helpers/paths.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 function randomValues(n: number, seed: number): Float32Array {
@@ -500,6 +500,33 @@ void describe('files and topologies that cannot be used', () => {
     throwsModelFileError(() => modelFromTopology(topology, { file: 'g.json', jsonPath: 'modelTopology' }), 'g.json', 'layer "gru" (GRU) at modelTopology.config.layers[1]', 'reset_after');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// The repository's example models
+
+void describe('the example models (examples/models)', () => {
+  const dirs = readdirSync(path.join(EXAMPLES, 'models')).map((d) => path.join(EXAMPLES, 'models', d));
+  for (const dir of dirs) {
+    void it(`${path.basename(dir)} reads synchronously and predicts as tf.loadLayersModel does`, async () => {
+      const read = readLayersModelFile(dir);
+      const model = buildWithWeights(read, countUnitForgetBias(read.topology) * 4);
+      const reference = await tf.loadLayersModel(fileSystemModel(dir));
+      const inputs = model.inputs.map((input, k) => tf.randomUniform(input.shape.map((d) => d ?? 2), 0, 1, 'float32', k + 1));
+      assertClose(outputs(model, inputs), outputs(reference, inputs), 0);
+      tf.dispose(inputs);
+    });
+  }
+});
+
+/** LSTMs built with unitForgetBias (tfjs leaks 4 tensors building each; a Bidirectional builds two). */
+function countUnitForgetBias(node: unknown): number {
+  if (Array.isArray(node)) return node.reduce((n: number, v) => n + countUnitForgetBias(v), 0);
+  if (typeof node !== 'object' || node === null) return 0;
+  const o = node as Record<string, unknown>;
+  const own = o.class_name === 'LSTM' && (o.config as Record<string, unknown> | undefined)?.unit_forget_bias === true ? 1 : 0;
+  const twice = o.class_name === 'Bidirectional' ? 2 : 1;
+  return own + twice * Object.values(o).reduce((n: number, v) => n + countUnitForgetBias(v), 0);
+}
 
 // ---------------------------------------------------------------------------------------------
 // A converted Keras model from another project
