@@ -8,6 +8,7 @@ import { BackendUnavailableError, errorMessage } from '../common/errors.js';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
 import { BACKEND_CHOICES, type BackendChoice } from './backend-choices.js';
+import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
 
 export { BACKEND_CHOICES, type BackendChoice };
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -64,6 +65,7 @@ function candidates(importer: ModuleImporter): Record<BackendName, Candidate[]> 
           const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
           wasm.setWasmPaths(dist.endsWith(path.sep) ? dist : dist + path.sep);
           await activate('wasm');
+          registerWasmGradientKernels();
         },
       },
     ],

@@ -1,8 +1,9 @@
 // The forward ops of the layer vocabulary, with the gradients each backend needs.
 //
 // wasm traps (tfjs 4.22, measured here): a matMul with a transposed operand leaves XNNPACK
-// for a slow loop (512²: 29 GFLOP/s plain, 1 GFLOP/s transposed), and there is no
-// Conv2DBackpropFilter kernel at all. So on wasm the dense gradient transposes explicitly,
+// for a slow loop (512²: 29 GFLOP/s plain, 1 GFLOP/s transposed), Conv2DBackpropInput is a
+// slow loop too, and wasm ships no Conv2DBackpropFilter (worker/wasm-gradient-kernels.ts
+// registers one for plain autodiff). So on wasm the dense gradient transposes explicitly,
 // and both conv gradients are computed as forward convolutions (the filter's always, the
 // input's for stride 1). Other backends keep tfjs' own gradients.
 // test/unit/model-runner.test.ts checks both paths against tfjs' gradients.
@@ -12,7 +13,7 @@ import type { Activation } from '../common/job-schema.js';
 export interface OpsMode {
   /** Dense gradients as matMul(transpose(a), b) instead of matMul(a, b, true, false). */
   explicitTranspose: boolean;
-  /** Conv2D gradients via forward convolutions (for backends without Conv2DBackpropFilter); the name is historical. */
+  /** Conv2D gradients via forward convolutions (on wasm, see above); the name is historical. */
   im2colFilterGrad: boolean;
   /**
    * Max pooling over tiling windows: the backward pass on the host, from each window's
@@ -25,7 +26,10 @@ export interface OpsMode {
 export function opsModeFor(backend: string): OpsMode {
   return {
     explicitTranspose: backend === 'wasm',
-    im2colFilterGrad: tf.getKernel('Conv2DBackpropFilter', backend) === undefined,
+    // By name, not by whether the backend has Conv2DBackpropFilter: wasm has one once
+    // wasm-gradient-kernels.ts registered it, and the fast path keeps its own conv gradients
+    // there (the stride-1 input gradient avoids wasm's slow Conv2DBackpropInput).
+    im2colFilterGrad: backend === 'wasm',
     // Only where tensor data lives in host memory anyway: elsewhere reading it back costs more.
     hostPoolGrad: backend === 'wasm',
   };

@@ -5,7 +5,7 @@
 //
 // The backward of each layer is the same arithmetic tfjs' autodiff would do, with the
 // worker's backend traps avoided (layer-ops.ts): dense gradients transpose explicitly on wasm,
-// conv gradients are forward convolutions where the backend lacks Conv2DBackpropFilter. The
+// conv gradients are forward convolutions on wasm (OpsMode.im2colFilterGrad). The
 // pieces tfjs defines well (activations, max pooling, conv on native backends) call tfjs' own
 // registered gradient functions (tf.getGradient) with the tensors the tape kept; on wasm, max
 // pooling over tiling windows finds each window's maximum once per batch on the host instead.
