@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { JobSpecError, type SpecIssue } from './errors.js';
-import { jobSchema, layerSpec, type LayerSpec, type ParsedJob } from './job-schema.js';
+import { isFastPathLayer, jobSchema, layerSpec, type LayerSpec, type ParsedJob } from './job-schema.js';
 import { nearestName } from './nearest-name.js';
 import { specIssues } from './spec-issues.js';
 
@@ -249,6 +249,17 @@ export function taskNames(job: JobSpec): string[] {
 /** Whether the job's model is the user's (a Layers model file or a module) rather than our YAML layers. */
 export function hasUserModel(job: JobSpec): boolean {
   return job.model.layersModel !== undefined || job.model.module !== undefined;
+}
+
+/**
+ * Whether the job trains on the graph path (common/model-graph.ts): a model of the user's, or
+ * YAML layers beyond the five of the fast path, which are built as a tfjs-layers model.
+ */
+export function usesGraphPath(job: JobSpec): boolean {
+  if (hasUserModel(job)) return true;
+  const m = job.model;
+  const lists = [m.trunk, ...Object.values(m.heads ?? {}), ...Object.values(m.adapters), ...(m.experts ? [m.experts.layers] : []), ...Object.values(m.inputs ?? {}).map((i) => i.layers)];
+  return lists.some((list) => list.some((raw) => !isFastPathLayer(layerSpec(raw))));
 }
 
 export function trunkLayers(job: JobSpec): LayerSpec[] {

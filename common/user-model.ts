@@ -2,14 +2,16 @@
 // or built in code by the caller), composed with the job (common/model-graph.ts), its layout
 // and its initial parameters: the file's weights where it has them, seeded initializers elsewhere.
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { graphParameters, layoutForGraph } from './graph-layout.js';
-import { JobSpecError } from './errors.js';
-import type { JobSpec } from './job-spec.js';
+import { JobSpecError, ModelFileError } from './errors.js';
+import { matchWeights, modelFromTopology, readLayersModelFile, setWeightsByName } from './layers-model-file.js';
+import { trunkLayers, type JobSpec } from './job-spec.js';
+import { FAST_PATH_LAYER_TYPES } from './job-schema.js';
 import { composeUserModel, modelFromGraphConfig, seedInitializers } from './model-graph.js';
-import type { ParameterLayout } from './parameter-layout.js';
+import { INPUT_LAYER_NAME, type ParameterLayout } from './parameter-layout.js';
 import { tfLayerFor } from './yaml-layers.js';
 
 export interface BaseModel {
@@ -18,10 +20,62 @@ export interface BaseModel {
   readonly weightsLoaded: boolean;
 }
 
+/**
+ * The trunk of a YAML model that needs the graph path (layers beyond the fast path's five), as
+ * a tfjs-layers model: input `input`, layers `trunk_<i>_<type>` as the fast path names them.
+ */
+export function yamlTrunkModel(job: JobSpec, inputShape: readonly number[]): tf.LayersModel {
+  const m = job.model;
+  for (const k of ['experts', 'inputs'] as const) {
+    if (m[k] !== undefined) throw new JobSpecError('job', [{ path: `model.${k}`, message: `layers beyond ${FAST_PATH_LAYER_TYPES.join(', ')} need the general path, which does not take model.${k} yet` }]);
+  }
+  if (Object.keys(m.adapters).length > 0) throw new JobSpecError('job', [{ path: 'model.adapters', message: `layers beyond ${FAST_PATH_LAYER_TYPES.join(', ')} need the general path, which does not take model.adapters yet` }]);
+  const input = tf.input({ shape: [...(m.input ?? inputShape)], name: INPUT_LAYER_NAME });
+  let h = input;
+  trunkLayers(job).forEach((spec, i) => {
+    try {
+      h = tfLayerFor(spec, `trunk_${i}_${spec.type}`).apply(h) as tf.SymbolicTensor;
+    } catch (err) {
+      throw new JobSpecError('job', [{ path: `model.trunk[${i}].${spec.type}`, message: `cannot apply to [${h.shape.slice(1).join(', ')}]: ${(err as Error).message}` }], { cause: err });
+    }
+  });
+  if (h === input) h = tf.layers.activation({ activation: 'linear', name: 'trunk' }).apply(h) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: h, name: `${job.name}_trunk` });
+}
+
 /** Reads the job's model.layersModel or builds its model.module (paths relative to the job file's directory `dir`). */
 export function readBaseModel(job: JobSpec, dir: string): BaseModel {
   if (job.model.module !== undefined) return { model: buildModuleModel(path.resolve(dir, job.model.module)), weightsLoaded: false };
-  throw new JobSpecError('job', [{ path: 'model.layersModel', message: 'reading model files lands with the model-file reader' }]);
+  const where = 'model.layersModel';
+  const file = path.resolve(dir, job.model.layersModel!);
+  try {
+    const read = readLayersModelFile(file);
+    const shards = read.missingShards.length;
+    const listed = read.weights ? read.weights.size : 0;
+    // All shards absent: the topology alone (seeded initial weights). Some: a broken copy.
+    if (shards > 0 && (listed > 0 || !allShardsMissing(file))) {
+      throw new JobSpecError('job', [{ path: where, message: `${file}: weight shard(s) missing: ${read.missingShards.join(', ')} (copy them next to model.json, or remove every shard to start from seeded initial weights)` }]);
+    }
+    const model = modelFromTopology(read.topology, { file, jsonPath: read.topologyPath });
+    if (read.weights) {
+      const { unset } = matchWeights(model, read.weights);
+      if (unset.length > 0) {
+        throw new JobSpecError('job', [{ path: where, message: `${file}: the weights do not cover the model: no value for ${unset.slice(0, 5).join(', ')}${unset.length > 5 ? ` and ${unset.length - 5} more` : ''}` }]);
+      }
+      setWeightsByName(model, read.weights, file);
+    }
+    return { model, weightsLoaded: read.weights !== undefined };
+  } catch (err) {
+    if (err instanceof ModelFileError) throw new JobSpecError('job', [{ path: where, message: err.message }], { cause: err });
+    throw err;
+  }
+}
+
+/** Whether every shard a model.json lists is absent (a topology-only copy), as opposed to some. */
+function allShardsMissing(file: string): boolean {
+  const json = JSON.parse(readFileSync(statSync(file).isDirectory() ? path.join(file, 'model.json') : file, 'utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
+  const base = statSync(file).isDirectory() ? file : path.dirname(file);
+  return (json.weightsManifest ?? []).flatMap((g) => g.paths ?? []).every((p) => !existsSync(path.resolve(base, p)));
 }
 
 /**

@@ -3,8 +3,8 @@
 // as JobSpecError or DatasetError (exit code 2), never halfway through training.
 import { bindTasks, type TaskBinding } from '../common/datasets/index.js';
 import { JobSpecError, type SpecIssue } from '../common/errors.js';
-import { hasUserModel, type LoadedJob } from '../common/job-spec.js';
-import { prepareUserModel, readBaseModel, type BaseModel } from '../common/user-model.js';
+import { hasUserModel, taskNames, usesGraphPath, type LoadedJob } from '../common/job-spec.js';
+import { prepareUserModel, readBaseModel, yamlTrunkModel, type BaseModel } from '../common/user-model.js';
 import { headOutputShape, initialParameters, layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
 import { createAggregator } from './aggregation/registry.js';
 import type { Aggregator } from './aggregation/types.js';
@@ -52,6 +52,11 @@ export interface PrepareOptions {
   baseModel?: BaseModel;
 }
 
+/** A YAML model on the graph path: its trunk as the base model, the first task's data shape as its input (the shapes are checked against it after). */
+function yamlBase(job: LoadedJob['spec'], dataShapes: ReadonlyMap<string, readonly number[]>): BaseModel {
+  return { model: yamlTrunkModel(job, dataShapes.get(taskNames(job)[0]!) ?? []), weightsLoaded: false };
+}
+
 export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): PreparedRun {
   const { spec: job, source } = loaded;
   const bindings = bindTasks(job.tasks, loaded.dir);
@@ -61,8 +66,8 @@ export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): Pre
 
   let initialParams: Float32Array | undefined;
   const layout = attributed(source, () => {
-    if (!hasUserModel(job)) return layoutForData(job, dataShapes, describe);
-    const base = prepare.baseModel ?? readBaseModel(job, loaded.dir);
+    if (!usesGraphPath(job)) return layoutForData(job, dataShapes, describe);
+    const base = prepare.baseModel ?? (hasUserModel(job) ? readBaseModel(job, loaded.dir) : yamlBase(job, dataShapes));
     const user = prepareUserModel(job, base, dataShapes, describe);
     initialParams = user.initialParams;
     return user.layout;

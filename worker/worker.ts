@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import { bindTasks } from '../common/datasets/index.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
-import { hasUserModel, validateJob, type JobSpec } from '../common/job-spec.js';
+import { usesGraphPath, validateJob, type JobSpec } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { layoutForGraph } from '../common/graph-layout.js';
 import { modelFromGraphConfig, type GraphSpec } from '../common/model-graph.js';
@@ -73,8 +73,8 @@ export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: s
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
   const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
   const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
-  if (hasUserModel(job)) {
-    // A model of the user's: rebuilt from the composition the coordinator sent (Welcome.model_json).
+  if (usesGraphPath(job)) {
+    // A model of the user's (or YAML beyond the fast path): rebuilt from the composition the coordinator sent (Welcome.model_json).
     if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');
     // A model module registers its custom layer classes when it builds: build it once here too.
     if (job.model.module !== undefined) buildModuleModel(path.resolve(jobDir, job.model.module)).dispose();

@@ -1,0 +1,87 @@
+// A model of the user's through the whole product: `mtl validate` describes it, `mtl run` trains
+// it with real worker processes (wasm) to bitwise the same weights with 1 and 3 workers, with
+// BatchNormalization and dropout in the trunk, and the exported model loads in plain tfjs with
+// the user's layer and output names.
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileSystemModel } from '../../common/model-files.js';
+import { runCli } from '../helpers/cli-process.js';
+import { writeJob } from '../helpers/jobs.js';
+import { tempDir } from '../helpers/temp-dirs.js';
+
+/** A model module: a small CNN trunk with BatchNormalization and dropout, and two outputs named as Keras users name them. */
+const MODULE = `
+export default function build(tf) {
+  const input = tf.input({ shape: [28, 28, 1], name: 'image' });
+  let h = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, name: 'conv' }).apply(input);
+  h = tf.layers.batchNormalization({ name: 'bn' }).apply(h);
+  h = tf.layers.activation({ activation: 'relu', name: 'relu' }).apply(h);
+  h = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(h);
+  h = tf.layers.flatten({ name: 'flat' }).apply(h);
+  h = tf.layers.dense({ units: 16, activation: 'relu', name: 'features' }).apply(h);
+  h = tf.layers.dropout({ rate: 0.2, name: 'drop' }).apply(h);
+  const left = tf.layers.dense({ units: 10, activation: 'softmax', name: 'digit_left' }).apply(h);
+  const right = tf.layers.dense({ units: 10, activation: 'softmax', name: 'digit_right' }).apply(h);
+  return tf.model({ inputs: input, outputs: [left, right], name: 'two_digits' });
+}
+`;
+
+function moduleJob(dir: string, steps: number): string {
+  writeFileSync(path.join(dir, 'two-digits.mjs'), MODULE);
+  const data = (target: string) => ({ dataset: 'multimnist', target, trainSize: 1000, testSize: 200 });
+  return writeJob(
+    {
+      name: 'user-model',
+      seed: 5,
+      model: { module: './two-digits.mjs' },
+      tasks: {
+        left: { output: 'digit_left', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('left') },
+        right: { output: 'digit_right', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('right') },
+      },
+      training: { steps, batchSize: 16, shardsPerTask: 3, optimizer: { name: 'adam', learningRate: 0.002 }, aggregator: { name: 'pcgrad' } },
+    },
+    dir,
+  );
+}
+
+async function train(jobFile: string, workers: number): Promise<{ out: string; weights: Buffer }> {
+  const out = tempDir(`mtl-user-${workers}-`);
+  const r = await runCli(['run', jobFile, '--workers', String(workers), '--out', out, '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  return { out, weights: readFileSync(path.join(out, 'model', 'weights.bin')) };
+}
+
+void describe('a model of the user (model.module)', () => {
+  const jobFile = moduleJob(tempDir('mtl-user-job-'), 6);
+
+  void it('is described by mtl validate: inputs, outputs, and which tasks share each layer', async () => {
+    const r = await runCli(['validate', jobFile]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /model inputs: image \[28, 28, 1\] float32; task outputs: left ← digit_left \[10\], right ← digit_right \[10\]/);
+    assert.match(r.stdout, /bn\s+BatchNormalization\s+4\s+16\s+shared\+state\s+left, right/);
+    assert.match(r.stdout, /digit_left\s+Dense\s+2\s+170\s+task:left\s+left/);
+    assert.match(r.stdout, /8 state values/);
+  });
+
+  void it('trains to bitwise the same weights with 1 and 3 workers (BatchNormalization, dropout, 3 shards per task), and exports the user model', async () => {
+    const one = await train(jobFile, 1);
+    const three = await train(jobFile, 3);
+    assert.equal(one.weights.length, three.weights.length);
+    assert.ok(one.weights.equals(three.weights), 'weights differ between 1 and 3 workers');
+
+    const model = await tf.loadLayersModel(fileSystemModel(path.join(one.out, 'model')));
+    assert.deepEqual(model.outputNames, ['digit_left', 'digit_right']);
+    assert.deepEqual(model.layers.map((l) => l.name), ['image', 'conv', 'bn', 'relu', 'pool', 'flat', 'features', 'drop', 'digit_left', 'digit_right']);
+    // The moving statistics moved off their initial values (0 and 1): the state was trained.
+    const movingMean = model.getLayer('bn').getWeights()[2]!.dataSync();
+    assert.ok(Array.from(movingMean).some((v) => v !== 0));
+    const out = model.predict(tf.zeros([2, 28, 28, 1])) as tf.Tensor[];
+    assert.deepEqual(out[0]!.shape, [2, 10]);
+    const sums = tf.sum(out[0]!, 1).dataSync();
+    for (const s of sums) assert.ok(Math.abs(s - 1) < 1e-5, 'the export keeps the softmax');
+    model.dispose();
+  });
+});
