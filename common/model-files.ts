@@ -5,43 +5,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { generalPathOnly, type LayerSpec } from './job-schema.js';
+import { tfLayerFor } from './yaml-layers.js';
 import { allLayers, INPUT_LAYER_NAME, taskInputName, type ParameterLayout, type PlacedLayer } from './parameter-layout.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
-/** A YAML layer as a tfjs layer. */
-export function layerFor(spec: LayerSpec, name: string): tf.layers.Layer {
-  switch (spec.type) {
-    case 'dense':
-      return tf.layers.dense({ name, units: spec.config.units, activation: spec.config.activation, useBias: spec.config.useBias });
-    case 'conv2d':
-      return tf.layers.conv2d({
-        name,
-        filters: spec.config.filters,
-        kernelSize: spec.config.kernelSize,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
-    case 'maxPooling2d':
-      return tf.layers.maxPooling2d({ name, poolSize: spec.config.poolSize, strides: spec.config.strides, padding: spec.config.padding });
-    case 'flatten':
-      return tf.layers.flatten({ name });
-    case 'dropout':
-      return tf.layers.dropout({ name, rate: spec.config.rate });
-    default:
-      throw new Error(`layer ${name}: ${generalPathOnly(spec.type)}`);
-  }
-}
-
 /** The tfjs-layers model of a layout, with its weights set from `params` when given. */
 export function buildLayersModel(layout: ParameterLayout, name: string, params?: Float32Array): tf.LayersModel {
   const stack = (layers: readonly PlacedLayer[], x: tf.SymbolicTensor) =>
-    layers.reduce((h, placed) => layerFor(placed.spec, placed.name).apply(h) as tf.SymbolicTensor, x);
+    layers.reduce((h, placed) => tfLayerFor(placed.spec, placed.name).apply(h) as tf.SymbolicTensor, x);
   // Inputs: `input` for the tasks that read the trunk's input directly, `input_<task>` for each
   // task with an adapter. The trunk's layers are built once and applied to every stream, so
   // the streams share its weights.
@@ -50,7 +24,7 @@ export function buildLayersModel(layout: ParameterLayout, name: string, params?:
   const named = layout.namedInputs.map((n) => ({ input: tf.input({ shape: [n.size], name: n.name }), tower: n.tower }));
   const input = named.length > 0 ? undefined : plain.length > 0 ? tf.input({ shape: [...layout.inputShape], name: INPUT_LAYER_NAME }) : undefined;
   const adapterInputs = new Map([...layout.adapters.keys()].map((t) => [t, tf.input({ shape: [...layout.taskInputShapes.get(t)!], name: taskInputName(t) })]));
-  const trunkLayers = layout.trunk.map((placed) => layerFor(placed.spec, placed.name));
+  const trunkLayers = layout.trunk.map((placed) => tfLayerFor(placed.spec, placed.name));
   const trunkOf = (x: tf.SymbolicTensor) => trunkLayers.reduce((h, l) => l.apply(h) as tf.SymbolicTensor, x);
   const towers = named.map((n) => stack(n.tower, n.input));
   const merged = towers.length > 1 ? (tf.layers.concatenate({ name: 'inputs_concat', axis: -1 }).apply(towers) as tf.SymbolicTensor) : towers[0];
@@ -80,7 +54,7 @@ function expertFeatures(layout: ParameterLayout, trunk: tf.SymbolicTensor, stack
     const shared = level.shared.map((e, i) => row(stack(e, sharedIn), `x${l}_s${i}`));
     const own = new Map(layout.tasks.map((t) => [t, level.perTask.get(t)!.map((e, i) => row(stack(e, taskIn.get(t)!), `x${l}_${t}_${i}`))]));
     const mix = (gate: PlacedLayer, input: tf.SymbolicTensor, rows: tf.SymbolicTensor[], name: string) => {
-      const g = layerFor(gate.spec, gate.name).apply(input) as tf.SymbolicTensor;
+      const g = tfLayerFor(gate.spec, gate.name).apply(input) as tf.SymbolicTensor;
       const stacked = tf.layers.concatenate({ name: `${name}_experts`, axis: 1 }).apply(rows) as tf.SymbolicTensor;
       return tf.layers.dot({ name, axes: [1, 1] }).apply([g, stacked]) as tf.SymbolicTensor;
     };

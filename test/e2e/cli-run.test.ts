@@ -129,8 +129,9 @@ void describe('mtl run', () => {
     for (const f of files) {
       const r = await runCli(['validate', path.join(EXAMPLES, f), '--json']);
       assert.equal(r.code, 0, `${f}: ${r.stderr}`);
-      const info = JSON.parse(r.stdout) as { parameters: { total: number; shared: number }; tasks: Record<string, { train: number; test: number }> };
-      assert.ok(info.parameters.total > info.parameters.shared && info.parameters.shared > 0, f);
+      const info = JSON.parse(r.stdout) as { parameters: { total: number; shared: number; frozen: number }; tasks: Record<string, { train: number; test: number }> };
+      // Every example shares a trunk: trained (shared) or pretrained and frozen.
+      assert.ok(info.parameters.total > info.parameters.shared && info.parameters.shared + info.parameters.frozen > 0, f);
       for (const t of Object.values(info.tasks)) assert.ok(t.train > 0 && t.test > 0, f);
     }
   });

@@ -41,13 +41,13 @@ void describe('mtl validate: unknown keys', () => {
   void it('exit 2, naming the unsupported layer and the nearest name of a misspelt one', async () => {
     const job = writeJob({
       name: 'typos',
-      model: { trunk: [{ embedding: { units: 8 } }, { dense2: { units: 4 } }], heads: { a: [{ dense: { units: 1 } }] } },
+      model: { trunk: [{ attention: { units: 8 } }, { dense2: { units: 4 } }], heads: { a: [{ dense: { units: 1 } }] } },
       tasks: { a: { loss: 'meanSquaredError', data: { dataset: 'synthetic', target: 0 } } },
       training: { steps: 10, batchSize: 4, optimizer: { name: 'adam', learningRate: 0.01, betta1: 0.9 } },
     });
     const r = await runCli(['validate', job]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /model\.trunk\[0\]\.embedding: layer `embedding` is not supported \(supported: dense, conv2d, maxPooling2d, flatten, dropout\)/);
+    assert.match(r.stderr, /model\.trunk\[0\]\.attention: layer `attention` is not supported \(supported: dense, conv2d, maxPooling2d, flatten, dropout, /);
     assert.match(r.stderr, /model\.trunk\[1\]\.dense2: `dense2` is not a layer; did you mean `dense`\?/);
     assert.match(r.stderr, /training\.optimizer\.betta1: unknown key; did you mean `beta1`\?/);
   });
