@@ -48,19 +48,11 @@ function recurrentLayer(spec: RecurrentLayerSpec, name: string): tf.RNN {
  */
 export function tfLayerFor(spec: LayerSpec, name: string): tf.layers.Layer {
   switch (spec.type) {
-    // The fast-path five: the same arguments as model-files.ts gives them.
+    // The fast-path five (the exporter of YAML models builds them here too).
     case 'dense':
       return tf.layers.dense({ name, units: spec.config.units, activation: spec.config.activation, useBias: spec.config.useBias });
     case 'conv2d':
-      return tf.layers.conv2d({
-        name,
-        filters: spec.config.filters,
-        kernelSize: spec.config.kernelSize,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
+      return tf.layers.conv2d({ name, ...spec.config });
     case 'maxPooling2d':
       return tf.layers.maxPooling2d({ name, poolSize: spec.config.poolSize, strides: spec.config.strides, padding: spec.config.padding });
     case 'flatten':
@@ -75,45 +67,13 @@ export function tfLayerFor(spec: LayerSpec, name: string): tf.layers.Layer {
     case 'layerNormalization':
       return tf.layers.layerNormalization({ name, epsilon: spec.config.epsilon });
     case 'conv1d':
-      return tf.layers.conv1d({
-        name,
-        filters: spec.config.filters,
-        kernelSize: spec.config.kernelSize,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
+      return tf.layers.conv1d({ name, ...spec.config });
     case 'depthwiseConv2d':
-      return tf.layers.depthwiseConv2d({
-        name,
-        kernelSize: spec.config.kernelSize,
-        depthMultiplier: spec.config.depthMultiplier,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
+      return tf.layers.depthwiseConv2d({ name, ...spec.config });
     case 'separableConv2d':
-      return tf.layers.separableConv2d({
-        name,
-        filters: spec.config.filters,
-        kernelSize: spec.config.kernelSize,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
+      return tf.layers.separableConv2d({ name, ...spec.config });
     case 'conv2dTranspose':
-      return tf.layers.conv2dTranspose({
-        name,
-        filters: spec.config.filters,
-        kernelSize: spec.config.kernelSize,
-        strides: spec.config.strides,
-        padding: spec.config.padding,
-        activation: spec.config.activation,
-        useBias: spec.config.useBias,
-      });
+      return tf.layers.conv2dTranspose({ name, ...spec.config });
     case 'zeroPadding2d':
       return tf.layers.zeroPadding2d({ name, padding: spec.config.padding });
     case 'averagePooling2d':
