@@ -2,7 +2,7 @@
 // or built in code by the caller), composed with the job (common/model-graph.ts), its layout
 // and its initial parameters: the file's weights where it has them, seeded initializers elsewhere.
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { graphParameters, layoutForGraph } from './graph-layout.js';
@@ -50,10 +50,8 @@ export function readBaseModel(job: JobSpec, dir: string): BaseModel {
   const file = path.resolve(dir, job.model.layersModel!);
   try {
     const read = readLayersModelFile(file);
-    const shards = read.missingShards.length;
-    const listed = read.weights ? read.weights.size : 0;
     // All shards absent: the topology alone (seeded initial weights). Some: a broken copy.
-    if (shards > 0 && (listed > 0 || !allShardsMissing(file))) {
+    if (read.missingShards.length > 0 && read.missingShards.length < read.shards.length) {
       throw new JobSpecError('job', [{ path: where, message: `${file}: weight shard(s) missing: ${read.missingShards.join(', ')} (copy them next to model.json, or remove every shard to start from seeded initial weights)` }]);
     }
     const model = modelFromTopology(read.topology, { file, jsonPath: read.topologyPath });
@@ -69,13 +67,6 @@ export function readBaseModel(job: JobSpec, dir: string): BaseModel {
     if (err instanceof ModelFileError) throw new JobSpecError('job', [{ path: where, message: err.message }], { cause: err });
     throw err;
   }
-}
-
-/** Whether every shard a model.json lists is absent (a topology-only copy), as opposed to some. */
-function allShardsMissing(file: string): boolean {
-  const json = JSON.parse(readFileSync(statSync(file).isDirectory() ? path.join(file, 'model.json') : file, 'utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
-  const base = statSync(file).isDirectory() ? file : path.dirname(file);
-  return (json.weightsManifest ?? []).flatMap((g) => g.paths ?? []).every((p) => !existsSync(path.resolve(base, p)));
 }
 
 /**

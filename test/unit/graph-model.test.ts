@@ -4,15 +4,20 @@
 // and the errors that name the layer or job path.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { JobSpecError } from '../../common/errors.js';
 import { graphModelWithParameters, layoutForGraph } from '../../common/graph-layout.js';
 import { validateJob, type JobSpec } from '../../common/job-spec.js';
 import { modelFromGraphConfig, trainingConfig, type GraphSpec } from '../../common/model-graph.js';
-import { prepareUserModel } from '../../common/user-model.js';
+import { prepareUserModel, readBaseModel } from '../../common/user-model.js';
 import { GraphRunner } from '../../worker/graph-runner.js';
 import { relativeError } from '../helpers/numeric.js';
+import { EXAMPLES } from '../helpers/paths.js';
+import { tempDir } from '../helpers/temp-dirs.js';
 
+const EXAMPLE_MODELS = path.join(EXAMPLES, 'models');
 const MNIST = { dataset: 'multimnist', target: 'left' } as const;
 const SYNTH = { dataset: 'synthetic', target: 1, dim: 7 } as const;
 
@@ -250,5 +255,36 @@ void describe('graph path: a model of the user', () => {
     const rnn = tf.model({ inputs: x, outputs: [tf.layers.dense({ units: 3, name: 'out_a' }).apply(lstm) as tf.SymbolicTensor, tf.layers.dense({ units: 1, name: 'out_b' }).apply(lstm) as tf.SymbolicTensor] });
     const prepared = prepareUserModel(job({ layersModel: 'm.json' }, OUTPUT_TASKS), { model: rnn, weightsLoaded: false }, new Map([['a', [5, 2]], ['b', [5, 2]]]));
     assert.throws(() => trainingConfig(prepared.layout.graph!), /layer "rnn" \(LSTM\): dropout\/recurrentDropout inside the RNN is not reproducible/);
+  });
+});
+
+void describe('graph path: reading model.layersModel', () => {
+  const copy = (mutate?: (json: { weightsManifest: Array<{ paths: string[] }> }, dir: string) => void): string => {
+    const dir = tempDir('mtl-layers-model-');
+    cpSync(path.join(EXAMPLE_MODELS, 'two-tower'), dir, { recursive: true });
+    const file = path.join(dir, 'model.json');
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+    mutate?.(json, dir);
+    writeFileSync(file, JSON.stringify(json));
+    return dir;
+  };
+  const spec = job({ layersModel: 'model.json' }, { a: { ...OUTPUT_TASKS.a, output: 'out_a' }, b: { ...OUTPUT_TASKS.b, output: 'out_b' } });
+
+  void it("loads the file's weights when its shards are present, and only the topology when every shard is absent", () => {
+    const full = readBaseModel(spec, copy());
+    assert.equal(full.weightsLoaded, true);
+    const saved = JSON.parse(readFileSync(path.join(EXAMPLE_MODELS, 'two-tower', 'model.json'), 'utf8')) as { weightsManifest: Array<{ weights: Array<{ name: string; shape: number[] }> }> };
+    const first = saved.weightsManifest[0]!.weights[0]!;
+    const bytes = readFileSync(path.join(EXAMPLE_MODELS, 'two-tower', 'weights.bin'));
+    const expected = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 4 * first.shape.reduce((a, b) => a * b, 1)));
+    const variable = full.model.weights.find((w) => w.originalName === first.name)!;
+    assert.deepEqual(Array.from(variable.read().dataSync()), Array.from(expected));
+    const bare = readBaseModel(spec, copy((_, dir) => rmSync(path.join(dir, 'weights.bin'))));
+    assert.equal(bare.weightsLoaded, false);
+  });
+
+  void it('refuses a copy with only some of its shards, naming the missing one', () => {
+    const dir = copy((json) => json.weightsManifest[0]!.paths.push('./second-shard.bin'));
+    assert.throws(() => readBaseModel(spec, dir), /model\.layersModel: .*weight shard\(s\) missing: \.\/second-shard\.bin/);
   });
 });
