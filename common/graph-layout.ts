@@ -48,9 +48,10 @@ export function layoutForGraph(
   describe: (task: string) => string = (t) => `task ${t}'s data`,
 ): ParameterLayout {
   const tasks = taskNames(job);
-  const graph = describeGraph(model, spec, tasks);
+  const walked = graphTensors(model, spec, tasks);
+  const graph = describeGraph(model, spec, tasks, walked);
   checkData(job, graph, dataShapes, describe);
-  const { tensors: found } = graphTensors(model, spec, tasks);
+  const found = walked.tensors;
   const rank = (group: string): number => {
     if (group === SHARED_GROUP) return 0;
     if (group === FROZEN_GROUP) return tasks.length + 1;

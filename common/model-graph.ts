@@ -297,7 +297,7 @@ function perExample(shape: readonly (number | null)[], what: string, where: stri
 }
 
 /** Inputs, outputs (with the activation split off for the loss) and the table of a composed model. */
-export function describeGraph(model: tf.LayersModel, spec: GraphSpec, tasks: readonly string[]): GraphLayout {
+export function describeGraph(model: tf.LayersModel, spec: GraphSpec, tasks: readonly string[], found: ReturnType<typeof graphTensors> = graphTensors(model, spec, tasks)): GraphLayout {
   const where = 'model';
   const inputs = model.inputs.map((t, i) => {
     const name = model.inputNames[i] ?? `input_${i}`;
@@ -309,7 +309,7 @@ export function describeGraph(model: tf.LayersModel, spec: GraphSpec, tasks: rea
     const shape = perExample(layer.outputShape as (number | null)[], `output "${layer.name}"`, `tasks.${task}`);
     outputs.set(task, { layer: layer.name, shape, activation: logitActivation(layer) ?? 'linear' });
   }
-  const { tensors, reach } = graphTensors(model, spec, tasks);
+  const { tensors, reach } = found;
   const order = (set: ReadonlySet<string> | undefined) => [...(set ?? [])].sort((a, b) => tasks.indexOf(a) - tasks.indexOf(b));
   const layerTasks = new Map(model.layers.map((l) => [l.name, order(reach.get(l.name))]));
   const rows: GraphLayerRow[] = [];
