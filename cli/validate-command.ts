@@ -65,7 +65,7 @@ function graphTable(graph: GraphLayout, frozen: number, state: number): string {
     `  model inputs: ${inputs}; task outputs: ${outputs}`,
     `  ${frozen} frozen parameters (never sent as gradients), ${state} state values (BatchNormalization statistics)`,
     ...(graph.partiallyShared.length > 0
-      ? [`  note: ${graph.partiallyShared.join(', ')} feed some but not all tasks; they are aggregated with the shared parameters (the other tasks' gradients are zero there)`]
+      ? [`  note: ${graph.partiallyShared.join(', ')} ${graph.partiallyShared.length === 1 ? 'feeds' : 'feed'} some but not all tasks; only those tasks take part in aggregating them (one aggregation per task set)`]
       : []),
   ];
   return [...notes, '  layers:', ...lines].join('\n') + '\n';

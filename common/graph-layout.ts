@@ -4,10 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { JobSpecError, type SpecIssue } from './errors.js';
 import { taskNames, type JobSpec } from './job-spec.js';
 import { describeGraph, graphTensors, modelFromGraphConfig, type GraphLayout, type GraphSpec } from './model-graph.js';
-import { FROZEN_GROUP, SHARED_GROUP, STATE_GROUP, taskGroup, type GroupRange, type ParameterLayout, type TensorSpec } from './parameter-layout.js';
+import { FROZEN_GROUP, SHARED_GROUP, STATE_GROUP, taskGroup, type GroupRange, type ParameterLayout, type SharedGroup, type TensorSpec } from './parameter-layout.js';
 
 const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+const compareIndexLists = (a: readonly number[], b: readonly number[]): number => {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+};
 
 /**
  * The data shape every task must have for `graph`'s inputs: one input reads the example as it
@@ -58,7 +62,16 @@ export function layoutForGraph(
     if (group === STATE_GROUP) return tasks.length + 2;
     return 1 + tasks.findIndex((t) => taskGroup(t) === group);
   };
-  const order = found.map((_, i) => i).sort((a, b) => rank(found[a]!.group) - rank(found[b]!.group) || a - b);
+  // Shared tensors by task set: every task's first, then each smaller set in canonical order.
+  const setOf = (t: (typeof found)[number]): readonly string[] => graph.layerTasks.get(t.layer) ?? tasks;
+  const key = (set: readonly string[]): string => set.map((t) => tasks.indexOf(t)).join(',');
+  const partialSets = [...new Map(found.filter((t) => t.group === SHARED_GROUP && setOf(t).length < tasks.length).map((t) => [key(setOf(t)), setOf(t)])).values()].sort(
+    (a, b) => compareIndexLists(a.map((t) => tasks.indexOf(t)), b.map((t) => tasks.indexOf(t))),
+  );
+  const subRank = (t: (typeof found)[number]): number => (t.group !== SHARED_GROUP || setOf(t).length === tasks.length ? 0 : 1 + partialSets.findIndex((s) => key(s) === key(setOf(t))));
+  const order = found
+    .map((_, i) => i)
+    .sort((a, b) => rank(found[a]!.group) - rank(found[b]!.group) || subRank(found[a]!) - subRank(found[b]!) || a - b);
   let offset = 0;
   const tensors: TensorSpec[] = order.map((i) => {
     const t = found[i]!;
@@ -73,6 +86,16 @@ export function layoutForGraph(
     const at = first?.offset ?? tensors.filter((t) => rank(t.group) < rank(group)).reduce((n, t) => n + t.size, 0);
     return { group, offset: at, size: idx.reduce((n, i) => n + tensors[i]!.size, 0), tensors: idx };
   };
+  const shared = range(SHARED_GROUP);
+  // Positions in layout order: the groups' ranges follow from their tensors' sizes.
+  const sharedTensors = order.map((i) => found[i]!).filter((t) => t.group === SHARED_GROUP);
+  let at = shared.offset;
+  const sharedGroups: SharedGroup[] = [tasks, ...partialSets].map((set) => {
+    const size = sharedTensors.filter((t) => key(setOf(t)) === key(set)).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const group = { tasks: set, offset: at, size };
+    at += size;
+    return group;
+  });
   const dataShape = graphDataShape(graph);
   return {
     inputShape: dataShape,
@@ -83,7 +106,8 @@ export function layoutForGraph(
     totalSize: offset,
     trunk: [],
     heads: new Map(tasks.map((t) => [t, []])),
-    shared: range(SHARED_GROUP),
+    shared,
+    ...(partialSets.length > 0 ? { sharedGroups } : {}),
     headGroups: new Map(tasks.map((t) => [t, range(taskGroup(t))])),
     frozen: range(FROZEN_GROUP),
     state: range(STATE_GROUP),

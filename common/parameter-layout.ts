@@ -70,6 +70,15 @@ export interface ExpertsLayout {
   readonly outputShape: readonly number[];
 }
 
+/** Shared parameters reached by one set of tasks: a contiguous range inside `ParameterLayout.shared`. */
+export interface SharedGroup {
+  /** In task order; every task for the first group. */
+  readonly tasks: readonly string[];
+  /** Absolute, like GroupRange's. */
+  readonly offset: number;
+  readonly size: number;
+}
+
 export interface ParameterLayout {
   /** The model's input shape for tasks without an adapter (their data's); with named inputs, all of them side by side. */
   readonly inputShape: readonly number[];
@@ -86,6 +95,12 @@ export interface ParameterLayout {
   readonly experts?: ExpertsLayout;
   readonly heads: ReadonlyMap<string, readonly PlacedLayer[]>;
   readonly shared: GroupRange;
+  /**
+   * Models of the user's whose layers some but not all tasks reach: `shared` cut by task set,
+   * every task's first (possibly empty), then each smaller set in canonical order. Only the
+   * tasks of a group take part in aggregating it. Absent: all of `shared` is every task's.
+   */
+  readonly sharedGroups?: readonly SharedGroup[];
   readonly headGroups: ReadonlyMap<string, GroupRange>;
   /** Parameters no task trains (frozen layers): sent with the weights, never as gradients. After every task's group. */
   readonly frozen: GroupRange;

@@ -6,7 +6,7 @@ import { JobSpecError, type SpecIssue } from '../common/errors.js';
 import { hasUserModel, taskNames, usesGraphPath, type LoadedJob } from '../common/job-spec.js';
 import { prepareUserModel, readBaseModel, yamlTrunkModel, type BaseModel } from '../common/user-model.js';
 import { headOutputShape, initialParameters, layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
-import { createAggregator } from './aggregation/registry.js';
+import { createRunAggregator } from './aggregation/grouped.js';
 import type { Aggregator } from './aggregation/types.js';
 import { createOptimizer, type Optimizer } from '../common/optimizers.js';
 
@@ -93,7 +93,7 @@ export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): Pre
   if (issues.length > 0) throw new JobSpecError(source, issues);
 
   const { name, ...options } = job.training.aggregator;
-  const aggregator = attributed(source, () => createAggregator(name, options, { seed: job.seed }));
+  const aggregator = attributed(source, () => createRunAggregator(layout, name, options, { seed: job.seed }));
   const trainSizes = new Map([...bindings].map(([t, b]) => [t, b.dataset.train.size]));
   return {
     loaded,

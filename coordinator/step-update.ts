@@ -8,7 +8,7 @@ import { firstNonFinite } from '../common/finite.js';
 import { taskNames } from '../common/job-spec.js';
 import { createOptimizer, type Optimizer, type OptimizerState } from '../common/optimizers.js';
 import type { PlannedStage, StagePlan } from '../common/stages.js';
-import { createAggregator } from './aggregation/registry.js';
+import { createRunAggregator } from './aggregation/grouped.js';
 import type { AggregationResult, Aggregator } from './aggregation/types.js';
 import { ConflictMonitor } from './conflict-monitor.js';
 import type { RunContext } from './run-context.js';
@@ -78,7 +78,7 @@ export class StepUpdate {
   beginStage(stage: PlannedStage): void {
     this.optimizer = this.stageOptimizer(stage);
     const { name, ...options } = this.ctx.job.training.aggregator;
-    this.aggregator = createAggregator(name, options, { seed: this.ctx.job.seed });
+    this.aggregator = createRunAggregator(this.ctx.layout, name, options, { seed: this.ctx.job.seed });
     this.conflicts = new ConflictMonitor(this.plan.activeTasks(stage.start), this.ctx.job.diagnostics.conflictWindow);
   }
 
@@ -93,7 +93,7 @@ export class StepUpdate {
     // The aggregator writes the trunk's direction straight into the buffer; the heads are copied in by `apply`.
     const trunk = this.trunkOf(this.buffer);
     this.midUpdate = true;
-    const aggregated = this.aggregator.aggregate({ grads: g.rows, losses: g.losses, step, gramian: g.gramian, out: trunk });
+    const aggregated = this.aggregator.aggregate({ grads: g.rows, losses: g.losses, step, tasks: active, gramian: g.gramian, out: trunk });
     if (aggregated.direction.length !== layout.shared.size || firstNonFinite(aggregated.direction) >= 0) {
       throw new NonFiniteError(`aggregator ${this.aggregator.name} returned an invalid direction at step ${step}`);
     }

@@ -9,6 +9,8 @@ export interface AggregationInput {
   /** The per-task losses of this step, in the same order. */
   losses: number[];
   step: number;
+  /** The tasks whose gradients `grads` are, in the same order, when the caller knows them. */
+  tasks?: readonly string[];
   /**
    * H = G·Gᵀ when the caller already has it (the coordinator computes it once per step for
    * its diagnostics). Methods must compute it themselves when it is absent.
