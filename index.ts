@@ -3,6 +3,7 @@ export { createAggregator, aggregatorNames } from './coordinator/aggregation/reg
 export type { Aggregator, AggregationInput, AggregationResult, AggregatorDefinition } from './coordinator/aggregation/types.js';
 export { loadJobFile, parseJobText, validateJob, type JobSpec, type LoadedJob } from './common/job-spec.js';
 export { fileSystemModel, buildLayersModel } from './common/model-files.js';
+export { loadModel, TrainedModel, type TrainedTask, type TaskPrediction, type RawRow } from './common/trained-model.js';
 export { buildLayout, type ParameterLayout, type TensorSpec } from './common/parameter-layout.js';
 export {
   MtlError,

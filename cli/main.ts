@@ -10,6 +10,7 @@ import { DEFAULT_MAX_SESSIONS } from '../coordinator/session-defaults.js';
 import { BACKEND_CHOICES } from '../worker/backend-choices.js';
 import type { CommonOptions, coordinatorCommand, runCommand, workerCommand } from './commands.js';
 import type { ValidateCommandOptions } from './validate-command.js';
+import type { PredictCommandOptions } from './predict-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
 import type { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
 import type { watchCommand } from './watch-command.js';
@@ -241,6 +242,19 @@ program
   .action(async (job: string, opts: ValidateCommandOptions) => {
     const { validateCommand } = await withTf(() => import('./validate-command.js'));
     process.exitCode = validateCommand(job, opts);
+  });
+
+program
+  .command('predict')
+  .description("predict from raw rows with a run's model: the run's column transforms are applied, class labels come back as labels")
+  .argument('<run-dir>', 'run directory (or its model/ directory)')
+  .argument('<input>', 'rows to predict (.csv with a header row, or .jsonl); rows with the targets also get metrics')
+  .option('-o, --out <file>', 'write the predictions (CSV) here instead of stdout')
+  .option('--tasks <list>', 'only these tasks (comma-separated)', (v: string) => v.split(',').map((t) => t.trim()).filter((t) => t !== ''))
+  .addOption(backendOption())
+  .action(async (runDir: string, input: string, opts: PredictCommandOptions) => {
+    const { predictCommand } = await withTf(() => import('./predict-command.js'));
+    process.exitCode = await predictCommand(runDir, input, opts);
   });
 
 program

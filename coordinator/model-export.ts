@@ -1,9 +1,51 @@
 // The trained model as a run leaves it (model/): one TF.js Layers model with an output per
-// task, and in its metadata what a user of it needs: each task's loss, target and class labels,
-// and what must be done to raw inputs before predict().
+// task, and in its metadata what a user of it needs to predict from raw rows
+// (common/trained-model.ts reads it): each task's loss, target, class labels, output and
+// inputs, and for each tabular data source the column transforms its examples went through.
+import type * as tf from '@tensorflow/tfjs';
+import type { ColumnTransform, Dataset } from '../common/datasets/types.js';
 import { graphModelWithParameters } from '../common/graph-layout.js';
+import type { DataSpec } from '../common/job-schema.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
+import { INPUT_LAYER_NAME, taskInputName, type ParameterLayout } from '../common/parameter-layout.js';
+import type { ModelMetadata } from '../common/trained-model.js';
 import type { PreparedRun } from './prepare-run.js';
+
+/** How each value of a source's examples came from its raw columns; undefined for data that is not a table. */
+function columnTransforms(spec: DataSpec, dataset: Dataset): readonly ColumnTransform[] | undefined {
+  const d = dataset as Dataset & { columns?: readonly ColumnTransform[]; normalization?: { mean: readonly number[]; std: readonly number[] } };
+  if (d.columns) return d.columns;
+  if (spec.dataset !== 'csv') return undefined;
+  const stats = d.normalization;
+  return spec.features.map((column, f) => (stats ? { column, kind: 'numeric', mean: stats.mean[f]!, std: stats.std[f]! } : { column, kind: 'numeric' }));
+}
+
+/** The model inputs task `task` reads, in the order its example's slices feed them. */
+function taskInputs(layout: ParameterLayout, task: string): string[] {
+  if (layout.graph) return layout.graph.inputs.map((i) => i.name);
+  if (layout.adapters.has(task)) return [taskInputName(task)];
+  return layout.namedInputs.length > 0 ? layout.namedInputs.map((n) => n.name) : [INPUT_LAYER_NAME];
+}
+
+export function modelMetadata(prepared: PreparedRun, runId: string, model: tf.LayersModel): ModelMetadata {
+  const job = prepared.loaded.spec;
+  const { layout } = prepared;
+  const outputLayers = model.outputLayers.map((l) => l.name);
+  const tasks: ModelMetadata['tasks'] = {};
+  const sources = new Map<string, { tasks: string[]; columns: ColumnTransform[] }>();
+  layout.tasks.forEach((t, i) => {
+    const b = prepared.bindings.get(t)!;
+    const outputIndex = layout.graph ? outputLayers.indexOf(layout.graph.outputs.get(t)!.layer) : i;
+    const classes = b.dataset.targets[b.target]?.classes;
+    tasks[t] = { loss: job.tasks[t]!.loss, target: b.target, classes: classes ? [...classes] : null, outputIndex, inputs: taskInputs(layout, t) };
+    const columns = columnTransforms(job.tasks[t]!.data, b.dataset);
+    if (!columns) return;
+    const source = sources.get(b.source);
+    if (source) source.tasks.push(t);
+    else sources.set(b.source, { tasks: [t], columns: [...columns] });
+  });
+  return { runId, tasks, ...(sources.size > 0 ? { preprocessing: [...sources.values()] } : {}) };
+}
 
 /** Writes the model with `params` to `dir` (model.json and its weights). */
 export async function saveTrainedModel(prepared: PreparedRun, runId: string, params: Float32Array, dir: string): Promise<void> {
@@ -11,21 +53,7 @@ export async function saveTrainedModel(prepared: PreparedRun, runId: string, par
   // A model of the user's keeps its own topology, layer and output names (plus the YAML heads).
   const model = prepared.layout.graph ? graphModelWithParameters(prepared.layout, params) : buildLayersModel(prepared.layout, job.name, params);
   try {
-    await saveLayersModel(model, dir, {
-      mtl: {
-        runId,
-        tasks: Object.fromEntries(
-          [...prepared.bindings].map(([t, b]) => [t, { loss: job.tasks[t]!.loss, target: b.target, classes: b.dataset.targets[b.target]?.classes ?? null }]),
-        ),
-        // What a server must do to raw inputs before predict(): the CSV features' train statistics.
-        inputs: Object.fromEntries(
-          Object.entries(job.tasks).flatMap(([t, s]) => {
-            const d = prepared.bindings.get(t)!.dataset as { normalization?: { mean: readonly number[]; std: readonly number[] } };
-            return s.data.dataset === 'csv' && d.normalization ? [[t, { features: s.data.features, ...d.normalization }]] : [];
-          }),
-        ),
-      },
-    });
+    await saveLayersModel(model, dir, { mtl: modelMetadata(prepared, runId, model) });
   } finally {
     model.dispose();
   }

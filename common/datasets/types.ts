@@ -47,3 +47,21 @@ export function checkSplitRequest(size: number, indices: ArrayLike<number>, out:
     if (!Number.isInteger(i) || i < 0 || i >= size) throw new RangeError(`example index ${i} is outside [0, ${size})`);
   }
 }
+
+/**
+ * How one value of a tabular example was made from a raw column: a number standardised with
+ * the train statistics (`(x − mean) / std`, only centred when std is 0; absent statistics: as
+ * is), or a category's vocabulary id (common/datasets/vocabulary.ts). An exported model keeps
+ * them, so raw rows can be predicted (common/trained-model.ts).
+ */
+export type ColumnTransform =
+  | { readonly column: string; readonly kind: 'numeric'; readonly mean?: number; readonly std?: number }
+  | { readonly column: string; readonly kind: 'categorical'; readonly vocabulary: readonly string[] };
+
+/** The standardised value of a raw number, exactly as the datasets compute it (in double precision). */
+export function standardised(x: number, t: { readonly mean?: number; readonly std?: number }): number {
+  if (t.mean === undefined) return x;
+  const centred = x - t.mean;
+  const s = t.std ?? 0;
+  return s > 0 ? centred / s : centred;
+}
