@@ -1,6 +1,7 @@
 // Compute backend selection. `auto` takes the first that loads of: tfjs-node-gpu (CUDA),
 // tfjs-node (native CPU), wasm, cpu. The native packages are optional dependencies: they
-// download libtensorflow when installed and are absent where that is impossible.
+// download libtensorflow when installed and are absent where that is impossible. Activating
+// wasm or cpu also registers our gradient kernels for it (missing on wasm, wrong in tfjs 4.22).
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { BackendUnavailableError, errorMessage } from '../common/errors.js';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
 import { BACKEND_CHOICES, type BackendChoice } from './backend-choices.js';
+import { registerCpuGradientKernels } from './host-gradient-kernels.js';
 import { registerWasmGradientKernels } from './wasm-gradient-kernels.js';
 
 export { BACKEND_CHOICES, type BackendChoice };
@@ -75,8 +77,9 @@ function candidates(importer: ModuleImporter): Record<BackendName, Candidate[]> 
         name: 'cpu',
         device: 'cpu',
         activate: async () => {
-          // The cpu backend ships with @tensorflow/tfjs itself.
+          // The cpu backend ships with @tensorflow/tfjs itself; its wrong ResizeNearestNeighborGrad is replaced.
           await activate('cpu');
+          registerCpuGradientKernels();
         },
       },
     ],

@@ -153,9 +153,10 @@ export function poolTiles(poolSize: [number, number], strides: [number, number],
 
 /**
  * For tiling max pooling of x [n, h, w, c] (NHWC data): the flat index into x of each output's
- * maximum, output order. Among tied maxima the last in row-major window order wins, as in
- * wasm's MaxPoolGrad (tfjs' cpu backend takes the first). Rows and columns past the last
- * whole window ('valid' padding) belong to no window.
+ * maximum, output order. Among tied maxima the first in row-major window order wins, as in
+ * tfjs' cpu backend and in the MaxPoolGrad registered for wasm (worker/host-gradient-kernels.ts),
+ * so the fast path agrees with autodiff on ties. Rows and columns past the last whole window
+ * ('valid' padding) belong to no window.
  */
 export function maxPoolArgmax(x: Float32Array, shape: readonly number[], poolSize: [number, number]): Int32Array {
   const [n, h, w, c] = shape as [number, number, number, number];
@@ -173,7 +174,7 @@ export function maxPoolArgmax(x: Float32Array, shape: readonly number[], poolSiz
           for (let di = 0; di < ph; di++) {
             for (let dj = 0; dj < pw; dj++) {
               const at = corner + (di * w + dj) * c + ch;
-              if (x[at]! >= bestValue) {
+              if (x[at]! > bestValue) {
                 bestValue = x[at]!;
                 best = at;
               }

@@ -1,7 +1,9 @@
 // Gradient kernels that @tensorflow/tfjs-backend-wasm 4.22 does not have, so that plain tfjs
 // autodiff (tf.variableGrads over a Layers model) trains on wasm. Found by running the gradient
 // of every layer the worker supports on wasm (test/unit/layer-gradients.test.ts): only these four
-// were missing.
+// were missing. One kernel wasm has is wrong and is replaced (WASM_KERNEL_OVERRIDES): its
+// MaxPoolGrad drops the gradient of windows whose maximum is ≤ 0; worker/host-gradient-kernels.ts
+// has the exact one (the cpu backend's semantics, ties to the first maximum).
 //
 // - Conv2DBackpropFilter (Conv1D, Conv2D, SeparableConv2D's pointwise step): the filter
 //   gradient is itself a forward convolution, with batch and channels swapped and dy as the
@@ -22,6 +24,7 @@
 // depthwiseConv2d, slice, sum) inside tf.tidy, so they leave no intermediate tensor behind.
 // Dilations are honoured (tfjs' gradients only ever pass 1; the cpu backend's kernels ignore them).
 import * as tf from '@tensorflow/tfjs';
+import { maxPoolGradOnHost, overrideKernel } from './host-gradient-kernels.js';
 
 type Pair = [number, number];
 
@@ -34,6 +37,9 @@ export const WASM_GRADIENT_KERNEL_NAMES = [
 ] as const;
 
 export type WasmGradientKernelName = (typeof WASM_GRADIENT_KERNEL_NAMES)[number];
+
+/** Kernels wasm has but computes wrongly, replaced by registerWasmGradientKernels. */
+export const WASM_KERNEL_OVERRIDES = ['MaxPoolGrad'] as const;
 
 /** A kernel input as a Tensor: the engine passes Tensors, but a TensorInfo is wrapped (inside a tidy). */
 function asTensor(info: tf.TensorInfo | undefined, name: string): tf.Tensor {
@@ -208,7 +214,9 @@ const KERNELS: Record<WasmGradientKernelName, tf.KernelFunc> = {
 
 /**
  * Registers, for the 'wasm' backend only, each kernel of WASM_GRADIENT_KERNEL_NAMES that wasm
- * does not have yet. Idempotent: a second call registers nothing. Returns the names it registered.
+ * does not have yet (a kernel a later wasm brings is kept), and puts the exact kernel of each
+ * of WASM_KERNEL_OVERRIDES in place of wasm's. Idempotent: a second call registers nothing.
+ * Returns the names it registered.
  */
 export function registerWasmGradientKernels(): string[] {
   const registered: string[] = [];
@@ -217,5 +225,6 @@ export function registerWasmGradientKernels(): string[] {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: KERNELS[kernelName] });
     registered.push(kernelName);
   }
+  if (overrideKernel('MaxPoolGrad', 'wasm', maxPoolGradOnHost)) registered.push('MaxPoolGrad');
   return registered;
 }

@@ -4,13 +4,13 @@
 // the user's layer and output names.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileSystemModel } from '../../common/model-files.js';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/temp-dirs.js';
+import { loadExportedModel, trainJob } from '../helpers/training-runs.js';
 
 /** A model module: a small CNN trunk with BatchNormalization and dropout, and two outputs named as Keras users name them. */
 const MODULE = `
@@ -47,13 +47,6 @@ function moduleJob(dir: string, steps: number): string {
   );
 }
 
-async function train(jobFile: string, workers: number): Promise<{ out: string; weights: Buffer }> {
-  const out = tempDir(`mtl-user-${workers}-`);
-  const r = await runCli(['run', jobFile, '--workers', String(workers), '--out', out, '--quiet']);
-  assert.equal(r.code, 0, r.stderr);
-  return { out, weights: readFileSync(path.join(out, 'model', 'weights.bin')) };
-}
-
 void describe('a model of the user (model.module)', () => {
   const jobFile = moduleJob(tempDir('mtl-user-job-'), 6);
 
@@ -67,12 +60,12 @@ void describe('a model of the user (model.module)', () => {
   });
 
   void it('trains to bitwise the same weights with 1 and 3 workers (BatchNormalization, dropout, 3 shards per task), and exports the user model', async () => {
-    const one = await train(jobFile, 1);
-    const three = await train(jobFile, 3);
+    const one = await trainJob(jobFile, 1);
+    const three = await trainJob(jobFile, 3);
     assert.equal(one.weights.length, three.weights.length);
     assert.ok(one.weights.equals(three.weights), 'weights differ between 1 and 3 workers');
 
-    const model = await tf.loadLayersModel(fileSystemModel(path.join(one.out, 'model')));
+    const model = await loadExportedModel(one.out);
     assert.deepEqual(model.outputNames, ['digit_left', 'digit_right']);
     assert.deepEqual(model.layers.map((l) => l.name), ['image', 'conv', 'bn', 'relu', 'pool', 'flat', 'features', 'drop', 'digit_left', 'digit_right']);
     // The moving statistics moved off their initial values (0 and 1): the state was trained.

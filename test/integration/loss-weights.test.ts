@@ -3,11 +3,9 @@
 // weights after one SGD step, against a run with plain mean.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadJobFile } from '../../common/job-spec.js';
 import { silentLogger } from '../../common/logging.js';
-import { fileSystemModel } from '../../common/model-files.js';
 import { createAggregator } from '../../coordinator/aggregation/registry.js';
 import type { Aggregator } from '../../coordinator/aggregation/types.js';
 import { Coordinator } from '../../coordinator/coordinator.js';
@@ -15,6 +13,7 @@ import { prepareRun } from '../../coordinator/prepare-run.js';
 import { startCli } from '../helpers/cli-process.js';
 import { smallMultiMnistJob, writeJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/temp-dirs.js';
+import { initialWeights, loadExportedModel, weightsByName } from '../helpers/training-runs.js';
 
 const JOB = writeJob(smallMultiMnistJob({ steps: 1, shardsPerTask: 1, dropout: 0, optimizer: { name: 'sgd', learningRate: 0.5 } }));
 
@@ -28,8 +27,8 @@ async function oneStep(aggregator: Aggregator): Promise<Map<string, Float32Array
   await coordinator.close();
   await worker.result;
   assert.equal(summary.status, 'succeeded', JSON.stringify(summary.error));
-  const model = await tf.loadLayersModel(fileSystemModel(path.join(out, 'model')));
-  const weights = new Map(model.weights.map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
+  const model = await loadExportedModel(out);
+  const weights = weightsByName(model);
   model.dispose();
   return weights;
 }
@@ -38,11 +37,7 @@ void describe('loss weights', () => {
   void it('scale each head by its task weight and leave the trunk to the direction', async () => {
     tf.enableProdMode();
     await tf.setBackend('cpu');
-    const initial = new Map<string, Float32Array>();
-    {
-      const prepared = prepareRun(loadJobFile(JOB));
-      for (const t of prepared.layout.tensors) initial.set(t.name, prepared.initialParams.slice(t.offset, t.offset + t.size));
-    }
+    const initial = initialWeights(JOB);
     const mean = createAggregator('mean');
     const base = await oneStep(mean);
     // Same direction as mean, but loss weights 2 (left) and 0 (right).

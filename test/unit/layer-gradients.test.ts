@@ -3,8 +3,11 @@
 // weights and inputs on both backends, and the gradients of every trainable weight and of each
 // float input within 1e-5 relative (‖wasm − cpu‖ / ‖cpu‖), one tensor at a time. The loss,
 // Σ r·y + ½ Σ y² with r fixed and random, makes dL/dy depend on y and on the position, so that
-// no gradient is trivially uniform (Σ softmax, for one, would have none). The selected backend
-// is process-global: each case switches between cpu and wasm; the file ends on cpu.
+// no gradient is trivially uniform (Σ softmax, for one, would have none). Max pooling also runs
+// on all-negative inputs and on inputs full of ties, where both backends must agree bit for bit
+// (tfjs 4.22's own wasm MaxPoolGrad got windows whose maximum is ≤ 0 wrong; the backends run the
+// kernels worker/backend.ts registers). The selected backend is process-global: each case
+// switches between cpu and wasm; the file ends on cpu.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -30,29 +33,17 @@ interface Case {
   build: (inputs: tf.SymbolicTensor[]) => tf.SymbolicTensor;
   /** Dropout is checked in inference mode; everything else trains. */
   training?: boolean;
-  /** Inputs |z| + 0.1 instead of z ~ N(0, 1): see WASM_MAX_POOL_GRAD_BUG. */
-  positiveInputs?: boolean;
-  /** The cpu reference one example at a time: see CPU_RESIZE_GRAD_BUG. */
-  perExampleReference?: boolean;
+  /**
+   * The float inputs: z ~ N(0, 1) (default), −(|z| + 0.1) (every window's maximum negative), or
+   * values from {−0.5, 0, 0.5} (most windows hold tied maxima).
+   */
+  values?: 'normal' | 'negative' | 'ties';
+  /** wasm's gradients must equal cpu's bit for bit (both are exact: max pooling). */
+  exact?: boolean;
 }
 
-/**
- * tfjs-backend-wasm 4.22's MaxPoolGrad loses the gradient of every window whose maximum is ≤ 0
- * (it lands on the wrong element or nowhere; the forward MaxPool is right). So the max-pooling
- * cases feed positive inputs, and a separate test measures the bug on signed inputs: when it
- * fails, wasm is fixed and the restriction can go.
- */
-const WASM_MAX_POOL_GRAD_BUG = 'wasm MaxPoolGrad drops windows whose maximum is <= 0';
-
-/**
- * tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad reads dy at the images' batch offset, so
- * every example after the first gets a wrong gradient (wasm is right). UpSampling2D is checked
- * against cpu one example at a time, where cpu's kernel is right.
- */
-const CPU_RESIZE_GRAD_BUG = 'cpu ResizeNearestNeighborGrad is wrong past the first example';
-
 /** A model of one layer over a single input. */
-function single(name: string, shape: number[], layer: () => tf.layers.Layer, options: Pick<Case, 'training' | 'positiveInputs' | 'perExampleReference'> = {}): Case {
+function single(name: string, shape: number[], layer: () => tf.layers.Layer, options: Pick<Case, 'training' | 'values' | 'exact'> = {}): Case {
   return { name, inputs: [{ shape }], build: ([x]) => layer().apply(x!) as tf.SymbolicTensor, ...options };
 }
 
@@ -81,10 +72,13 @@ const CASES: Case[] = [
   single('SeparableConv2D stride 1 same, multiplier 2', [8, 7, 2], () => L.separableConv2d({ filters: 3, kernelSize: 3, depthMultiplier: 2, padding: 'same' })),
   single('SeparableConv2D stride 2 valid', [8, 7, 2], () => L.separableConv2d({ filters: 3, kernelSize: 3, strides: 2 })),
   single('ZeroPadding2D', [4, 3, 2], () => L.zeroPadding2d({ padding: [[1, 2], [0, 1]] })),
-  single('MaxPooling1D', [7, 2], () => L.maxPooling1d({ poolSize: 2 }), { positiveInputs: true }),
-  single('MaxPooling1D overlapping same', [7, 2], () => L.maxPooling1d({ poolSize: 3, strides: 2, padding: 'same' }), { positiveInputs: true }),
-  single('MaxPooling2D', [5, 5, 2], () => L.maxPooling2d({ poolSize: 2 }), { positiveInputs: true }),
-  single('MaxPooling2D overlapping same', [6, 5, 2], () => L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), { positiveInputs: true }),
+  ...(['normal', 'negative', 'ties'] as const).flatMap((values) => [
+    single(`MaxPooling1D (${values} inputs)`, [7, 2], () => L.maxPooling1d({ poolSize: 2 }), { values, exact: true }),
+    single(`MaxPooling1D overlapping same (${values} inputs)`, [7, 2], () => L.maxPooling1d({ poolSize: 3, strides: 2, padding: 'same' }), { values, exact: true }),
+    single(`MaxPooling2D (${values} inputs)`, [5, 5, 2], () => L.maxPooling2d({ poolSize: 2 }), { values, exact: true }),
+    single(`MaxPooling2D overlapping same (${values} inputs)`, [6, 5, 2], () => L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), { values, exact: true }),
+    single(`MaxPooling2D overlapping valid, stride 1 (${values} inputs)`, [5, 4, 2], () => L.maxPooling2d({ poolSize: 2, strides: 1 }), { values, exact: true }),
+  ]),
   single('AveragePooling1D', [7, 2], () => L.averagePooling1d({ poolSize: 2 })),
   single('AveragePooling1D overlapping same', [7, 2], () => L.averagePooling1d({ poolSize: 3, strides: 2, padding: 'same' })),
   single('AveragePooling2D', [5, 5, 2], () => L.averagePooling2d({ poolSize: 2 })),
@@ -93,7 +87,7 @@ const CASES: Case[] = [
   single('GlobalAveragePooling2D', [4, 3, 2], () => L.globalAveragePooling2d({})),
   single('GlobalMaxPooling1D', [5, 3], () => L.globalMaxPooling1d()),
   single('GlobalMaxPooling2D', [4, 3, 2], () => L.globalMaxPooling2d({})),
-  single('UpSampling2D', [3, 2, 2], () => L.upSampling2d({ size: [2, 3] }), { perExampleReference: true }),
+  single('UpSampling2D', [3, 2, 2], () => L.upSampling2d({ size: [2, 3] })),
   single('BatchNormalization (training) over features', [4], () => L.batchNormalization({})),
   single('BatchNormalization (training) over an image', [3, 3, 2], () => L.batchNormalization({})),
   single('LayerNormalization', [2, 4], () => L.layerNormalization({})),
@@ -124,7 +118,7 @@ interface Data {
   r: { values: Float32Array; shape: number[] };
 }
 
-function dataFor(model: tf.LayersModel, c: Case, seed: number, positiveInputs: boolean): Data {
+function dataFor(model: tf.LayersModel, c: Case, seed: number): Data {
   const rng = new Rng(seed);
   const normal = (size: number, scale: number) => Float32Array.from({ length: size }, () => scale * rng.normal());
   const weights = model.weights.map((w) => {
@@ -138,20 +132,12 @@ function dataFor(model: tf.LayersModel, c: Case, seed: number, positiveInputs: b
     const shape = [BATCH, ...spec.shape];
     const size = tf.util.sizeFromShape(shape);
     if (spec.vocab !== undefined) return { values: Int32Array.from({ length: size }, () => rng.int(spec.vocab!)), shape, dtype: 'int32' as const };
+    if (c.values === 'ties') return { values: Float32Array.from({ length: size }, () => 0.5 * (rng.int(3) - 1)), shape, dtype: 'float32' as const };
     const values = normal(size, 1);
-    return { values: positiveInputs ? values.map((v) => Math.abs(v) + 0.1) : values, shape, dtype: 'float32' as const };
+    return { values: c.values === 'negative' ? values.map((v) => -Math.abs(v) - 0.1) : values, shape, dtype: 'float32' as const };
   });
   const out = model.outputs[0]!.shape.map((d) => d ?? BATCH);
   return { weights, inputs, r: { values: normal(tf.util.sizeFromShape(out), 1), shape: out } };
-}
-
-/** Example `i` of a batch of data, as a batch of one. */
-function example(data: Data, i: number): Data {
-  const slice = <T extends Float32Array | Int32Array>(values: T, shape: number[]) => {
-    const size = tf.util.sizeFromShape(shape.slice(1));
-    return { values: values.slice(i * size, (i + 1) * size) as T, shape: [1, ...shape.slice(1)] };
-  };
-  return { weights: data.weights, inputs: data.inputs.map((x) => ({ ...slice(x.values, x.shape), dtype: x.dtype })), r: slice(data.r.values, data.r.shape) };
 }
 
 type Gradients = Map<string, Float32Array>;
@@ -181,39 +167,22 @@ async function gradientsOn(backend: 'cpu' | 'wasm', model: tf.LayersModel, data:
   return named;
 }
 
-/** The cpu gradients example by example: weight gradients summed, input gradients concatenated. */
-async function cpuPerExample(model: tf.LayersModel, data: Data, training: boolean): Promise<Gradients> {
-  const parts: Gradients[] = [];
-  for (let i = 0; i < BATCH; i++) parts.push(await gradientsOn('cpu', model, example(data, i), training));
-  const joined: Gradients = new Map();
-  for (const name of parts[0]!.keys()) {
-    const pieces = parts.map((p) => p.get(name)!);
-    if (name.startsWith('input ')) {
-      const all = new Float32Array(pieces.reduce((n, p) => n + p.length, 0));
-      pieces.reduce((offset, p) => (all.set(p, offset), offset + p.length), 0);
-      joined.set(name, all);
-    } else {
-      joined.set(name, pieces.reduce((sum, p) => sum.map((v, j) => v + p[j]!)));
-    }
-  }
-  return joined;
-}
-
-/** Builds the case's model and returns each gradient's relative error, wasm against cpu. */
-async function errors(c: Case, seed: number, positiveInputs = c.positiveInputs ?? false): Promise<Map<string, number>> {
+/** Builds the case's model and returns each gradient's relative error, wasm against cpu (asserting bitwise equality for an exact case). */
+async function errors(c: Case, seed: number): Promise<Map<string, number>> {
   assert.ok(await tf.setBackend('cpu'));
   const inputs = c.inputs.map((spec) => tf.input({ shape: spec.shape, dtype: spec.vocab === undefined ? 'float32' : 'int32' }));
   const model = tf.model({ inputs, outputs: c.build(inputs) });
   try {
-    const data = dataFor(model, c, seed, positiveInputs);
+    const data = dataFor(model, c, seed);
     const training = c.training ?? true;
-    const cpu = c.perExampleReference ? await cpuPerExample(model, data, training) : await gradientsOn('cpu', model, data, training);
+    const cpu = await gradientsOn('cpu', model, data, training);
     const wasm = await gradientsOn('wasm', model, data, training);
     assert.equal(cpu.size, model.trainableWeights.length + c.inputs.filter((s) => s.vocab === undefined).length);
     assert.ok(cpu.size > 0, `${c.name}: nothing to compare`);
     const result = new Map<string, number>();
     for (const [name, want] of cpu) {
       assert.ok(want.some((v) => v !== 0), `${c.name}: the cpu gradient of ${name} is all zeros`);
+      if (c.exact) assert.deepEqual(wasm.get(name), want, `${c.name}: the gradient of ${name} differs from cpu's`);
       result.set(name, relativeError(wasm.get(name)!, want));
     }
     return result;
@@ -227,6 +196,7 @@ const measured: Array<[string, number]> = [];
 void describe('layer gradients: wasm equals cpu within 1e-5 for every supported layer', () => {
   before(async () => {
     tf.enableProdMode();
+    await selectBackend('cpu'); // registers cpu's replaced ResizeNearestNeighborGrad
     await selectBackend('wasm'); // sets the .wasm paths and registers the gradient kernels
   });
   after(async () => {
@@ -243,21 +213,5 @@ void describe('layer gradients: wasm equals cpu within 1e-5 for every supported 
       }
       measured.push([c.name, worst]);
     });
-  });
-
-  void it(`known bug, pinned so that its fix is noticed: ${WASM_MAX_POOL_GRAD_BUG}`, async () => {
-    for (const name of ['MaxPooling1D', 'MaxPooling2D']) {
-      const c = CASES.find((k) => k.name === name)!;
-      const err = (await errors(c, 1000 + CASES.indexOf(c), false)).get('input 0')!;
-      measured.push([`${name} on signed inputs (${WASM_MAX_POOL_GRAD_BUG})`, err]);
-      assert.ok(err > 1e-3, `${name}: wasm's MaxPoolGrad now agrees with cpu on signed inputs (${err}); drop positiveInputs from the max-pooling cases`);
-    }
-  });
-
-  void it(`known bug, pinned so that its fix is noticed: ${CPU_RESIZE_GRAD_BUG}`, async () => {
-    const c = CASES.find((k) => k.name === 'UpSampling2D')!;
-    const err = (await errors({ ...c, perExampleReference: false }, 1000 + CASES.indexOf(c))).get('input 0')!;
-    measured.push([`UpSampling2D against cpu's batched gradient (${CPU_RESIZE_GRAD_BUG})`, err]);
-    assert.ok(err > 1e-3, `cpu's ResizeNearestNeighborGrad now agrees with wasm for a batch (${err}); drop perExampleReference from UpSampling2D`);
   });
 });

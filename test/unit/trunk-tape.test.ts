@@ -153,7 +153,7 @@ void describe('compute fast path (trunk tape)', () => {
     }
   });
 
-  void it('the host max-pool gradient: the true maximum (as cpu), the last of tied maxima (as wasm)', async () => {
+  void it('the host max-pool gradient: the true maximum, the first of tied maxima (as cpu, and as wasm with the registered MaxPoolGrad)', async () => {
     const cases: Array<[[number, number, number, number], [number, number]]> = [
       [[3, 7, 9, 2], [2, 2]], // 7×9 leaves a row and a column outside the windows
       [[2, 9, 9, 3], [3, 3]],
@@ -166,25 +166,28 @@ void describe('compute fast path (trunk tape)', () => {
         const want = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, size, size, 'valid'))(x, dy).dataSync();
         return { want, got: maxPoolGradFromArgmax(maxPoolArgmax(data, shape, size), dy.dataSync() as Float32Array, data.length) };
       });
-    // Distinct values, negative ones included: one true maximum per window. (wasm's own
-    // MaxPoolGrad sends the gradient of a window whose maximum is ≤ 0 to its first position,
-    // measured with tfjs 4.22, so the reference here is the cpu backend.)
+    // Distinct values, negative ones included: one true maximum per window, on cpu.
     for (const [shape, size] of cases) {
       const count = shape.reduce((a, b) => a * b, 1);
       const rng = new Rng(count);
       const { want, got } = grads(Float32Array.from({ length: count }, () => rng.normal()), shape, size);
       assert.deepEqual(got, want, `${JSON.stringify(shape)} pool ${String(size)}, distinct values`);
     }
-    await selectBackend('wasm');
-    try {
-      // Positive values from {1, 2}: most windows hold tied maxima; wasm takes the last in row-major order.
-      for (const [shape, size] of cases) {
-        const count = shape.reduce((a, b) => a * b, 1);
-        const { want, got } = grads(Float32Array.from({ length: count }, (_, i) => 1 + ((i * 13) % 7 === 0 ? 1 : 0)), shape, size);
-        assert.deepEqual(got, want, `${JSON.stringify(shape)} pool ${String(size)}, ties`);
+    // Values from {1, 2}, and from {−2, −1}: most windows hold tied maxima; the first in
+    // row-major order takes the gradient, on cpu and on wasm.
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await selectBackend(backend);
+      try {
+        for (const [shape, size] of cases) {
+          const count = shape.reduce((a, b) => a * b, 1);
+          for (const base of [1, -2]) {
+            const { want, got } = grads(Float32Array.from({ length: count }, (_, i) => base + ((i * 13) % 7 === 0 ? 1 : 0)), shape, size);
+            assert.deepEqual(got, want, `${backend}: ${JSON.stringify(shape)} pool ${String(size)}, ties from ${base}`);
+          }
+        }
+      } finally {
+        await selectBackend('cpu');
       }
-    } finally {
-      await selectBackend('cpu');
     }
     assert.ok(poolTiles([2, 2], [2, 2], 'valid', [1, 5, 5, 1]));
     assert.ok(!poolTiles([2, 2], [1, 1], 'valid', [1, 4, 4, 1]), 'overlapping windows');

@@ -2,15 +2,19 @@
 // backend's own kernel on the same random inputs (‖wasm − cpu‖ / ‖cpu‖ ≤ 1e-5), over the
 // strides, paddings and channel multipliers the layers use. cpu's depthwise kernels ignore
 // dilations, so a dilated case is checked against cpu's undilated kernel on the equivalent
-// filter (zeros between the taps). The selected backend is process-global: every test leaves
-// the process on wasm, the file ends on cpu.
+// filter (zeros between the taps). The kernels worker/host-gradient-kernels.ts puts in place
+// of wrong ones: MaxPoolGrad on wasm bit for bit against cpu's (signed, all-negative and tied
+// inputs) and against hand-worked windows; ResizeNearestNeighborGrad on cpu against the adjoint
+// of cpu's own forward pass, read off by resizing an image of indices. The selected backend is
+// process-global: every test leaves the process on wasm, the file ends on cpu.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Rng } from '../../common/random.js';
 import { selectBackend } from '../../worker/backend.js';
 import { opsModeFor } from '../../worker/layer-ops.js';
-import { registerWasmGradientKernels, WASM_GRADIENT_KERNEL_NAMES } from '../../worker/wasm-gradient-kernels.js';
+import { maxPoolGradOnHost, registerCpuGradientKernels, resizeNearestNeighborGradOnHost } from '../../worker/host-gradient-kernels.js';
+import { registerWasmGradientKernels, WASM_GRADIENT_KERNEL_NAMES, WASM_KERNEL_OVERRIDES } from '../../worker/wasm-gradient-kernels.js';
 import { relativeError } from '../helpers/numeric.js';
 
 type Shape4 = [number, number, number, number];
@@ -79,21 +83,35 @@ function takeTaps(grad: { values: Float32Array | Int32Array; shape: number[] }, 
 void describe('wasm gradient kernels', () => {
   before(async () => {
     tf.enableProdMode();
+    await selectBackend('cpu');
     await selectBackend('wasm');
   });
   after(async () => {
     await selectBackend('cpu');
   });
 
-  void it('selectBackend("wasm") registered the four missing kernels; registering again adds none, and the fast path still picks its own conv gradient', () => {
+  void it('selectBackend registered the four missing kernels and the two replacements; registering again adds none, and the fast path still picks its own conv gradient', () => {
     for (const name of WASM_GRADIENT_KERNEL_NAMES) assert.ok(tf.getKernel(name, 'wasm') !== undefined, name);
+    assert.deepEqual([...WASM_KERNEL_OVERRIDES], ['MaxPoolGrad']);
+    assert.equal(tf.getKernel('MaxPoolGrad', 'wasm')?.kernelFunc, maxPoolGradOnHost);
+    assert.equal(tf.getKernel('ResizeNearestNeighborGrad', 'cpu')?.kernelFunc, resizeNearestNeighborGradOnHost);
     assert.deepEqual(registerWasmGradientKernels(), []);
+    assert.deepEqual(registerCpuGradientKernels(), []);
     // Taken away, they come back, and a second call is a no-op again.
-    for (const name of WASM_GRADIENT_KERNEL_NAMES) tf.unregisterKernel(name, 'wasm');
-    assert.deepEqual(registerWasmGradientKernels(), [...WASM_GRADIENT_KERNEL_NAMES]);
+    for (const name of [...WASM_GRADIENT_KERNEL_NAMES, ...WASM_KERNEL_OVERRIDES]) tf.unregisterKernel(name, 'wasm');
+    assert.deepEqual(registerWasmGradientKernels(), [...WASM_GRADIENT_KERNEL_NAMES, ...WASM_KERNEL_OVERRIDES]);
     assert.deepEqual(registerWasmGradientKernels(), []);
-    // A kernel wasm has is never replaced: the cpu backend's are untouched too.
+    // A kernel in MaxPoolGrad's place (as wasm's own is at start) is replaced, once.
+    const stand = () => {
+      throw new Error('not the registered MaxPoolGrad');
+    };
+    tf.unregisterKernel('MaxPoolGrad', 'wasm');
+    tf.registerKernel({ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: stand });
+    assert.deepEqual(registerWasmGradientKernels(), ['MaxPoolGrad']);
+    assert.equal(tf.getKernel('MaxPoolGrad', 'wasm')?.kernelFunc, maxPoolGradOnHost);
+    // A missing kernel wasm has is never replaced; cpu keeps its own MaxPoolGrad and Conv2DBackpropFilter.
     assert.equal(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.backendName, 'cpu');
+    assert.notEqual(tf.getKernel('MaxPoolGrad', 'cpu')?.kernelFunc, maxPoolGradOnHost);
     assert.equal(opsModeFor('wasm').im2colFilterGrad, true);
     assert.equal(opsModeFor('cpu').im2colFilterGrad, false);
   });
@@ -217,6 +235,87 @@ void describe('wasm gradient kernels', () => {
     const got = await runOn('wasm', 'UnsortedSegmentSum', { x: ints, segmentIds }, { numSegments: 3 });
     assert.equal(got.dtype, 'int32');
     assert.deepEqual(Array.from(got.values), Array.from(want.values));
+  });
+
+  /** MaxPoolGrad's inputs for x (the forward output computed on cpu) and a random dy. */
+  async function maxPoolInputs(x: Input, filterSize: number | [number, number], strides: number | [number, number], pad: Pad, seed: number, dimRoundingMode?: 'ceil'): Promise<Record<string, Input>> {
+    const forward = await runOn('cpu', 'MaxPool', { x }, { filterSize, strides, pad, dimRoundingMode });
+    return { dy: normal(forward.shape, seed), input: x, output: { values: forward.values, shape: forward.shape, dtype: 'float32' } };
+  }
+
+  void it('MaxPoolGrad (replaced on wasm) equals cpu bit for bit: signed, all-negative and tied inputs; tiling, overlapping, same, explicit and ceil-rounded windows; 1D pooling', async () => {
+    const cases: Array<{ x: Shape4; filter: number | [number, number]; strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'ceil' }> = [
+      { x: [3, 7, 9, 2], filter: 2, strides: 2, pad: 'valid' },
+      { x: [3, 7, 9, 2], filter: 3, strides: 2, pad: 'same' },
+      { x: [2, 6, 5, 3], filter: [3, 2], strides: [1, 2], pad: 'same' },
+      { x: [2, 6, 6, 2], filter: 2, strides: 1, pad: 'valid' },
+      { x: [2, 8, 8, 2], filter: 3, strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+      { x: [3, 9, 1, 4], filter: [3, 1], strides: [2, 1], pad: 'same' }, // MaxPooling1D: a pool of width 1
+    ];
+    let seed = 600;
+    for (const c of cases) {
+      const size = tf.util.sizeFromShape(c.x);
+      const rng = new Rng(seed++);
+      const inputs: Array<[string, Float32Array]> = [
+        ['signed', normal(c.x, seed++).values as Float32Array],
+        ['all negative', Float32Array.from({ length: size }, () => -Math.abs(rng.normal()) - 0.1)],
+        ['ties', Float32Array.from({ length: size }, () => 0.5 * (rng.int(3) - 1))],
+      ];
+      for (const [kind, values] of inputs) {
+        const kernelInputs = await maxPoolInputs({ values, shape: c.x, dtype: 'float32' }, c.filter, c.strides, c.pad, seed++, c.dimRoundingMode);
+        const attrs = { filterSize: c.filter, strides: c.strides, pad: c.pad, dimRoundingMode: c.dimRoundingMode };
+        const want = await runOn('cpu', 'MaxPoolGrad', kernelInputs, attrs);
+        const got = await runOn('wasm', 'MaxPoolGrad', kernelInputs, attrs);
+        assert.ok(want.values.some((v) => v !== 0), `${kind} ${JSON.stringify(c)}: the reference is all zeros`);
+        assert.deepEqual(got, want, `MaxPoolGrad ${kind} ${JSON.stringify(c)}`);
+      }
+    }
+  });
+
+  void it('MaxPoolGrad on wasm sends each window to its first maximum in row-major order, worked by hand', async () => {
+    const grad = async (x: number[], shape: Shape4, filter: number, strides: number, pad: Pad, dy: number[]) => {
+      const inputs = await maxPoolInputs({ values: Float32Array.from(x), shape, dtype: 'float32' }, filter, strides, pad, 0);
+      inputs.dy = { values: Float32Array.from(dy), shape: inputs.dy!.shape, dtype: 'float32' };
+      return Array.from((await runOn('wasm', 'MaxPoolGrad', inputs, { filterSize: filter, strides, pad })).values);
+    };
+    // One window, maximum −1 twice: the first (row 0, column 1) takes it.
+    assert.deepEqual(await grad([-3, -1, -1, -2], [1, 2, 2, 1], 2, 2, 'valid', [5]), [0, 5, 0, 0]);
+    // Four tiling windows of equal values: each window's top-left corner.
+    assert.deepEqual(await grad(new Array<number>(16).fill(1), [1, 4, 4, 1], 2, 2, 'valid', [1, 2, 3, 4]), [1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0]);
+    // Overlapping windows (stride 1) over zeros: window (i, j) starts at (i, j), so each corner takes one.
+    assert.deepEqual(await grad(new Array<number>(9).fill(0), [1, 3, 3, 1], 2, 1, 'valid', [1, 2, 3, 4]), [1, 2, 0, 3, 4, 0, 0, 0, 0]);
+    // Overlapping windows sharing their maximum add up; 'same' padding never wins over a negative value.
+    assert.deepEqual(await grad([-5, -4, -6, -1, -7, -8, -9, -3, -2], [1, 3, 3, 1], 2, 1, 'same', [1, 2, 4, 8, 16, 32, 64, 128, 256]), [0, 2, 4, 1 + 8, 0, 0, 0, 64, 16 + 32 + 128 + 256]);
+    // Two channels pick independently.
+    assert.deepEqual(await grad([1, -1, 2, -2, 2, -1, 0, -3], [1, 2, 2, 2], 2, 2, 'valid', [7, 9]), [0, 9, 7, 0, 0, 0, 0, 0]);
+  });
+
+  void it('ResizeNearestNeighborGrad (replaced on cpu) is the adjoint of the forward resize, for every example of a batch; wasm agrees', async () => {
+    const cases: Array<{ images: Shape4; size: [number, number]; alignCorners: boolean; halfPixelCenters: boolean; wasm: boolean }> = [
+      { images: [3, 3, 2, 2], size: [6, 6], alignCorners: false, halfPixelCenters: false, wasm: true }, // UpSampling2D size [2, 3]
+      { images: [2, 4, 4, 3], size: [8, 8], alignCorners: false, halfPixelCenters: false, wasm: true },
+      { images: [2, 3, 5, 2], size: [7, 4], alignCorners: false, halfPixelCenters: false, wasm: true },
+      { images: [2, 3, 5, 2], size: [7, 4], alignCorners: true, halfPixelCenters: false, wasm: false },
+      { images: [2, 3, 5, 2], size: [7, 4], alignCorners: false, halfPixelCenters: true, wasm: false },
+    ];
+    let seed = 700;
+    for (const c of cases) {
+      // Resizing an image whose values are their own flat indices tells where each output came from.
+      const count = tf.util.sizeFromShape(c.images);
+      const index: Input = { values: Float32Array.from({ length: count }, (_, i) => i), shape: c.images, dtype: 'float32' };
+      const source = await runOn('cpu', 'ResizeNearestNeighbor', { images: index }, { size: c.size, alignCorners: c.alignCorners, halfPixelCenters: c.halfPixelCenters });
+      const dy = normal(source.shape, seed++);
+      const sums = new Float64Array(count);
+      source.values.forEach((from, j) => (sums[from]! += dy.values[j]!));
+      const want = { values: Float32Array.from(sums), shape: c.images };
+      // The example after the first is where tfjs 4.22's cpu kernel read the wrong dy.
+      assert.ok(want.values.subarray(count / c.images[0]).some((v) => v !== 0));
+      const attrs = { alignCorners: c.alignCorners, halfPixelCenters: c.halfPixelCenters };
+      const images = normal(c.images, seed++);
+      const cpu = await runOn('cpu', 'ResizeNearestNeighborGrad', { images, dy }, attrs);
+      assert.deepEqual({ values: cpu.values, shape: cpu.shape }, want, `cpu ResizeNearestNeighborGrad ${JSON.stringify(c)}`);
+      if (c.wasm) await compare('ResizeNearestNeighborGrad', { images, dy }, attrs, want);
+    }
   });
 
   void it('gradients through the kernels leak no tensors on wasm', async () => {
