@@ -7,8 +7,8 @@
 // - the format comes from the file's signature, not its name;
 // - PNG: any bit depth and colour type, palette and transparency expanded; 16-bit samples are
 //   reduced to 8 bits (pngjs: round(v · 255 / 65535)); JPEG: baseline and progressive, grey,
-//   YCbCr and CMYK (jpeg-js, strict mode: a malformed stream is an error); EXIF orientation is
-//   not applied;
+//   YCbCr and CMYK (jpeg-js, strict mode: a malformed stream is an error; subsampled chroma is
+//   upsampled by replication, like libjpeg's djpeg -nosmooth); EXIF orientation is not applied;
 // - alpha is dropped (the colour values are used as stored, as PIL's convert('RGB') does);
 // - channels 3: R, G, B; channels 1: the ITU-R BT.601 luma (299 R + 587 G + 114 B) / 1000, as
 //   PIL's convert('L') without its rounding to an integer; a grey image gives its grey value;
