@@ -270,7 +270,7 @@ export function loadImages(spec: ImagesSpec, baseDir: string, requests: readonly
     train: new ImageSplit(store, values, order.subarray(0, trainSize), base),
     test: new ImageSplit(store, values, order.subarray(trainSize), base),
     description:
-      `images ${base}: ${n} images as ${h}×${w}×${spec.channels} (${spec.resize} resize), ` +
+      `images ${base}: ${n} images as ${h}×${w}×${spec.channels} (${spec.resize} resize of other sizes), ` +
       `labels ${table ?? 'from folders'}, ${trainSize} train / ${testSize} test, seed ${spec.seed}`,
   };
 }
