@@ -4,7 +4,7 @@
 import type { TargetKind } from './types.js';
 
 /** A target the tasks of one source ask for. */
-export interface TargetRequest {
+export interface TaskTargetRequest {
   /** The target's name (`spec.target`). */
   name: string;
   kind: TargetKind;

@@ -19,7 +19,7 @@ import { globSync, isDynamicPattern } from 'tinyglobby';
 import { DatasetError } from '../errors.js';
 import type { ImagesSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
-import { classIndex, parseDecimal, type TargetRequest } from './class-labels.js';
+import { classIndex, parseDecimal, type TaskTargetRequest } from './class-labels.js';
 import { imageFileToInput, type PixelOptions } from './image-decode.js';
 import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
 
@@ -213,7 +213,7 @@ function tableLabels(table: string, images: readonly ImageFile[], base: string):
   return columns;
 }
 
-function targetValues(name: string, request: TargetRequest, column: Column): { info: TargetInfo; values: Float32Array } {
+function targetValues(name: string, request: TaskTargetRequest, column: Column): { info: TargetInfo; values: Float32Array } {
   const { cells, source } = column;
   if (request.kind === 'regression') {
     const values = new Float32Array(cells.length);
@@ -231,7 +231,7 @@ function targetValues(name: string, request: TargetRequest, column: Column): { i
 }
 
 /** Loads the images of `spec.path` (relative to `baseDir`) and the requested targets. */
-export function loadImages(spec: ImagesSpec, baseDir: string, requests: readonly TargetRequest[], options: ImagesOptions = {}): Dataset {
+export function loadImages(spec: ImagesSpec, baseDir: string, requests: readonly TaskTargetRequest[], options: ImagesOptions = {}): Dataset {
   const { base, images } = listImages(spec.path, baseDir);
   const fromFolders = spec.labels === 'from-folders';
   const table = fromFolders ? undefined : path.resolve(baseDir, spec.labels);

@@ -3,7 +3,7 @@
 // so those tasks see the same examples in the same step.
 import { DatasetError } from '../errors.js';
 import type { DataSpec, LossName } from '../job-schema.js';
-import type { TargetRequest } from './class-labels.js';
+import type { TaskTargetRequest } from './class-labels.js';
 import { loadCsv, type CsvTargetRequest } from './csv.js';
 import { loadImages } from './images.js';
 import { loadMultiMnist } from './multimnist.js';
@@ -64,8 +64,8 @@ export function lossTargetKind(loss: LossName): TargetKind {
  * different kinds (their losses disagree), or with different test targets, are an error naming
  * both tasks and `where` (the data).
  */
-function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: string): TargetRequest[] {
-  const requests = new Map<string, TargetRequest & { task: string }>();
+function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: string): TaskTargetRequest[] {
+  const requests = new Map<string, TaskTargetRequest & { task: string }>();
   for (const [task, { loss, data }] of tasks) {
     const name = targetName(data);
     const kind = lossTargetKind(loss);

@@ -15,7 +15,7 @@ import { DatasetError } from '../errors.js';
 import type { NpySpec, NpzSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
 import { allRows, ArraySplit } from './array-split.js';
-import { numericClasses, type TargetRequest } from './class-labels.js';
+import { numericClasses, type TaskTargetRequest } from './class-labels.js';
 import { npyToFloat32, npyToFloat64, parseNpy, type NpyArray } from './npy-format.js';
 import type { Dataset, TargetInfo } from './types.js';
 
@@ -127,7 +127,7 @@ interface TargetColumn {
 }
 
 /** Train and test targets of one name: class indices over the classes of both splits, or values. */
-function targetArrays(kind: TargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
+function targetArrays(kind: TaskTargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
   if (kind === 'regression') {
     return { info: { kind }, train: Float32Array.from(train.values), ...(test ? { test: Float32Array.from(test.values) } : {}) };
   }
@@ -139,7 +139,7 @@ function targetArrays(kind: TargetRequest['kind'], train: TargetColumn, test?: T
   return { info: { kind, classes }, train: indices.subarray(0, n), ...(test ? { test: indices.subarray(n) } : {}) };
 }
 
-function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: readonly TargetRequest[]): Dataset {
+function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: readonly TaskTargetRequest[]): Dataset {
   if (spec.test !== undefined && spec.testFraction !== undefined) {
     throw new DatasetError(`${reader.description}: give either test (an explicit test split) or testFraction, not both`);
   }
@@ -197,11 +197,11 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
 }
 
 /** `{ dataset: npy }`: `spec.inputs` and every requested target are .npy files relative to `baseDir`. */
-export function loadNpy(spec: NpySpec, baseDir: string, requests: readonly TargetRequest[]): Dataset {
+export function loadNpy(spec: NpySpec, baseDir: string, requests: readonly TaskTargetRequest[]): Dataset {
   return loadArrays(spec, npyFiles(baseDir), requests);
 }
 
 /** `{ dataset: npz }`: arrays of the archive `spec.path` (relative to `baseDir`). */
-export function loadNpz(spec: NpzSpec, baseDir: string, requests: readonly TargetRequest[]): Dataset {
+export function loadNpz(spec: NpzSpec, baseDir: string, requests: readonly TaskTargetRequest[]): Dataset {
   return loadArrays(spec, npzArchive(path.resolve(baseDir, spec.path)), requests);
 }

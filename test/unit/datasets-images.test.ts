@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { TargetRequest } from '../../common/datasets/class-labels.js';
+import type { TaskTargetRequest } from '../../common/datasets/class-labels.js';
 import { decodeImage, imageFileToInput, imageToInput, type DecodedImage, type PixelOptions } from '../../common/datasets/image-decode.js';
 import { listImages, loadImages } from '../../common/datasets/images.js';
 import type { Split } from '../../common/datasets/types.js';
@@ -17,8 +17,8 @@ import { tempDir } from '../helpers/temp-dirs.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'images');
 const same = (size: [number, number], channels: 1 | 3): PixelOptions => ({ size, channels, resize: 'bilinear' });
-const classification = (name: string): TargetRequest => ({ name, kind: 'classification' });
-const regression = (name: string): TargetRequest => ({ name, kind: 'regression' });
+const classification = (name: string): TaskTargetRequest => ({ name, kind: 'classification' });
+const regression = (name: string): TaskTargetRequest => ({ name, kind: 'regression' });
 
 function assertDatasetError(fn: () => unknown, ...fragments: string[]): void {
   assert.throws(fn, (err: unknown) => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { TargetRequest } from '../../common/datasets/class-labels.js';
+import type { TaskTargetRequest } from '../../common/datasets/class-labels.js';
 import { bindTasks, sourceKey } from '../../common/datasets/index.js';
 import { npyToFloat32, parseNpy } from '../../common/datasets/npy-format.js';
 import { loadNpy, loadNpz } from '../../common/datasets/npy.js';
@@ -19,8 +19,8 @@ const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'npy');
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'expected.json'), 'utf8')) as Record<string, { shape: number[]; values: number[] }>;
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
 
-const regression = (name: string): TargetRequest => ({ name, kind: 'regression' });
-const classification = (name: string, testTarget?: string): TargetRequest => ({ name, kind: 'classification', ...(testTarget ? { testTarget } : {}) });
+const regression = (name: string): TaskTargetRequest => ({ name, kind: 'regression' });
+const classification = (name: string, testTarget?: string): TaskTargetRequest => ({ name, kind: 'classification', ...(testTarget ? { testTarget } : {}) });
 const npy = (overrides: Partial<NpySpec> = {}): NpySpec => ({ dataset: 'npy', inputs: 'x.npy', target: 'y-int.npy', seed: 0, ...overrides });
 const npz = (overrides: Partial<NpzSpec> = {}): NpzSpec => ({ dataset: 'npz', path: 'data.npz', inputs: 'x', target: 'y', seed: 0, ...overrides });
 
