@@ -181,6 +181,9 @@ function elementReader(array: NpyArray): (i: number) => number {
   const { bytes, dtype } = array;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = dtype.littleEndian;
+  // 64-bit integers as two 32-bit halves (hi · 2^32 is exact, so the sum rounds once), much
+  // faster than going through BigInt.
+  const [lo, hi] = le ? [0, 4] : [4, 0];
   switch (`${dtype.kind}${dtype.size}`) {
     case 'f4':
       return (i) => view.getFloat32(4 * i, le);
@@ -193,7 +196,7 @@ function elementReader(array: NpyArray): (i: number) => number {
     case 'i4':
       return (i) => view.getInt32(4 * i, le);
     case 'i8':
-      return (i) => Number(view.getBigInt64(8 * i, le));
+      return (i) => view.getInt32(8 * i + hi, le) * 4294967296 + view.getUint32(8 * i + lo, le);
     case 'u1':
       return (i) => view.getUint8(i);
     case 'u2':
@@ -201,9 +204,47 @@ function elementReader(array: NpyArray): (i: number) => number {
     case 'u4':
       return (i) => view.getUint32(4 * i, le);
     case 'u8':
-      return (i) => Number(view.getBigUint64(8 * i, le));
+      return (i) => view.getUint32(8 * i + hi, le) * 4294967296 + view.getUint32(8 * i + lo, le);
     default: // b1
       return (i) => (view.getUint8(i) !== 0 ? 1 : 0);
+  }
+}
+
+type NumericArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array;
+
+/** The elements as a typed array of their own type, when the platform's (little-endian) order reads them directly. */
+function nativeView(array: NpyArray): NumericArray | undefined {
+  const { dtype } = array;
+  if (!dtype.littleEndian && dtype.size > 1) return undefined;
+  // A view of the file's memory when the data is aligned there (numpy pads the header to 64
+  // bytes, and a large file read whole starts a buffer of its own): float32 data is then not
+  // copied at all. Otherwise a copy into a buffer of its own (not bytes.slice(), which for a
+  // Buffer is a view too).
+  let bytes = array.bytes;
+  if (bytes.byteOffset % dtype.size !== 0) {
+    bytes = new Uint8Array(bytes.length);
+    bytes.set(array.bytes);
+  }
+  const [b, at, n] = [bytes.buffer, bytes.byteOffset, bytes.length / dtype.size];
+  switch (`${dtype.kind}${dtype.size}`) {
+    case 'f4':
+      return new Float32Array(b, at, n);
+    case 'f8':
+      return new Float64Array(b, at, n);
+    case 'i1':
+      return new Int8Array(b, at, n);
+    case 'i2':
+      return new Int16Array(b, at, n);
+    case 'i4':
+      return new Int32Array(b, at, n);
+    case 'u1':
+      return new Uint8Array(b, at, n);
+    case 'u2':
+      return new Uint16Array(b, at, n);
+    case 'u4':
+      return new Uint32Array(b, at, n);
+    default: // 64-bit integers and booleans go element by element
+      return undefined;
   }
 }
 
@@ -222,19 +263,21 @@ function fortranIndex(shape: readonly number[]): (c: number) => number {
   };
 }
 
-/** The array's values in C (row-major) order, as float32. */
+/**
+ * The array's values in C (row-major) order, as float32. Little-endian float32 data in C order
+ * comes back as a view of `array.bytes` (no copy): the caller must not reuse those bytes.
+ */
 export function npyToFloat32(array: NpyArray): Float32Array {
   const { bytes, dtype, shape } = array;
   const fortran = array.fortranOrder && shape.length > 1;
-  if (dtype.kind === 'f' && dtype.size === 4 && dtype.littleEndian && !fortran) {
-    // The common case is one byte copy, into a buffer of its own (so aligned whatever the file's
-    // layout; not bytes.slice(), which for a Buffer is a view of the file's memory).
-    const copy = new Uint8Array(bytes.length);
-    copy.set(bytes);
-    return new Float32Array(copy.buffer);
-  }
   const count = bytes.length / dtype.size;
+  const native = fortran ? undefined : nativeView(array);
+  if (native instanceof Float32Array) return native;
   const out = new Float32Array(count);
+  if (native !== undefined) {
+    for (let c = 0; c < count; c++) out[c] = native[c]!;
+    return out;
+  }
   const read = elementReader(array);
   const index = fortran ? fortranIndex(shape) : (c: number) => c;
   for (let c = 0; c < count; c++) out[c] = read(index(c));

@@ -62,6 +62,17 @@ void describe('.npy reader', () => {
     }
   });
 
+  void it('reads data at any alignment of the bytes in memory', () => {
+    for (const name of ['le-f4.npy', 'le-f8.npy', 'le-i2.npy', 'be-u4.npy', 'le-i8.npy']) {
+      const bytes = fixture(name);
+      for (const shift of [1, 2, 3, 5]) {
+        const shifted = Buffer.alloc(bytes.length + shift);
+        bytes.copy(shifted, shift);
+        assert.deepEqual(Array.from(npyToFloat32(parseNpy(shifted.subarray(shift), name))), expected[name]!.values.map(Math.fround), `${name} at +${shift}`);
+      }
+    }
+  });
+
   void it('records the dtype and order of the header', () => {
     const be = parseNpy(fixture('be-i8.npy'), 'be-i8.npy');
     assert.deepEqual(be.dtype, { descr: '>i8', kind: 'i', size: 8, littleEndian: false });
