@@ -23,7 +23,7 @@ import { classIndex, parseDecimal, type TaskTargetRequest } from './class-labels
 import { imageFileToInput, type PixelOptions } from './image-decode.js';
 import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
 
-/** Decoded images kept per source, by default (512 MiB: 170 000 28×28×1 images, 3 400 128×128×3). */
+/** Decoded images kept per source, by default (512 MiB: 171 000 28×28×1 images, 2 730 128×128×3 ones). */
 export const DEFAULT_IMAGE_CACHE_BYTES = 512 * 1024 * 1024;
 const IMAGE_FILE = /\.(?:png|jpe?g)$/i;
 const FOLDER_TARGET = 'folder';
