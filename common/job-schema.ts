@@ -37,11 +37,55 @@ const csvData = z.strictObject({
   normalize: z.boolean().default(true),
   seed: nonNegInt.default(0),
 });
-const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData]);
+// NumPy arrays (common/datasets/npy.ts). `testFraction` has no schema default so that giving
+// both it and an explicit `test` split is an error; without either, 0.2.
+const arrayTest = z.strictObject({ inputs: z.string().min(1), target: z.string().min(1) });
+const npyData = z.strictObject({
+  dataset: z.literal('npy'),
+  /** .npy file of the inputs, shape [N, ...], relative to the job file. */
+  inputs: z.string().min(1),
+  /** .npy file of this task's target, shape [N] or [N, 1]. */
+  target: z.string().min(1),
+  /** An explicit test split: its own inputs and target files (instead of `testFraction`). */
+  test: arrayTest.optional(),
+  testFraction: z.number().gt(0).lt(1).optional(),
+  seed: nonNegInt.default(0),
+});
+const npzData = z.strictObject({
+  dataset: z.literal('npz'),
+  /** The .npz archive (np.savez or np.savez_compressed), relative to the job file. */
+  path: z.string().min(1),
+  /** Array names inside the archive. */
+  inputs: z.string().min(1),
+  target: z.string().min(1),
+  test: arrayTest.optional(),
+  testFraction: z.number().gt(0).lt(1).optional(),
+  seed: nonNegInt.default(0),
+});
+// A folder (or glob) of PNG/JPEG images (common/datasets/images.ts).
+const imagesData = z.strictObject({
+  dataset: z.literal('images'),
+  /** A folder (searched recursively) or a glob, relative to the job file. */
+  path: z.string().min(1),
+  /** `from-folders` (the target `folder`: each image's first sub-folder) or a CSV table with a `file` column. */
+  labels: z.string().min(1).default('from-folders'),
+  /** `folder`, or a column of the labels table. */
+  target: z.string().min(1),
+  /** Every image is resized to [height, width]. */
+  size: z.tuple([posInt, posInt]),
+  channels: z.union([z.literal(1), z.literal(3)]).default(3),
+  resize: z.enum(['bilinear', 'area']).default('bilinear'),
+  testFraction: z.number().gt(0).lt(1).default(0.2),
+  seed: nonNegInt.default(0),
+});
+const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData, npyData, npzData, imagesData]);
 export type DataSpec = z.output<typeof data>;
 export type MultiMnistSpec = z.output<typeof multimnistData>;
 export type SyntheticSpec = z.output<typeof syntheticData>;
 export type CsvSpec = z.output<typeof csvData>;
+export type NpySpec = z.output<typeof npyData>;
+export type NpzSpec = z.output<typeof npzData>;
+export type ImagesSpec = z.output<typeof imagesData>;
 
 export const LOSSES = ['sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError', 'meanAbsoluteError'] as const;
 export type LossName = (typeof LOSSES)[number];

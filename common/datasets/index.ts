@@ -3,12 +3,17 @@
 // so those tasks see the same examples in the same step.
 import { DatasetError } from '../errors.js';
 import type { DataSpec, LossName } from '../job-schema.js';
+import type { TaskTargetRequest } from './class-labels.js';
 import { loadCsv, type CsvTargetRequest } from './csv.js';
+import { loadImages } from './images.js';
 import { loadMultiMnist } from './multimnist.js';
+import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
 import type { Dataset, TargetKind } from './types.js';
 
 export { loadCsv, type CsvDataset, type CsvTargetRequest } from './csv.js';
+export { loadImages } from './images.js';
+export { loadNpy, loadNpz } from './npy.js';
 export { loadMultiMnist, type DigitRef, type MultiMnistDataset, type MultiMnistOptions, type MultiMnistSplit } from './multimnist.js';
 export { loadSynthetic, type SyntheticDataset } from './synthetic.js';
 
@@ -40,6 +45,8 @@ function canonicalJson(value: unknown): string {
 /** Canonical JSON (sorted keys) of the spec without `target`: equal for tasks sharing a source. */
 export function sourceKey(spec: DataSpec): string {
   const { target: _target, ...source } = spec;
+  // npy/npz: an explicit test split's target is the task's too (its inputs are the source's).
+  if ('test' in source && source.test !== undefined) return canonicalJson({ ...source, test: { ...source.test, target: undefined } });
   return canonicalJson(source);
 }
 
@@ -50,6 +57,29 @@ export function targetName(spec: DataSpec): string {
 /** The target kind a loss needs. */
 export function lossTargetKind(loss: LossName): TargetKind {
   return loss === 'sparseCategoricalCrossentropy' || loss === 'binaryCrossentropy' ? 'classification' : 'regression';
+}
+
+/**
+ * The targets the tasks of one source ask for, one per name; two tasks reading one target as
+ * different kinds (their losses disagree), or with different test targets, are an error naming
+ * both tasks and `where` (the data).
+ */
+function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: string): TaskTargetRequest[] {
+  const requests = new Map<string, TaskTargetRequest & { task: string }>();
+  for (const [task, { loss, data }] of tasks) {
+    const name = targetName(data);
+    const kind = lossTargetKind(loss);
+    const testTarget = data.dataset === 'npy' || data.dataset === 'npz' ? data.test?.target : undefined;
+    const earlier = requests.get(name);
+    if (earlier !== undefined && earlier.kind !== kind) {
+      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read target "${name}" of ${where} as ${earlier.kind} and as ${kind} (losses disagree)`);
+    }
+    if (earlier !== undefined && earlier.testTarget !== testTarget) {
+      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read target "${name}" of ${where} with different test targets (${earlier.testTarget} and ${testTarget})`);
+    }
+    requests.set(name, { name, kind, task, ...(testTarget !== undefined ? { testTarget } : {}) });
+  }
+  return [...requests.values()].map(({ task: _task, ...request }) => request);
 }
 
 function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
@@ -73,6 +103,12 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
       }
       return loadCsv(spec, baseDir, [...requests.values()]);
     }
+    case 'npy':
+      return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
+    case 'npz':
+      return loadNpz(spec, baseDir, targetRequests(tasks, spec.path));
+    case 'images':
+      return loadImages(spec, baseDir, targetRequests(tasks, spec.path));
   }
 }
 

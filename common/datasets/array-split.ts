@@ -1,0 +1,41 @@
+// A split over examples held in memory as float32 rows (the array datasets): `rows` picks which
+// examples of the arrays, in which order, this split serves.
+import { DatasetError } from '../errors.js';
+import { checkSplitRequest, type Split } from './types.js';
+
+export class ArraySplit implements Split {
+  readonly size: number;
+
+  constructor(
+    private readonly features: Float32Array,
+    private readonly width: number,
+    private readonly targetValues: ReadonlyMap<string, Float32Array>,
+    private readonly rows: Uint32Array,
+    /** Names the data in errors (a file, or an archive and its arrays). */
+    private readonly where: string,
+  ) {
+    this.size = rows.length;
+  }
+
+  inputs(indices: ArrayLike<number>, out: Float32Array): void {
+    checkSplitRequest(this.size, indices, out, this.width);
+    for (let j = 0; j < indices.length; j++) {
+      const from = this.rows[indices[j]!]! * this.width;
+      out.set(this.features.subarray(from, from + this.width), j * this.width);
+    }
+  }
+
+  targets(target: string, indices: ArrayLike<number>, out: Float32Array): void {
+    const values = this.targetValues.get(target);
+    if (values === undefined) {
+      throw new DatasetError(`${this.where}: "${target}" is not a target of this dataset (targets: ${[...this.targetValues.keys()].join(', ')})`);
+    }
+    checkSplitRequest(this.size, indices, out, 1);
+    for (let j = 0; j < indices.length; j++) out[j] = values[this.rows[indices[j]!]!]!;
+  }
+}
+
+/** 0, 1, ..., n − 1. */
+export function allRows(n: number): Uint32Array {
+  return Uint32Array.from({ length: n }, (_, i) => i);
+}
