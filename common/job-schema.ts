@@ -28,20 +28,33 @@ const syntheticData = z.strictObject({
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: nonNegInt.default(0),
 });
-const csvData = z.strictObject({
-  dataset: z.literal('csv'),
+/** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
+export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
+export type TableDatasetKind = (typeof TABLE_DATASETS)[number];
+const tableFields = {
+  /** A file or a glob of files, relative to the job file. */
   path: z.string().min(1),
   features: z.array(z.string().min(1)).min(1),
   target: z.string().min(1),
   testFraction: z.number().gt(0).lt(1).default(0.2),
   normalize: z.boolean().default(true),
   seed: nonNegInt.default(0),
-});
-const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData]);
+};
+const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields });
+const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields });
+const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields });
+const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData, jsonlData, parquetData]);
 export type DataSpec = z.output<typeof data>;
 export type MultiMnistSpec = z.output<typeof multimnistData>;
 export type SyntheticSpec = z.output<typeof syntheticData>;
 export type CsvSpec = z.output<typeof csvData>;
+export type JsonlSpec = z.output<typeof jsonlData>;
+export type ParquetSpec = z.output<typeof parquetData>;
+export type TableSpec = CsvSpec | JsonlSpec | ParquetSpec;
+
+export function isTableSpec(spec: DataSpec): spec is TableSpec {
+  return (TABLE_DATASETS as readonly string[]).includes(spec.dataset);
+}
 
 export const LOSSES = ['sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError', 'meanAbsoluteError'] as const;
 export type LossName = (typeof LOSSES)[number];

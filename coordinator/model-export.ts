@@ -2,6 +2,7 @@
 // task, and in its metadata what a user of it needs: each task's loss, target and class labels,
 // and what must be done to raw inputs before predict().
 import { graphModelWithParameters } from '../common/graph-layout.js';
+import { isTableSpec } from '../common/job-schema.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import type { PreparedRun } from './prepare-run.js';
 
@@ -17,11 +18,11 @@ export async function saveTrainedModel(prepared: PreparedRun, runId: string, par
         tasks: Object.fromEntries(
           [...prepared.bindings].map(([t, b]) => [t, { loss: job.tasks[t]!.loss, target: b.target, classes: b.dataset.targets[b.target]?.classes ?? null }]),
         ),
-        // What a server must do to raw inputs before predict(): the CSV features' train statistics.
+        // What a server must do to raw inputs before predict(): the table features' train statistics.
         inputs: Object.fromEntries(
           Object.entries(job.tasks).flatMap(([t, s]) => {
             const d = prepared.bindings.get(t)!.dataset as { normalization?: { mean: readonly number[]; std: readonly number[] } };
-            return s.data.dataset === 'csv' && d.normalization ? [[t, { features: s.data.features, ...d.normalization }]] : [];
+            return isTableSpec(s.data) && d.normalization ? [[t, { features: s.data.features, ...d.normalization }]] : [];
           }),
         ),
       },

@@ -2,19 +2,22 @@
 // only in `target` read one "source": it is loaded once, and its key names it for the sampler,
 // so those tasks see the same examples in the same step.
 import { DatasetError } from '../errors.js';
-import type { DataSpec, LossName } from '../job-schema.js';
-import { loadCsv, type CsvTargetRequest } from './csv.js';
+import type { DataSpec, LossName, TableSpec } from '../job-schema.js';
 import { loadMultiMnist } from './multimnist.js';
 import { loadSynthetic } from './synthetic.js';
+import { loadTable, type TargetRequest } from './tabular.js';
 import type { Dataset, TargetKind } from './types.js';
 
-export { loadCsv, type CsvDataset, type CsvTargetRequest } from './csv.js';
+export { loadTable, type TableDataset, type TargetRequest } from './tabular.js';
 export { loadMultiMnist, type DigitRef, type MultiMnistDataset, type MultiMnistOptions, type MultiMnistSplit } from './multimnist.js';
 export { loadSynthetic, type SyntheticDataset } from './synthetic.js';
 
 export interface TaskBinding {
   task: string;
-  /** The task's source key (see `sourceKey`); also the sampler's `source`. */
+  /**
+   * The sampler's `source`: the dataset's `identity` when it has one (table datasets: a digest
+   * of the inputs), else the task's source key (see `sourceKey`).
+   */
   source: string;
   /** The target name inside the dataset. */
   target: string;
@@ -52,33 +55,39 @@ export function lossTargetKind(loss: LossName): TargetKind {
   return loss === 'sparseCategoricalCrossentropy' || loss === 'binaryCrossentropy' ? 'classification' : 'regression';
 }
 
+/** The target columns the tasks of one table source read, each as the kind its loss needs. */
+function tableTargets(spec: TableSpec, tasks: ReadonlyArray<[string, TaskDataSpec]>): TargetRequest[] {
+  const requests = new Map<string, TargetRequest & { task: string }>();
+  for (const [task, { loss, data }] of tasks) {
+    const column = targetName(data);
+    const kind = lossTargetKind(loss);
+    const earlier = requests.get(column);
+    if (earlier !== undefined && earlier.kind !== kind) {
+      throw new DatasetError(
+        `tasks "${earlier.task}" and "${task}" read column "${column}" of ${spec.path} as ${earlier.kind} and as ${kind} (losses disagree)`,
+      );
+    }
+    requests.set(column, { column, kind, task });
+  }
+  return [...requests.values()].map(({ column, kind }) => ({ column, kind }));
+}
+
 function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
   switch (spec.dataset) {
     case 'multimnist':
       return loadMultiMnist(spec);
     case 'synthetic':
       return loadSynthetic(spec);
-    case 'csv': {
-      const requests = new Map<string, CsvTargetRequest & { task: string }>();
-      for (const [task, { loss, data }] of tasks) {
-        const column = targetName(data);
-        const kind = lossTargetKind(loss);
-        const earlier = requests.get(column);
-        if (earlier !== undefined && earlier.kind !== kind) {
-          throw new DatasetError(
-            `tasks "${earlier.task}" and "${task}" read column "${column}" of ${spec.path} as ${earlier.kind} and as ${kind} (losses disagree)`,
-          );
-        }
-        requests.set(column, { column, kind, task });
-      }
-      return loadCsv(spec, baseDir, [...requests.values()]);
-    }
+    case 'csv':
+    case 'jsonl':
+    case 'parquet':
+      return loadTable(spec, baseDir, tableTargets(spec, tasks));
   }
 }
 
 /**
  * Loads every source once and binds each task to its dataset and target, in the order of
- * `tasks`. Relative CSV paths resolve against `baseDir` (the job file's directory).
+ * `tasks`. Relative table paths and globs resolve against `baseDir` (the job file's directory).
  */
 export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string): Map<string, TaskBinding> {
   const sources = new Map<string, Array<[string, TaskDataSpec]>>();
@@ -93,8 +102,8 @@ export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir
 
   const bindings = new Map<string, TaskBinding>();
   for (const [task, { loss, data }] of Object.entries(tasks)) {
-    const source = sourceKey(data);
-    const dataset = datasets.get(source)!;
+    const dataset = datasets.get(sourceKey(data))!;
+    const source = dataset.identity ?? sourceKey(data);
     const target = targetName(data);
     const info = dataset.targets[target];
     if (info === undefined) {
