@@ -111,6 +111,8 @@ export function openParquet(file: string, columns: readonly ColumnRequest[]): Ta
   const leaves = new Map<string, Leaf>();
   for (const column of columns) if (!leaves.has(column.name)) leaves.set(column.name, leafColumn(file, schema, column));
 
+  // Column chunks lie between the leading PAR1 and the footer.
+  const dataEnd = size - 8 - metadata.metadata_length;
   const groupRows = metadata.row_groups.map((g) => Number(g.num_rows));
   const starts: number[] = [];
   let rowCount = 0;
@@ -130,7 +132,7 @@ export function openParquet(file: string, columns: readonly ColumnRequest[]): Ta
     if (chunk.file_path !== undefined) throw new DatasetError(`${where}: the chunk lives in another file (${chunk.file_path}), which is not supported`);
     const start = Number(meta.dictionary_page_offset || meta.data_page_offset);
     const length = Number(meta.total_compressed_size);
-    if (start < 4 || start + length > size - 8) throw new DatasetError(`${where}: the chunk lies outside the file (truncated or corrupt)`);
+    if (start < 4 || start + length > dataEnd) throw new DatasetError(`${where}: the chunk lies outside the file's data (truncated or corrupt)`);
     const rows = groupRows[g]!;
     const decoder: ColumnDecoder = {
       pathInSchema: meta.path_in_schema,
