@@ -10,6 +10,8 @@ import { openParquet } from '../../common/datasets/parquet.js';
 import { loadTable, type TableDataset, type TargetRequest } from '../../common/datasets/tabular.js';
 import type { Split } from '../../common/datasets/types.js';
 import type { TableDatasetKind, TableSpec } from '../../common/job-schema.js';
+import { validateJob } from '../../common/job-spec.js';
+import { JobSpecError } from '../../common/errors.js';
 import { SEATTLE_CSV, SEATTLE_FEATURES, seattleTable, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
@@ -91,5 +93,19 @@ void describe('table formats', () => {
     });
     assert.equal(new Set(sources).size, 1, sources.join(' / '));
     assert.match(sources[0]!, /^table:[0-9a-f]{64}$/);
+  });
+
+  void it('takes the same options with the same defaults for csv, jsonl and parquet, and only those', () => {
+    const job = (data: object): object => ({
+      name: 'kinds',
+      model: { trunk: [{ dense: { units: 4 } }], heads: { t: [{ dense: { units: 1 } }] } },
+      tasks: { t: { loss: 'meanSquaredError', data } },
+      training: { steps: 1, batchSize: 4, optimizer: { name: 'sgd', learningRate: 0.1 } },
+    });
+    for (const dataset of ['csv', 'jsonl', 'parquet']) {
+      const data = validateJob(job({ dataset, path: 'data/part-*', features: ['a'], target: 'b' }), 'job').tasks.t!.data;
+      assert.deepEqual(data, { dataset, path: 'data/part-*', features: ['a'], target: 'b', testFraction: 0.2, normalize: true, seed: 0 });
+      assert.throws(() => validateJob(job({ dataset, path: 'x', features: ['a'], target: 'b', inputs: 'X.npy' }), 'job'), (err: unknown) => err instanceof JobSpecError && err.message.includes('tasks.t.data.inputs: unknown key'));
+    }
   });
 });
