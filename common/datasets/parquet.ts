@@ -9,6 +9,10 @@
 // error naming it. A truncated or corrupt file is an error naming the file, and for a column
 // chunk the row group and the column, never a shorter table. Rows are located as
 // "row N (row group G)", N counting the file's rows from 1.
+//
+// `readColumn`, `DEFAULT_PARSERS` and `getTreePath` come through hyparquet's `./src/*.js`
+// exports, below its documented API: the version is pinned exactly in package.json, and
+// test/unit/datasets-parquet.test.ts reads files of every supported type through them.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parquetMetadata, parquetSchema, type FileMetaData, type SchemaElement, type SchemaTree } from 'hyparquet';
 import { readColumn } from 'hyparquet/src/column.js';
@@ -22,19 +26,19 @@ type ColumnDecoder = Parameters<typeof readColumn>[2];
 
 const MAGIC = 0x31524150; // "PAR1", little-endian
 
+// Logical and converted types whose values are not numbers, strings or booleans (hyparquet
+// decodes them to Dates, objects or bytes).
+const UNSUPPORTED = /^(DATE|TIME|TIMESTAMP|INTERVAL|JSON|BSON|GEOMETRY|GEOGRAPHY|VARIANT|NULL|MAP|LIST)/;
+
 /** Why a leaf column cannot be read as numbers, strings or booleans; undefined when it can. */
 function unsupportedType(element: SchemaElement): string | undefined {
   const logical = element.logical_type?.type;
   const converted = element.converted_type;
-  const shown = `${element.type ?? 'group'}${logical ? ` (${logical})` : converted ? ` (${converted})` : ''}`;
-  if (element.repetition_type === 'REPEATED') return `a repeated ${shown} column`;
+  const shown = `type ${element.type ?? 'group'}${logical ? ` (${logical})` : converted ? ` (${converted})` : ''}`;
+  if (element.repetition_type === 'REPEATED') return `repeated, of ${shown}`;
   if (logical === 'DECIMAL' || converted === 'DECIMAL' || logical === 'FLOAT16' || logical === 'UUID') return undefined;
-  const temporal = ['DATE', 'TIME', 'TIMESTAMP', 'INTERVAL'];
-  if ((logical !== undefined && (temporal.includes(logical) || ['JSON', 'BSON', 'GEOMETRY', 'GEOGRAPHY', 'VARIANT', 'NULL'].includes(logical))) || element.type === 'INT96') {
-    return `a ${shown} column`;
-  }
-  if (converted !== undefined && /^(DATE|TIME|TIMESTAMP|INTERVAL|JSON|BSON)/.test(converted)) return `a ${shown} column`;
-  if (element.type === 'FIXED_LEN_BYTE_ARRAY') return `a ${shown} column (binary)`;
+  if (UNSUPPORTED.test(logical ?? '') || UNSUPPORTED.test(converted ?? '') || element.type === 'INT96') return `of ${shown}`;
+  if (element.type === 'FIXED_LEN_BYTE_ARRAY') return `of ${shown} (binary)`;
   return undefined;
 }
 
