@@ -28,15 +28,21 @@ const syntheticData = z.strictObject({
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: nonNegInt.default(0),
 });
-const csvData = z.strictObject({
-  dataset: z.literal('csv'),
+/** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
+export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
+export type TableDatasetKind = (typeof TABLE_DATASETS)[number];
+const tableFields = {
+  /** A file or a glob of files, relative to the job file. */
   path: z.string().min(1),
   features: z.array(z.string().min(1)).min(1),
   target: z.string().min(1),
   testFraction: z.number().gt(0).lt(1).default(0.2),
   normalize: z.boolean().default(true),
   seed: nonNegInt.default(0),
-});
+};
+const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields });
+const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields });
+const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields });
 // NumPy arrays (common/datasets/npy.ts). `testFraction` has no schema default so that giving
 // both it and an explicit `test` split is an error; without either, 0.2.
 const arrayTest = z.strictObject({ inputs: z.string().min(1), target: z.string().min(1) });
@@ -78,7 +84,7 @@ const imagesData = z.strictObject({
   testFraction: z.number().gt(0).lt(1).default(0.2),
   seed: nonNegInt.default(0),
 });
-const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData, npyData, npzData, imagesData]);
+const data = z.discriminatedUnion('dataset', [multimnistData, syntheticData, csvData, jsonlData, parquetData, npyData, npzData, imagesData]);
 export type DataSpec = z.output<typeof data>;
 export type MultiMnistSpec = z.output<typeof multimnistData>;
 export type SyntheticSpec = z.output<typeof syntheticData>;
@@ -86,6 +92,13 @@ export type CsvSpec = z.output<typeof csvData>;
 export type NpySpec = z.output<typeof npyData>;
 export type NpzSpec = z.output<typeof npzData>;
 export type ImagesSpec = z.output<typeof imagesData>;
+export type JsonlSpec = z.output<typeof jsonlData>;
+export type ParquetSpec = z.output<typeof parquetData>;
+export type TableSpec = CsvSpec | JsonlSpec | ParquetSpec;
+
+export function isTableSpec(spec: DataSpec): spec is TableSpec {
+  return (TABLE_DATASETS as readonly string[]).includes(spec.dataset);
+}
 
 export const LOSSES = ['sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError', 'meanAbsoluteError'] as const;
 export type LossName = (typeof LOSSES)[number];

@@ -3,22 +3,12 @@
 // (common/trained-model.ts reads it): each task's loss, target, class labels, output and
 // inputs, and for each tabular data source the column transforms its examples went through.
 import type * as tf from '@tensorflow/tfjs';
-import type { ColumnTransform, Dataset } from '../common/datasets/types.js';
+import type { ColumnTransform } from '../common/datasets/types.js';
 import { graphModelWithParameters } from '../common/graph-layout.js';
-import type { DataSpec } from '../common/job-schema.js';
 import { buildLayersModel, saveLayersModel } from '../common/model-files.js';
 import { INPUT_LAYER_NAME, taskInputName, type ParameterLayout } from '../common/parameter-layout.js';
 import type { ModelMetadata } from '../common/trained-model.js';
 import type { PreparedRun } from './prepare-run.js';
-
-/** How each value of a source's examples came from its raw columns; undefined for data that is not a table. */
-function columnTransforms(spec: DataSpec, dataset: Dataset): readonly ColumnTransform[] | undefined {
-  const d = dataset as Dataset & { columns?: readonly ColumnTransform[]; normalization?: { mean: readonly number[]; std: readonly number[] } };
-  if (d.columns) return d.columns;
-  if (spec.dataset !== 'csv') return undefined;
-  const stats = d.normalization;
-  return spec.features.map((column, f) => (stats ? { column, kind: 'numeric', mean: stats.mean[f]!, std: stats.std[f]! } : { column, kind: 'numeric' }));
-}
 
 /** The model inputs task `task` reads, in the order its example's slices feed them. */
 function taskInputs(layout: ParameterLayout, task: string): string[] {
@@ -38,7 +28,7 @@ export function modelMetadata(prepared: PreparedRun, runId: string, model: tf.La
     const outputIndex = layout.graph ? outputLayers.indexOf(layout.graph.outputs.get(t)!.layer) : i;
     const classes = b.dataset.targets[b.target]?.classes;
     tasks[t] = { loss: job.tasks[t]!.loss, target: b.target, classes: classes ? [...classes] : null, outputIndex, inputs: taskInputs(layout, t) };
-    const columns = columnTransforms(job.tasks[t]!.data, b.dataset);
+    const columns = b.dataset.columns;
     if (!columns) return;
     const source = sources.get(b.source);
     if (source) source.tasks.push(t);

@@ -4,22 +4,25 @@
 import { DatasetError } from '../errors.js';
 import type { DataSpec, LossName } from '../job-schema.js';
 import type { TaskTargetRequest } from './class-labels.js';
-import { loadCsv, type CsvTargetRequest } from './csv.js';
 import { loadImages } from './images.js';
 import { loadMultiMnist } from './multimnist.js';
 import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
+import { loadTable } from './tabular.js';
 import type { Dataset, TargetKind } from './types.js';
 
-export { loadCsv, type CsvDataset, type CsvTargetRequest } from './csv.js';
 export { loadImages } from './images.js';
 export { loadNpy, loadNpz } from './npy.js';
+export { loadTable, type TableDataset, type TargetRequest } from './tabular.js';
 export { loadMultiMnist, type DigitRef, type MultiMnistDataset, type MultiMnistOptions, type MultiMnistSplit } from './multimnist.js';
 export { loadSynthetic, type SyntheticDataset } from './synthetic.js';
 
 export interface TaskBinding {
   task: string;
-  /** The task's source key (see `sourceKey`); also the sampler's `source`. */
+  /**
+   * The sampler's `source`: the dataset's `identity` when it has one (table datasets: a digest
+   * of the inputs), else the task's source key (see `sourceKey`).
+   */
   source: string;
   /** The target name inside the dataset. */
   target: string;
@@ -64,7 +67,7 @@ export function lossTargetKind(loss: LossName): TargetKind {
  * different kinds (their losses disagree), or with different test targets, are an error naming
  * both tasks and `where` (the data).
  */
-function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: string): TaskTargetRequest[] {
+function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: string, what = 'target'): TaskTargetRequest[] {
   const requests = new Map<string, TaskTargetRequest & { task: string }>();
   for (const [task, { loss, data }] of tasks) {
     const name = targetName(data);
@@ -72,10 +75,10 @@ function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: str
     const testTarget = data.dataset === 'npy' || data.dataset === 'npz' ? data.test?.target : undefined;
     const earlier = requests.get(name);
     if (earlier !== undefined && earlier.kind !== kind) {
-      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read target "${name}" of ${where} as ${earlier.kind} and as ${kind} (losses disagree)`);
+      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read ${what} "${name}" of ${where} as ${earlier.kind} and as ${kind} (losses disagree)`);
     }
     if (earlier !== undefined && earlier.testTarget !== testTarget) {
-      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read target "${name}" of ${where} with different test targets (${earlier.testTarget} and ${testTarget})`);
+      throw new DatasetError(`tasks "${earlier.task}" and "${task}" read ${what} "${name}" of ${where} with different test targets (${earlier.testTarget} and ${testTarget})`);
     }
     requests.set(name, { name, kind, task, ...(testTarget !== undefined ? { testTarget } : {}) });
   }
@@ -88,21 +91,10 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
       return loadMultiMnist(spec);
     case 'synthetic':
       return loadSynthetic(spec);
-    case 'csv': {
-      const requests = new Map<string, CsvTargetRequest & { task: string }>();
-      for (const [task, { loss, data }] of tasks) {
-        const column = targetName(data);
-        const kind = lossTargetKind(loss);
-        const earlier = requests.get(column);
-        if (earlier !== undefined && earlier.kind !== kind) {
-          throw new DatasetError(
-            `tasks "${earlier.task}" and "${task}" read column "${column}" of ${spec.path} as ${earlier.kind} and as ${kind} (losses disagree)`,
-          );
-        }
-        requests.set(column, { column, kind, task });
-      }
-      return loadCsv(spec, baseDir, [...requests.values()]);
-    }
+    case 'csv':
+    case 'jsonl':
+    case 'parquet':
+      return loadTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })));
     case 'npy':
       return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
     case 'npz':
@@ -114,7 +106,7 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
 
 /**
  * Loads every source once and binds each task to its dataset and target, in the order of
- * `tasks`. Relative CSV paths resolve against `baseDir` (the job file's directory).
+ * `tasks`. Relative table paths and globs resolve against `baseDir` (the job file's directory).
  */
 export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string): Map<string, TaskBinding> {
   const sources = new Map<string, Array<[string, TaskDataSpec]>>();
@@ -129,8 +121,8 @@ export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir
 
   const bindings = new Map<string, TaskBinding>();
   for (const [task, { loss, data }] of Object.entries(tasks)) {
-    const source = sourceKey(data);
-    const dataset = datasets.get(source)!;
+    const dataset = datasets.get(sourceKey(data))!;
+    const source = dataset.identity ?? sourceKey(data);
     const target = targetName(data);
     const info = dataset.targets[target];
     if (info === undefined) {

@@ -29,8 +29,17 @@ export interface Dataset {
   readonly targets: Readonly<Record<string, TargetInfo>>;
   readonly train: Split;
   readonly test: Split;
+  /** Tables: how each value of an example came from a raw column (kept in the exported model, for predictions from raw rows). */
+  readonly columns?: readonly ColumnTransform[];
   /** Where the data came from, for logs and summary.json. */
   readonly description: string;
+  /**
+   * A name for the training examples that does not depend on how the data is named (its path,
+   * its file format): the sampler's and the dropout masks' key in place of the spec's source
+   * key when present, so the same data read from another place or format trains the same.
+   * Datasets with equal identities must give equal train inputs for every index.
+   */
+  readonly identity?: string;
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {

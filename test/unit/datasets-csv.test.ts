@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadCsv, type CsvTargetRequest } from '../../common/datasets/csv.js';
 import { bindTasks, sourceKey, targetName } from '../../common/datasets/index.js';
+import { loadTable, type TargetRequest } from '../../common/datasets/tabular.js';
 import type { Split } from '../../common/datasets/types.js';
 import { DatasetError } from '../../common/errors.js';
 import type { CsvSpec, DataSpec } from '../../common/job-schema.js';
@@ -21,8 +21,8 @@ function spec(file: string, overrides: Partial<CsvSpec> = {}): CsvSpec {
   return { dataset: 'csv', path: file, features: ['a', 'b'], target: 'y', testFraction: 0.25, normalize: false, seed: 0, ...overrides };
 }
 
-const regression = (column: string): CsvTargetRequest => ({ column, kind: 'regression' });
-const classification = (column: string): CsvTargetRequest => ({ column, kind: 'classification' });
+const regression = (column: string): TargetRequest => ({ column, kind: 'regression' });
+const classification = (column: string): TargetRequest => ({ column, kind: 'classification' });
 const all = (split: Split): Uint32Array => Uint32Array.from({ length: split.size }, (_, i) => i);
 
 function read(split: Split, width: number, target: string): { x: Float32Array; y: Float32Array } {
@@ -48,9 +48,9 @@ function assertDatasetError(fn: () => unknown, ...fragments: string[]): void {
   });
 }
 
-void describe('loadCsv', () => {
+void describe('csv tables (loadTable)', () => {
   void it('reads the features and targets, and splits every row into exactly one side', () => {
-    const ds = loadCsv(spec(table('basic.csv', 20)), dir, [regression('y'), regression('id')]);
+    const ds = loadTable(spec(table('basic.csv', 20)), dir, [regression('y'), regression('id')]);
     assert.deepEqual(ds.inputShape, [2]);
     assert.deepEqual(ds.targets, { y: { kind: 'regression' }, id: { kind: 'regression' } });
     assert.equal(ds.train.size, 15);
@@ -68,21 +68,29 @@ void describe('loadCsv', () => {
     assert.deepEqual(ids.sort((p, q) => p - q), Array.from({ length: 20 }, (_, i) => i));
   });
 
-  void it('splits as a pure function of the seed and the path as written', () => {
+  void it('splits as a pure function of the seed and the row count, not of the path that names the file', () => {
     const file = table('seeded.csv', 40);
-    const testIds = (s: CsvSpec, base = dir): number[] => Array.from(read(loadCsv(s, base, [regression('id')]).test, 2, 'id').y);
+    const testIds = (s: CsvSpec, base = dir): number[] => Array.from(read(loadTable(s, base, [regression('id')]).test, 2, 'id').y);
     assert.deepEqual(testIds(spec(file, { seed: 3 })), testIds(spec(file, { seed: 3 })));
     assert.notDeepEqual(testIds(spec(file, { seed: 3 })), testIds(spec(file, { seed: 4 })));
     // An absolute path stays as it is; baseDir is then irrelevant.
     const absolute = spec(path.join(dir, file), { seed: 3 });
     assert.deepEqual(testIds(absolute, '/elsewhere'), testIds(absolute, dir));
+    // The same bytes elsewhere, named through another relative path: the same split and statistics.
+    const moved = path.join(dir, 'mount', 'deeper');
+    fs.mkdirSync(moved, { recursive: true });
+    fs.copyFileSync(path.join(dir, file), path.join(moved, 'renamed.csv'));
+    assert.deepEqual(testIds(spec('mount/deeper/renamed.csv', { seed: 3 })), testIds(spec(file, { seed: 3 })));
+    assert.deepEqual(testIds(spec('../renamed.csv', { seed: 3 }), path.join(moved, 'x')), testIds(spec(file, { seed: 3 })));
+    const stats = (s: CsvSpec): unknown => loadTable({ ...s, normalize: true }, dir, [regression('id')]).normalization;
+    assert.deepEqual(stats(spec('mount/deeper/renamed.csv', { seed: 3 })), stats(spec(file, { seed: 3 })));
   });
 
   void it('standardises with the statistics of the train split only', () => {
     // A huge value in some rows: whichever split it lands in, only train rows may shape the stats.
     const lines = ['id,a,b,y'];
     for (let i = 0; i < 40; i++) lines.push(`${i},${i % 7 === 0 ? 1000 + i : i},5,0`);
-    const ds = loadCsv(spec(write('norm.csv', lines.join('\n')), { normalize: true }), dir, [regression('id')]);
+    const ds = loadTable(spec(write('norm.csv', lines.join('\n')), { normalize: true }), dir, [regression('id')]);
     const raw = (id: number): number => (id % 7 === 0 ? 1000 + id : id);
     const train = read(ds.train, 2, 'id');
     const trainA = Array.from(train.y, raw);
@@ -104,7 +112,7 @@ void describe('loadCsv', () => {
   });
 
   void it('keeps raw values when normalize is off', () => {
-    const ds = loadCsv(spec(table('raw.csv', 8)), dir, [regression('id')]);
+    const ds = loadTable(spec(table('raw.csv', 8)), dir, [regression('id')]);
     assert.equal(ds.normalization, undefined);
     const { x, y } = read(ds.test, 2, 'id');
     assert.deepEqual([x[0], x[1]], [y[0], y[0]! * y[0]!]);
@@ -113,7 +121,7 @@ void describe('loadCsv', () => {
   void it('turns a classification column into sorted class indices, numbers sorted by value', () => {
     const cells = ['10', '9', '2', '9', '10', '2', '10', '9'];
     const numeric = write('classes-num.csv', ['id,a,b,y', ...cells.map((c, i) => `${i},${i},${i},${c}`)].join('\n'));
-    const ds = loadCsv(spec(numeric), dir, [classification('y'), regression('id')]);
+    const ds = loadTable(spec(numeric), dir, [classification('y'), regression('id')]);
     assert.deepEqual(ds.targets.y, { kind: 'classification', classes: ['2', '9', '10'] });
     for (const split of [ds.train, ds.test]) {
       const { y } = read(split, 2, 'y');
@@ -121,58 +129,58 @@ void describe('loadCsv', () => {
       for (let i = 0; i < split.size; i++) assert.equal(y[i], ['2', '9', '10'].indexOf(cells[id[i]!]!));
     }
     const text = write('classes-text.csv', 'a,b,y\n1,1,dog\n2,2,cat\n3,3,Zebra\n4,4,cat\n');
-    assert.deepEqual(loadCsv(spec(text), dir, [classification('y')]).targets.y?.classes, ['Zebra', 'cat', 'dog']);
+    assert.deepEqual(loadTable(spec(text), dir, [classification('y')]).targets.y?.classes, ['Zebra', 'cat', 'dog']);
   });
 
   void it('names the file when it is missing, empty or has no data rows', () => {
-    assertDatasetError(() => loadCsv(spec('absent.csv'), dir, [regression('y')]), path.join(dir, 'absent.csv'), 'no such file');
-    assertDatasetError(() => loadCsv(spec(write('empty.csv', '')), dir, [regression('y')]), 'empty.csv', 'empty');
-    assertDatasetError(() => loadCsv(spec(write('blank.csv', '\n \n')), dir, [regression('y')]), 'blank.csv', 'empty');
-    assertDatasetError(() => loadCsv(spec(write('header.csv', 'a,b,y\n')), dir, [regression('y')]), 'header.csv', 'no data rows');
+    assertDatasetError(() => loadTable(spec('absent.csv'), dir, [regression('y')]), path.join(dir, 'absent.csv'), 'no such file');
+    assertDatasetError(() => loadTable(spec(write('empty.csv', '')), dir, [regression('y')]), 'empty.csv', 'empty');
+    assertDatasetError(() => loadTable(spec(write('blank.csv', '\n \n')), dir, [regression('y')]), 'blank.csv', 'empty');
+    assertDatasetError(() => loadTable(spec(write('header.csv', 'a,b,y\n')), dir, [regression('y')]), 'header.csv', 'no data rows');
   });
 
   void it('names the file, the column and the available columns when a column is missing', () => {
     const file = table('columns.csv', 8);
-    assertDatasetError(() => loadCsv(spec(file, { features: ['a', 'c'] }), dir, [regression('y')]), 'columns.csv', '"c"', 'id, a, b, y');
-    assertDatasetError(() => loadCsv(spec(file), dir, [regression('z')]), 'columns.csv', 'target column "z"', 'id, a, b, y');
-    assertDatasetError(() => loadCsv(spec(file), dir, [regression('a')]), 'columns.csv', '"a"', 'both a feature and a target');
+    assertDatasetError(() => loadTable(spec(file, { features: ['a', 'c'] }), dir, [regression('y')]), 'columns.csv', '"c"', 'id, a, b, y');
+    assertDatasetError(() => loadTable(spec(file), dir, [regression('z')]), 'columns.csv', 'target column "z"', 'id, a, b, y');
+    assertDatasetError(() => loadTable(spec(file), dir, [regression('a')]), 'columns.csv', '"a"', 'both a feature and a target');
   });
 
   void it('names file, line and column of a bad feature cell, counting the header as line 1', () => {
     // Line 4 is blank and the record on line 5 spans two lines: the bad cell is on line 7.
     const text = 'a,b,y\n1,2,3\n4,5,6\n\n7,8,"multi\nline"\n1,x2,3\n';
-    assertDatasetError(() => loadCsv(spec(write('cell.csv', text)), dir, [classification('y')]), 'cell.csv', 'line 7', 'column "b"', '"x2"');
+    assertDatasetError(() => loadTable(spec(write('cell.csv', text)), dir, [classification('y')]), 'cell.csv', 'line 7', 'column "b"', '"x2"');
     // A bad cell in a record that spans lines 3-4 is reported at the line where the record starts.
     const spanning = 'a,b,y\n1,2,3\nbad,5,"two\nlines"\n7,8,9\n';
-    assertDatasetError(() => loadCsv(spec(write('span.csv', spanning)), dir, [classification('y')]), 'span.csv', 'line 3', 'column "a"');
+    assertDatasetError(() => loadTable(spec(write('span.csv', spanning)), dir, [classification('y')]), 'span.csv', 'line 3', 'column "a"');
     const empty = 'a,b,y\n1,2,3\n4,,6\n7,8,9\n';
-    assertDatasetError(() => loadCsv(spec(write('empty-cell.csv', empty)), dir, [regression('y')]), 'empty-cell.csv', 'line 3', 'column "b"', 'empty cell');
+    assertDatasetError(() => loadTable(spec(write('empty-cell.csv', empty)), dir, [regression('y')]), 'empty-cell.csv', 'line 3', 'column "b"', 'empty cell');
     for (const bad of ['NaN', 'Infinity', '0x10', '1,5']) {
       const file = write('odd.csv', `a,b,y\n1,2,3\n"${bad}",5,6\n7,8,9\n`);
-      assertDatasetError(() => loadCsv(spec(file), dir, [regression('y')]), 'odd.csv', 'line 3', 'column "a"');
+      assertDatasetError(() => loadTable(spec(file), dir, [regression('y')]), 'odd.csv', 'line 3', 'column "a"');
     }
   });
 
   void it('names file, line and column of a bad regression or classification target cell', () => {
     const text = 'a,b,y\n1,2,3\n4,5,6\n7,8,high\n';
-    assertDatasetError(() => loadCsv(spec(write('target.csv', text)), dir, [regression('y')]), 'target.csv', 'line 4', 'column "y"', '"high"');
-    assert.deepEqual(loadCsv(spec('target.csv'), dir, [classification('y')]).targets.y?.classes, ['3', '6', 'high']);
+    assertDatasetError(() => loadTable(spec(write('target.csv', text)), dir, [regression('y')]), 'target.csv', 'line 4', 'column "y"', '"high"');
+    assert.deepEqual(loadTable(spec('target.csv'), dir, [classification('y')]).targets.y?.classes, ['3', '6', 'high']);
     const blank = write('target-blank.csv', 'a,b,y\n1,2,x\n4,5,\n7,8,x\n');
-    assertDatasetError(() => loadCsv(spec(blank), dir, [classification('y')]), 'target-blank.csv', 'line 3', 'column "y"');
+    assertDatasetError(() => loadTable(spec(blank), dir, [classification('y')]), 'target-blank.csv', 'line 3', 'column "y"');
   });
 
   void it('reports malformed CSV with the file name', () => {
     const file = write('ragged.csv', 'a,b,y\n1,2,3\n4,5\n');
-    assertDatasetError(() => loadCsv(spec(file), dir, [regression('y')]), 'ragged.csv', 'line 3');
+    assertDatasetError(() => loadTable(spec(file), dir, [regression('y')]), 'ragged.csv', 'line 3');
   });
 
   void it('needs at least one row in each split', () => {
-    assertDatasetError(() => loadCsv(spec(table('tiny.csv', 1)), dir, [regression('y')]), 'tiny.csv', '1 data rows');
-    assertDatasetError(() => loadCsv(spec(table('small.csv', 3), { testFraction: 0.1 }), dir, [regression('y')]), 'small.csv');
+    assertDatasetError(() => loadTable(spec(table('tiny.csv', 1)), dir, [regression('y')]), 'tiny.csv', '1 data rows');
+    assertDatasetError(() => loadTable(spec(table('small.csv', 3), { testFraction: 0.1 }), dir, [regression('y')]), 'small.csv');
   });
 
   void it('tolerates a BOM, CRLF line ends and spaces around cells', () => {
-    const ds = loadCsv(spec(write('crlf.csv', '\uFEFFa , b,y\r\n 1, 2 ,3\r\n4,5,6\r\n7,8,9\r\n10,11,12\r\n')), dir, [regression('y')]);
+    const ds = loadTable(spec(write('crlf.csv', '\uFEFFa , b,y\r\n 1, 2 ,3\r\n4,5,6\r\n7,8,9\r\n10,11,12\r\n')), dir, [regression('y')]);
     assert.equal(ds.train.size + ds.test.size, 4);
   });
 });

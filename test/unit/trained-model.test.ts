@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { loadCsv } from '../../common/datasets/csv.js';
+import { loadTable } from '../../common/datasets/tabular.js';
 import { UNKNOWN_ID, Vocabulary } from '../../common/datasets/vocabulary.js';
 import type { CsvSpec } from '../../common/job-schema.js';
 import { TrainedModel, type ModelMetadata } from '../../common/trained-model.js';
@@ -28,7 +28,7 @@ void describe('a trained model predicts from raw rows', () => {
     const rows = Array.from({ length: 40 }, (_, i) => ({ id: i * 1.37 - 9, x: Math.sin(i) * 3.1, c: i % 7 === 0 ? 0 : i % 3, label: i % 2 === 0 ? 'even' : 'odd' }));
     writeFileSync(file, ['id,x,c,label', ...rows.map((r) => `${r.id},${r.x},${r.c},${r.label}`)].join('\n'));
     const spec = { dataset: 'csv', path: 'd.csv', features: ['id', 'x', 'c'], target: 'label', testFraction: 0.25, normalize: true, seed: 3 } as CsvSpec;
-    const dataset = loadCsv(spec, dir, [{ column: 'label', kind: 'classification' }]);
+    const dataset = loadTable(spec, dir, [{ column: 'label', kind: 'classification' }]);
     const stats = dataset.normalization!;
     const metadata: ModelMetadata = {
       tasks: { parity: { loss: 'sparseCategoricalCrossentropy', target: 'label', classes: ['even', 'odd'], outputIndex: 0, inputs: ['x'] } },
