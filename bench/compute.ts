@@ -18,7 +18,7 @@ import { selectBackend, type BackendChoice } from '../worker/backend.js';
 import { GraphRunner } from '../worker/graph-runner.js';
 import { opsModeFor } from '../worker/layer-ops.js';
 import { ModelRunner, type TaskObjective, type UnitRunner } from '../worker/model-runner.js';
-import { medianMs, option, type Bench } from './bench-types.js';
+import { option, type Bench } from './bench-types.js';
 import { graphTrainingFlops, sharedBatchFlops, trainingFlops } from './flops.js';
 import { yamlTwin } from './yaml-twin.js';
 
@@ -31,26 +31,20 @@ export function exampleJob(file: string): string {
   return fileURLToPath(new URL(`../../examples/${file}`, import.meta.url));
 }
 
-/** GFLOP/s of a plain size² matMul on the current backend. */
-export function matMulGflops(size: number, reps: number): number {
-  const rng = new Rng(3);
-  const a = tf.tensor2d(Float32Array.from({ length: size * size }, () => rng.uniform(-1, 1)), [size, size]);
-  const b = tf.tensor2d(Float32Array.from({ length: size * size }, () => rng.uniform(-1, 1)), [size, size]);
-  try {
-    const ms = medianMs(() => tf.tidy(() => void tf.matMul(a, b).dataSync()), reps);
-    return (2 * size ** 3) / (ms * 1e6);
-  } finally {
-    tf.dispose([a, b]);
-  }
-}
-
 type Variant = 'autodiff' | 'fast, one unit at a time' | 'fast, units sharing the batch' | 'graph path (tfjs autodiff), one unit at a time';
 
-/** One network's computations to time side by side, with the FLOPs each needs. */
-interface Group {
-  label: string;
+/** One computation to time: every task's gradient step on one batch, with the FLOPs it needs. */
+interface Computation {
+  job: string;
+  variant: Variant;
   tasks: number;
-  variants: Array<[Variant, number, () => void]>;
+  flops: number;
+  run: () => void;
+}
+
+/** Computations timed side by side (interleaved, with the matMul reference), and what to free after. */
+interface Group {
+  computations: Computation[];
   dispose(): void;
 }
 
@@ -78,13 +72,12 @@ function yamlGroup(job: JobSpec, label: string, batch: number): Group {
   const [autodiff, fast] = runners as [ModelRunner, ModelRunner];
   const data = batchFor(layout, batch);
   const alone = layout.tasks.reduce((sum, t) => sum + trainingFlops(layout, t, batch), 0);
+  const tasks = layout.tasks.length;
   return {
-    label,
-    tasks: layout.tasks.length,
-    variants: [
-      ['autodiff', alone, eachTask(autodiff, data)],
-      ['fast, one unit at a time', alone, eachTask(fast, data)],
-      ['fast, units sharing the batch', sharedBatchFlops(layout, layout.tasks, batch), () => void fast.sharedGradients(data.x, data.tasks[0]!.opts, data.tasks)],
+    computations: [
+      { job: label, variant: 'autodiff', tasks, flops: alone, run: eachTask(autodiff, data) },
+      { job: label, variant: 'fast, one unit at a time', tasks, flops: alone, run: eachTask(fast, data) },
+      { job: label, variant: 'fast, units sharing the batch', tasks, flops: sharedBatchFlops(layout, layout.tasks, batch), run: () => void fast.sharedGradients(data.x, data.tasks[0]!.opts, data.tasks) },
     ],
     dispose: () => runners.forEach((r) => r.dispose()),
   };
@@ -101,7 +94,37 @@ function graphGroup(job: JobSpec, dir: string, label: string, batch: number): Gr
   const model = modelFromGraphConfig(layout.graph!.spec.config);
   const flops = layout.tasks.reduce((sum, t) => sum + graphTrainingFlops(layout, model, t, batch), 0);
   model.dispose();
-  return { label, tasks: layout.tasks.length, variants: [['graph path (tfjs autodiff), one unit at a time', flops, eachTask(runner, batchFor(layout, batch))]], dispose: () => runner.dispose() };
+  const run = eachTask(runner, batchFor(layout, batch));
+  return { computations: [{ job: label, variant: 'graph path (tfjs autodiff), one unit at a time', tasks: layout.tasks.length, flops, run }], dispose: () => runner.dispose() };
+}
+
+/**
+ * Median ms of each of `fns`, measured in rounds that run every one once, so that load from
+ * other processes on this shared machine drifts into all of them alike (rounds: about
+ * `budgetMs` per computation, at least `minRounds`, at most 200).
+ */
+function interleavedMedians(fns: ReadonlyArray<() => void>, minRounds: number, budgetMs: number): number[] {
+  const start = performance.now();
+  for (let i = 0; i < 3; i++) for (const fn of fns) fn();
+  const roundMs = (performance.now() - start) / 3;
+  const rounds = Math.min(200, Math.max(minRounds, Math.ceil((budgetMs * fns.length) / roundMs)));
+  const times = fns.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    fns.forEach((fn, i) => {
+      const t = performance.now();
+      fn();
+      times[i]!.push(performance.now() - t);
+    });
+  }
+  return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]!);
+}
+
+/** A size² matMul step on the current backend, and its FLOPs. */
+function matMulStep(size: number): { flops: number; run: () => void; dispose: () => void } {
+  const rng = new Rng(3);
+  const a = tf.tensor2d(Float32Array.from({ length: size * size }, () => rng.uniform(-1, 1)), [size, size]);
+  const b = tf.tensor2d(Float32Array.from({ length: size * size }, () => rng.uniform(-1, 1)), [size, size]);
+  return { flops: 2 * size ** 3, run: () => tf.tidy(() => void tf.matMul(a, b).dataSync()), dispose: () => tf.dispose([a, b]) };
 }
 
 export const computeBench: Bench = {
@@ -121,50 +144,52 @@ export const computeBench: Bench = {
       const { spec } = loadJobFile(exampleJob(file));
       return yamlGroup(spec, spec.name, batch);
     });
+    // The user's layers model and the same network in YAML layers: one group, timed interleaved.
     const layersJob = loadJobFile(exampleJob(LAYERS_MODEL_JOB));
     const fineTuned: JobSpec = { ...layersJob.spec, model: { ...layersJob.spec.model, trainable: true } };
     const name = layersJob.spec.name;
-    groups.push(
-      () => graphGroup(fineTuned, layersJob.dir, `${name} (layers model, fine-tuned)`, batch),
-      () => graphGroup(layersJob.spec, layersJob.dir, `${name} (layers model, frozen as shipped)`, batch),
-      () => {
-        const base = readBaseModel(fineTuned, layersJob.dir);
-        const twin = yamlTwin(fineTuned, base.model);
-        base.model.dispose();
-        return yamlGroup(twin, `${name} in YAML layers (the same network)`, batch);
-      },
-    );
+    const graphLabel = `${name} (layers model, fine-tuned)`;
+    const twinLabel = `${name} in YAML layers (the same network)`;
+    groups.push(() => {
+      const parts = [
+        graphGroup(fineTuned, layersJob.dir, graphLabel, batch),
+        graphGroup(layersJob.spec, layersJob.dir, `${name} (layers model, frozen as shipped)`, batch),
+      ];
+      const base = readBaseModel(fineTuned, layersJob.dir);
+      const twin = yamlTwin(fineTuned, base.model);
+      base.model.dispose();
+      parts.push(yamlGroup(twin, twinLabel, batch));
+      return { computations: parts.flatMap((p) => p.computations), dispose: () => parts.forEach((p) => p.dispose()) };
+    });
 
     for (const make of groups) {
       const group = make();
+      // The matMul reference runs in the same rounds as the group's steps, so that load drifts hit both.
+      const matmul = matMulStep(MATMUL);
       try {
-        // The matMul reference is measured next to each group's steps, so that load drifts hit both.
-        const matmul = matMulGflops(MATMUL, reps);
-        matmuls.push(matmul);
-        const { tasks } = group;
-        for (const [variant, flops, fn] of group.variants) {
-          // Short steps get more repetitions (about half a second's worth): a median of 11 steps
-          // of 4 ms moved by ±30 % between runs with garbage collections and other load.
-          const start = performance.now();
-          for (let i = 0; i < 3; i++) fn();
-          const estimate = (performance.now() - start) / 3;
-          const ms = medianMs(fn, Math.min(200, Math.max(reps, Math.ceil((quick ? 150 : 500) / estimate))));
-          const gflops = flops / (ms * 1e6);
-          rows.push({ job: group.label, variant, tasks, batch, mflop: flops / 1e6, ms, msPerTask: ms / tasks, gflops, ratio: gflops / matmul });
-          progress(`compute: ${group.label} ${variant}: ${ms.toFixed(1)} ms for ${tasks} tasks, ${gflops.toFixed(2)} GFLOP/s = ${(gflops / matmul).toFixed(3)} × matMul (${matmul.toFixed(1)} GFLOP/s)`);
-        }
+        const [matmulMs, ...times] = interleavedMedians([matmul.run, ...group.computations.map((c) => c.run)], reps, quick ? 150 : 500);
+        const matmulGflops = matmul.flops / (matmulMs! * 1e6);
+        matmuls.push(matmulGflops);
+        group.computations.forEach((c, i) => {
+          const ms = times[i]!;
+          const gflops = c.flops / (ms * 1e6);
+          rows.push({ job: c.job, variant: c.variant, tasks: c.tasks, batch, mflop: c.flops / 1e6, ms, msPerTask: ms / c.tasks, gflops, ratio: gflops / matmulGflops });
+          progress(`compute: ${c.job} ${c.variant}: ${ms.toFixed(1)} ms for ${c.tasks} tasks, ${gflops.toFixed(2)} GFLOP/s = ${(gflops / matmulGflops).toFixed(3)} × matMul (${matmulGflops.toFixed(1)} GFLOP/s)`);
+        });
       } finally {
+        matmul.dispose();
         group.dispose();
       }
     }
-    const goalRows = rows.filter((r) => r.variant === 'fast, units sharing the batch' && !r.job.startsWith(name));
+    const goalRows = rows.filter((r) => r.variant === 'fast, units sharing the batch' && JOBS.some((f) => f === `${r.job}.yaml`));
     const matmul = matmuls.reduce((a, b) => a + b, 0) / matmuls.length;
-    const ms = (job: string, variant: Variant) => rows.find((r) => r.job.startsWith(job) && r.variant === variant)?.ms ?? NaN;
-    const graphMs = ms(`${name} (layers model, fine-tuned)`, 'graph path (tfjs autodiff), one unit at a time');
-    const twin = `${name} in YAML layers`;
+    const ms = (job: string, variant: Variant) => rows.find((r) => r.job === job && r.variant === variant)?.ms ?? NaN;
+    const graphMs = ms(graphLabel, 'graph path (tfjs autodiff), one unit at a time');
+    const times = (variant: Variant) => `${(graphMs / ms(twinLabel, variant)).toFixed(2)}×`;
     const text = [
       `compute: the per-task gradient steps of every task on one batch of ${batch} (each job's tasks read the same data), in FLOP/s of the work`,
-      `they need (bench/flops.ts) ÷ plain ${MATMUL}² matMul FLOP/s, ${backend.name} backend, measured next to each job in the same run`,
+      `they need (bench/flops.ts) ÷ plain ${MATMUL}² matMul FLOP/s, ${backend.name} backend; each job's computations and the matMul are timed in`,
+      'interleaved rounds (medians), so load from other processes hits them alike',
       '',
       '| job | computation | MFLOP | ms (all tasks) | ms per task | GFLOP/s | ÷ matMul |',
       '|---|---|---|---|---|---|---|',
@@ -172,8 +197,8 @@ export const computeBench: Bench = {
       `| matMul ${MATMUL}² (mean of ${matmuls.length}) | | ${((2 * MATMUL ** 3) / 1e6).toFixed(1)} | ${((2 * MATMUL ** 3) / (matmul * 1e6)).toFixed(1)} | | ${matmul.toFixed(2)} | 1 |`,
       '',
       ...goalRows.map((r) => `goal (≥ ${GOAL}): ${r.job} ${r.ratio >= GOAL ? 'met' : 'not met'} (${r.ratio.toFixed(3)}, the fast path with units sharing the batch)`),
-      `a user's layers model (${name}, fine-tuned, graph path) takes ${(graphMs / ms(twin, 'autodiff')).toFixed(2)}× the time of the same network in YAML layers with autodiff, ` +
-        `${(graphMs / ms(twin, 'fast, one unit at a time')).toFixed(2)}× the fast path one unit at a time, ${(graphMs / ms(twin, 'fast, units sharing the batch')).toFixed(2)}× the fast path with units sharing the batch`,
+      `a user's layers model (${graphLabel}, graph path) takes ${times('autodiff')} the time of the same network in YAML layers with autodiff, ` +
+        `${times('fast, one unit at a time')} the fast path one unit at a time, ${times('fast, units sharing the batch')} the fast path with units sharing the batch`,
     ].join('\n');
     return { text, json: { backend: backend.name, matmulGflops: matmuls, matmulSize: MATMUL, results: rows, goal: GOAL } };
   },
