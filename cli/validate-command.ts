@@ -1,6 +1,7 @@
 // `mtl validate JOB`: the job and its data checked as for a run, nothing trained.
 // 0 valid · 2 invalid, or (with --strict) valid with warnings.
-import type { GraphLayout } from '../common/model-graph.js';
+import { showShape } from '../common/input-shapes.js';
+import type { GraphInput, GraphLayout } from '../common/model-graph.js';
 import { EXIT } from './exit-codes.js';
 import { prepare } from './run-setup.js';
 
@@ -54,12 +55,19 @@ export function validateCommand(jobFile: string, opts: ValidateCommandOptions): 
   return EXIT.ok;
 }
 
+/** For an input whose sizes the model leaves unknown: where the sizes came from, and what the export declares. */
+function declaredNote(input: GraphInput, exported: boolean): string {
+  if (!input.declared) return '';
+  const own = showShape(input.declared);
+  return ` (the model's ${own}, sizes from the data; the exported model ${exported ? `keeps ${own}` : `is fixed to [${input.shape.join(', ')}]: a layer's weights depend on the sizes`})`;
+}
+
 /** The model's layers: weights, parameter count and which tasks share them (what is aggregated where). */
 function graphTable(graph: GraphLayout, frozen: number, state: number): string {
   const rows = [['layer', 'class', 'weights', 'parameters', 'group', 'tasks'], ...graph.rows.map((r) => [r.layer, r.className, String(r.weights.length), String(r.parameters), r.group, r.tasks.join(', ') || '-'])];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const lines = rows.map((r) => '    ' + r.map((cell, c) => (c === 3 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd());
-  const inputs = graph.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}`).join(', ');
+  const inputs = graph.inputs.map((i) => `${i.name} [${i.shape.join(', ')}] ${i.dtype}${declaredNote(i, graph.spec.exportDeclared === true)}`).join(', ');
   const outputs = [...graph.outputs].map(([t, o]) => `${t} ← ${o.layer} [${o.shape.join(', ')}]`).join(', ');
   const notes = [
     `  model inputs: ${inputs}; task outputs: ${outputs}`,

@@ -2,6 +2,7 @@
 // tasks' data against the model's inputs: what prepare-run and the workers compute alike.
 import * as tf from '@tensorflow/tfjs';
 import { JobSpecError, type SpecIssue } from './errors.js';
+import { configWithInputShapes } from './input-shapes.js';
 import { taskNames, type JobSpec } from './job-spec.js';
 import { describeGraph, graphTensors, modelFromGraphConfig, type GraphLayout, type GraphSpec } from './model-graph.js';
 import { FROZEN_GROUP, SHARED_GROUP, STATE_GROUP, taskGroup, type GroupRange, type ParameterLayout, type SharedGroup, type TensorSpec } from './parameter-layout.js';
@@ -130,11 +131,16 @@ export function graphParameters(layout: ParameterLayout, model: tf.LayersModel, 
   return params;
 }
 
-/** The composed model (export form) with `params` as its weights: what a run of a user's model leaves in model/. */
+/**
+ * The composed model (export form) with `params` as its weights: what a run of a user's model
+ * leaves in model/. Its inputs declare the user's model's own shapes where those left sizes
+ * unknown and the weights do not depend on them (`spec.exportDeclared`), else the data's.
+ */
 export function graphModelWithParameters(layout: ParameterLayout, params: Float32Array): tf.LayersModel {
   const graph = layout.graph;
   if (!graph) throw new Error('not the layout of a model of the user');
-  const model = modelFromGraphConfig(graph.spec.config);
+  const { config, declaredInputs, exportDeclared } = graph.spec;
+  const model = modelFromGraphConfig(declaredInputs && exportDeclared ? configWithInputShapes(config, declaredInputs) : config);
   const { tensors } = graphTensors(model, graph.spec, layout.tasks);
   const byName = new Map(tensors.map((t) => [t.name, t.variable]));
   tf.tidy(() => {

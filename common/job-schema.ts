@@ -15,19 +15,32 @@ const multimnistData = z.strictObject({
   testFraction: z.number().gt(0).lt(1).default(0.15),
   seed: nonNegInt.default(0),
 });
-const syntheticData = z.strictObject({
-  dataset: z.literal('synthetic'),
-  target: nonNegInt,
-  tasks: posInt.max(64).default(2),
-  dim: posInt.default(100),
-  rho: z.number().min(-1).max(1).default(0.5),
-  /** Task groups (a partition of 0..tasks−1): rho holds within a group, 0 across groups. */
-  groups: z.array(z.array(nonNegInt).min(1)).min(1).optional(),
-  samples: posInt.min(10).default(10000),
-  noise: z.number().nonnegative().default(0.1),
-  testFraction: z.number().gt(0).lt(1).default(0.2),
-  seed: nonNegInt.default(0),
-});
+const syntheticData = z
+  .strictObject({
+    dataset: z.literal('synthetic'),
+    target: nonNegInt,
+    tasks: posInt.max(64).default(2),
+    dim: posInt.default(100),
+    /**
+     * The shape each example is given in (row-major, the same `dim` values), e.g. [8, 8, 3] for
+     * a model that reads images; its sizes multiply to `dim`. Default: [dim].
+     */
+    shape: z.array(posInt).min(1).max(4).optional(),
+    rho: z.number().min(-1).max(1).default(0.5),
+    /** Task groups (a partition of 0..tasks−1): rho holds within a group, 0 across groups. */
+    groups: z.array(z.array(nonNegInt).min(1)).min(1).optional(),
+    samples: posInt.min(10).default(10000),
+    noise: z.number().nonnegative().default(0.1),
+    testFraction: z.number().gt(0).lt(1).default(0.2),
+    seed: nonNegInt.default(0),
+  })
+  .check((ctx) => {
+    const { shape, dim } = ctx.value;
+    const values = shape?.reduce((a, b) => a * b, 1);
+    if (shape && values !== dim) {
+      ctx.issues.push({ code: 'custom', input: shape, path: ['shape'], message: `shape [${shape.join(', ')}] holds ${values} values per example, but dim is ${dim} (set dim: ${values})` });
+    }
+  });
 /** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
 export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
 export type TableDatasetKind = (typeof TABLE_DATASETS)[number];

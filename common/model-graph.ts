@@ -12,6 +12,7 @@
 // what the workers report, docs/design.md).
 import * as tf from '@tensorflow/tfjs';
 import { JobSpecError, type SpecIssue } from './errors.js';
+import type { DeclaredShape } from './input-shapes.js';
 import type { Activation } from './job-schema.js';
 import { headLayers, taskNames, type JobSpec } from './job-spec.js';
 import { nearestName } from './nearest-name.js';
@@ -23,6 +24,13 @@ export interface GraphSpec {
   readonly config: Record<string, unknown>;
   /** Each task's output layer in `config`. */
   readonly outputs: Readonly<Record<string, string>>;
+  /**
+   * When the user's model leaves input sizes unknown: its inputs as it declares them (null where
+   * unknown), in input order; `config` has the sizes from the data (common/input-shapes.ts).
+   */
+  readonly declaredInputs?: readonly DeclaredShape[];
+  /** With `declaredInputs`: the exported model declares them (its weights do not depend on the sizes filled in). */
+  readonly exportDeclared?: boolean;
 }
 
 export interface GraphInput {
@@ -30,6 +38,8 @@ export interface GraphInput {
   /** Per example. */
   readonly shape: readonly number[];
   readonly dtype: 'float32' | 'int32';
+  /** The input as the user's model declares it, when it leaves sizes unknown (`shape` has the data's). */
+  readonly declared?: DeclaredShape;
 }
 
 export interface GraphOutput {
@@ -301,7 +311,13 @@ export function describeGraph(model: tf.LayersModel, spec: GraphSpec, tasks: rea
   const where = 'model';
   const inputs = model.inputs.map((t, i) => {
     const name = model.inputNames[i] ?? `input_${i}`;
-    return { name, shape: perExample(t.shape, `input "${name}"`, where), dtype: t.dtype === 'int32' ? ('int32' as const) : ('float32' as const) };
+    const declared = spec.declaredInputs?.[i];
+    return {
+      name,
+      shape: perExample(t.shape, `input "${name}"`, where),
+      dtype: t.dtype === 'int32' ? ('int32' as const) : ('float32' as const),
+      ...(declared ? { declared } : {}),
+    };
   });
   const outputs = new Map<string, GraphOutput>();
   for (const task of tasks) {

@@ -6,11 +6,12 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { graphParameters, layoutForGraph } from './graph-layout.js';
+import { configWithInputShapes, resolveInputShapes, type DeclaredShape } from './input-shapes.js';
 import { JobSpecError, ModelFileError } from './errors.js';
 import { matchWeights, modelFromTopology, readLayersModelFile, setWeightsByName } from './layers-model-file.js';
-import { trunkLayers, type JobSpec } from './job-spec.js';
+import { taskNames, trunkLayers, type JobSpec } from './job-spec.js';
 import { FAST_PATH_LAYER_TYPES } from './job-schema.js';
-import { composeUserModel, modelFromGraphConfig, seedInitializers } from './model-graph.js';
+import { composeUserModel, graphTensors, modelFromGraphConfig, seedInitializers, type GraphSpec } from './model-graph.js';
 import { INPUT_LAYER_NAME, type ParameterLayout } from './parameter-layout.js';
 import { tfLayerFor } from './yaml-layers.js';
 
@@ -105,17 +106,27 @@ export interface PreparedUserModel {
   readonly initialParams: Float32Array;
 }
 
-/** Layout and initial parameters of `base` composed with `job`, for tasks whose data have `dataShapes`. */
+/**
+ * Layout and initial parameters of `base` composed with `job`, for tasks whose data have
+ * `dataShapes`. Input sizes the model leaves unknown are taken from the data first
+ * (common/input-shapes.ts), so the composition is built for the data's shape.
+ */
 export function prepareUserModel(
   job: JobSpec,
   base: BaseModel,
   dataShapes: ReadonlyMap<string, readonly number[]>,
-  describe?: (task: string) => string,
+  describe: (task: string) => string = (t) => `task ${t}'s data`,
 ): PreparedUserModel {
-  const { model, spec } = composeUserModel(base.model, job, tfLayerFor);
-  const layout = layoutForGraph(job, model, spec, dataShapes, describe);
+  const resolved = resolveInputShapes(base.model, dataShapes, taskNames(job), describe);
+  const rebuilt = resolved.model !== base.model;
+  const composed = composeUserModel(resolved.model, job, tfLayerFor);
+  const { model } = composed;
+  const spec: GraphSpec = resolved.declared
+    ? { ...composed.spec, declaredInputs: resolved.declared, exportDeclared: buildsWithDeclaredInputs(model, composed.spec, resolved.declared, taskNames(job)) }
+    : composed.spec;
   const seeded = modelFromGraphConfig(seedInitializers(spec.config, job.seed));
   try {
+    const layout = layoutForGraph(job, model, spec, dataShapes, describe);
     const initialParams = graphParameters(layout, seeded, spec);
     if (base.weightsLoaded) {
       const loaded = graphParameters(layout, model, spec);
@@ -132,5 +143,30 @@ export function prepareUserModel(
     return { layout, initialParams };
   } finally {
     seeded.dispose();
+    // The rebuild (and the heads composed on it) are ours; `base` is the caller's. Their layers
+    // overlap (layer disposal is counted per model), so free the variables themselves.
+    if (rebuilt) for (const v of new Set([...model.weights, ...resolved.model.weights])) v.dispose();
+  }
+}
+
+/**
+ * Whether the composition still builds, with the same weights, when its inputs declare the
+ * user's model's own shapes (unknown sizes and all): then the exported model takes any size
+ * there, as the user's model did. Not when a layer needs the sizes (a flatten before a dense).
+ */
+function buildsWithDeclaredInputs(composed: tf.LayersModel, spec: GraphSpec, declared: readonly DeclaredShape[], tasks: readonly string[]): boolean {
+  let model: tf.LayersModel;
+  try {
+    model = modelFromGraphConfig(configWithInputShapes(spec.config, declared));
+  } catch {
+    // tfjs refuses to build a layer whose weights need a size left unknown (Flatten → Dense).
+    return false;
+  }
+  try {
+    const want = graphTensors(composed, spec, tasks).tensors;
+    const got = graphTensors(model, spec, tasks).tensors;
+    return got.length === want.length && got.every((t, i) => t.name === want[i]!.name && t.shape.join(',') === want[i]!.shape.join(','));
+  } finally {
+    model.dispose();
   }
 }

@@ -155,12 +155,13 @@ export function loadSynthetic(spec: SyntheticSpec): SyntheticDataset {
   const names = weights.map((_, t) => String(t));
   const labels = new Map(names.map((name, t) => [name, y[t]!] as const));
   return {
-    inputShape: [dim],
+    // `shape` only says how the model reads each row of `dim` values (e.g. as an image).
+    inputShape: spec.shape ? [...spec.shape] : [dim],
     targets: Object.fromEntries(names.map((name) => [name, info])),
     train: new TableSplit(x, labels, dim, 0, trainSize),
     test: new TableSplit(x, labels, dim, trainSize, testSize),
     description:
-      `synthetic (MMoE sec. 4.2): ${tasks} regression tasks, dim ${dim}, rho ${rho}${groups ? ` within groups ${JSON.stringify(groups)}, 0 across` : ''}, noise ${noise}, ` +
+      `synthetic (MMoE sec. 4.2): ${tasks} regression tasks, dim ${dim}${spec.shape ? ` as [${spec.shape.join(', ')}]` : ''}, rho ${rho}${groups ? ` within groups ${JSON.stringify(groups)}, 0 across` : ''}, noise ${noise}, ` +
       `${trainSize} train / ${testSize} test examples, seed ${seed}`,
     taskWeights: weights,
     sinusoids: { alpha, beta },

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bindTasks } from '../../common/datasets/index.js';
 import { loadSynthetic, type SyntheticDataset } from '../../common/datasets/synthetic.js';
-import type { Split } from '../../common/datasets/types.js';
+import { inputSize, type Split } from '../../common/datasets/types.js';
 import { DatasetError } from '../../common/errors.js';
 import type { SyntheticSpec } from '../../common/job-schema.js';
+import { validateJob } from '../../common/job-spec.js';
 
 function spec(overrides: Partial<SyntheticSpec> = {}): SyntheticSpec {
   return { dataset: 'synthetic', target: 0, tasks: 2, dim: 20, rho: 0.5, samples: 1000, noise: 0.1, testFraction: 0.2, seed: 0, ...overrides };
@@ -13,7 +14,7 @@ function spec(overrides: Partial<SyntheticSpec> = {}): SyntheticSpec {
 const all = (split: Split): Uint32Array => Uint32Array.from({ length: split.size }, (_, i) => i);
 
 function inputs(ds: SyntheticDataset, split: Split): Float32Array {
-  const out = new Float32Array(split.size * ds.inputShape[0]!);
+  const out = new Float32Array(split.size * inputSize(ds));
   split.inputs(all(split), out);
   return out;
 }
@@ -206,5 +207,26 @@ void describe('bindTasks with synthetic tasks', () => {
       () => bindTasks({ cls: { loss: 'sparseCategoricalCrossentropy', data } }, '/nowhere'),
       (e: unknown) => e instanceof DatasetError && e.message.includes('"cls"'),
     );
+  });
+});
+
+void describe('synthetic shape', () => {
+  void it('gives the same rows and labels in the shape asked for, and refuses a shape that does not hold dim values', () => {
+    const flat = loadSynthetic(spec({ dim: 12, samples: 50 }));
+    const shaped = loadSynthetic(spec({ dim: 12, samples: 50, shape: [2, 2, 3] }));
+    assert.deepEqual(flat.inputShape, [12]);
+    assert.deepEqual(shaped.inputShape, [2, 2, 3]);
+    assert.deepEqual(inputs(shaped, shaped.train), inputs(flat, flat.train));
+    assert.deepEqual(labels(shaped.test, '1'), labels(flat.test, '1'));
+    assert.match(shaped.description, /dim 12 as \[2, 2, 3\]/);
+
+    const job = (shape: number[]) => ({
+      name: 'shaped',
+      tasks: { a: { loss: 'meanSquaredError', data: { dataset: 'synthetic', target: 0, dim: 12, shape } } },
+      model: { heads: { a: [{ dense: { units: 1 } }] } },
+      training: { steps: 1, batchSize: 4, optimizer: { name: 'sgd', learningRate: 0.1 } },
+    });
+    assert.deepEqual((validateJob(job([4, 3]), 'test').tasks.a!.data as SyntheticSpec).shape, [4, 3]);
+    assert.throws(() => validateJob(job([2, 2, 2]), 'test'), /tasks\.a\.data\.shape: shape \[2, 2, 2\] holds 8 values per example, but dim is 12 \(set dim: 8\)/);
   });
 });
