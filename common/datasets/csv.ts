@@ -4,8 +4,8 @@
 // Every message names the resolved file and, for a bad cell, its line in the file (the header
 // is line 1) and its column, because "row 1234 of the train split" helps nobody fix a file.
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { CsvError, parse } from 'csv-parse/sync';
+import { resolveDataPath } from '../data-store/resolve.js';
 import { DatasetError } from '../errors.js';
 import type { CsvSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
@@ -180,7 +180,7 @@ function standardise(features: Float64Array, width: number, trainRows: Uint32Arr
  * `spec.target` is not read: one load serves every task of the source (see `bindTasks`).
  */
 export function loadCsv(spec: CsvSpec, baseDir: string, targetColumns: readonly CsvTargetRequest[]): CsvDataset {
-  const file = path.resolve(baseDir, spec.path);
+  const file = resolveDataPath(spec.path, baseDir); // nats:// and http(s):// data: the verified local copy (common/data-store)
   const table = readTable(file);
   const featureColumns = spec.features.map((c) => columnIndex(file, table.header, c, 'feature'));
   const requested = new Map<string, { kind: TargetKind; index: number }>();
