@@ -99,6 +99,7 @@ async function materializeNatsFile(ctx: Context, store: NatsDataStore, dataset: 
     try {
       await store.download(dataset, file, writer, ctx.retry.idleMs, what, (received, total) => ctx.onBytes?.(ref, received, total));
     } catch (err) {
+      ctx.fetchedBytes += writer.bytes;
       await writer.discard();
       throw err;
     }
