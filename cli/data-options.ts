@@ -37,7 +37,8 @@ export function dataOptions(nats: boolean | 'only'): Option[] {
 
 /** How a command materializes its job's data: --data-nats, else its own --nats; the cache flags. */
 export function materializeOptions(flags: DataFlags, logger: Logger, nats?: { url?: string; security?: NatsSecurity }): MaterializeOptions {
-  const url = flags.dataNats ?? nats?.url;
+  // An empty variable (MTL_DATA_NATS=) means none.
+  const url = [flags.dataNats, nats?.url].find((u) => u !== undefined && u !== '');
   const source: NatsDataSource | undefined = url === undefined ? undefined : { url, ...(nats?.security ? { security: nats.security } : {}) };
   return {
     ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
