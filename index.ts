@@ -27,6 +27,7 @@ export {
   SecurityConfigError,
   InsecureListenError,
   RunDirectoryInUseError,
+  DataFetchError,
   type ErrorCode,
   type SpecIssue,
 } from './common/errors.js';
@@ -34,5 +35,6 @@ export { toGrpcStatus } from './common/grpc-status.js';
 export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.js';
 export type { RunSummary } from './coordinator/run-summary.js';
 export { prepareRun, type PreparedRun } from './coordinator/prepare-run.js';
+export { materializeData, resolveDataPath, type MaterializeOptions, type MaterializedData } from './common/data-store/materialize.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';
 export { loadTlsMaterial, loadToken, type TlsMaterial } from './common/security.js';

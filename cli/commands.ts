@@ -2,7 +2,7 @@
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
 import { EXIT } from './exit-codes.js';
-import { WorkerLostError, errorMessage } from '../common/errors.js';
+import { ControlPlaneError, DataFetchError, WorkerLostError, errorMessage } from '../common/errors.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { RunSummary } from '../coordinator/run-summary.js';
@@ -20,7 +20,8 @@ import { claimRun, finishedRecord } from '../coordinator/run-claim.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
-import { setUpRun, type RunSetupOptions } from './run-setup.js';
+import { setUpRun, type RunSetup, type RunSetupOptions } from './run-setup.js';
+import { localWorkerData, materializeOptions, type DataFlags } from './data-options.js';
 import { isLoopbackHost, listenHost, loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
@@ -81,7 +82,7 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags {
+interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags, DataFlags {
   /** NATS control plane: registry entry, events and metrics, object-store checkpoints. */
   nats?: string;
   pool?: string;
@@ -156,9 +157,17 @@ async function openControl(
 
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
 async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
-  const natsSecurity = opts.nats === undefined ? {} : loadNatsFlags(opts);
+  const natsSecurity = opts.nats === undefined && opts.dataNats === undefined ? {} : loadNatsFlags(opts);
   if (natsSecurity === null) return EXIT.usage;
-  const setup = await setUpRun(jobFile, opts);
+  let setup: RunSetup | undefined;
+  try {
+    setup = await setUpRun(jobFile, { ...opts, data: materializeOptions(opts, logger('data', opts), { url: opts.nats, security: natsSecurity }) });
+  } catch (err) {
+    // The job's remote data could not be fetched: NATS or the web server is unreachable.
+    if (!(err instanceof DataFetchError || err instanceof ControlPlaneError)) throw err;
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
   if (!setup) return EXIT.usage;
   if (setup.kind === 'complete') {
     // Nothing to do: the run already reached its end. Its summary is printed as when it finished.
@@ -289,11 +298,14 @@ export function runCommand(jobFile: string | undefined, opts: RunCommandOptions)
     minWorkers: opts.workers,
     waitForWorkersMs: 120_000,
     startWorkers: (coordinator, address, count) => {
+      const data = localWorkerData(opts, opts.nats);
       const workers = new LocalWorkers({
         count,
         coordinator: address,
         backend: opts.backend,
         token,
+        env: data.env,
+        args: data.args,
         logLevel: opts.logLevel,
         onUnexpectedExit: (name, code, signal) => {
           const how = signal ?? `code ${code}`;
@@ -337,7 +349,7 @@ export async function coordinatorCommand(jobFile: string | undefined, opts: Coor
   });
 }
 
-export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags {
+export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags, DataFlags {
   coordinator?: string;
   /** Find the coordinator in the run registry instead (with run or pool). */
   nats?: string;
@@ -357,10 +369,12 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
   }
   const security = loadGrpcSecurity(opts);
   if (!security) return EXIT.usage;
+  const natsSecurity = opts.nats === undefined && opts.dataNats === undefined ? {} : loadNatsFlags(opts);
+  if (!natsSecurity) return EXIT.usage;
+  // The job's nats:// and http(s):// data, fetched when a Welcome names it.
+  const data = materializeOptions(opts, logger('data', opts), { url: opts.nats, security: natsSecurity });
   if (opts.nats !== undefined) {
-    const natsSecurity = loadNatsFlags(opts);
-    if (!natsSecurity) return EXIT.usage;
-    return discoveryWorkerCommand({ ...opts, nats: opts.nats, security, natsSecurity }, logger('worker', opts), (onStop) => {
+    return discoveryWorkerCommand({ ...opts, nats: opts.nats, security, natsSecurity, data }, logger('worker', opts), (onStop) => {
       const signals = trapSignals(
         () => onStop(true),
         () => onStop(false),
@@ -375,6 +389,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<number>
     connectTimeoutMs: opts.connectTimeout * 1000,
     reconnectTimeoutMs: opts.reconnectTimeout * 1000,
     ...security,
+    data,
     logger: logger('worker', opts),
   });
   if (opts.exitWithParent) {

@@ -1,5 +1,7 @@
 // The NATS commands: submit, serve, status, cancel, and worker discovery (watch: watch-command.ts).
 // Each returns the process exit code (0 ok · 1 failed · 2 bad usage, invalid job or unknown run).
+import type { MaterializeOptions } from '../common/data-store/materialize.js';
+import type { DataFlags } from './data-options.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,7 +109,7 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
   }
 }
 
-export interface ServeCommandOptions extends NatsOptions, GrpcSecurityFlags {
+export interface ServeCommandOptions extends NatsOptions, GrpcSecurityFlags, Pick<DataFlags, 'cacheDir' | 'cacheMaxBytes'> {
   insecure: boolean;
   concurrency: number;
   pool: string;
@@ -160,6 +162,7 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
     leaseMs: opts.lease * 1000,
     maxDeliver: opts.maxDeliver,
     security: { ...security, insecure: opts.insecure },
+    data: { ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.cacheMaxBytes !== undefined ? { cacheMaxBytes: opts.cacheMaxBytes } : {}) },
     owner: newOwnerId(),
     logger: log,
     onJobEnd: (runId, outcome, detail) => process.stdout.write(`${runId} ${outcome}: ${detail}\n`),
@@ -282,6 +285,8 @@ export interface DiscoveryWorkerOptions extends NatsOptions {
   /** TLS material and join token for the coordinators found. */
   security: GrpcSecurity;
   natsSecurity: NatsSecurity;
+  /** Where the jobs' nats:// and http(s):// data comes from and is cached. */
+  data?: MaterializeOptions;
 }
 
 /**
@@ -320,6 +325,7 @@ export async function discoveryWorkerCommand(opts: DiscoveryWorkerOptions, log: 
       connectTimeoutMs: opts.connectTimeout * 1000,
       reconnectTimeoutMs: opts.reconnectTimeout * 1000,
       ...opts.security,
+      ...(opts.data ? { data: opts.data } : {}),
       logger: log,
     });
   try {

@@ -11,6 +11,9 @@ export interface LocalWorkersOptions {
   backend: string;
   /** Join token the coordinator requires (passed as MTL_TOKEN). */
   token?: string;
+  /** More environment variables and arguments for the workers (where their data comes from). */
+  env?: Record<string, string>;
+  args?: string[];
   /** Log level for the workers; they only report problems by default. */
   logLevel?: string;
   /** Called when a worker exits while we did not ask it to. */
@@ -31,12 +34,12 @@ export class LocalWorkers {
       const name = `worker-${i}`;
       const child = spawn(
         process.execPath,
-        [CLI, 'worker', '--coordinator', this.opts.coordinator, '--backend', this.opts.backend, '--name', name, '--exit-with-parent'],
+        [CLI, 'worker', '--coordinator', this.opts.coordinator, '--backend', this.opts.backend, '--name', name, '--exit-with-parent', ...(this.opts.args ?? [])],
         {
           stdio: ['pipe', 'inherit', 'inherit'],
           // The join token goes in the environment, not the arguments: other users can read
           // a process's arguments (ps), not its environment.
-          env: { ...process.env, MTL_LOG_LEVEL: this.opts.logLevel ?? (process.env.MTL_LOG_LEVEL || 'warn'), ...(this.opts.token !== undefined ? { [TOKEN_ENV]: this.opts.token } : {}) },
+          env: { ...process.env, ...this.opts.env, MTL_LOG_LEVEL: this.opts.logLevel ?? (process.env.MTL_LOG_LEVEL || 'warn'), ...(this.opts.token !== undefined ? { [TOKEN_ENV]: this.opts.token } : {}) },
         },
       );
       const exited = new Promise<void>((resolve) => {

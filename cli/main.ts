@@ -19,6 +19,8 @@ import { unknownCommandError } from './command-check.js';
 import type { DashboardCommandOptions } from './dashboard-command.js';
 import { EXIT } from './exit-codes.js';
 import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
+import { dataOptions } from './data-options.js';
+import type { DataCommandOptions, DataPutOptions } from './data-command.js';
 
 /** Loads a command module that computes with tfjs, in production mode: no debug checks, and no "install tfjs-node" banner on stderr. */
 async function withTf<T>(load: () => Promise<T>): Promise<T> {
@@ -241,7 +243,7 @@ program
   .option('--strict', 'exit 2 on warnings too (a batchSize larger than a task\'s training rows)', false)
   .action(async (job: string, opts: ValidateCommandOptions) => {
     const { validateCommand } = await withTf(() => import('./validate-command.js'));
-    process.exitCode = validateCommand(job, opts);
+    process.exitCode = await validateCommand(job, opts);
   });
 
 program
@@ -306,6 +308,36 @@ for (const command of program.commands) {
   if (side === 'coordinator') command.addOption(insecureOption());
   for (const o of natsSecurityOptions()) command.addOption(o);
 }
+// Commands that load a job's data: where its nats:// data comes from, and the local data cache.
+for (const command of program.commands) {
+  const name = command.name();
+  if (name === 'validate') for (const o of natsSecurityOptions()) command.addOption(o);
+  if (['run', 'coordinator', 'worker', 'validate', 'serve'].includes(name)) for (const o of dataOptions(name === 'serve' ? 'only' : name !== 'validate')) command.addOption(o);
+}
+
+const data = program.command('data').description('datasets in the NATS object store, for jobs that read nats://NAME/path');
+const dataCommand = (cmd: Command) => {
+  cmd.addOption(natsOption(true)).option('--json', 'JSON lines', false);
+  for (const o of natsSecurityOptions()) cmd.addOption(o);
+  return cmd;
+};
+dataCommand(data.command('put').description('store a file or a directory (one object per file, with a manifest of SHA-256 digests); identical content is not sent again'))
+  .argument('<path>', 'file or directory')
+  .option('--name <name>', 'dataset name (default: the file or directory name without extension)')
+  .option('--replace', 'replace a dataset of that name holding other content', false)
+  .action(async (source: string, opts: DataPutOptions) => {
+    process.exitCode = await (await import('./data-command.js')).dataPutCommand(source, opts);
+  });
+dataCommand(data.command('ls').description('list the datasets, or the files of one'))
+  .argument('[name]', 'dataset name')
+  .action(async (name: string | undefined, opts: DataCommandOptions) => {
+    process.exitCode = await (await import('./data-command.js')).dataLsCommand(name, opts);
+  });
+dataCommand(data.command('rm').description('remove a dataset'))
+  .argument('<name>', 'dataset name')
+  .action(async (name: string, opts: DataCommandOptions) => {
+    process.exitCode = await (await import('./data-command.js')).dataRmCommand(name, opts);
+  });
 
 program
   .command('timeline')

@@ -1,8 +1,10 @@
 // What `mtl run` and `mtl coordinator` settle before anything listens or is written: the job
 // (checked, with its warnings shown), the run directory (a fresh one, never another run's
 // unless --force), and for --resume the checkpoint to continue from, or the news that the run
-// is already complete.
+// is already complete. The job's remote data (nats://, http(s)://) is fetched here, before the
+// datasets load.
 import path from 'node:path';
+import { materializeData, type MaterializeOptions } from '../common/data-store/materialize.js';
 import { DatasetError, JobSpecError, RunDirectoryInUseError } from '../common/errors.js';
 import { loadJobFile, withAggregator } from '../common/job-spec.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
@@ -13,16 +15,23 @@ import { assertRunDirectoryFree, readRunSummary, type StoredSummary } from '../c
 export interface JobOverrides {
   /** Replaces training.aggregator (mtl run --aggregator). */
   aggregator?: string;
+  /** Where the job's remote data comes from and is cached (see cli/data-options.ts). */
+  data?: MaterializeOptions;
 }
 
-/** Loads and checks a job; prints its warnings, or every problem and returns undefined when it is invalid. */
-export function prepare(jobFile: string, overrides: JobOverrides = {}, jobDir?: string): PreparedRun | undefined {
+/**
+ * Loads and checks a job, its remote data fetched first; prints its warnings, or every problem
+ * and returns undefined when it is invalid. Remote data that cannot be fetched (NATS or the web
+ * server unreachable) throws DataFetchError or ControlPlaneError: the caller exits 1, not 2.
+ */
+export async function prepare(jobFile: string, overrides: JobOverrides = {}, jobDir?: string): Promise<PreparedRun | undefined> {
   let prepared: PreparedRun;
   try {
     const loaded = loadJobFile(jobFile, { aggregatorNames });
     if (overrides.aggregator !== undefined) loaded.spec = withAggregator(loaded.spec, overrides.aggregator);
     // A resumed run reads its job from the run directory, its data from where the job was.
     if (jobDir !== undefined) loaded.dir = jobDir;
+    await materializeData(loaded.spec, overrides.data);
     prepared = prepareRun(loaded);
   } catch (err) {
     if (err instanceof JobSpecError) {
@@ -84,7 +93,7 @@ async function setUpResume(jobFile: string | undefined, opts: RunSetupOptions & 
     process.stderr.write(`${dir}: no usable checkpoint in ${path.join(dir, 'checkpoints')}\n`);
     return undefined;
   }
-  const prepared = prepare(jobFile ?? path.join(dir, 'job.yaml'), {}, jobFile === undefined ? checkpoint.jobDir : undefined);
+  const prepared = await prepare(jobFile ?? path.join(dir, 'job.yaml'), opts.data ? { data: opts.data } : {}, jobFile === undefined ? checkpoint.jobDir : undefined);
   if (!prepared) return undefined;
   if (jobHash(prepared.loaded.spec) !== checkpoint.jobHash) {
     process.stderr.write(`${jobFile ?? path.join(dir, 'job.yaml')}: not the job that wrote the checkpoints in ${dir} (resolved specs differ)\n`);
@@ -113,7 +122,7 @@ export async function setUpRun(jobFile: string | undefined, opts: RunSetupOption
     process.stderr.write('a job file is required (or --resume DIR)\n');
     return undefined;
   }
-  const prepared = prepare(jobFile, opts);
+  const prepared = await prepare(jobFile, opts);
   if (!prepared) return undefined;
   const outDir = opts.out ?? defaultOutDir(prepared.loaded.spec.name);
   if (opts.force !== true) {

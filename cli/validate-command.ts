@@ -1,18 +1,32 @@
 // `mtl validate JOB`: the job and its data checked as for a run, nothing trained.
-// 0 valid · 2 invalid, or (with --strict) valid with warnings.
+// 0 valid · 2 invalid, or (with --strict) valid with warnings · 1 remote data unreachable.
+import { ControlPlaneError, DataFetchError, errorMessage } from '../common/errors.js';
 import { showShape } from '../common/input-shapes.js';
+import { createLogger } from '../common/logging.js';
 import type { GraphInput, GraphLayout } from '../common/model-graph.js';
+import type { PreparedRun } from '../coordinator/prepare-run.js';
+import { materializeOptions, type DataFlags } from './data-options.js';
 import { EXIT } from './exit-codes.js';
 import { prepare } from './run-setup.js';
+import { loadNatsFlags, type NatsSecurityFlags } from './security-options.js';
 
-export interface ValidateCommandOptions {
+export interface ValidateCommandOptions extends DataFlags, NatsSecurityFlags {
   json: boolean;
   /** Warnings (a batch larger than a task's data) fail the check too. */
   strict: boolean;
 }
 
-export function validateCommand(jobFile: string, opts: ValidateCommandOptions): number {
-  const prepared = prepare(jobFile);
+export async function validateCommand(jobFile: string, opts: ValidateCommandOptions): Promise<number> {
+  const security = opts.dataNats === undefined ? {} : loadNatsFlags(opts);
+  if (security === null) return EXIT.usage;
+  let prepared: PreparedRun | undefined;
+  try {
+    prepared = await prepare(jobFile, { data: materializeOptions(opts, createLogger({ component: 'data', defaultLevel: 'warn' }), { security }) });
+  } catch (err) {
+    if (!(err instanceof DataFetchError || err instanceof ControlPlaneError)) throw err;
+    process.stderr.write(`${jobFile}: ${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
   if (!prepared) return EXIT.usage;
   const { layout, loaded, testSizes, bindings, warnings } = prepared;
   const info = {

@@ -26,7 +26,8 @@ export type ErrorCode =
   | 'SECURITY_CONFIG'
   | 'INSECURE_LISTEN'
   | 'RUN_DIRECTORY_IN_USE'
-  | 'MODEL_FILE_INVALID';
+  | 'MODEL_FILE_INVALID'
+  | 'DATA_FETCH_FAILED';
 
 export interface MtlErrorOptions {
   cause?: unknown;
@@ -61,6 +62,14 @@ export class JobSpecError extends MtlError {
 /** A dataset cannot be loaded: missing file, bad cell, unknown target. */
 export class DatasetError extends MtlError {
   readonly code = 'DATASET_ERROR';
+}
+
+/**
+ * Remote data (nats://, http(s)://) could not be fetched within its retry budget: the server is
+ * unreachable or kept failing. A transport problem, unlike a DatasetError: trying later may work.
+ */
+export class DataFetchError extends MtlError {
+  readonly code = 'DATA_FETCH_FAILED';
 }
 
 /** A peer sent something the protocol does not allow (wrong message kind, order, shape). */

@@ -28,6 +28,7 @@ const GRPC_STATUS: Record<ErrorCode, GrpcStatus> = {
   INSECURE_LISTEN: GrpcStatus.FAILED_PRECONDITION,
   RUN_DIRECTORY_IN_USE: GrpcStatus.FAILED_PRECONDITION,
   MODEL_FILE_INVALID: GrpcStatus.FAILED_PRECONDITION,
+  DATA_FETCH_FAILED: GrpcStatus.UNAVAILABLE,
 };
 
 /** The gRPC status for an error; anything that is not ours is INTERNAL. */

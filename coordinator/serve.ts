@@ -10,7 +10,8 @@ import path from 'node:path';
 import { ID_PATTERN, JOBS_STREAM, subjects, type ControlPlane } from '../common/control/plane.js';
 import { decodeJobMessage, type JobMessage } from '../common/control/jobs.js';
 import { RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
-import { LeaseHeldError, errorMessage } from '../common/errors.js';
+import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
+import { ControlPlaneError, DataFetchError, LeaseHeldError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
 import { aggregatorNames } from './aggregation/registry.js';
 import { jobHash, type CheckpointData } from './checkpoints.js';
@@ -46,6 +47,8 @@ export interface JobServerOptions {
   logger: Logger;
   /** Mutual TLS, join token and --insecure for every coordinator of this server (see CoordinatorOptions). */
   security?: Pick<CoordinatorOptions, 'tls' | 'token' | 'insecure'>;
+  /** The cache for the jobs' nats:// and http(s):// data (nats:// data is read through `plane`). */
+  data?: Omit<MaterializeOptions, 'nats' | 'logger'>;
   /** Called when a job has ended on this server (for the CLI's output). */
   onJobEnd?: (runId: string, outcome: JobOutcome, detail: string) => void;
 }
@@ -226,24 +229,31 @@ export class JobServer {
       this.end(runId, 'cancelled', 'cancelled before it started');
       return;
     }
+    // Keep the message ours while we work on it (a dead coordinator stops doing this): from
+    // fetching its data and the claim to the outcome, and cleared on every way out.
+    const inProgress = setInterval(() => msg.working(), Math.max(500, Math.floor(this.opts.ackWaitMs / 3)));
+    inProgress.unref();
     let prepared: PreparedRun;
+    let data: MaterializedData | undefined;
     try {
+      data = await materializeData(job.spec, { ...this.opts.data, nats: { plane: this.opts.plane }, logger: this.log.child('data') });
       prepared = prepareRun({ spec: job.spec, dir: job.jobDir, source: `job ${runId}` });
     } catch (err) {
+      data?.release();
+      clearInterval(inProgress);
+      // Remote data out of reach for now: back to the queue (see unhandled), not failed for good.
+      if (err instanceof DataFetchError || err instanceof ControlPlaneError) throw err;
       await registry.mutate(runId, (r) => ({ ...(r ?? { runId, status: 'queued', step: 0, workers: 0, attempts: 0, updatedAt: '', ...this.freshRecord(job) }), status: 'failed', error: errorMessage(err), finishedAt: new Date().toISOString() }));
       msg.term();
       this.end(runId, 'failed', errorMessage(err));
       return;
     }
 
-    // Keep the message ours while we work on it (a dead coordinator stops doing this): from
-    // the claim to the outcome, and cleared on every way out.
-    const inProgress = setInterval(() => msg.working(), Math.max(500, Math.floor(this.opts.ackWaitMs / 3)));
-    inProgress.unref();
     try {
       await this.claimAndRun(msg, slot, job, prepared);
     } finally {
       clearInterval(inProgress);
+      data.release();
     }
   }
 

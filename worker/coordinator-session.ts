@@ -46,8 +46,8 @@ export interface CoordinatorSessionOptions {
   /** Join token for Hello; empty or absent when the coordinator requires none. */
   token?: string;
   log: Logger;
-  /** Builds (or reuses) the compute environment for the job of a Welcome. */
-  environment: (welcome: Welcome__Output) => ComputeEnvironment;
+  /** Builds (or reuses) the compute environment for the job of a Welcome; a promise while its remote data is fetched. */
+  environment: (welcome: Welcome__Output) => ComputeEnvironment | Promise<ComputeEnvironment>;
 }
 
 /** A result header echoes its unit, so the coordinator can check it against what it assigned. */
@@ -69,6 +69,8 @@ export class CoordinatorSession {
   private saidGoodbye = false;
   private transferCounter = 0;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Messages that came while the environment was being prepared (remote data on the way), in order. */
+  private held: CoordinatorMessage__Output[] | undefined;
   private ended = false;
   private resolveEnd!: (end: SessionEnd) => void;
   readonly end: Promise<SessionEnd>;
@@ -117,6 +119,10 @@ export class CoordinatorSession {
 
   private onMessage(msg: CoordinatorMessage__Output): void {
     if (this.ended) return;
+    if (this.held !== undefined && msg.kind !== 'shutdown') {
+      this.held.push(msg);
+      return;
+    }
     try {
       switch (msg.kind) {
         case 'welcome':
@@ -158,6 +164,37 @@ export class CoordinatorSession {
       throw new UnsupportedProtocolError(`coordinator speaks protocol ${welcome.protocolVersion}, this worker ${PROTOCOL_VERSION}`);
     }
     const env = this.opts.environment(welcome);
+    if (env instanceof Promise) {
+      // Remote data is being fetched: heartbeats say we are alive, everything else waits.
+      this.held = [];
+      this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), 1000);
+      this.heartbeat.unref();
+      env.then(
+        (ready) => {
+          if (this.ended) return;
+          clearInterval(this.heartbeat);
+          const held = this.held ?? [];
+          this.held = undefined;
+          try {
+            this.join(welcome, ready);
+          } catch (err) {
+            this.fatal(err);
+            return;
+          }
+          for (const m of held) this.onMessage(m);
+        },
+        (err: unknown) => {
+          this.held = undefined;
+          if (!this.ended) this.fatal(err);
+        },
+      );
+      return;
+    }
+    this.join(welcome, env);
+  }
+
+  /** Checks the environment against the Welcome's layout and starts serving units. */
+  private join(welcome: Welcome__Output, env: ComputeEnvironment): void {
     const same =
       env.layout.tensors.length === welcome.layout.length &&
       env.layout.tensors.every((t, i) => {

@@ -8,6 +8,8 @@ import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import { bindTasks } from '../common/datasets/index.js';
+import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
+import { remoteDataRefs } from '../common/data-store/urls.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
 import { usesGraphPath, validateJob, type JobSpec } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
@@ -49,6 +51,8 @@ export interface WorkerOptions {
   tls?: TlsMaterial;
   /** Join token sent in Hello. Default: none. */
   token?: string;
+  /** Where a job's nats:// and http(s):// data comes from and is cached (fetched before its datasets load). */
+  data?: MaterializeOptions;
 }
 
 export type WorkerState = 'created' | 'connecting' | 'ready' | 'reconnecting' | 'closing' | 'closed';
@@ -122,7 +126,9 @@ export class Worker {
   private backend: SelectedBackend | undefined;
   private client: grpc.Client | undefined;
   private session: CoordinatorSession | undefined;
-  private environment: { key: string; env: ComputeEnvironment } | undefined;
+  private environment: { key: string; env: ComputeEnvironment; data?: MaterializedData } | undefined;
+  /** An environment whose remote data is being fetched. */
+  private preparing: { key: string; promise: Promise<ComputeEnvironment> } | undefined;
   private stopRequested: WorkerExit | undefined;
   private wakeUp: (() => void) | undefined;
   private closing: Promise<WorkerExit> | undefined;
@@ -285,15 +291,39 @@ export class Worker {
       : ' (if the coordinator uses TLS, give --tls-ca, --tls-cert and --tls-key)';
   }
 
-  /** The job's data, model and runner: built on the first Welcome, reused by later sessions of the same job. */
-  private environmentFor(welcome: Welcome__Output): ComputeEnvironment {
+  /**
+   * The job's data, model and runner: built on the first Welcome, reused by later sessions of the
+   * same job. A job with remote data fetches it first (asynchronously: the session keeps sending
+   * heartbeats meanwhile).
+   */
+  private environmentFor(welcome: Welcome__Output): ComputeEnvironment | Promise<ComputeEnvironment> {
     const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}`;
     if (this.environment?.key === key) return this.environment.env;
     const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
-    this.environment?.env.runner.dispose();
-    const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson);
-    this.environment = { key, env };
-    return env;
+    const build = (data?: MaterializedData): ComputeEnvironment => {
+      this.environment?.env.runner.dispose();
+      this.environment?.data?.release();
+      const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson);
+      this.environment = { key, env, ...(data ? { data } : {}) };
+      return env;
+    };
+    if (remoteDataRefs(job.tasks).length === 0) return build();
+    // A session lost while the data is on the way: the next one waits for the same fetch.
+    if (this.preparing?.key === key) return this.preparing.promise;
+    const promise = materializeData(job, this.options.data ?? {})
+      .then((data) => {
+        try {
+          return build(data);
+        } catch (err) {
+          data.release();
+          throw err;
+        }
+      })
+      .finally(() => {
+        if (this.preparing?.promise === promise) this.preparing = undefined;
+      });
+    this.preparing = { key, promise };
+    return promise;
   }
 
   private finish(exit: WorkerExit): void {

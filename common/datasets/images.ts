@@ -22,6 +22,8 @@ import { Rng } from '../random.js';
 import { classIndex, parseDecimal, type TaskTargetRequest } from './class-labels.js';
 import { imageFileToInput, type PixelOptions } from './image-decode.js';
 import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
+import { resolveDataPath } from '../data-store/resolve.js';
+import { isRemoteData } from '../data-store/urls.js';
 
 /** Decoded images kept per source, by default (512 MiB: 171 000 28×28×1 images, 2 730 128×128×3 ones). */
 export const DEFAULT_IMAGE_CACHE_BYTES = 512 * 1024 * 1024;
@@ -43,7 +45,9 @@ export interface ImageFile {
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The images of `spec.path` (a folder, searched recursively, or a glob) in sorted order. */
-export function listImages(pattern: string, baseDir: string): { base: string; images: ImageFile[] } {
+export function listImages(named: string, baseDir: string): { base: string; images: ImageFile[] } {
+  // A nats:// or http(s):// reference: its local copy (an absolute path or pattern).
+  const pattern = isRemoteData(named) ? resolveDataPath(named, baseDir) : named;
   const resolved = path.resolve(baseDir, pattern);
   let base: string;
   let glob: string;
@@ -234,7 +238,7 @@ function targetValues(name: string, request: TaskTargetRequest, column: Column):
 export function loadImages(spec: ImagesSpec, baseDir: string, requests: readonly TaskTargetRequest[], options: ImagesOptions = {}): Dataset {
   const { base, images } = listImages(spec.path, baseDir);
   const fromFolders = spec.labels === 'from-folders';
-  const table = fromFolders ? undefined : path.resolve(baseDir, spec.labels);
+  const table = fromFolders ? undefined : resolveDataPath(spec.labels, baseDir);
   const columns = folderLabels(images, base, fromFolders);
   // Table columns win over the folder target of the same name.
   if (table !== undefined) for (const [name, column] of tableLabels(table, images, base)) columns.set(name, column);

@@ -10,7 +10,6 @@
 // stored as well as deflated members.
 import AdmZip from 'adm-zip';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { DatasetError } from '../errors.js';
 import type { NpySpec, NpzSpec } from '../job-schema.js';
 import { Rng } from '../random.js';
@@ -18,6 +17,7 @@ import { allRows, ArraySplit } from './array-split.js';
 import { numericClasses, type TaskTargetRequest } from './class-labels.js';
 import { npyToFloat32, npyToFloat64, parseNpy, type NpyArray } from './npy-format.js';
 import type { Dataset, TargetInfo } from './types.js';
+import { resolveDataPath } from '../data-store/resolve.js';
 
 const DEFAULT_TEST_FRACTION = 0.2;
 
@@ -39,7 +39,7 @@ function readBytes(file: string, what: string): Buffer {
 }
 
 function npyFiles(baseDir: string): ArrayReader {
-  const resolve = (name: string): string => path.resolve(baseDir, name);
+  const resolve = (name: string): string => resolveDataPath(name, baseDir);
   return {
     read: (name) => parseNpy(readBytes(resolve(name), '.npy file'), resolve(name)),
     where: resolve,
@@ -203,5 +203,5 @@ export function loadNpy(spec: NpySpec, baseDir: string, requests: readonly TaskT
 
 /** `{ dataset: npz }`: arrays of the archive `spec.path` (relative to `baseDir`). */
 export function loadNpz(spec: NpzSpec, baseDir: string, requests: readonly TaskTargetRequest[]): Dataset {
-  return loadArrays(spec, npzArchive(path.resolve(baseDir, spec.path)), requests);
+  return loadArrays(spec, npzArchive(resolveDataPath(spec.path, baseDir)), requests);
 }

@@ -7,6 +7,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { DatasetError } from '../errors.js';
+import { resolveDataPath } from '../data-store/resolve.js';
+import { isRemoteData } from '../data-store/urls.js';
 
 export interface TableFiles {
   /** The resolved file, or the glob with its static base resolved: what messages name. */
@@ -33,7 +35,9 @@ const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0
  * then opens (and reports when absent). A glob that matches nothing is a DatasetError naming
  * the pattern and the directory searched.
  */
-export function resolveTableFiles(pattern: string, baseDir: string, extension: string): TableFiles {
+export function resolveTableFiles(named: string, baseDir: string, extension: string): TableFiles {
+  // A nats:// or http(s):// reference: its local copy (an absolute path or pattern).
+  const pattern = isRemoteData(named) ? resolveDataPath(named, baseDir) : named;
   const literal = path.resolve(baseDir, pattern);
   if (isDirectory(literal)) {
     throw new DatasetError(`${literal}: is a directory; name its files with a glob, e.g. ${path.posix.join(pattern, `*.${extension}`)}`);

@@ -7,6 +7,8 @@ export class TcpProxy {
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   /** Extra delay applied to every chunk, in ms. */
   delayMs = 0;
+  /** A pause after each chunk before the next is read (0: none): limits throughput, so a transfer lasts long enough to be cut. */
+  throttleMs = 0;
   /** While true, new connections are refused (closed at once). */
   refusing = false;
   cuts = 0;
@@ -39,6 +41,10 @@ export class TcpProxy {
       from.on('data', (chunk: Buffer) => {
         if (this.delayMs > 0) setTimeout(() => to.write(chunk), this.delayMs);
         else to.write(chunk);
+        if (this.throttleMs > 0) {
+          from.pause();
+          setTimeout(() => from.resume(), this.throttleMs);
+        }
       });
     forward(client, upstream);
     forward(upstream, client);
