@@ -24,6 +24,7 @@ import { imageFileToInput, type PixelOptions } from './image-decode.js';
 import { checkSplitRequest, type Dataset, type Split, type TargetInfo } from './types.js';
 import { resolveDataPath } from '../data-store/resolve.js';
 import { isRemoteData } from '../data-store/urls.js';
+import { InputsDigest } from './identity.js';
 
 /** Decoded images kept per source, by default (512 MiB: 171 000 28×28×1 images, 2 730 128×128×3 ones). */
 export const DEFAULT_IMAGE_CACHE_BYTES = 512 * 1024 * 1024;
@@ -264,15 +265,17 @@ export function loadImages(spec: ImagesSpec, baseDir: string, requests: readonly
   }
   const store = new ImageStore(images, { size: spec.size, channels: spec.channels, resize: spec.resize }, options.cacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES);
   // Decode every image now: a bad file fails the load (and `mtl validate`), not a training step.
-  for (let i = 0; i < n; i++) store.input(i);
+  const [h, w] = spec.size;
+  const digest = new InputsDigest('images', h * w * spec.channels);
+  for (let i = 0; i < n; i++) digest.add(store.input(i));
   // Keyed by the seed and the image count only: the split does not depend on where the folder is.
   const order = Rng.fromKey(spec.seed, 'images-split', n).permutation(n);
-  const [h, w] = spec.size;
   return {
     inputShape: [h, w, spec.channels],
     targets,
     train: new ImageSplit(store, values, order.subarray(0, trainSize), base),
     test: new ImageSplit(store, values, order.subarray(trainSize), base),
+    identity: digest.finish(order.subarray(0, trainSize)),
     description:
       `images ${base}: ${n} images as ${h}×${w}×${spec.channels} (${spec.resize} resize of other sizes), ` +
       `labels ${table ?? 'from folders'}, ${trainSize} train / ${testSize} test, seed ${spec.seed}`,

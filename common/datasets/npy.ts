@@ -18,6 +18,7 @@ import { numericClasses, type TaskTargetRequest } from './class-labels.js';
 import { npyToFloat32, npyToFloat64, parseNpy, type NpyArray } from './npy-format.js';
 import type { Dataset, TargetInfo } from './types.js';
 import { resolveDataPath } from '../data-store/resolve.js';
+import { InputsDigest } from './identity.js';
 
 const DEFAULT_TEST_FRACTION = 0.2;
 
@@ -167,6 +168,7 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
       targets,
       train: new ArraySplit(inputs.features, width, trainValues, allRows(inputs.count), reader.where(spec.inputs)),
       test: new ArraySplit(testInputs.features, width, testValues, allRows(testInputs.count), reader.where(spec.test.inputs)),
+      identity: new InputsDigest('arrays', width).add(inputs.features).add(testInputs.features).finish(allRows(inputs.count)),
       description: `${spec.dataset} ${reader.where(spec.inputs)}: examples of shape (${inputs.exampleShape.join(', ')}), ${inputs.count} train / ${testInputs.count} test (${reader.where(spec.test.inputs)})`,
     };
   }
@@ -192,6 +194,7 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
     targets,
     train: new ArraySplit(inputs.features, width, trainValues, order.subarray(0, trainSize), where),
     test: new ArraySplit(inputs.features, width, trainValues, order.subarray(trainSize), where),
+    identity: new InputsDigest('arrays', width).add(inputs.features).finish(order.subarray(0, trainSize)),
     description: `${spec.dataset} ${where}: examples of shape (${inputs.exampleShape.join(', ')}), ${trainSize} train / ${testSize} test, seed ${spec.seed}`,
   };
 }

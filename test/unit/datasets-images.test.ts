@@ -170,6 +170,14 @@ void describe('images dataset', () => {
     assert.deepEqual(listImages('imgs/*/*', dir).images.map((i) => i.relative), ['cat/x.PNG', 'dog/a.png', 'dog/b.png']);
   });
 
+  void it('is batched by a digest of its decoded images, not by where the folder is', () => {
+    const here = loadImages(spec(), folder(files), [classification('folder')]);
+    const moved = folder(Object.fromEntries(Object.entries(files).map(([name, bytes]) => [name.replace(/^imgs\//, 'photos/'), bytes])));
+    assert.equal(loadImages(spec({ path: 'photos' }), moved, [classification('folder')]).identity, here.identity);
+    assert.notEqual(loadImages(spec({ seed: 4 }), folder(files), [classification('folder')]).identity, here.identity);
+    assert.notEqual(loadImages(spec({ size: [3, 3] }), folder(files), [classification('folder')]).identity, here.identity);
+  });
+
   void it('takes classes from folder names (sorted) and splits by a seeded permutation of the sorted images', () => {
     const dir = folder(files);
     const ds = loadImages(spec({ testFraction: 0.5 }), dir, [classification('folder')]);

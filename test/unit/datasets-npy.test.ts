@@ -141,6 +141,10 @@ void describe('npy dataset', () => {
     fs.renameSync(path.join(copy, 'x.npy'), path.join(copy, 'inputs.npy'));
     assert.deepEqual(testX(copy, 'inputs.npy'), testX(FIXTURES, 'x.npy'));
     assert.notDeepEqual(testX(FIXTURES, 'x.npy', 3), testX(FIXTURES, 'x.npy'));
+    // The sampler's key too: a digest of the inputs and the train order, not of the spec.
+    const identity = (dir: string, inputs: string, seed = 0) => loadNpy(npy({ inputs, seed }), dir, [regression('y-float.npy')]).identity;
+    assert.equal(identity(copy, 'inputs.npy'), identity(FIXTURES, 'x.npy'));
+    assert.notEqual(identity(FIXTURES, 'x.npy', 3), identity(FIXTURES, 'x.npy'));
   });
 
   void it('reads (N, 1) and boolean targets; a 1-D inputs array is one value per example', () => {
