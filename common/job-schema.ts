@@ -49,8 +49,15 @@ const tableFields = {
   path: z.string().min(1),
   features: z.array(z.string().min(1)).min(1),
   target: z.string().min(1),
-  testFraction: z.number().gt(0).lt(1).default(0.2),
+  /** Features that are categories: integer ids from the train rows' vocabulary (0: unknown), for Embedding layers. */
+  categorical: z.array(z.string().min(1)).optional(),
+  /** The test split's own file or glob (instead of `testFraction`). */
+  test: z.string().min(1).optional(),
+  /** No schema default, so that giving both it and `test` is an error; without either, 0.2. */
+  testFraction: z.number().gt(0).lt(1).optional(),
   normalize: z.boolean().default(true),
+  /** A missing cell: an error naming file, row and column; `drop` the row; or `{ fill: value }`. */
+  missing: z.union([z.enum(['error', 'drop']), z.strictObject({ fill: z.union([z.number(), z.string()]) })]).optional(),
   seed: nonNegInt.default(0),
 };
 const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields });

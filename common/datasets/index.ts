@@ -49,7 +49,7 @@ function canonicalJson(value: unknown): string {
 export function sourceKey(spec: DataSpec): string {
   const { target: _target, ...source } = spec;
   // npy/npz: an explicit test split's target is the task's too (its inputs are the source's).
-  if ('test' in source && source.test !== undefined) return canonicalJson({ ...source, test: { ...source.test, target: undefined } });
+  if ('test' in source && typeof source.test === 'object') return canonicalJson({ ...source, test: { ...source.test, target: undefined } });
   return canonicalJson(source);
 }
 

@@ -3,21 +3,12 @@
 // vocabulary does not hold (a category seen only in the test split, or at prediction time),
 // and the known values are 1..V. An Embedding over the column needs inputDim V + 1.
 //
-// The same canonical order sorts class labels: by value when every label is a number (so '10'
-// follows '9'), else by code unit.
+// The values are in the order of class labels (class-labels.ts): by value when every value is a
+// number (so '10' follows '9'), else by code unit.
+import { classIndex } from './class-labels.js';
 
 /** The id of a value the vocabulary does not hold. */
 export const UNKNOWN_ID = 0;
-
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-/** The canonical order of distinct labels or categories: numeric when all are decimal numbers, else by code unit. */
-export function canonicalOrder(distinct: Iterable<string>): string[] {
-  const values = [...new Set(distinct)];
-  const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  if (values.every((v) => DECIMAL.test(v) && Number.isFinite(Number(v)))) return values.sort((a, b) => Number(a) - Number(b) || byString(a, b));
-  return values.sort(byString);
-}
 
 export class Vocabulary {
   private readonly ids: ReadonlyMap<string, number>;
@@ -30,7 +21,7 @@ export class Vocabulary {
 
   /** From the values a column takes on the train rows. */
   static fromValues(values: Iterable<string>): Vocabulary {
-    return new Vocabulary(canonicalOrder(values));
+    return new Vocabulary(classIndex(values).classes);
   }
 
   /** Ids 0..V: the inputDim an Embedding over the column needs. */
