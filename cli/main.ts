@@ -250,7 +250,7 @@ program
   .command('predict')
   .description("predict from raw rows with a run's model: the run's column transforms are applied, class labels come back as labels")
   .argument('<run-dir>', 'run directory (or its model/ directory)')
-  .argument('<input>', 'rows to predict (.csv with a header row, or .jsonl); rows with the targets also get metrics')
+  .argument('<input>', 'rows to predict (.csv with a header row, .jsonl or .parquet); rows with the targets also get metrics')
   .option('-o, --out <file>', 'write the predictions (CSV) here instead of stdout')
   .option('--tasks <list>', 'only these tasks (comma-separated)', (v: string) => v.split(',').map((t) => t.trim()).filter((t) => t !== ''))
   .addOption(backendOption())

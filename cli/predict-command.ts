@@ -47,7 +47,11 @@ export async function predictCommand(runDir: string, inputFile: string, opts: Pr
   try {
     model = await loadModel(modelDir);
     const tasks = opts.tasks ?? model.tasks.map((t) => t.name);
-    const input = readRawRows(inputFile);
+    const chosen = model.tasks.filter((t) => tasks.includes(t.name));
+    const input = readRawRows(inputFile, {
+      required: [...new Set(chosen.flatMap((t) => (t.columns ?? []).map((c) => c.column)))],
+      optional: [...new Set(chosen.map((t) => t.target))],
+    });
     const rows = input.rows;
     const predictions = model.predict(rows, { only: tasks, where: (r) => input.where(r) });
     const header = tasks.flatMap((t) => (predictions.get(t)!.labels ? [t, `${t}_score`] : [t]));

@@ -1,10 +1,12 @@
 // The rows of a data file as they are (column → cell), for predictions from raw inputs
-// (`mtl predict`): CSV with a header row, or JSON lines. Each row is located for messages
-// ("data.csv line 12").
+// (`mtl predict`): CSV with a header row, JSON lines, or Parquet (only the columns asked for).
+// Each row is located for messages ("data.csv line 12", "rows.parquet row 3 (row group 0)").
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CsvError, parse } from 'csv-parse/sync';
 import { DatasetError } from '../errors.js';
+import { openParquet } from './parquet.js';
+import type { TableFile } from './table-reader.js';
 
 export interface RawRows {
   readonly rows: ReadonlyArray<Record<string, unknown>>;
@@ -61,10 +63,41 @@ function jsonLines(file: string): RawRows {
   return { rows, where: (r) => `${file} line ${lines[r] ?? '?'}` };
 }
 
-/** The rows of `file`, by its extension: .csv, .jsonl / .ndjson. */
-export function readRawRows(file: string): RawRows {
+function parquetRows(file: string, columns: { required: readonly string[]; optional: readonly string[] }): RawRows {
+  const request = (names: readonly string[]) => names.map((name) => ({ name, role: 'input' }));
+  let table: TableFile;
+  try {
+    table = openParquet(file, request([...columns.required, ...columns.optional]));
+  } catch (err) {
+    // A file without the targets: predictions only.
+    if (!(err instanceof DatasetError) || columns.optional.length === 0) throw err;
+    table = openParquet(file, request(columns.required));
+  }
+  const names = [...columns.required, ...columns.optional];
+  const rows: Array<Record<string, unknown>> = Array.from({ length: table.rowCount }, () => ({}));
+  for (let p = 0; p < table.partCount; p++) {
+    const part = table.part(p);
+    for (const name of names) {
+      let cells;
+      try {
+        cells = part.column(name);
+      } catch {
+        continue;
+      }
+      for (let r = 0; r < part.rowCount; r++) rows[part.firstRow + r]![name] = cells[r];
+    }
+  }
+  return { rows, where: (r) => `${file} ${table.locate(r)}` };
+}
+
+/**
+ * The rows of `file`, by its extension: .csv, .jsonl / .ndjson, .parquet (reads `columns`:
+ * the required ones, and the optional ones where the file has them).
+ */
+export function readRawRows(file: string, columns: { required: readonly string[]; optional: readonly string[] } = { required: [], optional: [] }): RawRows {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.csv') return csvRows(file);
   if (ext === '.jsonl' || ext === '.ndjson') return jsonLines(file);
-  throw new DatasetError(`${file}: cannot read rows from a ${ext || 'file without an extension'} file (csv, jsonl)`);
+  if (ext === '.parquet') return parquetRows(file, columns);
+  throw new DatasetError(`${file}: cannot read rows from a ${ext || 'file without an extension'} file (csv, jsonl, parquet)`);
 }

@@ -9,11 +9,11 @@ import { tinyJob } from '../helpers/security.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 void describe('mtl: unknown commands', () => {
-  for (const args of [['predict'], ['predict', '--help'], ['predict', '-h', '--json'], ['help', 'predict']]) {
-    void it(`mtl ${args.join(' ')}: exit 2, "unknown command 'predict'" and the commands there are`, async () => {
+  for (const args of [['explain'], ['explain', '--help'], ['explain', '-h', '--json'], ['help', 'explain']]) {
+    void it(`mtl ${args.join(' ')}: exit 2, "unknown command 'explain'" and the commands there are`, async () => {
       const r = await runCli(args);
       assert.equal(r.code, 2, r.stdout + r.stderr);
-      assert.match(r.stderr, /unknown command 'predict'/);
+      assert.match(r.stderr, /unknown command 'explain'/);
       assert.match(r.stderr, /commands: run, coordinator, worker, .*validate/);
       assert.doesNotMatch(r.stdout, /Usage:/, 'no help on stdout, as if it had worked');
     });
