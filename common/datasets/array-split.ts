@@ -1,5 +1,6 @@
-// A split over examples held in memory as float32 rows (the array datasets): `rows` picks which
-// examples of the arrays, in which order, this split serves.
+// A split over examples held in memory as float32 rows (the array and table datasets): `rows`
+// picks which examples (array entries, or table rows across the dataset's files), in which
+// order, this split serves.
 import { DatasetError } from '../errors.js';
 import { checkSplitRequest, type Split } from './types.js';
 

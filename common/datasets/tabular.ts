@@ -16,7 +16,8 @@ import { openJsonl } from './jsonl.js';
 import { openParquet } from './parquet.js';
 import { resolveTableFiles } from './table-files.js';
 import { showCell, type Cell, type ColumnRequest, type TableFile, type TableReader } from './table-reader.js';
-import { checkSplitRequest, standardised, type ColumnTransform, type Dataset, type Split, type TargetInfo, type TargetKind } from './types.js';
+import { standardised, type ColumnTransform, type Dataset, type TargetInfo, type TargetKind } from './types.js';
+import { ArraySplit } from './array-split.js';
 import { classIndex, parseDecimal } from './class-labels.js';
 import { InputsDigest } from './identity.js';
 import { Vocabulary } from './vocabulary.js';
@@ -97,38 +98,6 @@ function labelOf(cell: Cell | undefined, table: TableFile, row: number, column: 
 function classIndices(labels: readonly string[]): { classes: string[]; values: Float32Array } {
   const { classes, index } = classIndex(labels);
   return { classes, values: Float32Array.from(labels, (c) => index.get(c)!) };
-}
-
-/** The table rows `rows` (indices into all rows of the dataset's files), in that order. */
-class RowSplit implements Split {
-  readonly size: number;
-
-  constructor(
-    private readonly features: Float32Array,
-    private readonly width: number,
-    private readonly targetValues: ReadonlyMap<string, Float32Array>,
-    private readonly rows: Uint32Array,
-    private readonly shown: string,
-  ) {
-    this.size = rows.length;
-  }
-
-  inputs(indices: ArrayLike<number>, out: Float32Array): void {
-    checkSplitRequest(this.size, indices, out, this.width);
-    for (let j = 0; j < indices.length; j++) {
-      const from = this.rows[indices[j]!]! * this.width;
-      out.set(this.features.subarray(from, from + this.width), j * this.width);
-    }
-  }
-
-  targets(target: string, indices: ArrayLike<number>, out: Float32Array): void {
-    const values = this.targetValues.get(target);
-    if (values === undefined) {
-      throw new DatasetError(`${this.shown}: "${target}" is not a target of this dataset (targets: ${[...this.targetValues.keys()].join(', ')})`);
-    }
-    checkSplitRequest(this.size, indices, out, 1);
-    for (let j = 0; j < indices.length; j++) out[j] = values[this.rows[indices[j]!]!]!;
-  }
 }
 
 /**
@@ -321,8 +290,8 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
   return {
     inputShape: [width],
     targets,
-    train: new RowSplit(features, width, values, trainRows, shown),
-    test: new RowSplit(features, width, values, testRows, shown),
+    train: new ArraySplit(features, width, values, trainRows, shown),
+    test: new ArraySplit(features, width, values, testRows, shown),
     description:
       `${spec.dataset} ${where}: ${width} features, ${trainRows.length} train / ${testRows.length} test rows${droppedNote}` +
       `${spec.normalize ? ' (standardised with train statistics)' : ''}${vocabularyNote ? `; ${vocabularyNote}` : ''}, seed ${spec.seed}`,

@@ -1,12 +1,15 @@
-// A model of the user's through the whole product: `mtl validate` describes it, `mtl run` trains
-// it with real worker processes (wasm) to bitwise the same weights with 1 and 3 workers, with
+// A model of the user's through the whole product: `mtl validate` describes a module's model,
+// `mtl run` trains a Layers model.json (the same model, saved) with real worker processes (wasm)
+// to bitwise the same weights with 1 and 3 workers, with
 // BatchNormalization and dropout in the trunk, and the exported model loads in plain tfjs with
 // the user's layer and output names.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
+import { saveLayersModel } from '../../common/model-files.js';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/temp-dirs.js';
@@ -29,14 +32,21 @@ export default function build(tf) {
 }
 `;
 
-function moduleJob(dir: string, steps: number): string {
+/** The job, with the model from the module, or (`file`) from a Layers model.json the module's model was saved to. */
+async function userJob(dir: string, steps: number, file = false): Promise<string> {
   writeFileSync(path.join(dir, 'two-digits.mjs'), MODULE);
+  if (file) {
+    const build = ((await import(pathToFileURL(path.join(dir, 'two-digits.mjs')).href)) as { default: (t: typeof tf) => tf.LayersModel }).default;
+    const model = build(tf);
+    await saveLayersModel(model, path.join(dir, 'two-digits'), {});
+    model.dispose();
+  }
   const data = (target: string) => ({ dataset: 'multimnist', target, trainSize: 1000, testSize: 200 });
   return writeJob(
     {
       name: 'user-model',
       seed: 5,
-      model: { module: './two-digits.mjs' },
+      model: file ? { layersModel: './two-digits/model.json' } : { module: './two-digits.mjs' },
       tasks: {
         left: { output: 'digit_left', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('left') },
         right: { output: 'digit_right', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('right') },
@@ -47,11 +57,9 @@ function moduleJob(dir: string, steps: number): string {
   );
 }
 
-void describe('a model of the user (model.module)', () => {
-  const jobFile = moduleJob(tempDir('mtl-user-job-'), 6);
-
+void describe('a model of the user (model.module, model.layersModel)', () => {
   void it('is described by mtl validate: inputs, outputs, and which tasks share each layer', async () => {
-    const r = await runCli(['validate', jobFile]);
+    const r = await runCli(['validate', await userJob(tempDir('mtl-user-job-'), 6)]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /model inputs: image \[28, 28, 1\] float32; task outputs: left ← digit_left \[10\], right ← digit_right \[10\]/);
     assert.match(r.stdout, /bn\s+BatchNormalization\s+4\s+16\s+shared\+state\s+left, right/);
@@ -59,7 +67,8 @@ void describe('a model of the user (model.module)', () => {
     assert.match(r.stdout, /8 state values/);
   });
 
-  void it('trains to bitwise the same weights with 1 and 3 workers (BatchNormalization, dropout, 3 shards per task), and exports the user model', async () => {
+  void it('a two-output Layers model.json trains to bitwise the same weights with 1 and 3 workers (BatchNormalization, dropout, 3 shards per task), and exports the user model', async () => {
+    const jobFile = await userJob(tempDir('mtl-user-file-'), 6, true);
     const one = await trainJob(jobFile, 1);
     const three = await trainJob(jobFile, 3);
     assert.equal(one.weights.length, three.weights.length);
