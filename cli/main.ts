@@ -218,7 +218,9 @@ const k8sOptions = (cmd: Command) =>
     .option('--gpu-image <image>', "GPU-worker image (default: --image's tag + \"-gpu\")")
     .option('-n, --namespace <ns>', 'namespace of every object (default: the kubeconfig context\'s, on apply)')
     .option('--create-namespace', 'also emit the Namespace object', false)
-    .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl');
+    .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl')
+    .option('--data-volume <pvc[:mount]>', 'a PersistentVolumeClaim holding the job\'s data, mounted read-only in every pod (default mount /mnt/data); the job names its files by absolute paths there')
+    .option('--data-cache-size <quantity>', 'size limit of each pod\'s cache of nats:// and http(s):// data (an emptyDir)', '10Gi');
 k8sOptions(k8s.command('render').description('print the objects as multi-document YAML (for kubectl apply -f -)'))
   .option('-o, --out <file>', 'write to FILE instead of stdout')
   .action(async (job: string, opts: K8sRenderCommandOptions) => {
