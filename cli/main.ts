@@ -119,6 +119,8 @@ program
   .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
+  .option('--run-id <id>', 'with --nats: the run\'s id; started again with the same id, the run continues from its newest checkpoint in NATS (a run that ended is not started again)')
+  .option('--lease <seconds>', 'with --nats: the run\'s lease; a coordinator replacing a dead one takes over after watching it unrenewed this long', positiveInt, 30)
   .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
     process.exitCode = await (await commands()).coordinatorCommand(job, opts);
   });

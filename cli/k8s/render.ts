@@ -29,6 +29,8 @@ export const RUNS_MOUNT = '/var/lib/mtl/runs';
 /** The data cache of nats:// and http(s):// data in every mtl pod (an emptyDir). */
 export const CACHE_MOUNT = '/var/cache/mtl';
 const USER_ID = 1000;
+/** Coordinator pods the Job may start for one run: the first and its replacements. */
+export const COORDINATOR_ATTEMPTS = 4;
 
 export interface RenderOptions {
   /** The job file's text, stored verbatim in the ConfigMap. */
@@ -237,15 +239,23 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
     new Job({
       metadata: meta(names.coordinator, 'coordinator'),
       spec: {
-        // One attempt: a restarted coordinator would start the run over. Runs that must
-        // survive a coordinator loss go through the queue (mtl submit + mtl serve).
-        backoffLimit: 0,
+        // A coordinator pod that dies is replaced with the same command line: its --run-id (the
+        // Job's uid) finds the run's newest checkpoint in NATS and continues from it. An invalid
+        // job (exit 2) fails the Job at once; a node drain does not count as an attempt.
+        backoffLimit: COORDINATOR_ATTEMPTS - 1,
+        podFailurePolicy: {
+          rules: [
+            { action: 'FailJob', onExitCodes: { containerName: 'coordinator', operator: 'In', values: [2] } },
+            { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+          ],
+        },
         completions: 1,
         parallelism: 1,
         template: {
           metadata: { labels: labels('coordinator') },
           spec: {
             ...podBasics,
+            // Never (a new pod per attempt): what podFailurePolicy needs.
             restartPolicy: 'Never',
             initContainers: [
               {
@@ -269,10 +279,13 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   String(o.workers),
                   '--wait-for-workers',
                   '1800',
+                  // One directory per run, never another run's: the run id is unique per Job.
                   '--out',
-                  `${RUNS_MOUNT}/${name}`,
+                  `${RUNS_MOUNT}/$(MTL_RUN_ID)`,
                   '--nats',
                   natsUrl,
+                  '--run-id',
+                  '$(MTL_RUN_ID)',
                   // Dashboard, /metrics and the probes' /healthz and /readyz, plaintext like the
                   // gRPC port (--insecure below); reach it with kubectl port-forward.
                   '--http',
@@ -281,7 +294,12 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   // token). Last, so that overlays can patch the arguments above by index.
                   '--insecure',
                 ],
-                env: mtlEnv,
+                env: [
+                  ...mtlEnv,
+                  // The Job's uid: the same for every pod of this Job, new when the Job is created again.
+                  { name: 'JOB_UID', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']" } } },
+                  { name: 'MTL_RUN_ID', value: `${name}-$(JOB_UID)` },
+                ],
                 ports: [
                   { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
                   { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
@@ -316,6 +334,9 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
       '$(POD_NAME)',
       // The coordinator may still be waiting for NATS or pulling its image.
       '--connect-timeout',
+      '900',
+      // ... or be a replacement taking over a dead one's run (its lease lapses first).
+      '--reconnect-timeout',
       '900',
     ],
     // The coordinator has --nats; a worker learns the server of nats:// data from MTL_DATA_NATS.
