@@ -8,7 +8,9 @@
 // multimnist-cnn's second kernel). wasm's own Conv2DBackpropInput is a slow loop: measured
 // (bench/conv-grads.ts, 2 shared cores under load, batch 64 unless said) 178 → 30 ms for
 // multimnist-cnn's second conv, 385 → 44 ms for 16²×32→64 3×3 'same', 68 → 47 ms for a
-// stride-2 28²×8→16 'same', 8.5 → 0.7 ms at batch 1.
+// stride-2 28²×8→16 'same', 8.5 → 0.7 ms at batch 1. For strides > 1 the zero-spread dy makes
+// the convolution do sh·sw times the work, and a dx of few channels (the GEMM's narrow side)
+// runs XNNPACK poorly: inputGradByConvWins keeps wasm's own there.
 //
 // Not here: the filter gradient as im2col + matMul (the issue's proposal). Measured against the
 // forward-convolution formulation (layer-ops.ts conv2dFilterGradByConv, the same XNNPACK GEMM
@@ -102,6 +104,17 @@ export function flippedKernel(kernel: tf.Tensor4D): tf.Tensor4D {
     }
   }
   return tf.tensor4d(out, [kh, kw, f, c]);
+}
+
+/**
+ * Whether inputGradByConv beats wasm's own Conv2DBackpropInput for an input of `channels`
+ * channels. Measured (medians of 15–21 interleaved rounds, batch 64 unless said): stride 1 wins
+ * everywhere (0.08–0.86× the time, 1 to 64 channels); stride 2 wins from 8 channels (28²×8: 0.70×,
+ * 14²×16: 0.65×, 12²×16 2×2: 0.50×, 16²×32 at batch 32: 0.44×) and loses below (1: 5.96×,
+ * 2: 2.55×, 3 (32² RGB, batch 32): 1.58×, 4: 1.13×).
+ */
+export function inputGradByConvWins(strides: readonly [number, number], channels: number): boolean {
+  return (strides[0] === 1 && strides[1] === 1) || channels >= 8;
 }
 
 /**

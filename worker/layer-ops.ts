@@ -10,7 +10,7 @@
 // test/unit/model-runner.test.ts checks both paths against tfjs' gradients.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
-import { convGeometry, flippedKernel, inputGradByConv, samePadding } from './conv-gradients.js';
+import { convGeometry, flippedKernel, inputGradByConv, inputGradByConvWins, samePadding } from './conv-gradients.js';
 
 export interface OpsMode {
   /** Dense gradients as matMul(transpose(a), b) instead of matMul(a, b, true, false). */
@@ -96,9 +96,11 @@ export function conv2dFilterGradByConv(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSh
  * (zeros inserted between rows and columns for strides > 1, padded by the kernel size less one
  * less the forward padding) with the kernel flipped in space and its channel axes swapped
  * (`flipped`, flippedKernel(kernel), when the caller keeps one). On wasm this replaces
- * Conv2DBackpropInput, a slow loop (44 ms of an 85 ms multimnist-cnn step).
+ * Conv2DBackpropInput, a slow loop (44 ms of an 85 ms multimnist-cnn step), where it is faster
+ * (conv-gradients.ts inputGradByConvWins: strided convolutions of few input channels keep it).
  */
 export function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding, flipped?: tf.Tensor4D): tf.Tensor4D {
+  if (!inputGradByConvWins(strides, xShape[3])) return tf.conv2dTranspose(dy, kernel, xShape, strides, padding);
   return tf.tidy(() => inputGradByConv(dy, flipped ?? flippedKernel(kernel), xShape, convGeometry(xShape, kernel.shape, strides, padding)));
 }
 

@@ -28,7 +28,7 @@
 // depthwiseConv2d, slice, sum) inside tf.tidy, so they leave no intermediate tensor behind.
 // Dilations are honoured (tfjs' gradients only ever pass 1; the cpu backend's kernels ignore them).
 import * as tf from '@tensorflow/tfjs';
-import { flippedKernel, geometryOf, inputGradByConv, insertStrideZeros, padOrCrop } from './conv-gradients.js';
+import { flippedKernel, geometryOf, inputGradByConv, inputGradByConvWins, insertStrideZeros, padOrCrop } from './conv-gradients.js';
 import { maxPoolGradOnHost, overrideKernel } from './host-gradient-kernels.js';
 
 type Pair = [number, number];
@@ -127,13 +127,16 @@ function conv2dBackpropFilter({ inputs, attrs }: Parameters<tf.KernelFunc>[0]): 
 /**
  * dx of conv2d: dy spread by the strides, padded for a "full" correlation, correlated with the
  * filter flipped in space and its channel axes swapped, by the forward Conv2D (conv-gradients.ts
- * inputGradByConv). In place of wasm's own, a slow loop: see the file comment.
+ * inputGradByConv). In place of wasm's own, a slow loop (see the file comment), where it is
+ * faster (inputGradByConvWins); wasm's own runs the others.
  */
 function conv2dBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
-  if (formulation === 'wasm' && wasmConv2DBackpropInput) return wasmConv2DBackpropInput(args);
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const nchw = dataFormat === 'NCHW';
+  const channels = inputShape[nchw ? 1 : 3];
+  const stridePair: [number, number] = typeof strides === 'number' ? [strides, strides] : strides;
+  if ((formulation === 'wasm' || !inputGradByConvWins(stridePair, channels)) && wasmConv2DBackpropInput) return wasmConv2DBackpropInput(args);
   return tf.tidy(() => {
-    const nchw = dataFormat === 'NCHW';
     let dy = asTensor(args.inputs.dy, 'dy') as tf.Tensor4D;
     const filter = asTensor(args.inputs.filter, 'filter') as tf.Tensor4D;
     if (nchw) dy = toNhwc(dy);

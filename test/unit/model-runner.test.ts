@@ -84,13 +84,15 @@ void describe('worker compute', () => {
   });
 
   void it('conv gradients equal tfjs autodiff on cpu over kernel sizes, channel counts, strides 1 and 2, valid and same, batch 1 and 4', () => {
-    // Strides > 1 take the zero-spread dy (conv2dInputGrad); 'same' with an even kernel pads unevenly.
+    // Strides > 1 take the zero-spread dy from 8 input channels, conv2dTranspose below (conv2dInputGrad);
+    // 'same' with an even kernel pads unevenly.
     const cases: Array<{ x: number[]; k: number[] }> = [
       { x: [1, 7, 7, 1], k: [1, 1, 1, 3] },
       { x: [4, 8, 9, 3], k: [3, 3, 3, 5] },
       { x: [1, 10, 10, 2], k: [5, 5, 2, 4] },
       { x: [4, 9, 7, 4], k: [2, 4, 4, 2] },
       { x: [4, 12, 12, 16], k: [5, 5, 16, 8] },
+      { x: [1, 11, 10, 8], k: [2, 4, 8, 3] },
     ];
     for (const { x, k } of cases) {
       for (const stride of [1, 2]) {

@@ -156,6 +156,12 @@ void describe('wasm gradient kernels', () => {
     { x: [2, 7, 7, 3], k: [3, 3], f: 2, strides: 1, pad: 2 },
     { x: [2, 3, 8, 8], k: [3, 3], f: 4, strides: 2, pad: 'same', nchw: true },
     { x: [1, 4, 7, 7], k: [3, 3], f: 2, strides: 1, pad: 'valid', nchw: true },
+    // Strided with ≥ 8 input channels: ours (fewer keep wasm's own, conv-gradients.ts inputGradByConvWins).
+    { x: [2, 9, 9, 8], k: [3, 3], f: 3, strides: 2, pad: 'same' },
+    { x: [1, 10, 10, 8], k: [3, 3], f: 4, strides: 2, pad: 'valid' },
+    { x: [2, 11, 10, 9], k: [2, 4], f: 3, strides: [2, 3], pad: 'same' },
+    { x: [2, 8, 8, 8], k: [3, 3], f: 3, strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+    { x: [2, 8, 9, 9], k: [3, 3], f: 4, strides: 2, pad: 'same', nchw: true },
   ];
 
   /** Runs Conv2DBackpropInput over inputGradCases on wasm and cpu. */
@@ -171,7 +177,7 @@ void describe('wasm gradient kernels', () => {
     }
   }
 
-  void it('Conv2DBackpropInput (replaced on wasm) equals cpu (strides 1, 2, [2, 3]; valid, same, explicit; ceil rounding; NCHW; kernels 1×1 to 5×5; batch 1 and more)', async () => {
+  void it('Conv2DBackpropInput (replaced on wasm) equals cpu (strides 1, 2, [2, 3]; valid, same, explicit; ceil rounding; NCHW; kernels 1×1 to 5×5; 1 to 16 channels; batch 1 and more)', async () => {
     await compareInputGrads();
   });
 
