@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
 import { computeBench } from './compute.js';
+import { convGradsBench } from './conv-grads.js';
 import { decodeBench } from './decode.js';
 import { dataBench } from './data.js';
 import { overheadBench } from './overhead.js';
@@ -17,7 +18,7 @@ import { option, type Bench } from './bench-types.js';
 const CHILD_ENV = 'MTL_BENCH_CHILD';
 const isChild = process.env[CHILD_ENV] !== undefined;
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench, decodeBench, dataBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, decodeBench, dataBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
