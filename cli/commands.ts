@@ -12,6 +12,7 @@ import type { BackendChoice } from '../worker/backend.js';
 import { Worker } from '../worker/worker.js';
 import { NatsCheckpointStore } from '../coordinator/nats-checkpoints.js';
 import { finishedRecord } from '../coordinator/run-claim.js';
+import { publishRunResults } from '../common/data-store/run-results.js';
 import { controlFlagsProblem, openControl, type ControlFlags, type RunControl } from './run-control.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
@@ -212,6 +213,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     signals.release();
   }
   if (control) {
+    await publishRunResults(control.plane, control.runId, outDir, log);
     const status = summary.status === 'succeeded' ? 'succeeded' : summary.status === 'stopped' ? 'cancelled' : 'failed';
     await control.reporter.finish((r) => finishedRecord(r, summary, status, summary.error?.message));
     if (control.reporter.publisher.dropped > 0) log.warn('events dropped during a NATS outage', { dropped: control.reporter.publisher.dropped });

@@ -12,6 +12,7 @@ import type { CommonOptions, coordinatorCommand, runCommand, workerCommand } fro
 import type { ValidateCommandOptions } from './validate-command.js';
 import type { PredictCommandOptions } from './predict-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
+import type { FetchCommandOptions } from './data-command.js';
 import type { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
 import type { watchCommand } from './watch-command.js';
 import type { certsInitCommand } from './certs.js';
@@ -342,6 +343,18 @@ dataCommand(data.command('rm').description('remove a dataset'))
   .action(async (name: string, opts: DataCommandOptions) => {
     process.exitCode = await (await import('./data-command.js')).dataRmCommand(name, opts);
   });
+
+const fetch = program
+  .command('fetch')
+  .description("bring a run's results (summary, metrics, evaluations, events, model) from the NATS object store, where a run with --nats stores them when it ends")
+  .argument('<run>', 'run id (mtl status --nats URL lists the runs)')
+  .addOption(natsOption(true))
+  .option('-o, --out <dir>', 'directory to write them into (default: ./RUN)')
+  .option('--force', 'write into a directory that is not empty', false)
+  .action(async (run: string, opts: FetchCommandOptions) => {
+    process.exitCode = await (await import('./data-command.js')).fetchCommand(run, opts);
+  });
+for (const o of natsSecurityOptions()) fetch.addOption(o);
 
 program
   .command('timeline')
