@@ -86,7 +86,13 @@ export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): Pre
     if (loss === 'sparseCategoricalCrossentropy') {
       const classes = info.classes?.length ?? 0;
       if (units !== classes) issues.push({ path: where, message: `the head outputs ${units} values but target "${binding.target}" has ${classes} classes` });
-    } else if (units !== 1) {
+    } else if (info.columns !== undefined && units !== info.columns.length) {
+      const what = loss === 'binaryCrossentropy' ? 'one sigmoid output per label column' : 'one output per column';
+      issues.push({
+        path: where,
+        message: `the head outputs ${units} values but tasks.${task}.data.target has ${info.columns.length} columns (${info.columns.join(', ')}): ${loss} needs ${what}, ${info.columns.length} units`,
+      });
+    } else if (info.columns === undefined && units !== 1) {
       issues.push({ path: where, message: `${loss} needs a head with 1 output, got ${units}` });
     }
   }
