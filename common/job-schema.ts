@@ -44,17 +44,6 @@ const syntheticData = z
 /** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
 export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
 export type TableDatasetKind = (typeof TABLE_DATASETS)[number];
-/** Several target columns: a vector target (regression) or a multi-label one (binaryCrossentropy). */
-const targetColumns = z
-  .array(z.string().min(1))
-  .min(1)
-  .check((ctx) => {
-    const seen = new Set<string>();
-    for (const [i, c] of ctx.value.entries()) {
-      if (seen.has(c)) ctx.issues.push({ code: 'custom', input: ctx.value, path: [i], message: `column "${c}" is listed twice (target columns must be distinct)` });
-      seen.add(c);
-    }
-  });
 /** A split value: compared as label text, like class labels (`String(value)`). */
 const splitValue = z.union([z.string().min(1), z.number(), z.boolean()]);
 /** The test split as the rows whose `column` holds one of the `test` values; every other row trains. */
@@ -68,7 +57,7 @@ const tableFields = {
   path: z.string().min(1),
   features: z.array(z.string().min(1)).min(1),
   /** One column, or several (a vector or multi-label target). */
-  target: z.union([z.string().min(1), targetColumns]),
+  target: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   /** The test split by a column's value (instead of `test` or `testFraction`). */
   split: columnSplit.optional(),
   /** Features that are categories: integer ids from the train rows' vocabulary (0: unknown), for Embedding layers. */
@@ -82,8 +71,17 @@ const tableFields = {
   missing: z.union([z.enum(['error', 'drop']), z.strictObject({ fill: z.union([z.number(), z.string()]) })]).optional(),
   seed: nonNegInt.default(0),
 };
-/** `split`, `test` and `testFraction` each say how the test split is made: at most one of them. */
-function oneSplit(ctx: z.core.ParsePayload<{ split?: unknown; test?: unknown; testFraction?: unknown }>): void {
+/**
+ * Checks of a table spec: target columns are distinct (a vector target, or multi-label), and
+ * `split`, `test` and `testFraction` each say how the test split is made: at most one of them.
+ */
+function tableChecks(ctx: z.core.ParsePayload<{ target: string | string[]; split?: unknown; test?: unknown; testFraction?: unknown }>): void {
+  const { target } = ctx.value;
+  if (Array.isArray(target)) {
+    target.forEach((c, i) => {
+      if (target.indexOf(c) < i) ctx.issues.push({ code: 'custom', input: target, path: ['target', i], message: `column "${c}" is listed twice (target columns must be distinct)` });
+    });
+  }
   const given = (['split', 'test', 'testFraction'] as const).filter((k) => ctx.value[k] !== undefined);
   if (given.length > 1) {
     ctx.issues.push({
@@ -94,9 +92,9 @@ function oneSplit(ctx: z.core.ParsePayload<{ split?: unknown; test?: unknown; te
     });
   }
 }
-const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields }).check(oneSplit);
-const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields }).check(oneSplit);
-const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields }).check(oneSplit);
+const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields }).check(tableChecks);
+const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields }).check(tableChecks);
+const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields }).check(tableChecks);
 // NumPy arrays (common/datasets/npy.ts). `testFraction` has no schema default so that giving
 // both it and an explicit `test` split is an error; without either, 0.2.
 const arrayTest = z.strictObject({ inputs: z.string().min(1), target: z.string().min(1) });

@@ -117,9 +117,12 @@ void describe('per-task data: targets of several columns, a column split, mtl va
     const model = await loadModel(path.join(one.out, 'model'));
     try {
       assert.deepEqual(model.tasks.find((t) => t.name === 'vec')!.targetColumns, ['y1', 'y2']);
-      const rows = lines.slice(1).map(() => ({}) as Record<string, unknown>);
-      const raw = readFileSync(aTest, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
-      raw.forEach((cells, i) => Object.assign(rows[i]!, { x1: cells[0], x2: cells[1] }));
+      const rows = readFileSync(aTest, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(','))
+        .map((cells) => ({ x1: cells[0], x2: cells[1] }));
       const p = model.predict(rows, { only: ['vec'] }).get('vec')!;
       assert.equal(p.width, 2);
       assert.equal(p.values.length, 2 * heldOut);

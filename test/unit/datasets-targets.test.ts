@@ -32,7 +32,7 @@ function inputs(split: Split): number[] {
 }
 
 const table = (file: string, extra: Record<string, unknown> = {}): DataSpec =>
-  ({ dataset: 'csv', path: file, features: ['x'], target: 'y1', normalize: false, seed: 0, ...extra }) as DataSpec;
+  ({ dataset: 'csv', path: file, features: ['x'], target: 'y1', normalize: false, seed: 0, ...extra });
 const task = (loss: LossName, data: DataSpec): TaskDataSpec => ({ loss, data });
 
 function job(data: Record<string, unknown>, loss = 'meanSquaredError', units = 2): Record<string, unknown> {
