@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { bindTasks, type TaskDataSpec } from '../../common/datasets/index.js';
+import { bindTasks, loadNpy, type TaskDataSpec } from '../../common/datasets/index.js';
 import type { Split } from '../../common/datasets/types.js';
 import { JobSpecError } from '../../common/errors.js';
 import { loadJobFile, validateJob } from '../../common/job-spec.js';
@@ -172,5 +172,30 @@ void describe('a test split by a column', () => {
     assert.throws(() => bind(file, { column: 'set', test: ['holdout'] }), /split column `set` in \[holdout\] leaves 6 train \/ 0 test rows .*"test" ×1, "train" ×4, "val" ×1/);
     assert.throws(() => bind(file, { column: 'set', test: ['train', 'test', 'val'] }), /leaves 0 train \/ 6 test rows/);
     assert.throws(() => bind(file, { column: 'fold', test: ['1'] }), /data\.csv: split column "fold" is not in the header/);
+  });
+});
+
+/** A little-endian float32 .npy file (format 1.0) of `shape`. */
+function writeNpy(file: string, shape: number[], values: number[]): void {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const prefix = Buffer.alloc(10);
+  Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]).copy(prefix);
+  prefix.writeUInt16LE(header.length, 8);
+  writeFileSync(file, Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.from(Float32Array.from(values).buffer)]));
+}
+
+void describe('an npy target of shape (N, k)', () => {
+  void it('is a regression target of k values per example; a class target must stay (N,) or (N, 1)', () => {
+    const dir = tempDir('mtl-npy-vector-');
+    writeNpy(path.join(dir, 'x.npy'), [5], [1, 2, 3, 4, 5]);
+    writeNpy(path.join(dir, 'y.npy'), [5, 3], [1, 10, 100, 2, 20, 200, 3, 30, 300, 4, 40, 400, 5, 50, 500]);
+    const ds = loadNpy({ dataset: 'npy', inputs: 'x.npy', target: 'y.npy', seed: 0, testFraction: 0.4 }, dir, [{ name: 'y.npy', kind: 'regression' }]);
+    assert.deepEqual(ds.targets['y.npy'], { kind: 'regression', width: 3 });
+    for (const split of [ds.train, ds.test]) assert.deepEqual(targets(split, 'y.npy', 3), inputs(split).map((x) => [x, 10 * x, 100 * x]));
+    const npyJob = (units: number) => ({ ...job({}, 'meanSquaredError', units), tasks: { t: { loss: 'meanSquaredError', data: { dataset: 'npy', inputs: 'x.npy', target: 'y.npy' } } } });
+    assert.doesNotThrow(() => prepareRun(loadJobFile(writeJob(npyJob(3), dir))));
+    assert.throws(() => prepareRun(loadJobFile(writeJob(npyJob(1), dir, 'one.yaml'))), /model\.heads\.t: the head outputs 1 values but tasks\.t\.data\.target holds 3 values per example/);
+    assert.throws(() => loadNpy({ dataset: 'npy', inputs: 'x.npy', target: 'y.npy', seed: 0 }, dir, [{ name: 'y.npy', kind: 'classification' }]), /a target must have shape \(N,\) or \(N, 1\) \(a class target\), got \(5, 3\)/);
   });
 });
