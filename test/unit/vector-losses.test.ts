@@ -108,3 +108,53 @@ void describe("a worker's units on a target of several columns", () => {
     plain.runner.dispose();
   });
 });
+
+void describe('Fisher units of a multi-label task', () => {
+  const dir = tempDir('mtl-vector-fisher-');
+  const lines = ['x1,x2,a,b,c,y'];
+  for (let i = 0; i < 30; i++) lines.push(`${Math.sin(i)},${Math.cos(i)},${i % 2},${i % 3 === 0 ? 1 : 0},${Math.sin(3 * i) > 0 ? 1 : 0},${i / 30}`);
+  writeFileSync(path.join(dir, 'data.csv'), lines.join('\n'));
+  const raw = (fisher: 'sampled' | 'empirical') => ({
+    name: 'vector-fisher',
+    seed: 5,
+    model: { trunk: [{ dense: { units: 4, activation: 'tanh' } }], heads: { m: [{ dense: { units: 3, activation: 'sigmoid' } }], r: [{ dense: { units: 1 } }] } },
+    tasks: {
+      m: { loss: 'binaryCrossentropy', data: { dataset: 'csv', path: 'data.csv', features: ['x1', 'x2'], target: ['a', 'b', 'c'] } },
+      r: { loss: 'meanSquaredError', data: { dataset: 'csv', path: 'data.csv', features: ['x1', 'x2'], target: 'y' } },
+    },
+    training: { mode: 'sequential', batchSize: 4, optimizer: { name: 'sgd', learningRate: 0.1 }, stages: [{ tasks: ['m'], steps: 2 }, { tasks: ['r'], steps: 2, protect: { ewc: { lambda: 1, samples: 10, fisher } } }] },
+  });
+
+  before(async () => {
+    await selectBackend('cpu');
+  });
+
+  void it('empirical: the mean squared per-example gradients with all 3 labels; sampled: deterministic, all finite', () => {
+    const env = (fisher: 'sampled' | 'empirical') => {
+      const e = buildComputeEnvironment(validateJob(raw(fisher), 'job.yaml'), dir, 'cpu');
+      e.runner.setWeights(initialParameters(e.layout, 5));
+      return e;
+    };
+    const empirical = env('empirical');
+    const unit = { task: 'm', step: 2, shard: 0, shardCount: 1 };
+    const out = empirical.computer.fisher(unit);
+    const b = bindTasks(validateJob(raw('empirical'), 'job.yaml').tasks, dir).get('m')!;
+    const expected = new Float64Array(out.grads.length);
+    const indices = empirical.computer.fisherIndices(unit);
+    for (const i of indices) {
+      const x = new Float32Array(2);
+      const y = new Float32Array(3);
+      b.dataset.train.inputs([i], x);
+      b.dataset.train.targets(b.target, [i], y);
+      empirical.runner.gradients('m', x, y, { training: false }).grads.forEach((v, k) => (expected[k]! += v * v));
+    }
+    const stateStart = out.grads.length - empirical.layout.state.size;
+    out.grads.subarray(0, stateStart).forEach((v, k) => assert.ok(Math.abs(v - expected[k]! / indices.length) <= 1e-6 * (1 + Math.abs(v)), `k=${k}`));
+    const [s1, s2] = [env('sampled'), env('sampled')];
+    const a = s1.computer.fisher(unit);
+    assert.deepEqual(a.grads, s2.computer.fisher(unit).grads);
+    assert.notDeepEqual(a.grads, out.grads);
+    assert.ok(a.grads.every((v) => v >= 0 && Number.isFinite(v)));
+    for (const e of [empirical, s1, s2]) e.runner.dispose();
+  });
+});
