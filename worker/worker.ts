@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
-import { bindTasks } from '../common/datasets/index.js';
+import { bindingTargetWidth, bindTasks } from '../common/datasets/index.js';
 import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
 import { remoteDataRefs } from '../common/data-store/urls.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
@@ -76,7 +76,7 @@ export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: s
   const bindings = bindTasks(job.tasks, jobDir);
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
   const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
-  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics, targetWidth: bindingTargetWidth(bindings.get(t)!) }] as const));
   if (usesGraphPath(job)) {
     // A model of the user's (or YAML beyond the fast path): rebuilt from the composition the coordinator sent (Welcome.model_json).
     if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');

@@ -2,14 +2,15 @@
 // only in `target` read one "source": it is loaded once, and its key names it for the sampler,
 // so those tasks see the same examples in the same step.
 import { DatasetError } from '../errors.js';
-import type { DataSpec, LossName } from '../job-schema.js';
+import type { DataSpec, LossName, TableSpec } from '../job-schema.js';
 import type { TaskTargetRequest } from './class-labels.js';
 import { loadImages } from './images.js';
 import { loadMultiMnist } from './multimnist.js';
 import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
-import { loadTable } from './tabular.js';
-import type { Dataset, TargetKind } from './types.js';
+import { loadTable, type TargetRequest } from './tabular.js';
+import { targetWidth, type Dataset, type TargetKind } from './types.js';
+import { vectorTargetName, withVectorTargets, type VectorTargetRequest } from './vector-targets.js';
 
 export { loadImages } from './images.js';
 export { loadNpy, loadNpz } from './npy.js';
@@ -53,8 +54,18 @@ export function sourceKey(spec: DataSpec): string {
   return canonicalJson(source);
 }
 
+/** The columns (table) or the name of a task's target: several for `target: [a, b]`. */
+export function targetColumns(spec: DataSpec): string[] {
+  return Array.isArray(spec.target) ? [...spec.target] : [String(spec.target)];
+}
+
 export function targetName(spec: DataSpec): string {
-  return String(spec.target);
+  return vectorTargetName(targetColumns(spec));
+}
+
+/** The floats per example of a task's target (1, or its column count). */
+export function bindingTargetWidth(b: Pick<TaskBinding, 'dataset' | 'target'>): number {
+  return targetWidth(b.dataset.targets[b.target]);
 }
 
 /** The target kind a loss needs. */
@@ -85,6 +96,21 @@ function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: str
   return [...requests.values()].map(({ task: _task, ...request }) => request);
 }
 
+/** A table and its tasks' targets: each column loaded as a target, and targets of several columns on top (vector-targets.ts). */
+function loadTableSource(spec: TableSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
+  const requests = targetRequests(tasks, spec.path, 'column');
+  const vectors: VectorTargetRequest[] = [];
+  const columns = new Map<string, TargetRequest>();
+  for (const [, { data }] of tasks) {
+    const { kind } = requests.find((r) => r.name === targetName(data))!;
+    const names = targetColumns(data);
+    if (names.length > 1 && !vectors.some((v) => v.name === targetName(data))) vectors.push({ name: targetName(data), columns: names, kind });
+    for (const column of names) if (!columns.has(`${kind}:${column}`)) columns.set(`${kind}:${column}`, { column, kind });
+  }
+  const dataset = loadTable(spec, baseDir, [...columns.values()]);
+  return vectors.length > 0 ? withVectorTargets(dataset, vectors, spec.path) : dataset;
+}
+
 function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
   switch (spec.dataset) {
     case 'multimnist':
@@ -94,7 +120,7 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
     case 'csv':
     case 'jsonl':
     case 'parquet':
-      return loadTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })));
+      return loadTableSource(spec, baseDir, tasks);
     case 'npy':
       return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
     case 'npz':

@@ -18,6 +18,7 @@ import { resolveTableFiles } from './table-files.js';
 import { showCell, type Cell, type ColumnRequest, type TableFile, type TableReader } from './table-reader.js';
 import { standardised, type ColumnTransform, type Dataset, type TargetInfo, type TargetKind } from './types.js';
 import { ArraySplit } from './array-split.js';
+import { splitByColumn } from './column-split.js';
 import { classIndex, parseDecimal } from './class-labels.js';
 import { InputsDigest } from './identity.js';
 import { Vocabulary } from './vocabulary.js';
@@ -163,6 +164,8 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
     ...spec.features.map((name) => ({ name, role: 'feature' })),
     ...[...requested.keys()].map((name) => ({ name, role: 'target' })),
   ];
+  const splitColumn = spec.split?.column;
+  if (splitColumn !== undefined && !columns.some((c) => c.name === splitColumn)) columns.push({ name: splitColumn, role: 'split' });
   const { shown, where, files, tables, trainFiles } = openFiles(spec, baseDir, columns);
   const categoricalColumns = spec.categorical ?? [];
   for (const c of categoricalColumns) {
@@ -182,6 +185,7 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
     if (kind === 'classification') labels.set(column, new Array<string>(fileRows));
     else numbers.set(column, new Float32Array(fileRows));
   }
+  const splitLabels = splitColumn === undefined ? undefined : new Array<string>(fileRows);
   const dropped = new Uint8Array(fileRows);
   const keep = (row: number, value: number | string | undefined): value is number | string => {
     if (value === undefined) dropped[row] = 1;
@@ -220,6 +224,13 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
           if (keep(base + r, v)) values[base + r] = v;
         }
       }
+      if (splitLabels) {
+        const cells = part.column(splitColumn!);
+        for (let r = 0; r < part.rowCount; r++) {
+          const v = labelOf(cells[r], table, part.firstRow + r, splitColumn!, policy, 'a split value');
+          if (keep(base + r, v)) splitLabels[base + r] = v;
+        }
+      }
     }
     offset += table.rowCount;
     if (t === trainFiles - 1) trainFileRows = offset;
@@ -233,7 +244,9 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
 
   let trainRows: Uint32Array;
   let testRows: Uint32Array;
-  if (spec.test !== undefined) {
+  if (spec.split !== undefined) {
+    ({ trainRows, testRows } = splitByColumn(Array.from(kept, (r) => splitLabels![r]!), spec.split, where));
+  } else if (spec.test !== undefined) {
     if (spec.testFraction !== undefined) throw new DatasetError(`${where}: give either test (the test split's files) or testFraction, not both`);
     trainRows = Uint32Array.from({ length: keptTrainFileRows }, (_, i) => i);
     testRows = Uint32Array.from({ length: rowCount - keptTrainFileRows }, (_, i) => keptTrainFileRows + i);
