@@ -9,6 +9,8 @@ import { loadMultiMnist } from './multimnist.js';
 import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
 import { loadTable } from './tabular.js';
+import { loadStreamedTable, type StreamedDataset } from './stream/stream-table.js';
+import { checkPlan, streamSettings, type TablePlan } from './stream/plan.js';
 import type { Dataset, TargetKind } from './types.js';
 
 export { loadImages } from './images.js';
@@ -85,7 +87,7 @@ function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: str
   return [...requests.values()].map(({ task: _task, ...request }) => request);
 }
 
-function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
+function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>, plan?: TablePlan): Dataset {
   switch (spec.dataset) {
     case 'multimnist':
       return loadMultiMnist(spec);
@@ -94,6 +96,9 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
     case 'csv':
     case 'jsonl':
     case 'parquet':
+      if (streamSettings(spec.stream) !== undefined) {
+        return loadStreamedTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })), plan);
+      }
       return loadTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })));
     case 'npy':
       return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
@@ -104,11 +109,30 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
   }
 }
 
+/** The data plans of the streamed sources among `bindings`, as JSON keyed by source key (Welcome.data_plan_json; empty when none). */
+export function dataPlansJson(tasks: Readonly<Record<string, TaskDataSpec>>, bindings: ReadonlyMap<string, TaskBinding>): string {
+  const plans: Record<string, TablePlan> = {};
+  for (const [task, b] of bindings) {
+    const plan = (b.dataset as Partial<StreamedDataset>).plan;
+    if (plan !== undefined) plans[sourceKey(tasks[task]!.data)] = plan;
+  }
+  return Object.keys(plans).length === 0 ? '' : JSON.stringify(plans);
+}
+
+/** The plans of `dataPlansJson`, by source key. */
+export function parseDataPlans(json: string): Map<string, TablePlan> {
+  if (json === '') return new Map();
+  const value = JSON.parse(json) as Record<string, unknown>;
+  return new Map(Object.entries(value).map(([key, plan]) => [key, checkPlan(plan, 'Welcome.data_plan_json')] as const));
+}
+
 /**
  * Loads every source once and binds each task to its dataset and target, in the order of
  * `tasks`. Relative table paths and globs resolve against `baseDir` (the job file's directory).
+ * A streamed source with a plan in `plans` (by source key: what the coordinator scanned) is read
+ * by that plan instead of being scanned again.
  */
-export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string): Map<string, TaskBinding> {
+export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string, plans: ReadonlyMap<string, TablePlan> = new Map()): Map<string, TaskBinding> {
   const sources = new Map<string, Array<[string, TaskDataSpec]>>();
   for (const entry of Object.entries(tasks)) {
     const key = sourceKey(entry[1].data);
@@ -117,7 +141,7 @@ export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir
     else group.push(entry);
   }
   const datasets = new Map<string, Dataset>();
-  for (const [key, group] of sources) datasets.set(key, loadSource(group[0]![1].data, baseDir, group));
+  for (const [key, group] of sources) datasets.set(key, loadSource(group[0]![1].data, baseDir, group, plans.get(key)));
 
   const bindings = new Map<string, TaskBinding>();
   for (const [task, { loss, data }] of Object.entries(tasks)) {

@@ -40,6 +40,11 @@ export interface Dataset {
    * Datasets with equal identities must give equal train inputs for every index.
    */
   readonly identity?: string;
+  /**
+   * Streamed datasets: batches come from a block shuffle of consecutive train rows (block-sampler.ts)
+   * rather than a permutation of all of them, so a batch reads a bounded number of chunks.
+   */
+  readonly sampling?: { readonly blockRows: number; readonly window: number };
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {
