@@ -52,7 +52,7 @@ export class UnitComputer {
 
   constructor(
     private readonly job: JobSpec,
-    private readonly bindings: ReadonlyMap<string, TaskBinding>,
+    readonly bindings: ReadonlyMap<string, TaskBinding>,
     private readonly runner: UnitRunner,
   ) {
     this.plan = new StagePlan(job);

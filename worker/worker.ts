@@ -326,10 +326,21 @@ export class Worker {
     return promise;
   }
 
+  /** Streamed datasets: what their chunk caches did, and this process's peak memory (for people, tests and the data-rss bench). */
+  private logStreamedData(): void {
+    const datasets = new Set([...(this.environment?.env.computer.bindings.values() ?? [])].map((b) => b.dataset));
+    for (const dataset of datasets) {
+      const stats = dataset.cacheStats;
+      if (stats === undefined) continue;
+      this.log.info('streamed data read', { data: dataset.description, ...stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
+    }
+  }
+
   private finish(exit: WorkerExit): void {
     this.exit ??= exit;
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.logStreamedData();
     this.environment?.env.runner.dispose();
     this.client?.close();
     this.resolveFinished(this.exit);

@@ -45,6 +45,8 @@ export interface Dataset {
    * rather than a permutation of all of them, so a batch reads a bounded number of chunks.
    */
   readonly sampling?: { readonly blockRows: number; readonly window: number };
+  /** Streamed datasets: what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
+  readonly cacheStats?: { readonly hits: number; readonly loads: number; readonly evictions: number; readonly bytes: number; readonly peakBytes: number };
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {
