@@ -42,18 +42,19 @@ const syntheticData = z
       ctx.issues.push({ code: 'custom', input: shape, path: ['shape'], message: `shape [${shape.join(', ')}] holds ${values} values per example, but dim is ${dim} (set dim: ${values})` });
     }
   });
-/** A size in bytes: a number, or text with a unit (256MiB, 4MB, 64KB; powers of 1024). */
-const byteSize = z.union([
-  z.number().int().positive(),
-  z.string().transform((text, ctx) => {
-    const n = bytes.parse(text);
-    if (n === null || !Number.isFinite(n) || n <= 0) {
-      ctx.issues.push({ code: 'custom', input: text, message: `expected a size such as 256MiB or 4MB, got ${JSON.stringify(text)}` });
-      return z.NEVER;
-    }
-    return Math.floor(n);
-  }),
-]);
+/**
+ * A size in bytes: a number, or text with a unit (256MiB, 4MB, 64KB, 512B; powers of 1024).
+ * The text must be all number and unit: `bytes` alone would read "64 apples" as 64.
+ */
+const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|tb|tib)?\s*$/i.exec(value) : null;
+  const n = typeof value === 'number' ? value : m ? bytes.parse(`${m[1]}${(m[2] ?? 'b').replace(/ib$/i, 'b')}`) : null;
+  if (n === null || !Number.isFinite(n) || n < 1) {
+    ctx.issues.push({ code: 'custom', input: value, message: `expected a size such as 256MiB, 4MB or 65536, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return Math.floor(n);
+});
 /**
  * Datasets bigger than memory (common/datasets/stream/): `true`, or the bounds. Read in chunks
  * on demand, with decoded chunks in an LRU cache of at most `cache` bytes, batches drawn by a

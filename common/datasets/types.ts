@@ -46,7 +46,7 @@ export interface Dataset {
    */
   readonly sampling?: { readonly blockRows: number; readonly window: number };
   /** Streamed datasets: what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
-  readonly cacheStats?: { readonly hits: number; readonly loads: number; readonly evictions: number; readonly bytes: number; readonly peakBytes: number };
+  readonly cacheStats?: Readonly<Record<'hits' | 'loads' | 'evictions' | 'bytes' | 'peakBytes' | 'decodedBytes' | 'loadMs', number>>;
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {

@@ -10,6 +10,8 @@ import { loadStreamedTable } from '../../common/datasets/stream/stream-table.js'
 import { loadTable, type TargetRequest } from '../../common/datasets/tabular.js';
 import type { Split } from '../../common/datasets/types.js';
 import type { TableSpec } from '../../common/job-schema.js';
+import { validateJob } from '../../common/job-spec.js';
+import { streamSettings } from '../../common/datasets/stream/plan.js';
 import { SEATTLE_CSV, SEATTLE_FEATURES, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
@@ -143,5 +145,28 @@ void describe('streamed tables: the scan', () => {
     assert.equal(loadStreamedTable(seattle('jsonl', file, true), '/', REQUESTS, plan).identity, plan.identity);
     appendFileSync(file, '{"precipitation":0,"temp_min":1,"wind":2,"weather":"sun","temp_max":3}\n');
     assert.throws(() => loadStreamedTable(seattle('jsonl', file, true), '/', REQUESTS, plan), (err: Error) => err.message.startsWith(`${file}: this file differs from the one the coordinator scanned`));
+  });
+});
+
+void describe('streamed tables: the spec', () => {
+  const job = (stream: unknown) => ({
+    name: 'j',
+    model: { trunk: [{ dense: { units: 2 } }], heads: { y: [{ dense: { units: 1 } }] } },
+    tasks: { y: { loss: 'meanSquaredError', data: { dataset: 'csv', path: 'x.csv', features: ['a'], target: 'y', stream } } },
+    training: { steps: 1, batchSize: 1, optimizer: { name: 'sgd', learningRate: 0.1 } },
+  });
+  const streamOf = (stream: unknown) => {
+    const data = validateJob(job(stream), 'job.yaml').tasks.y!.data;
+    return data.dataset === 'csv' ? streamSettings(data.stream) : undefined;
+  };
+
+  void it('reads sizes with units, in powers of 1024, and defaults the rest', () => {
+    assert.deepEqual(streamOf({ cache: '64MiB', chunk: '4KB', blockRows: 100 }), { cache: 64 * 1024 * 1024, chunk: 4096, blockRows: 100, window: 4 });
+    assert.deepEqual(streamOf(true), { cache: 256 * 1024 * 1024, chunk: 4 * 1024 * 1024, blockRows: 4096, window: 4 });
+    assert.equal(streamOf(false), undefined);
+  });
+
+  void it('refuses a size that is not all number and unit', () => {
+    assert.throws(() => streamOf({ cache: '64 apples' }), /tasks\.y\.data\.stream.*expected a size such as 256MiB, 4MB or 65536, got "64 apples"/s);
   });
 });

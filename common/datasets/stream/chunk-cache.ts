@@ -11,11 +11,14 @@ export interface CacheStats {
   /** Bytes held now, and the most ever held. */
   bytes: number;
   peakBytes: number;
+  /** Bytes of every chunk decoded, and the time spent decoding them (ms), for throughput. */
+  decodedBytes: number;
+  loadMs: number;
 }
 
 export class ChunkCache<T extends { bytes: number }> {
   private readonly entries = new Map<number, T>();
-  readonly stats: CacheStats = { hits: 0, loads: 0, evictions: 0, bytes: 0, peakBytes: 0 };
+  readonly stats: CacheStats = { hits: 0, loads: 0, evictions: 0, bytes: 0, peakBytes: 0, decodedBytes: 0, loadMs: 0 };
 
   constructor(readonly maxBytes: number) {
     if (!(maxBytes > 0)) throw new RangeError(`a chunk cache needs a positive bound, got ${maxBytes}`);
@@ -31,8 +34,11 @@ export class ChunkCache<T extends { bytes: number }> {
       this.entries.set(key, held);
       return held;
     }
+    const started = performance.now();
     const value = load();
+    this.stats.loadMs += performance.now() - started;
     this.stats.loads++;
+    this.stats.decodedBytes += value.bytes;
     this.entries.set(key, value);
     this.stats.bytes += value.bytes;
     while (this.stats.bytes > this.maxBytes && this.entries.size > 1) {

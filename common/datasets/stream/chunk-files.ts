@@ -113,7 +113,7 @@ export function csvHeader(file: string, headerEnd: number): string[] {
   const text = readBytes(file, 0, headerEnd, 'CSV').toString('utf8');
   if (text.trim() === '') throw new DatasetError(`${file}: the CSV file is empty`);
   try {
-    const [header] = parse(text, { bom: true, trim: true, skip_empty_lines: true }) as string[][];
+    const [header]: string[][] = parse(text, { bom: true, trim: true, skip_empty_lines: true });
     if (header === undefined) throw new DatasetError(`${file}: the CSV file is empty`);
     return header;
   } catch (err) {

@@ -5,7 +5,7 @@
 // kept rows are a pure function of its bytes: the plan keeps only their count.
 import { createHash, type Hash } from 'node:crypto';
 import type { TargetKind } from '../types.js';
-import { standardised, type ColumnTransform, type TargetInfo } from '../types.js';
+import type { ColumnTransform, TargetInfo } from '../types.js';
 import { labelOf, numberOf, type MissingPolicy } from '../tabular.js';
 import { Vocabulary } from '../vocabulary.js';
 import { classIndex } from '../class-labels.js';
@@ -46,7 +46,9 @@ export function typeChunk(raw: RawChunk, cols: TableColumns): TypedChunk {
         if (v === undefined) dropped[r] = 1;
         else names[r] = v;
       } else {
-        const v = numberOf(cells[r], raw.site, r, column, cols.policy);
+        const cell = cells[r];
+        // A number column of a typed format (a Parquet FLOAT): no conversion, only the finiteness check.
+        const v = typeof cell === 'number' && Number.isFinite(cell) ? cell : numberOf(cell, raw.site, r, column, cols.policy);
         if (v === undefined) dropped[r] = 1;
         else numbers[r * width + f] = v;
       }
@@ -139,7 +141,16 @@ export function decodeChunk(chunk: TypedChunk, columns: readonly ColumnTransform
     const names = chunk.categories[f];
     const vocabulary = enc.vocabularies[f];
     if (names && vocabulary) for (let r = 0; r < chunk.kept; r++) features[r * width + f] = vocabulary.id(names[r]!);
-    else if (t.kind === 'numeric') for (let r = 0; r < chunk.kept; r++) features[r * width + f] = standardised(chunk.numbers[r * width + f]!, t);
+    else if (t.kind === 'numeric' && t.mean === undefined) for (let r = 0; r < chunk.kept; r++) features[r * width + f] = chunk.numbers[r * width + f]!;
+    else if (t.kind === 'numeric') {
+      // `standardised` (types.ts), inlined: the same operations in the same order.
+      const mean = t.mean!;
+      const std = t.std ?? 0;
+      for (let r = 0; r < chunk.kept; r++) {
+        const centred = chunk.numbers[r * width + f]! - mean;
+        features[r * width + f] = std > 0 ? centred / std : centred;
+      }
+    }
   });
   const targets = new Map<string, Float32Array>();
   for (const [name, values] of chunk.targetNumbers) targets.set(name, Float32Array.from(values));
