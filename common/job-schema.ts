@@ -107,6 +107,8 @@ const npyData = z.strictObject({
   /** An explicit test split: its own inputs and target files (instead of `testFraction`). */
   test: arrayTest.optional(),
   testFraction: z.number().gt(0).lt(1).optional(),
+  /** Opt-in: read the inputs in chunks of rows with a bounded cache (arrays bigger than memory); with testFraction only. */
+  stream: streamOption.optional(),
   seed: nonNegInt.default(0),
 });
 const npzData = z.strictObject({

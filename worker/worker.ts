@@ -332,7 +332,7 @@ export class Worker {
     for (const dataset of datasets) {
       const stats = dataset.cacheStats;
       if (stats === undefined) continue;
-      this.log.info('streamed data read', { data: dataset.description, ...stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
+      this.log.info('streamed data read', { data: dataset.description, scanned: dataset.scanned ?? null, ...stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
     }
   }
 

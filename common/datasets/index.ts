@@ -10,7 +10,8 @@ import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
 import { loadTable } from './tabular.js';
 import { loadStreamedTable, type StreamedDataset } from './stream/stream-table.js';
-import { checkPlan, streamSettings, type TablePlan } from './stream/plan.js';
+import { checkPlan, streamSettings, type DataPlan } from './stream/plan.js';
+import { loadStreamedNpy } from './stream/stream-arrays.js';
 import type { Dataset, TargetKind } from './types.js';
 
 export { loadImages } from './images.js';
@@ -87,7 +88,7 @@ function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: str
   return [...requests.values()].map(({ task: _task, ...request }) => request);
 }
 
-function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>, plan?: TablePlan): Dataset {
+function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>, plan?: DataPlan): Dataset {
   switch (spec.dataset) {
     case 'multimnist':
       return loadMultiMnist(spec);
@@ -97,10 +98,11 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
     case 'jsonl':
     case 'parquet':
       if (streamSettings(spec.stream) !== undefined) {
-        return loadStreamedTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })), plan);
+        return loadStreamedTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })), plan?.format === spec.dataset ? plan : undefined);
       }
       return loadTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })));
     case 'npy':
+      if (streamSettings(spec.stream) !== undefined) return loadStreamedNpy(spec, baseDir, targetRequests(tasks, spec.inputs), plan?.format === 'npy' ? plan : undefined);
       return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
     case 'npz':
       return loadNpz(spec, baseDir, targetRequests(tasks, spec.path));
@@ -111,7 +113,7 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
 
 /** The data plans of the streamed sources among `bindings`, as JSON keyed by source key (Welcome.data_plan_json; empty when none). */
 export function dataPlansJson(tasks: Readonly<Record<string, TaskDataSpec>>, bindings: ReadonlyMap<string, TaskBinding>): string {
-  const plans: Record<string, TablePlan> = {};
+  const plans: Record<string, DataPlan> = {};
   for (const [task, b] of bindings) {
     const plan = (b.dataset as Partial<StreamedDataset>).plan;
     if (plan !== undefined) plans[sourceKey(tasks[task]!.data)] = plan;
@@ -120,7 +122,7 @@ export function dataPlansJson(tasks: Readonly<Record<string, TaskDataSpec>>, bin
 }
 
 /** The plans of `dataPlansJson`, by source key. */
-export function parseDataPlans(json: string): Map<string, TablePlan> {
+export function parseDataPlans(json: string): Map<string, DataPlan> {
   if (json === '') return new Map();
   const value = JSON.parse(json) as Record<string, unknown>;
   return new Map(Object.entries(value).map(([key, plan]) => [key, checkPlan(plan, 'Welcome.data_plan_json')] as const));
@@ -132,7 +134,7 @@ export function parseDataPlans(json: string): Map<string, TablePlan> {
  * A streamed source with a plan in `plans` (by source key: what the coordinator scanned) is read
  * by that plan instead of being scanned again.
  */
-export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string, plans: ReadonlyMap<string, TablePlan> = new Map()): Map<string, TaskBinding> {
+export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string, plans: ReadonlyMap<string, DataPlan> = new Map()): Map<string, TaskBinding> {
   const sources = new Map<string, Array<[string, TaskDataSpec]>>();
   for (const entry of Object.entries(tasks)) {
     const key = sourceKey(entry[1].data);

@@ -45,7 +45,8 @@ export interface Dataset {
    * rather than a permutation of all of them, so a batch reads a bounded number of chunks.
    */
   readonly sampling?: { readonly blockRows: number; readonly window: number };
-  /** Streamed datasets: what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
+  /** Streamed datasets: whether this process scanned the files (else it read by the coordinator's plan), and what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
+  readonly scanned?: boolean;
   readonly cacheStats?: Readonly<Record<'hits' | 'loads' | 'evictions' | 'bytes' | 'peakBytes' | 'decodedBytes' | 'loadMs', number>>;
 }
 

@@ -2,7 +2,7 @@
 // table with `stream:` (a tiny cache and small blocks, so chunks are evicted and read again),
 // read as one CSV, as JSON lines cut into other chunks, and as Parquet split into 3 files of
 // small row groups, trains with the real `mtl run` to bitwise the same weights with 1 and 3
-// workers; the workers' logs show their caches evicted.
+// workers; the workers' logs show they read by the coordinator's plan and their caches evicted.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,7 +43,10 @@ async function trainedWeights(dataset: string, file: string, chunk: string, work
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { status: string };
   assert.equal(summary.status, 'succeeded');
-  const evictions = [...r.stderr.matchAll(/streamed data read .*?evictions=(\d+)/g)].map((m) => Number(m[1]));
+  const reports = [...r.stderr.matchAll(/streamed data read .*/g)].map((m) => m[0]);
+  // Workers read by the coordinator's plan (Welcome.data_plan_json), never scanning the files.
+  for (const line of reports) assert.match(line, /\bscanned=false\b/);
+  const evictions = reports.map((line) => Number(/\bevictions=(\d+)/.exec(line)?.[1]));
   return { weights: readFileSync(path.join(out, 'model', 'weights.bin')), evictions };
 }
 

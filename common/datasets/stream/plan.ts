@@ -84,6 +84,29 @@ export interface TablePlan {
   settings: StreamSettings;
 }
 
+/** The plan of a streamed npy dataset: the inputs' layout, chunking, split, targets and identity. */
+export interface ArrayPlan {
+  version: number;
+  format: 'npy';
+  where: string;
+  /** The inputs file, then each target's, in the order of `targetFiles`. */
+  files: FileFingerprint[];
+  targetFiles: string[];
+  count: number;
+  exampleShape: number[];
+  descr: string;
+  dataStart: number;
+  rowsPerChunk: number;
+  rowCount: number;
+  split: { kind: 'fraction'; seed: number; testSize: number };
+  targets: Record<string, TargetInfo>;
+  identity: string;
+  settings: StreamSettings;
+}
+
+/** Any streamed source's plan. */
+export type DataPlan = TablePlan | ArrayPlan;
+
 const EDGE = 64 * 1024;
 
 function readRange(fd: number, position: number, length: number): Buffer {
@@ -117,7 +140,7 @@ export function fingerprint(file: string): FileFingerprint {
 }
 
 /** Checks that the files a worker sees are the files the plan was made from; the error names the first that differs. */
-export function checkFingerprints(plan: TablePlan, files: readonly string[]): void {
+export function checkFingerprints(plan: Pick<TablePlan, 'where' | 'files'>, files: readonly string[]): void {
   if (files.length !== plan.files.length) {
     throw new DatasetError(`${plan.where}: the coordinator read ${plan.files.length} files, this worker finds ${files.length} (${files.join(', ')}): the data differs between machines`);
   }
@@ -133,10 +156,10 @@ export function checkFingerprints(plan: TablePlan, files: readonly string[]): vo
 }
 
 /** Parses a plan from its JSON (Welcome.data_plan_json's values); a plan of another version is refused. */
-export function checkPlan(value: unknown, where: string): TablePlan {
-  const plan = value as Partial<TablePlan> | null;
-  if (typeof plan !== 'object' || plan === null || plan.version !== PLAN_VERSION || !Array.isArray(plan.chunks) || !Array.isArray(plan.files)) {
+export function checkPlan(value: unknown, where: string): DataPlan {
+  const plan = value as Partial<DataPlan> | null;
+  if (typeof plan !== 'object' || plan === null || plan.version !== PLAN_VERSION || !Array.isArray(plan.files)) {
     throw new DatasetError(`${where}: not a data plan of version ${PLAN_VERSION} (coordinator and worker of different versions?)`);
   }
-  return plan as TablePlan;
+  return plan as DataPlan;
 }

@@ -55,7 +55,7 @@ class Moments {
 }
 
 /** Train and test rows (indices of kept rows), each ascending, from the plan's split. */
-export function splitRows(plan: Pick<TablePlan, 'rowCount' | 'split'>): { train: Uint32Array; test: Uint32Array } {
+export function splitRows(plan: Pick<TablePlan, 'rowCount' | 'split'>, salt = 'table-split'): { train: Uint32Array; test: Uint32Array } {
   const { rowCount, split } = plan;
   if (split.kind === 'files') {
     return { train: Uint32Array.from({ length: split.trainRows }, (_, i) => i), test: Uint32Array.from({ length: rowCount - split.trainRows }, (_, i) => split.trainRows + i) };
@@ -63,7 +63,7 @@ export function splitRows(plan: Pick<TablePlan, 'rowCount' | 'split'>): { train:
   // The test set as in memory (keyed by seed and row count), served in ascending row order.
   const isTest = new Uint8Array(rowCount);
   {
-    const order = Rng.fromKey(split.seed, 'table-split', rowCount).permutation(rowCount);
+    const order = Rng.fromKey(split.seed, salt, rowCount).permutation(rowCount);
     for (let i = rowCount - split.testSize; i < rowCount; i++) isTest[order[i]!] = 1;
   }
   const train = new Uint32Array(rowCount - split.testSize);
