@@ -191,11 +191,14 @@ export function scanTable(spec: TableSpec, baseDir: string, targetColumns: reado
     const typed = typeChunk(open[chunk.file]!.decode(chunk), cols);
     if (typed.kept !== chunk.kept) throw new DatasetError(`${files[chunk.file]}: the file changed during the scan (a chunk held ${chunk.kept} rows, now ${typed.kept})`);
     digestRows(digest, typed, width);
-    for (let r = 0; r < typed.kept; r++) {
-      if (!isTrain[base + r]) continue;
-      for (let f = 0; f < width; f++) {
-        moments[f]?.add(typed.numbers[r * width + f]!);
-        vocab[f]?.add(typed.categories[f]![r]!);
+    for (let f = 0; f < width; f++) {
+      const m = moments[f];
+      const v = vocab[f];
+      const names = typed.categories[f];
+      for (let r = 0; r < typed.kept; r++) {
+        if (!isTrain[base + r]) continue;
+        if (m) m.add(typed.numbers[r * width + f]!);
+        else v!.add(names![r]!);
       }
     }
     for (const [column, set] of labels) for (const label of typed.labels.get(column)!) set.add(label);

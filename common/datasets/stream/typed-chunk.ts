@@ -40,18 +40,24 @@ export function typeChunk(raw: RawChunk, cols: TableColumns): TypedChunk {
   cols.features.forEach((column, f) => {
     const cells = raw.column(column);
     const names = categories[f];
-    for (let r = 0; r < n; r++) {
-      if (names) {
+    if (names) {
+      for (let r = 0; r < n; r++) {
         const v = labelOf(cells[r], raw.site, r, column, cols.policy, 'a category');
         if (v === undefined) dropped[r] = 1;
         else names[r] = v;
-      } else {
-        const cell = cells[r];
-        // A number column of a typed format (a Parquet FLOAT): no conversion, only the finiteness check.
-        const v = typeof cell === 'number' && Number.isFinite(cell) ? cell : numberOf(cell, raw.site, r, column, cols.policy);
-        if (v === undefined) dropped[r] = 1;
-        else numbers[r * width + f] = v;
       }
+      return;
+    }
+    for (let r = 0; r < n; r++) {
+      const cell = cells[r];
+      // A number column of a typed format (a Parquet FLOAT): no conversion, only the finiteness check.
+      if (typeof cell === 'number' && cell - cell === 0) {
+        numbers[r * width + f] = cell;
+        continue;
+      }
+      const v = numberOf(cell, raw.site, r, column, cols.policy);
+      if (v === undefined) dropped[r] = 1;
+      else numbers[r * width + f] = v;
     }
   });
   for (const [column, kind] of cols.targets) {
