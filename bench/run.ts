@@ -47,7 +47,14 @@ async function main(): Promise<number> {
       });
       if (code !== 0) return code;
     } else {
-      const result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+      let result;
+      try {
+        result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+      } catch (err) {
+        // A benchmark that refuses (too little disk, a failed run) says why, without a stack.
+        process.stderr.write(`${bench.name}: ${err instanceof Error ? err.message : String(err)}\n`);
+        return 1;
+      }
       if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
       else process.stdout.write(result.text + '\n');
     }
