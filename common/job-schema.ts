@@ -1,6 +1,7 @@
 // The job spec (YAML) schema. Every field has a documented default; unknown keys are errors.
 // docs/job-spec.md documents the same fields: keep the two in step. The layer vocabulary lives
 // in common/layer-schema.ts (re-exported here).
+import { parseByteSize } from './byte-size.js';
 import { z } from 'zod';
 import { layer, name, nonNegInt, posInt, positive } from './layer-schema.js';
 
@@ -41,6 +42,31 @@ const syntheticData = z
       ctx.issues.push({ code: 'custom', input: shape, path: ['shape'], message: `shape [${shape.join(', ')}] holds ${values} values per example, but dim is ${dim} (set dim: ${values})` });
     }
   });
+/** A size in bytes: a number, or text with a unit (common/byte-size.ts). */
+const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const n = typeof value === 'number' ? (Number.isFinite(value) && value >= 1 ? Math.floor(value) : undefined) : parseByteSize(value);
+  if (n === undefined) {
+    ctx.issues.push({ code: 'custom', input: value, message: `expected a size such as 256MiB, 4MB or 65536, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+/**
+ * Datasets bigger than memory (common/datasets/stream/): `true`, or the bounds. Read in chunks
+ * on demand, with decoded chunks in an LRU cache of at most `cache` bytes, batches drawn by a
+ * block shuffle of `blockRows` consecutive train rows, rows shuffled within `window` blocks.
+ */
+const streamOption = z.union([
+  z.boolean(),
+  z.strictObject({
+    cache: byteSize.optional(),
+    blockRows: posInt.optional(),
+    window: posInt.max(64).optional(),
+    /** csv and jsonl: bytes per chunk (cut at record boundaries); npy: rows per chunk come from it too. */
+    chunk: byteSize.optional(),
+  }),
+]);
+export type StreamOption = z.output<typeof streamOption>;
 /** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
 export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
 export type TableDatasetKind = (typeof TABLE_DATASETS)[number];
@@ -69,6 +95,8 @@ const tableFields = {
   normalize: z.boolean().default(true),
   /** A missing cell: an error naming file, row and column; `drop` the row; or `{ fill: value }`. */
   missing: z.union([z.enum(['error', 'drop']), z.strictObject({ fill: z.union([z.number(), z.string()]) })]).optional(),
+  /** Opt-in: read in chunks with a bounded cache (datasets bigger than memory); default in memory. */
+  stream: streamOption.optional(),
   seed: nonNegInt.default(0),
 };
 /**
@@ -107,6 +135,8 @@ const npyData = z.strictObject({
   /** An explicit test split: its own inputs and target files (instead of `testFraction`). */
   test: arrayTest.optional(),
   testFraction: z.number().gt(0).lt(1).optional(),
+  /** Opt-in: read the inputs in chunks of rows with a bounded cache (arrays bigger than memory); with testFraction only. */
+  stream: streamOption.optional(),
   seed: nonNegInt.default(0),
 });
 const npzData = z.strictObject({

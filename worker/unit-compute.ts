@@ -1,7 +1,8 @@
 // What a worker does for one unit: select the unit's examples (a pure function of seed, task,
 // step and shard), gather them, and run the model. No I/O here, so tests can call it
 // directly and compare with a single-process computation.
-import { partRange, EpochSampler } from '../common/datasets/sampler.js';
+import { partRange, EpochSampler, type BatchRequest } from '../common/datasets/sampler.js';
+import { BlockSampler } from '../common/datasets/block-sampler.js';
 import { inputSize } from '../common/datasets/types.js';
 import { bindingTargetWidth, type TaskBinding } from '../common/datasets/index.js';
 import type { JobSpec } from '../common/job-spec.js';
@@ -45,15 +46,22 @@ export interface EvalUnitOutput {
 }
 
 export class UnitComputer {
-  private readonly sampler = new EpochSampler();
+  private readonly epochSampler = new EpochSampler();
+  private readonly blockSampler = new BlockSampler();
   private readonly plan: StagePlan;
 
   constructor(
     private readonly job: JobSpec,
-    private readonly bindings: ReadonlyMap<string, TaskBinding>,
+    readonly bindings: ReadonlyMap<string, TaskBinding>,
     private readonly runner: UnitRunner,
   ) {
     this.plan = new StagePlan(job);
+  }
+
+  /** A unit's examples: a block shuffle for a streamed dataset, else a permutation of all of them. */
+  private sample(b: TaskBinding, req: BatchRequest): Uint32Array {
+    const sampling = b.dataset.sampling;
+    return sampling ? this.blockSampler.indices(req, sampling) : this.epochSampler.indices(req);
   }
 
   private binding(task: string): TaskBinding {
@@ -69,7 +77,7 @@ export class UnitComputer {
     const shape = this.plan.unitShape(unit.step, unit.task);
     if (!shape) throw new RangeError(`task ${unit.task} does not train at step ${unit.step}`);
     if (unit.shard >= shape.shards) throw new RangeError(`task ${unit.task} has ${shape.shards} shards at step ${unit.step}, got shard ${unit.shard}`);
-    return this.sampler.indices({
+    return this.sample(b, {
       seed: this.job.seed,
       source: b.source,
       size: b.dataset.train.size,
@@ -86,7 +94,7 @@ export class UnitComputer {
     const samples = this.plan.fisherSamplesAt(unit.step);
     if (samples === undefined) throw new RangeError(`no EWC Fisher is estimated at step ${unit.step}`);
     if (unit.shardCount < 1 || unit.shard >= unit.shardCount) throw new RangeError(`shard ${unit.shard} of ${unit.shardCount}`);
-    return this.sampler.indices({
+    return this.sample(b, {
       seed: this.job.seed,
       source: `${b.source}#fisher`,
       size: b.dataset.train.size,

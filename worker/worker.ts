@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
-import { bindingTargetWidth, bindTasks } from '../common/datasets/index.js';
+import { bindingTargetWidth, bindTasks, parseDataPlans } from '../common/datasets/index.js';
 import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
 import { remoteDataRefs } from '../common/data-store/urls.js';
 import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
@@ -72,8 +72,8 @@ export function backoffDelay(attempt: number, initial: number, max: number, rand
 }
 
 /** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
-export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = ''): ComputeEnvironment {
-  const bindings = bindTasks(job.tasks, jobDir);
+export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = '', dataPlanJson = ''): ComputeEnvironment {
+  const bindings = bindTasks(job.tasks, jobDir, parseDataPlans(dataPlanJson));
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
   const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
   const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics, targetWidth: bindingTargetWidth(bindings.get(t)!) }] as const));
@@ -297,13 +297,13 @@ export class Worker {
    * heartbeats meanwhile).
    */
   private environmentFor(welcome: Welcome__Output): ComputeEnvironment | Promise<ComputeEnvironment> {
-    const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}`;
+    const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}\u0000${welcome.dataPlanJson}`;
     if (this.environment?.key === key) return this.environment.env;
     const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
     const build = (data?: MaterializedData): ComputeEnvironment => {
       this.environment?.env.runner.dispose();
       this.environment?.data?.release();
-      const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson);
+      const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson, welcome.dataPlanJson);
       this.environment = { key, env, ...(data ? { data } : {}) };
       return env;
     };
@@ -326,10 +326,21 @@ export class Worker {
     return promise;
   }
 
+  /** Streamed datasets: what their chunk caches did, and this process's peak memory (for people, tests and the data-rss bench). */
+  private logStreamedData(): void {
+    const datasets = new Set([...(this.environment?.env.computer.bindings.values() ?? [])].map((b) => b.dataset));
+    for (const dataset of datasets) {
+      const stats = dataset.cacheStats;
+      if (stats === undefined) continue;
+      this.log.info('streamed data read', { data: dataset.description, scanned: dataset.scanned ?? null, ...stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
+    }
+  }
+
   private finish(exit: WorkerExit): void {
     this.exit ??= exit;
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.logStreamedData();
     this.environment?.env.runner.dispose();
     this.client?.close();
     this.resolveFinished(this.exit);

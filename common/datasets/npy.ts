@@ -23,7 +23,7 @@ import { InputsDigest } from './identity.js';
 const DEFAULT_TEST_FRACTION = 0.2;
 
 /** Reads one named array of a source; `where` names it in errors. */
-interface ArrayReader {
+export interface ArrayReader {
   read(name: string): NpyArray;
   where(name: string): string;
   /** The whole source, for the description. */
@@ -39,7 +39,7 @@ function readBytes(file: string, what: string): Buffer {
   }
 }
 
-function npyFiles(baseDir: string): ArrayReader {
+export function npyFiles(baseDir: string): ArrayReader {
   const resolve = (name: string): string => resolveDataPath(name, baseDir);
   return {
     read: (name) => parseNpy(readBytes(resolve(name), '.npy file'), resolve(name)),
@@ -80,7 +80,7 @@ function shapeText(shape: readonly number[]): string {
   return `(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`;
 }
 
-interface Inputs {
+export interface Inputs {
   features: Float32Array;
   exampleShape: number[];
   count: number;
@@ -104,7 +104,7 @@ function readInputs(reader: ArrayReader, name: string): Inputs {
   return { features, exampleShape, count };
 }
 
-function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsName: string, kind: TaskTargetRequest['kind']): TargetColumn {
+export function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsName: string, kind: TaskTargetRequest['kind']): TargetColumn {
   const array = reader.read(name);
   const where = reader.where(name);
   const { shape } = array;
@@ -122,7 +122,7 @@ function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsNam
   return { values, boolean: array.dtype.kind === 'b', width: shape.length === 2 ? shape[1]! : 1 };
 }
 
-interface TargetColumn {
+export interface TargetColumn {
   values: Float64Array;
   boolean: boolean;
   /** Values per example: k for a regression target of shape (N, k). */
@@ -130,7 +130,7 @@ interface TargetColumn {
 }
 
 /** Train and test targets of one name: class indices over the classes of both splits, or values. */
-function targetArrays(kind: TaskTargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
+export function targetArrays(kind: TaskTargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
   if (kind === 'regression') {
     if (test && test.width !== train.width) throw new DatasetError(`the test target has ${test.width} values per example, the train target ${train.width}`);
     const info: TargetInfo = train.width === 1 ? { kind } : { kind, width: train.width };

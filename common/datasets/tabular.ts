@@ -37,26 +37,29 @@ export interface TableDataset extends Dataset {
 }
 
 /** The test fraction when neither `testFraction` nor `test` is given. */
-const DEFAULT_TEST_FRACTION = 0.2;
+export const DEFAULT_TEST_FRACTION = 0.2;
 
-const READERS: Record<TableDatasetKind, { open: TableReader; extension: string }> = {
+export const READERS: Record<TableDatasetKind, { open: TableReader; extension: string }> = {
   csv: { open: openCsv, extension: 'csv' },
   jsonl: { open: openJsonl, extension: 'jsonl' },
   parquet: { open: openParquet, extension: 'parquet' },
 };
 
-function cellError(table: TableFile, row: number, column: string, expected: string, cell: Cell): DatasetError {
+/** What messages about a cell need of its file: its name, how cells read, where a row is. */
+export type CellSite = Pick<TableFile, 'file' | 'textCells' | 'missingText' | 'locate'>;
+
+function cellError(table: CellSite, row: number, column: string, expected: string, cell: Cell): DatasetError {
   return new DatasetError(`${table.file}: ${table.locate(row)}, column "${column}": expected ${expected}, got ${showCell(cell, table)}`);
 }
 
 /** What a missing cell (an empty csv cell, a JSON null or absent key, a Parquet null) becomes. */
-type MissingPolicy = NonNullable<TableSpec['missing']>;
+export type MissingPolicy = NonNullable<TableSpec['missing']>;
 
 /**
  * A missing cell under `policy`: an error naming file, row and column (the default), the fill
  * value, or `drop` (undefined: the row is left out before the split).
  */
-function missing(table: TableFile, row: number, column: string, expected: string, policy: MissingPolicy, as: 'number' | 'label'): number | string | undefined {
+function missing(table: CellSite, row: number, column: string, expected: string, policy: MissingPolicy, as: 'number' | 'label'): number | string | undefined {
   if (policy === 'error') throw cellError(table, row, column, expected, null);
   if (policy === 'drop') return undefined;
   const fill = policy.fill;
@@ -66,7 +69,7 @@ function missing(table: TableFile, row: number, column: string, expected: string
 }
 
 /** A numeric cell: a number (finite), an exactly representable integer, or decimal text in csv. */
-function numberOf(cell: Cell | undefined, table: TableFile, row: number, column: string, policy: MissingPolicy): number | undefined {
+export function numberOf(cell: Cell | undefined, table: CellSite, row: number, column: string, policy: MissingPolicy): number | undefined {
   if (typeof cell === 'number') {
     if (Number.isFinite(cell)) return cell;
   } else if (typeof cell === 'bigint') {
@@ -83,7 +86,7 @@ function numberOf(cell: Cell | undefined, table: TableFile, row: number, column:
 }
 
 /** A class label's text: a string as it is, an integer or a boolean as String(value). */
-function labelOf(cell: Cell | undefined, table: TableFile, row: number, column: string, policy: MissingPolicy, what = 'a class label'): string | undefined {
+export function labelOf(cell: Cell | undefined, table: CellSite, row: number, column: string, policy: MissingPolicy, what = 'a class label'): string | undefined {
   const expected = table.textCells ? what : `${what} (a string, an integer or a boolean)`;
   if (typeof cell === 'string') {
     if (cell !== '') return cell;
@@ -122,7 +125,7 @@ function standardise(features: Float64Array, width: number, trainRows: Uint32Arr
   return transforms;
 }
 
-function checkRequests(spec: TableSpec, shown: string, targetColumns: readonly TargetRequest[]): Map<string, TargetKind> {
+export function checkRequests(spec: TableSpec, shown: string, targetColumns: readonly TargetRequest[]): Map<string, TargetKind> {
   const requested = new Map<string, TargetKind>();
   for (const { column, kind } of targetColumns) {
     const earlier = requested.get(column);

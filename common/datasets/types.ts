@@ -54,6 +54,14 @@ export interface Dataset {
    * Datasets with equal identities must give equal train inputs for every index.
    */
   readonly identity?: string;
+  /**
+   * Streamed datasets: batches come from a block shuffle of consecutive train rows (block-sampler.ts)
+   * rather than a permutation of all of them, so a batch reads a bounded number of chunks.
+   */
+  readonly sampling?: { readonly blockRows: number; readonly window: number };
+  /** Streamed datasets: whether this process scanned the files (else it read by the coordinator's plan), and what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
+  readonly scanned?: boolean;
+  readonly cacheStats?: Readonly<Record<'hits' | 'loads' | 'evictions' | 'bytes' | 'peakBytes' | 'decodedBytes' | 'loadMs', number>>;
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {
