@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes deploy/k8s/base/{runs-volume,coordinator,nats,workers}.yaml from `mtl k8s render
+// Writes deploy/k8s/base/{runs-volume,coordinator,nats,workers,network-policy}.yaml from `mtl k8s render
 // deploy/k8s/base/job.yaml --workers 2` (run `npm run build` first). The job itself stays in
 // job.yaml, which kustomize turns into the ConfigMap. test/integration/k8s-manifests.test.ts
 // checks that the kustomize tree and the render agree.
@@ -22,6 +22,7 @@ const files = {
   'coordinator.yaml': { docs: [['Service', 'mtl-coordinator'], ['Job', 'mtl-coordinator']] },
   'nats.yaml': { docs: [['Service', 'mtl-nats'], ['StatefulSet', 'mtl-nats']] },
   'workers.yaml': { docs: [['Job', 'mtl-workers']] },
+  'network-policy.yaml': { docs: [['NetworkPolicy', 'mtl-run-pods-only']], note: "# Only the run's own pods reach the coordinator and NATS." },
 };
 for (const [file, { docs: wanted, note }] of Object.entries(files)) {
   const parts = wanted.map(([kind, name]) => {

@@ -1,9 +1,10 @@
 // The Kubernetes objects of one training job: the job file in a ConfigMap, a coordinator Job
 // behind a Service, N workers as an Indexed Job, NATS with JetStream, a volume for the run
-// directory. deploy/k8s/base is this function's output for its job.yaml and 2 workers (a
+// directories, a NetworkPolicy that admits only the run's own pods. deploy/k8s/base is this function's output for its job.yaml and 2 workers (a
 // test keeps the two equal), so `kubectl apply -k` and `mtl k8s render` give the same thing.
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
@@ -121,7 +122,7 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
   checkOptions(o);
   const name = o.name ?? 'mtl';
   const gpus = o.gpusPerWorker ?? 0;
-  const names = { config: `${name}-job`, coordinator: `${name}-coordinator`, workers: `${name}-workers`, nats: `${name}-nats`, runs: `${name}-runs` };
+  const names = { config: `${name}-job`, coordinator: `${name}-coordinator`, workers: `${name}-workers`, nats: `${name}-nats`, runs: `${name}-runs`, network: `${name}-run-pods-only` };
   const labels = (component: string) => ({ 'app.kubernetes.io/name': 'mtl-orchestrator', 'app.kubernetes.io/instance': name, 'app.kubernetes.io/component': component });
   const meta = (objectName: string, component: string) => ({ name: objectName, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), labels: labels(component) });
   const natsUrl = `nats://${names.nats}:${NATS_CLIENT_PORT}`;
@@ -370,6 +371,26 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
             ...(gpus > 0 ? { tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] } : {}),
           },
         },
+      },
+    }),
+  );
+
+  // Only the run's own pods reach the coordinator (gRPC, the dashboard and /metrics) and NATS;
+  // nothing reaches the workers, which listen on nothing. kubectl port-forward still works (it
+  // enters the pod's network from the node); a Prometheus elsewhere needs a rule of its own.
+  const runPods = { matchLabels: { 'app.kubernetes.io/name': 'mtl-orchestrator', 'app.kubernetes.io/instance': name } };
+  objects.push(
+    new NetworkPolicy({
+      metadata: meta(names.network, 'network'),
+      spec: {
+        podSelector: runPods,
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [{ podSelector: runPods }],
+            ports: [GRPC_PORT, HTTP_PORT, NATS_CLIENT_PORT, NATS_MONITOR_PORT].map((port) => ({ protocol: 'TCP', port })),
+          },
+        ],
       },
     }),
   );

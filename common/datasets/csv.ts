@@ -16,30 +16,39 @@ interface CsvText {
   lines: number[];
 }
 
+/**
+ * The records of CSV text (trimmed cells, blank lines skipped), each with the line where it
+ * starts counted from `firstLine`: csv-parse counts lines up to a record's end, and a quoted
+ * cell may span several lines. csv-parse's errors are thrown as they are.
+ */
+export function parseCsvRecords(text: string, firstLine = 1, bom = false): { records: string[][]; lines: number[] } {
+  const ends: number[] = [];
+  const records: string[][] = parse(text, {
+    bom,
+    trim: true,
+    skip_empty_lines: true,
+    on_record: (record: string[], context) => {
+      ends.push(context.lines);
+      return record;
+    },
+  });
+  const lines = records.map((row, r) => firstLine - 1 + ends[r]! - row.reduce((n, cell) => n + (cell.match(/\r\n|\r|\n/g)?.length ?? 0), 0));
+  return { records, lines };
+}
+
 function parseCsv(file: string): CsvText {
   const text = readTextFile(file, 'CSV');
   if (text.trim() === '') throw new DatasetError(`${file}: the CSV file is empty`);
-  const ends: number[] = [];
-  let records: string[][];
+  let parsed: { records: string[][]; lines: number[] };
   try {
-    records = parse(text, {
-      bom: true,
-      trim: true,
-      skip_empty_lines: true,
-      on_record: (record: string[], context) => {
-        ends.push(context.lines);
-        return record;
-      },
-    });
+    parsed = parseCsvRecords(text, 1, true);
   } catch (err) {
     if (err instanceof CsvError) throw new DatasetError(`${file}: ${err.message}`, { cause: err });
     throw err;
   }
-  const [header, ...rows] = records;
+  const [header, ...rows] = parsed.records;
   if (header === undefined) throw new DatasetError(`${file}: the CSV file is empty`);
-  // csv-parse counts lines up to the end of a record; a quoted cell may span several lines.
-  const lines = rows.map((row, r) => ends[r + 1]! - row.reduce((n, cell) => n + (cell.match(/\r\n|\r|\n/g)?.length ?? 0), 0));
-  return { header, rows, lines };
+  return { header, rows, lines: parsed.lines.slice(1) };
 }
 
 function columnIndex(file: string, header: readonly string[], column: ColumnRequest): number {

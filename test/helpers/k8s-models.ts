@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import YAML from 'yaml';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -26,6 +27,7 @@ const MODELS: Record<string, Validatable> = {
   'v1/Service': Service,
   'apps/v1/StatefulSet': StatefulSet,
   'batch/v1/Job': Job,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 /** Throws, naming the object, when the document breaks its kind's schema or has no model. */

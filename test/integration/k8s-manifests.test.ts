@@ -55,7 +55,7 @@ void describe('deploy/k8s manifests (kubectl kustomize)', () => {
   for (const dir of dirs) {
     void it(`${dir}: every object passes the Kubernetes schema of its kind`, () => {
       const docs = kustomize(path.join(K8S_DIR, dir));
-      assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Job', 'Job', 'PersistentVolumeClaim', 'Service', 'Service', 'StatefulSet']);
+      assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Job', 'Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Service', 'Service', 'StatefulSet']);
       for (const d of docs) validateDoc(d);
     });
 
@@ -142,7 +142,7 @@ void describe('mtl k8s render|apply (CLI)', () => {
     const r = await runCli(['k8s', 'render', job, '--workers', '2', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '');
-    assert.equal(parseDocs(readFileSync(out, 'utf8')).length, 7);
+    assert.equal(parseDocs(readFileSync(out, 'utf8')).length, 8);
   });
 
   void it('refuses an invalid job with exit 2, naming the problem path, and prints no objects', async () => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -190,6 +191,23 @@ void describe('mtl k8s render (objects)', () => {
     assert.deepEqual(job.spec?.podFailurePolicy?.rules[0], { action: 'FailJob', onExitCodes: { containerName: 'coordinator', operator: 'In', values: [2] } });
     // Workers wait long enough for a replacement to take the run over.
     assert.equal(argAfter(container(find(objects, Job, 'exp-workers'), 'worker'), '--reconnect-timeout'), '900');
+  });
+
+  void it("admits only the run's own pods to the coordinator and NATS ports", () => {
+    const objects = render({ name: 'exp', namespace: 'team' });
+    const policy = find(objects, NetworkPolicy, 'exp-run-pods-only');
+    const own = { 'app.kubernetes.io/name': 'mtl-orchestrator', 'app.kubernetes.io/instance': 'exp' };
+    assert.deepEqual(policy.spec?.podSelector.matchLabels, own);
+    assert.deepEqual(policy.spec?.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec?.ingress?.[0]?.from, [{ podSelector: { matchLabels: own } }]);
+    assert.deepEqual(policy.spec?.ingress?.[0]?.ports?.map((p) => p.port), [GRPC_PORT, HTTP_PORT, NATS_CLIENT_PORT, 8222]);
+    assert.equal(policy.spec?.ingress?.length, 1, 'no other way in');
+    // Every pod of the run carries the labels the policy selects.
+    for (const obj of objects) {
+      if (!(obj instanceof Job || obj instanceof StatefulSet)) continue;
+      const labels = obj.spec?.template.metadata?.labels ?? {};
+      for (const [k, v] of Object.entries(own)) assert.equal(labels[k], v, `${obj.metadata?.name}: ${k}`);
+    }
   });
 
   void it('refuses options that cannot make valid objects', () => {

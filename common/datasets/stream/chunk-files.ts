@@ -5,6 +5,7 @@
 // same checks as the in-memory path (tabular.ts), so messages name file, line and column alike.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CsvError, parse } from 'csv-parse/sync';
+import { parseCsvRecords } from '../csv.js';
 import { DatasetError } from '../../errors.js';
 import type { TableDatasetKind } from '../../job-schema.js';
 import { parseJsonLines } from '../jsonl.js';
@@ -135,22 +136,13 @@ export function csvColumns(file: string, header: readonly string[], columns: rea
 
 function csvChunk(file: string, header: readonly string[], indices: ReadonlyMap<string, number>, bounds: ChunkBounds): RawChunk {
   const text = readBytes(file, bounds.start, bounds.end, 'CSV').toString('utf8');
-  const ends: number[] = [];
   let records: string[][];
+  let lines: number[];
   try {
-    records = parse(text, {
-      trim: true,
-      skip_empty_lines: true,
-      on_record: (record: string[], context) => {
-        ends.push(context.lines);
-        return record;
-      },
-    });
+    ({ records, lines } = parseCsvRecords(text, bounds.firstLine));
   } catch (err) {
     throw csvError(file, bounds.firstLine, err);
   }
-  // As csv.ts: a record is located at the line where it starts (a quoted cell may span lines).
-  const lines = records.map((row, r) => bounds.firstLine - 1 + ends[r]! - row.reduce((n, cell) => n + (cell.match(/\r\n|\r|\n/g)?.length ?? 0), 0));
   records.forEach((row, r) => {
     if (row.length !== header.length) throw new DatasetError(`${file}: line ${lines[r]}: ${row.length} cells, but the header has ${header.length} columns`);
   });
