@@ -10,6 +10,7 @@ import { decodeBench } from './decode.js';
 import { dataBench } from './data.js';
 import { overheadBench } from './overhead.js';
 import { scaleBench } from './scale.js';
+import { threadsBench } from './threads.js';
 import { transportBench } from './transport.js';
 import { option, type Bench } from './bench-types.js';
 
@@ -17,7 +18,7 @@ import { option, type Bench } from './bench-types.js';
 const CHILD_ENV = 'MTL_BENCH_CHILD';
 const isChild = process.env[CHILD_ENV] !== undefined;
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench, decodeBench, dataBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench, decodeBench, dataBench, threadsBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);

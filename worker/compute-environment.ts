@@ -13,7 +13,7 @@ import { opsModeFor } from './layer-ops.js';
 import { ModelRunner, type UnitRunner } from './model-runner.js';
 import { UnitComputer } from './unit-compute.js';
 
-export interface ComputeEnvironment {
+export interface JobEnvironment {
   job: JobSpec;
   layout: ParameterLayout;
   runner: UnitRunner;
@@ -21,7 +21,7 @@ export interface ComputeEnvironment {
 }
 
 /** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
-export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = ''): ComputeEnvironment {
+export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = ''): JobEnvironment {
   const bindings = bindTasks(job.tasks, jobDir);
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
   const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));

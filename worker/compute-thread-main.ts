@@ -9,7 +9,7 @@ import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
 import { validateJob } from '../common/job-spec.js';
 import { selectBackend, type SelectedBackend } from './backend.js';
 import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
-import { buildComputeEnvironment, type ComputeEnvironment } from './compute-environment.js';
+import { buildComputeEnvironment, type JobEnvironment } from './compute-environment.js';
 import type { TrainUnitOutput } from './unit-compute.js';
 
 if (parentPort === null) throw new IllegalStateError('compute-thread-main.js runs as a worker thread (see compute-thread.ts)');
@@ -17,7 +17,7 @@ const port = parentPort;
 const { backend: choice } = workerData as ComputeThreadData;
 
 let backend: SelectedBackend | undefined;
-let env: ComputeEnvironment | undefined;
+let env: JobEnvironment | undefined;
 /** The remote data paths recorded for the current environment (forgotten when it is replaced). */
 let recorded = new Map<string, string>();
 
