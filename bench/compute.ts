@@ -6,7 +6,8 @@
 // layers (bench/flops.ts).
 // Goal (issue 7): ≥ 0.5 for the multimnist MLP and CNN. Issue 16: what a user's layers model
 // (examples/pretrained-trunk.yaml) costs on the graph path next to the same network in YAML
-// layers on the fast path (bench/yaml-twin.ts).
+// layers on the fast path (bench/yaml-twin.ts). `--conv-compare` also times the graph path with
+// wasm's own Conv2DBackpropInput (before issue 18) interleaved with ours.
 import * as tf from '@tensorflow/tfjs';
 import { fileURLToPath } from 'node:url';
 import { loadJobFile, type JobSpec } from '../common/job-spec.js';
@@ -17,6 +18,7 @@ import { prepareUserModel, readBaseModel } from '../common/user-model.js';
 import { selectBackend, type BackendChoice } from '../worker/backend.js';
 import { GraphRunner } from '../worker/graph-runner.js';
 import { opsModeFor } from '../worker/layer-ops.js';
+import { setWasmConvFormulation } from '../worker/wasm-gradient-kernels.js';
 import { ModelRunner, type TaskObjective, type UnitRunner } from '../worker/model-runner.js';
 import { option, type Bench } from './bench-types.js';
 import { graphTrainingFlops, sharedBatchFlops, trainingFlops } from './flops.js';
@@ -31,7 +33,10 @@ export function exampleJob(file: string): string {
   return fileURLToPath(new URL(`../../examples/${file}`, import.meta.url));
 }
 
-type Variant = 'autodiff' | 'fast, one unit at a time' | 'fast, units sharing the batch' | 'graph path (tfjs autodiff), one unit at a time';
+const GRAPH = 'graph path (tfjs autodiff), one unit at a time';
+/** With --conv-compare: the graph path again with wasm's own Conv2DBackpropInput (before issue 18), interleaved. */
+const GRAPH_OLD_CONV = `${GRAPH} [wasm's own Conv2DBackpropInput]`;
+type Variant = 'autodiff' | 'fast, one unit at a time' | 'fast, units sharing the batch' | typeof GRAPH | typeof GRAPH_OLD_CONV;
 
 /** One computation to time: every task's gradient step on one batch, with the FLOPs it needs. */
 interface Computation {
@@ -83,8 +88,20 @@ function yamlGroup(job: JobSpec, label: string, batch: number): Group {
   };
 }
 
-/** A layers-model job through GraphRunner, as a worker runs it (each unit on its own). */
-function graphGroup(job: JobSpec, dir: string, label: string, batch: number): Group {
+/** `run` with wasm's own Conv2DBackpropInput in place of ours (wasm-gradient-kernels.ts). */
+function withWasmConvInputGrad(run: () => void): () => void {
+  return () => {
+    const previous = setWasmConvFormulation('wasm');
+    try {
+      run();
+    } finally {
+      setWasmConvFormulation(previous);
+    }
+  };
+}
+
+/** A layers-model job through GraphRunner, as a worker runs it (each unit on its own); with `compare`, also with wasm's own Conv2DBackpropInput. */
+function graphGroup(job: JobSpec, dir: string, label: string, batch: number, compare = false): Group {
   const base = readBaseModel(job, dir);
   const shape = base.model.inputs[0]!.shape.slice(1) as number[];
   const { layout, initialParams } = prepareUserModel(job, base, new Map(Object.keys(job.tasks).map((t) => [t, shape])));
@@ -95,7 +112,10 @@ function graphGroup(job: JobSpec, dir: string, label: string, batch: number): Gr
   const flops = layout.tasks.reduce((sum, t) => sum + graphTrainingFlops(layout, model, t, batch), 0);
   model.dispose();
   const run = eachTask(runner, batchFor(layout, batch));
-  return { computations: [{ job: label, variant: 'graph path (tfjs autodiff), one unit at a time', tasks: layout.tasks.length, flops, run }], dispose: () => runner.dispose() };
+  const tasks = layout.tasks.length;
+  const computations: Computation[] = [{ job: label, variant: GRAPH, tasks, flops, run }];
+  if (compare) computations.push({ job: label, variant: GRAPH_OLD_CONV, tasks, flops, run: withWasmConvInputGrad(run) });
+  return { computations, dispose: () => runner.dispose() };
 }
 
 /**
@@ -132,6 +152,7 @@ export const computeBench: Bench = {
   description: "a worker's per-task gradient steps in FLOP/s ÷ the same backend's plain matMul FLOP/s (YAML models and a user's layers model)",
   async run(args, progress) {
     const quick = args.includes('--quick');
+    const compare = args.includes('--conv-compare');
     const backendChoice = (option(args, 'backend') ?? 'wasm') as BackendChoice;
     const backend = await selectBackend(backendChoice);
     tf.enableProdMode();
@@ -152,8 +173,8 @@ export const computeBench: Bench = {
     const twinLabel = `${name} in YAML layers (the same network)`;
     groups.push(() => {
       const parts = [
-        graphGroup(fineTuned, layersJob.dir, graphLabel, batch),
-        graphGroup(layersJob.spec, layersJob.dir, `${name} (layers model, frozen as shipped)`, batch),
+        graphGroup(fineTuned, layersJob.dir, graphLabel, batch, compare),
+        graphGroup(layersJob.spec, layersJob.dir, `${name} (layers model, frozen as shipped)`, batch, compare),
       ];
       const base = readBaseModel(fineTuned, layersJob.dir);
       const twin = yamlTwin(fineTuned, base.model);
@@ -184,7 +205,7 @@ export const computeBench: Bench = {
     const goalRows = rows.filter((r) => r.variant === 'fast, units sharing the batch' && JOBS.some((f) => f === `${r.job}.yaml`));
     const matmul = matmuls.reduce((a, b) => a + b, 0) / matmuls.length;
     const ms = (job: string, variant: Variant) => rows.find((r) => r.job === job && r.variant === variant)?.ms ?? NaN;
-    const graphMs = ms(graphLabel, 'graph path (tfjs autodiff), one unit at a time');
+    const graphMs = ms(graphLabel, GRAPH);
     const times = (variant: Variant) => `${(graphMs / ms(twinLabel, variant)).toFixed(2)}×`;
     const text = [
       `compute: the per-task gradient steps of every task on one batch of ${batch} (each job's tasks read the same data), in FLOP/s of the work`,
@@ -199,6 +220,7 @@ export const computeBench: Bench = {
       ...goalRows.map((r) => `goal (≥ ${GOAL}): ${r.job} ${r.ratio >= GOAL ? 'met' : 'not met'} (${r.ratio.toFixed(3)}, the fast path with units sharing the batch)`),
       `a user's layers model (${graphLabel}, graph path) takes ${times('autodiff')} the time of the same network in YAML layers with autodiff, ` +
         `${times('fast, one unit at a time')} the fast path one unit at a time, ${times('fast, units sharing the batch')} the fast path with units sharing the batch`,
+      ...(compare ? [`with our Conv2DBackpropInput the graph path takes ${(graphMs / ms(graphLabel, GRAPH_OLD_CONV)).toFixed(2)}× the time it takes with wasm's own (${graphLabel}, interleaved)`] : []),
     ].join('\n');
     return { text, json: { backend: backend.name, matmulGflops: matmuls, matmulSize: MATMUL, results: rows, goal: GOAL } };
   },

@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { aggregatorsBench } from './aggregators.js';
 import { computeBench } from './compute.js';
+import { convGradsBench } from './conv-grads.js';
 import { decodeBench } from './decode.js';
 import { dataBench } from './data.js';
+import { dataRssBench } from './data-rss.js';
 import { overheadBench } from './overhead.js';
 import { scaleBench } from './scale.js';
 import { threadsBench } from './threads.js';
@@ -18,12 +20,12 @@ import { option, type Bench } from './bench-types.js';
 const CHILD_ENV = 'MTL_BENCH_CHILD';
 const isChild = process.env[CHILD_ENV] !== undefined;
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, overheadBench, scaleBench, decodeBench, dataBench, threadsBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, decodeBench, dataBench, dataRssBench, threadsBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   // Benchmarks read their own options; here only the names and --json matter.
-  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' } } });
+  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' }, gb: { type: 'string' }, 'small-mb': { type: 'string' } } });
   const json = parsed.values.json === true;
   const names = parsed.positionals;
   const unknown = names.filter((n) => !benches.some((b) => b.name === n));
@@ -47,7 +49,14 @@ async function main(): Promise<number> {
       });
       if (code !== 0) return code;
     } else {
-      const result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+      let result;
+      try {
+        result = await bench.run(benchArgs, (line) => process.stderr.write(line + '\n'));
+      } catch (err) {
+        // A benchmark that refuses (too little disk, a failed run) says why, without a stack.
+        process.stderr.write(`${bench.name}: ${err instanceof Error ? err.message : String(err)}\n`);
+        return 1;
+      }
       if (json) process.stdout.write(JSON.stringify({ bench: bench.name, ...result.json }) + '\n');
       else process.stdout.write(result.text + '\n');
     }

@@ -6,23 +6,20 @@ import { ControlPlaneError, DataFetchError, WorkerLostError, errorMessage } from
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { RunSummary } from '../coordinator/run-summary.js';
-import type { PreparedRun } from '../coordinator/prepare-run.js';
 import { CoordinatorDashboardSource } from '../coordinator/dashboard-source.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import type { BackendChoice } from '../worker/backend.js';
 import { Worker } from '../worker/worker.js';
-import { newRunId } from '../common/control/jobs.js';
-import { ControlPlane, checkId } from '../common/control/plane.js';
-import { newOwnerId, RunRegistry } from '../common/control/registry.js';
 import { NatsCheckpointStore } from '../coordinator/nats-checkpoints.js';
-import type { RunReporter } from '../coordinator/run-reporter.js';
-import { claimRun, finishedRecord } from '../coordinator/run-claim.js';
+import { finishedRecord } from '../coordinator/run-claim.js';
+import { publishRunResults } from '../common/data-store/run-results.js';
+import { controlFlagsProblem, openControl, type ControlFlags, type RunControl } from './run-control.js';
 import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
 import { setUpRun, type RunSetup, type RunSetupOptions } from './run-setup.js';
 import { localWorkerData, materializeOptions, type DataFlags } from './data-options.js';
-import { isLoopbackHost, listenHost, loadToken, newToken, redactUrl, type NatsSecurity } from '../common/security.js';
+import { isLoopbackHost, listenHost, loadToken, newToken } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -82,10 +79,7 @@ function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () =>
   };
 }
 
-interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags, DataFlags {
-  /** NATS control plane: registry entry, events and metrics, object-store checkpoints. */
-  nats?: string;
-  pool?: string;
+interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags, DataFlags, ControlFlags {
   json: boolean;
   quiet: boolean;
   /** Dashboard, /metrics, /healthz, /readyz on HOST:PORT (port 0: any free one). */
@@ -106,62 +100,19 @@ interface ServePlan {
   startWorkers?: (coordinator: Coordinator, address: string, count: number) => LocalWorkers;
 }
 
-/**
- * With --nats: connects, registers the run (status running, lease) and returns its reporter;
- * null (after saying why) when that fails. The run stops when `mtl cancel` asks.
- */
-async function openControl(
-  opts: ServeOptions,
-  job: PreparedRun['loaded']['spec'],
-  wantWorkers: number,
-  log: Logger,
-  coordinator: () => Coordinator | undefined,
-  natsSecurity: NatsSecurity,
-): Promise<{ plane: ControlPlane; runId: string; reporter: RunReporter } | null> {
-  if (opts.resume !== undefined) {
-    process.stderr.write('--resume reads checkpoints from the run directory: it cannot be combined with --nats (queued runs resume by themselves: mtl submit / mtl serve)\n');
-    return null;
-  }
-  const pool = opts.pool ?? 'default';
-  let plane: ControlPlane;
-  try {
-    checkId('pool', pool);
-    plane = await ControlPlane.connect({ url: opts.nats!, name: `mtl coordinator ${job.name}`, logger: log.child('nats'), security: natsSecurity });
-  } catch (err) {
-    process.stderr.write(`${errorMessage(err)}\n`);
-    return null;
-  }
-  const runId = newRunId(job.name);
-  try {
-    await plane.ensureStreams();
-    const registry = await RunRegistry.open(plane);
-    const reporter = await claimRun({
-      plane,
-      registry,
-      runId,
-      owner: newOwnerId(),
-      leaseMs: 30_000,
-      logger: log.child('nats'),
-      fresh: { name: job.name, pool, totalSteps: job.training.steps, wantWorkers },
-      onCancel: () => coordinator()?.stop('cancelled (mtl cancel)'),
-      onLeaseLost: (reason) => coordinator()?.stop(`lease lost: ${reason}`),
-    });
-    log.info('registered with the control plane', { run: runId, nats: redactUrl(opts.nats!) });
-    return { plane, runId, reporter };
-  } catch (err) {
-    process.stderr.write(`cannot register the run with NATS: ${errorMessage(err)}\n`);
-    await plane.close();
-    return null;
-  }
-}
-
 /** Serves one job to completion: listen, train, write the run directory, print the summary. */
 async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: ServePlan): Promise<number> {
+  const flagsProblem = controlFlagsProblem(opts);
+  if (flagsProblem !== undefined) {
+    process.stderr.write(`${flagsProblem}\n`);
+    return EXIT.usage;
+  }
   const natsSecurity = opts.nats === undefined && opts.dataNats === undefined ? {} : loadNatsFlags(opts);
   if (natsSecurity === null) return EXIT.usage;
   let setup: RunSetup | undefined;
   try {
-    setup = await setUpRun(jobFile, { ...opts, data: materializeOptions(opts, logger('data', opts), { url: opts.nats, security: natsSecurity }) });
+    // With --run-id, --out may hold this run's earlier segment (same job): a replaced pod's.
+    setup = await setUpRun(jobFile, { ...opts, ...(opts.runId !== undefined ? { continueSameJob: true } : {}), data: materializeOptions(opts, logger('data', opts), { url: opts.nats, security: natsSecurity }) });
   } catch (err) {
     // The job's remote data could not be fetched: NATS or the web server is unreachable.
     if (!(err instanceof DataFetchError || err instanceof ControlPlaneError)) throw err;
@@ -176,13 +127,22 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     return EXIT.ok;
   }
   const { prepared, outDir } = setup;
-  const checkpoint = setup.kind === 'resume' ? setup.checkpoint : undefined;
-  const minWorkers = plan.minWorkers ?? checkpoint?.minWorkers ?? 1;
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
-  const control = opts.nats === undefined ? undefined : await openControl(opts, job, minWorkers, log, () => coordinator, natsSecurity);
-  if (control === null) return EXIT.failed;
+  let control: RunControl | undefined;
+  if (opts.nats !== undefined) {
+    const outcome = await openControl({ ...opts, nats: opts.nats }, job, plan.minWorkers ?? 1, log, () => coordinator, natsSecurity);
+    if (outcome.kind === 'error') return EXIT[outcome.exit];
+    if (outcome.kind === 'ended') {
+      // A coordinator started again after its run ended (say, its pod replaced late): nothing to do.
+      process.stderr.write(`run ${outcome.record.runId} already ${outcome.record.status} (${outcome.record.step}/${outcome.record.totalSteps} steps)${outcome.record.outDir ? `; run directory ${outcome.record.outDir}` : ''}: not started again\n`);
+      return EXIT.ok;
+    }
+    control = outcome.control;
+  }
+  const checkpoint = setup.kind === 'resume' ? setup.checkpoint : control?.resume;
+  const minWorkers = plan.minWorkers ?? checkpoint?.minWorkers ?? 1;
   let dashboard: DashboardServer | undefined;
   const coordinator: Coordinator = new Coordinator({
     prepared,
@@ -253,6 +213,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     signals.release();
   }
   if (control) {
+    await publishRunResults(control.plane, control.runId, outDir, log);
     const status = summary.status === 'succeeded' ? 'succeeded' : summary.status === 'stopped' ? 'cancelled' : 'failed';
     await control.reporter.finish((r) => finishedRecord(r, summary, status, summary.error?.message));
     if (control.reporter.publisher.dropped > 0) log.warn('events dropped during a NATS outage', { dropped: control.reporter.publisher.dropped });

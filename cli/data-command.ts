@@ -1,10 +1,12 @@
 // `mtl data put | ls | rm`: datasets in the NATS object store, for jobs that name them as
-// nats://NAME/path. 0 success · 1 NATS unreachable or failing · 2 bad input (a missing file, a
+// nats://NAME/path; and `mtl fetch RUN`: a run's results from the same store. 0 success · 1 NATS unreachable or failing · 2 bad input (a missing file, a
 // name already holding other content, no such dataset).
 import bytes from 'bytes';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ControlPlane } from '../common/control/plane.js';
 import { localFiles, NatsDataStore } from '../common/data-store/nats-data.js';
+import { fetchRunResults } from '../common/data-store/run-results.js';
 import { DATASET_NAME } from '../common/data-store/urls.js';
 import { DatasetError, errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/logging.js';
@@ -24,25 +26,30 @@ export interface DataPutOptions extends DataCommandOptions {
 
 const size = (n: number) => bytes.format(n, { unitSeparator: ' ' }) ?? `${n} B`;
 
-/** Connects, runs `body` on the data store, and maps what goes wrong to an exit code (after saying it). */
-async function withStore(opts: DataCommandOptions, create: boolean, body: (store: NatsDataStore) => Promise<number>): Promise<number> {
+/** Connects, runs `body` with the connection, and maps what goes wrong to an exit code (after saying it). */
+async function withPlane(opts: NatsSecurityFlags & { nats: string }, command: string, body: (plane: ControlPlane) => Promise<number>): Promise<number> {
   const security = loadNatsFlags(opts);
   if (security === null) return EXIT.usage;
   let plane: ControlPlane;
   try {
-    plane = await ControlPlane.connect({ url: opts.nats, name: 'mtl data', logger: createLogger({ component: 'nats', level: 'error' }), security, reconnectWaitMs: 250 });
+    plane = await ControlPlane.connect({ url: opts.nats, name: command, logger: createLogger({ component: 'nats', level: 'error' }), security, reconnectWaitMs: 250 });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n`);
     return EXIT.failed;
   }
   try {
-    return await body(await NatsDataStore.open(plane, create));
+    return await body(plane);
   } catch (err) {
-    process.stderr.write(`mtl data: ${errorMessage(err)}\n`);
+    process.stderr.write(`${command}: ${errorMessage(err)}\n`);
     return err instanceof DatasetError ? EXIT.usage : EXIT.failed;
   } finally {
     await plane.close();
   }
+}
+
+/** Runs `body` on the data store (see withPlane). */
+function withStore(opts: DataCommandOptions, create: boolean, body: (store: NatsDataStore) => Promise<number>): Promise<number> {
+  return withPlane(opts, 'mtl data', async (plane) => body(await NatsDataStore.open(plane, create)));
 }
 
 /** The default dataset name of a file or directory: its name without extension, made a valid name. */
@@ -102,6 +109,35 @@ export async function dataRmCommand(name: string, opts: DataCommandOptions): Pro
   return withStore(opts, false, async (store) => {
     if (!(await store.remove(name))) throw new DatasetError(`no dataset ${name} on NATS at ${redactUrl(opts.nats)}`);
     if (!opts.json) process.stdout.write(`removed dataset ${name}\n`);
+    return EXIT.ok;
+  });
+}
+
+export interface FetchCommandOptions extends NatsSecurityFlags {
+  nats: string;
+  out?: string;
+  force: boolean;
+}
+
+/** `mtl fetch RUN`: a run's results from the NATS object store into a local directory. */
+export async function fetchCommand(runId: string, opts: FetchCommandOptions): Promise<number> {
+  const out = opts.out ?? runId;
+  let present: string[] = [];
+  try {
+    present = readdirSync(out);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      process.stderr.write(`mtl fetch: --out ${out}: ${errorMessage(err)}\n`);
+      return EXIT.usage;
+    }
+  }
+  if (present.length > 0 && !opts.force) {
+    process.stderr.write(`mtl fetch: ${out} is not empty (${present.slice(0, 5).join(', ')}${present.length > 5 ? ', ...' : ''}): give another --out, or --force to write the run's files into it\n`);
+    return EXIT.usage;
+  }
+  return withPlane(opts, 'mtl fetch', async (plane) => {
+    const { files, bytes: total } = await fetchRunResults(plane, runId, out);
+    process.stdout.write(`fetched run ${runId}: ${files} file(s), ${size(total)}, into ${out}\n`);
     return EXIT.ok;
   });
 }

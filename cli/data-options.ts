@@ -3,6 +3,7 @@
 // that nats:// and http(s):// data is fetched into. Also what `mtl run` hands its local workers.
 import bytes from 'bytes';
 import { InvalidArgumentError, Option } from 'commander';
+import { parseByteSize } from '../common/byte-size.js';
 import { defaultCacheDir, DEFAULT_CACHE_MAX_BYTES, type MaterializeOptions, type NatsDataSource } from '../common/data-store/materialize.js';
 import type { Logger } from '../common/logging.js';
 import type { NatsSecurity } from '../common/security.js';
@@ -19,10 +20,10 @@ export interface DataFlags {
   cacheMaxBytes?: number;
 }
 
-/** A size: a number of bytes, or with a unit (500MB, 10GB; powers of 1024). */
+/** A size: a number of bytes, or with a unit (500MB, 500MiB, 10GB; powers of 1024). */
 export function byteSize(value: string): number {
-  const n = bytes.parse(value);
-  if (n === null || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a size such as 500MB or 10GB');
+  const n = parseByteSize(value);
+  if (n === undefined) throw new InvalidArgumentError('expected a size such as 500MB, 500MiB or 10GB');
   return n;
 }
 

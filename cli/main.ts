@@ -12,6 +12,7 @@ import type { CommonOptions, coordinatorCommand, runCommand, workerCommand } fro
 import type { ValidateCommandOptions } from './validate-command.js';
 import type { PredictCommandOptions } from './predict-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
+import type { FetchCommandOptions } from './data-command.js';
 import type { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
 import type { watchCommand } from './watch-command.js';
 import type { certsInitCommand } from './certs.js';
@@ -119,6 +120,8 @@ program
   .addOption(httpOption())
   .addOption(natsOption())
   .addOption(poolOption())
+  .option('--run-id <id>', 'with --nats: the run\'s id; started again with the same id, the run continues from its newest checkpoint in NATS (a run that ended is not started again)')
+  .option('--lease <seconds>', 'with --nats: the run\'s lease; a coordinator replacing a dead one takes over after watching it unrenewed this long', positiveInt, 30)
   .action(async (job: string | undefined, opts: Parameters<typeof coordinatorCommand>[1]) => {
     process.exitCode = await (await commands()).coordinatorCommand(job, opts);
   });
@@ -218,7 +221,9 @@ const k8sOptions = (cmd: Command) =>
     .option('--gpu-image <image>', "GPU-worker image (default: --image's tag + \"-gpu\")")
     .option('-n, --namespace <ns>', 'namespace of every object (default: the kubeconfig context\'s, on apply)')
     .option('--create-namespace', 'also emit the Namespace object', false)
-    .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl');
+    .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl')
+    .option('--data-volume <pvc[:mount]>', 'a PersistentVolumeClaim holding the job\'s data, mounted read-only in every pod (default mount /mnt/data); the job names its files by absolute paths there')
+    .option('--data-cache-size <quantity>', 'size limit of each pod\'s cache of nats:// and http(s):// data (an emptyDir)', '10Gi');
 k8sOptions(k8s.command('render').description('print the objects as multi-document YAML (for kubectl apply -f -)'))
   .option('-o, --out <file>', 'write to FILE instead of stdout')
   .action(async (job: string, opts: K8sRenderCommandOptions) => {
@@ -338,6 +343,18 @@ dataCommand(data.command('rm').description('remove a dataset'))
   .action(async (name: string, opts: DataCommandOptions) => {
     process.exitCode = await (await import('./data-command.js')).dataRmCommand(name, opts);
   });
+
+const fetch = program
+  .command('fetch')
+  .description("bring a run's results (summary, metrics, evaluations, events, model) from the NATS object store, where a run with --nats stores them when it ends")
+  .argument('<run>', 'run id (mtl status --nats URL lists the runs)')
+  .addOption(natsOption(true))
+  .option('-o, --out <dir>', 'directory to write them into (default: ./RUN)')
+  .option('--force', 'write into a directory that is not empty', false)
+  .action(async (run: string, opts: FetchCommandOptions) => {
+    process.exitCode = await (await import('./data-command.js')).fetchCommand(run, opts);
+  });
+for (const o of natsSecurityOptions()) fetch.addOption(o);
 
 program
   .command('timeline')

@@ -59,6 +59,11 @@ export interface RunSetupOptions extends JobOverrides {
   resume?: string;
   /** Replace the files of a run already in --out. */
   force?: boolean;
+  /**
+   * --out may hold files of the same job (a run resumable by its --run-id, continued or started
+   * again by a replacement coordinator); another job's run is still refused.
+   */
+  continueSameJob?: boolean;
 }
 
 export type RunSetup =
@@ -115,6 +120,16 @@ function sameJob(jobFile: string, runJob: string, dir: string): boolean {
   }
 }
 
+/** Whether `dir` holds a run of this very job (its job.yaml resolves to the same spec). */
+function holdsJob(dir: string, prepared: PreparedRun): boolean {
+  try {
+    return jobHash(loadJobFile(path.join(dir, 'job.yaml'), { aggregatorNames }).spec) === jobHash(prepared.loaded.spec);
+  } catch (err) {
+    if (err instanceof JobSpecError) return false;
+    throw err;
+  }
+}
+
 /** The job and run directory of a run about to start; undefined after printing why it cannot (exit 2). */
 export async function setUpRun(jobFile: string | undefined, opts: RunSetupOptions): Promise<RunSetup | undefined> {
   if (opts.resume !== undefined) return setUpResume(jobFile, { ...opts, resume: opts.resume });
@@ -130,8 +145,10 @@ export async function setUpRun(jobFile: string | undefined, opts: RunSetupOption
       assertRunDirectoryFree(outDir);
     } catch (err) {
       if (!(err instanceof RunDirectoryInUseError)) throw err;
-      process.stderr.write(`${err.message}\n`);
-      return undefined;
+      if (!(opts.continueSameJob === true && holdsJob(outDir, prepared))) {
+        process.stderr.write(`${err.message}\n`);
+        return undefined;
+      }
     }
   }
   return { kind: 'fresh', prepared, outDir };

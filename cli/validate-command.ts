@@ -8,6 +8,7 @@ import type { PreparedRun } from '../coordinator/prepare-run.js';
 import { materializeOptions, type DataFlags } from './data-options.js';
 import { EXIT } from './exit-codes.js';
 import { prepare } from './run-setup.js';
+import { reportLines, taskDataReport } from './task-report.js';
 import { loadNatsFlags, type NatsSecurityFlags } from './security-options.js';
 
 export interface ValidateCommandOptions extends DataFlags, NatsSecurityFlags {
@@ -31,7 +32,9 @@ export async function validateCommand(jobFile: string, opts: ValidateCommandOpti
   const { layout, loaded, testSizes, bindings, warnings } = prepared;
   const info = {
     job: loaded.spec.name,
-    tasks: Object.fromEntries([...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t) }])),
+    tasks: Object.fromEntries(
+      [...bindings].map(([t, b]) => [t, { dataset: b.dataset.description, target: b.target, train: b.dataset.train.size, test: testSizes.get(t), ...taskDataReport(loaded.spec.tasks[t]!.data, b) }]),
+    ),
     inputShape: layout.inputShape,
     taskInputShapes: Object.fromEntries(layout.taskInputShapes),
     parameters: {
@@ -63,7 +66,10 @@ export async function validateCommand(jobFile: string, opts: ValidateCommandOpti
     const adapted = [...layout.adapters.keys()].map((t) => `, ${t} [${layout.taskInputShapes.get(t)!.join(', ')}] through its adapter`).join('');
     const experts = layout.experts ? `, ${layout.experts.type} with ${layout.experts.levels.length} level(s)` : '';
     process.stdout.write(`  input [${layout.inputShape.join(', ')}]${adapted}${experts}, ${layout.totalSize} parameters (${layout.shared.size} shared)\n`);
-    for (const [t, v] of Object.entries(info.tasks)) process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
+    for (const [t, v] of Object.entries(info.tasks)) {
+      process.stdout.write(`  task ${t} (target ${v.target}): ${v.dataset}\n`);
+      for (const line of reportLines(v)) process.stdout.write(`    ${line}\n`);
+    }
     if (layout.graph) process.stdout.write(graphTable(layout.graph, layout.frozen.size, layout.state.size));
   }
   return EXIT.ok;

@@ -1,6 +1,7 @@
 // The job spec (YAML) schema. Every field has a documented default; unknown keys are errors.
 // docs/job-spec.md documents the same fields: keep the two in step. The layer vocabulary lives
 // in common/layer-schema.ts (re-exported here).
+import { parseByteSize } from './byte-size.js';
 import { z } from 'zod';
 import { layer, name, nonNegInt, posInt, positive } from './layer-schema.js';
 
@@ -41,14 +42,50 @@ const syntheticData = z
       ctx.issues.push({ code: 'custom', input: shape, path: ['shape'], message: `shape [${shape.join(', ')}] holds ${values} values per example, but dim is ${dim} (set dim: ${values})` });
     }
   });
+/** A size in bytes: a number, or text with a unit (common/byte-size.ts). */
+const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const n = typeof value === 'number' ? (Number.isFinite(value) && value >= 1 ? Math.floor(value) : undefined) : parseByteSize(value);
+  if (n === undefined) {
+    ctx.issues.push({ code: 'custom', input: value, message: `expected a size such as 256MiB, 4MB or 65536, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+/**
+ * Datasets bigger than memory (common/datasets/stream/): `true`, or the bounds. Read in chunks
+ * on demand, with decoded chunks in an LRU cache of at most `cache` bytes, batches drawn by a
+ * block shuffle of `blockRows` consecutive train rows, rows shuffled within `window` blocks.
+ */
+const streamOption = z.union([
+  z.boolean(),
+  z.strictObject({
+    cache: byteSize.optional(),
+    blockRows: posInt.optional(),
+    window: posInt.max(64).optional(),
+    /** csv and jsonl: bytes per chunk (cut at record boundaries); npy: rows per chunk come from it too. */
+    chunk: byteSize.optional(),
+  }),
+]);
+export type StreamOption = z.output<typeof streamOption>;
 /** The table formats: one set of options (a file or a glob of files, columns, split), read through one path. */
 export const TABLE_DATASETS = ['csv', 'jsonl', 'parquet'] as const;
 export type TableDatasetKind = (typeof TABLE_DATASETS)[number];
+/** A split value: compared as label text, like class labels (`String(value)`). */
+const splitValue = z.union([z.string().min(1), z.number(), z.boolean()]);
+/** The test split as the rows whose `column` holds one of the `test` values; every other row trains. */
+const columnSplit = z.strictObject({
+  column: z.string().min(1),
+  test: z.union([splitValue, z.array(splitValue).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]).map(String)),
+});
+export type ColumnSplitSpec = z.output<typeof columnSplit>;
 const tableFields = {
   /** A file or a glob of files, relative to the job file. */
   path: z.string().min(1),
   features: z.array(z.string().min(1)).min(1),
-  target: z.string().min(1),
+  /** One column, or several (a vector or multi-label target). */
+  target: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** The test split by a column's value (instead of `test` or `testFraction`). */
+  split: columnSplit.optional(),
   /** Features that are categories: integer ids from the train rows' vocabulary (0: unknown), for Embedding layers. */
   categorical: z.array(z.string().min(1)).optional(),
   /** The test split's own file or glob (instead of `testFraction`). */
@@ -58,11 +95,34 @@ const tableFields = {
   normalize: z.boolean().default(true),
   /** A missing cell: an error naming file, row and column; `drop` the row; or `{ fill: value }`. */
   missing: z.union([z.enum(['error', 'drop']), z.strictObject({ fill: z.union([z.number(), z.string()]) })]).optional(),
+  /** Opt-in: read in chunks with a bounded cache (datasets bigger than memory); default in memory. */
+  stream: streamOption.optional(),
   seed: nonNegInt.default(0),
 };
-const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields });
-const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields });
-const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields });
+/**
+ * Checks of a table spec: target columns are distinct (a vector target, or multi-label), and
+ * `split`, `test` and `testFraction` each say how the test split is made: at most one of them.
+ */
+function tableChecks(ctx: z.core.ParsePayload<{ target: string | string[]; split?: unknown; test?: unknown; testFraction?: unknown }>): void {
+  const { target } = ctx.value;
+  if (Array.isArray(target)) {
+    target.forEach((c, i) => {
+      if (target.indexOf(c) < i) ctx.issues.push({ code: 'custom', input: target, path: ['target', i], message: `column "${c}" is listed twice (target columns must be distinct)` });
+    });
+  }
+  const given = (['split', 'test', 'testFraction'] as const).filter((k) => ctx.value[k] !== undefined);
+  if (given.length > 1) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      path: [given[1]!],
+      message: `give only one of split, test and testFraction (got ${given.join(' and ')}): each says how the test split is made`,
+    });
+  }
+}
+const csvData = z.strictObject({ dataset: z.literal('csv'), ...tableFields }).check(tableChecks);
+const jsonlData = z.strictObject({ dataset: z.literal('jsonl'), ...tableFields }).check(tableChecks);
+const parquetData = z.strictObject({ dataset: z.literal('parquet'), ...tableFields }).check(tableChecks);
 // NumPy arrays (common/datasets/npy.ts). `testFraction` has no schema default so that giving
 // both it and an explicit `test` split is an error; without either, 0.2.
 const arrayTest = z.strictObject({ inputs: z.string().min(1), target: z.string().min(1) });
@@ -75,6 +135,8 @@ const npyData = z.strictObject({
   /** An explicit test split: its own inputs and target files (instead of `testFraction`). */
   test: arrayTest.optional(),
   testFraction: z.number().gt(0).lt(1).optional(),
+  /** Opt-in: read the inputs in chunks of rows with a bounded cache (arrays bigger than memory); with testFraction only. */
+  stream: streamOption.optional(),
   seed: nonNegInt.default(0),
 });
 const npzData = z.strictObject({
@@ -133,6 +195,16 @@ const task = z.strictObject({
   loss: z.enum(LOSSES),
   metrics: z.array(z.enum(METRICS)).default([]),
   data,
+}).check((ctx) => {
+  const { target } = ctx.value.data;
+  if (ctx.value.loss === 'sparseCategoricalCrossentropy' && Array.isArray(target) && target.length > 1) {
+    ctx.issues.push({
+      code: 'custom',
+      input: target,
+      path: ['data', 'target'],
+      message: `${target.length} target columns need a regression loss (meanSquaredError, meanAbsoluteError) or binaryCrossentropy (multi-label), not sparseCategoricalCrossentropy`,
+    });
+  }
 });
 export type TaskSpec = z.output<typeof task>;
 

@@ -5,7 +5,8 @@
 // come back as the run's class labels. `mtl predict` is this over a file.
 //
 // The metadata (`userDefinedMetadata.mtl`, written by coordinator/model-export.ts):
-//   tasks.<t>: { loss, target, classes, outputIndex, inputs: [model input names] }
+//   tasks.<t>: { loss, target, classes, outputIndex, inputs: [model input names],
+//                targetColumns?: [columns of a target of several], columnClasses?: [[label 0, label 1] per column] }
 //   preprocessing: [{ tasks: [...], columns: [ColumnTransform...] }]   (one entry per data source)
 // A task's example is its columns' values in order; its model inputs read consecutive slices.
 import * as tf from '@tensorflow/tfjs';
@@ -18,16 +19,25 @@ export interface TrainedTask {
   readonly name: string;
   readonly loss: string;
   readonly target: string;
-  /** Class labels (classification), by class index; null for regression. */
+  /** Class labels (classification), by class index; null for regression and multi-label targets. */
   readonly classes: readonly string[] | null;
+  /** A target of several columns: its columns, one model output each (`target` is then `[a, b, …]`). */
+  readonly targetColumns?: readonly string[];
+  /** A multi-label target: each column's labels for 0 and for 1. */
+  readonly columnClasses?: ReadonlyArray<readonly [string, string]>;
   /** The raw columns a row needs, in example order; absent when the task's data is not a table. */
   readonly columns?: readonly ColumnTransform[];
 }
 
 export interface TaskPrediction {
-  /** Regression: the value. Classification: the class index. */
+  /**
+   * Values per row: 1, or a target of several columns' column count (its `targetColumns`).
+   * `values`, `labels` and `probabilities` hold `width` entries per row, row-major.
+   */
+  readonly width: number;
+  /** Regression: the value (the vector, for several columns). Classification: the class index (multi-label: 0 or 1 per column). */
   readonly values: Float64Array;
-  /** Classification: the class labels of `values`. */
+  /** Classification: the class labels of `values` (multi-label: each column's label). */
   readonly labels?: readonly string[];
   /** Classification: the model's output for the predicted class (its probability when the head ends in softmax or sigmoid). */
   readonly probabilities?: Float64Array;
@@ -39,6 +49,8 @@ interface TaskMetadata {
   classes: string[] | null;
   outputIndex: number;
   inputs: string[];
+  targetColumns?: string[];
+  columnClasses?: Array<[string, string]>;
 }
 
 export interface ModelMetadata {
@@ -78,7 +90,15 @@ export class TrainedModel {
       if (!output) throw new DatasetError(`the model's metadata names output ${meta.outputIndex} for task ${name}, but the model has ${model.outputs.length}`);
       this.byTask.set(name, { meta, ...(columns ? { columns } : {}), vocabularies, model: tf.model({ inputs, outputs: output, name: `${name}_predict` }) });
     }
-    this.tasks = [...this.byTask].map(([name, t]) => ({ name, loss: t.meta.loss, target: t.meta.target, classes: t.meta.classes, ...(t.columns ? { columns: t.columns } : {}) }));
+    this.tasks = [...this.byTask].map(([name, t]) => ({
+      name,
+      loss: t.meta.loss,
+      target: t.meta.target,
+      classes: t.meta.classes,
+      ...(t.meta.targetColumns ? { targetColumns: t.meta.targetColumns } : {}),
+      ...(t.meta.columnClasses ? { columnClasses: t.meta.columnClasses } : {}),
+      ...(t.columns ? { columns: t.columns } : {}),
+    }));
   }
 
   /**
@@ -132,8 +152,9 @@ export class TrainedModel {
       const y = t.model.predict(xs.length === 1 ? xs[0]! : xs) as tf.Tensor;
       return tf.reshape(y, [n, -1]).arraySync() as number[][];
     });
+    if (t.meta.targetColumns) return vectorPrediction(out, t.meta.targetColumns.length, t.meta.columnClasses);
     const classes = t.meta.classes;
-    if (!classes) return { values: Float64Array.from(out, (r) => r[0]!) };
+    if (!classes) return { width: 1, values: Float64Array.from(out, (r) => r[0]!) };
     const values = new Float64Array(n);
     const probabilities = new Float64Array(n);
     out.forEach((r, i) => {
@@ -148,7 +169,7 @@ export class TrainedModel {
         probabilities[i] = r[best]!;
       }
     });
-    return { values, labels: Array.from(values, (v) => classes[v] ?? String(v)), probabilities };
+    return { width: 1, values, labels: Array.from(values, (v) => classes[v] ?? String(v)), probabilities };
   }
 
   /** The per-task models share the model's layers: disposing it frees them all. */
@@ -161,6 +182,20 @@ export class TrainedModel {
     if (!t) throw new DatasetError(`the model has no task ${name} (tasks: ${[...this.byTask.keys()].join(', ')})`);
     return t;
   }
+}
+
+/** A target of `width` columns: the vector as it is (regression), or each column's 0/1 label from its sigmoid output (multi-label). */
+function vectorPrediction(out: readonly number[][], width: number, columnClasses: ReadonlyArray<readonly [string, string]> | undefined): TaskPrediction {
+  const values = Float64Array.from(out.flatMap((r) => r.slice(0, width)));
+  if (!columnClasses) return { width, values };
+  const probabilities = new Float64Array(values.length);
+  const labels = Array.from(values, (p, i) => {
+    const positive = p > 0.5;
+    values[i] = positive ? 1 : 0;
+    probabilities[i] = positive ? p : 1 - p;
+    return columnClasses[i % width]![positive ? 1 : 0];
+  });
+  return { width, values, labels, probabilities };
 }
 
 /** Loads a run's model/ directory (or its model.json) for prediction. */

@@ -1,6 +1,7 @@
 // The coordinator process: gRPC server (Coordinator service + grpc.health.v1), one training
 // run, its run directory, the exported model and the summary. Lifecycle:
 // created → serving → finished | failed, then closed (idempotent close()).
+import { dataPlansJson } from '../common/datasets/index.js';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { randomUUID } from 'node:crypto';
@@ -124,6 +125,7 @@ export class Coordinator {
     this.run = new TrainingRun({
       job,
       jobDir: prepared.loaded.dir,
+      dataPlans: dataPlansJson(job.tasks, prepared.bindings),
       runId: this.runId,
       layout: prepared.layout,
       initialParams: resume?.params ?? prepared.initialParams,

@@ -26,8 +26,18 @@ export function modelMetadata(prepared: PreparedRun, runId: string, model: tf.La
   layout.tasks.forEach((t, i) => {
     const b = prepared.bindings.get(t)!;
     const outputIndex = layout.graph ? outputLayers.indexOf(layout.graph.outputs.get(t)!.layer) : i;
-    const classes = b.dataset.targets[b.target]?.classes;
-    tasks[t] = { loss: job.tasks[t]!.loss, target: b.target, classes: classes ? [...classes] : null, outputIndex, inputs: taskInputs(layout, t) };
+    const info = b.dataset.targets[b.target];
+    const classes = info?.classes;
+    tasks[t] = {
+      loss: job.tasks[t]!.loss,
+      target: b.target,
+      classes: classes ? [...classes] : null,
+      outputIndex,
+      inputs: taskInputs(layout, t),
+      // A target of several columns: its columns (one output each), and a multi-label target's labels per column.
+      ...(info?.columns ? { targetColumns: [...info.columns] } : {}),
+      ...(info?.columnClasses ? { columnClasses: info.columnClasses.map(([a, b]): [string, string] => [a, b]) } : {}),
+    };
     const columns = b.dataset.columns;
     if (!columns) return;
     const source = sources.get(b.source);

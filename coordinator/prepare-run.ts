@@ -2,6 +2,7 @@
 // the model's shapes against the data, the aggregator and its options. Problems surface here
 // as JobSpecError or DatasetError (exit code 2), never halfway through training.
 import { bindTasks, type TaskBinding } from '../common/datasets/index.js';
+import { targetWidth } from '../common/datasets/types.js';
 import { JobSpecError, type SpecIssue } from '../common/errors.js';
 import { hasUserModel, taskNames, usesGraphPath, type LoadedJob } from '../common/job-spec.js';
 import { prepareUserModel, readBaseModel, yamlTrunkModel, type BaseModel } from '../common/user-model.js';
@@ -86,7 +87,16 @@ export function prepareRun(loaded: LoadedJob, prepare: PrepareOptions = {}): Pre
     if (loss === 'sparseCategoricalCrossentropy') {
       const classes = info.classes?.length ?? 0;
       if (units !== classes) issues.push({ path: where, message: `the head outputs ${units} values but target "${binding.target}" has ${classes} classes` });
-    } else if (units !== 1) {
+    } else if (info.columns !== undefined && units !== info.columns.length) {
+      const what = loss === 'binaryCrossentropy' ? 'one sigmoid output per label column' : 'one output per column';
+      issues.push({
+        path: where,
+        message: `the head outputs ${units} values but tasks.${task}.data.target has ${info.columns.length} columns (${info.columns.join(', ')}): ${loss} needs ${what}, ${info.columns.length} units`,
+      });
+    } else if (info.columns === undefined && targetWidth(info) > 1 && units !== targetWidth(info)) {
+      const k = targetWidth(info);
+      issues.push({ path: where, message: `the head outputs ${units} values but tasks.${task}.data.target holds ${k} values per example: ${loss} needs ${k} units` });
+    } else if (info.columns === undefined && targetWidth(info) === 1 && units !== 1) {
       issues.push({ path: where, message: `${loss} needs a head with 1 output, got ${units}` });
     }
   }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { ID_PATTERN, JOBS_STREAM, subjects, type ControlPlane } from '../common/control/plane.js';
 import { decodeJobMessage, type JobMessage } from '../common/control/jobs.js';
 import { RunRegistry, TERMINAL, type RunRecord } from '../common/control/registry.js';
+import { publishRunResults } from '../common/data-store/run-results.js';
 import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
 import { ControlPlaneError, DataFetchError, LeaseHeldError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logging.js';
@@ -342,6 +343,7 @@ export class JobServer {
       await coordinator.close();
     }
     if ('startError' in outcome) return notStarted(this.turn(msg, runId, reporter), `could not listen on ${this.opts.listenHost}:${port}`, outcome.startError);
+    await publishRunResults(this.opts.plane, runId, path.resolve(this.opts.outRoot, runId), this.log.child('results'));
     await settle(this.turn(msg, runId, reporter), outcome.summary, stopReason, () => checkpoints.removeAll());
   }
 

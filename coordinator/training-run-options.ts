@@ -35,6 +35,8 @@ export interface RunSnapshot extends ResumePoint {
 export interface TrainingRunOptions {
   job: JobSpec;
   jobDir: string;
+  /** Welcome.data_plan_json: the plans of the streamed datasets (empty: none). */
+  dataPlans?: string;
   runId: string;
   layout: ParameterLayout;
   initialParams: Float32Array;

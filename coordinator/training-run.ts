@@ -238,6 +238,7 @@ export class TrainingRun implements SessionHandler {
           maxChunkBytes: this.opts.maxChunkBytes ?? MAX_CHUNK_BYTES,
           jobDir: this.opts.jobDir,
           modelJson: this.opts.layout.graph ? JSON.stringify(this.opts.layout.graph.spec) : '',
+          dataPlanJson: this.opts.dataPlans ?? '',
         },
       })
       .catch(() => undefined);

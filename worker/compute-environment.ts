@@ -1,7 +1,7 @@
 // A job's compute environment, built in the compute thread: its data, parameter layout, model
 // runner (on the backend in use, with the job's compute settings) and unit computer.
 import path from 'node:path';
-import { bindTasks } from '../common/datasets/index.js';
+import { bindingTargetWidth, bindTasks, parseDataPlans } from '../common/datasets/index.js';
 import { ProtocolViolationError } from '../common/errors.js';
 import { usesGraphPath, type JobSpec } from '../common/job-spec.js';
 import { layoutForGraph } from '../common/graph-layout.js';
@@ -21,11 +21,11 @@ export interface JobEnvironment {
 }
 
 /** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
-export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = ''): JobEnvironment {
-  const bindings = bindTasks(job.tasks, jobDir);
+export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = '', dataPlanJson = ''): JobEnvironment {
+  const bindings = bindTasks(job.tasks, jobDir, parseDataPlans(dataPlanJson));
   if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
   const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
-  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics }] as const));
+  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics, targetWidth: bindingTargetWidth(bindings.get(t)!) }] as const));
   if (usesGraphPath(job)) {
     // A model of the user's (or YAML beyond the fast path): rebuilt from the composition the coordinator sent (Welcome.model_json).
     if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');

@@ -14,6 +14,8 @@ export interface EnvironmentRequest {
   jobJson: string;
   jobDir: string;
   modelJson: string;
+  /** The Welcome's data plans (streamed datasets). */
+  dataPlanJson: string;
   /** Remote data references → the local copies the session thread made (resolve.ts keeps them per thread). */
   resolved: Array<[string, string]>;
 }
@@ -64,6 +66,13 @@ export interface ComputeDone {
   busyMs: number;
 }
 
+/** What a streamed dataset's chunk cache did (for the worker's 'streamed data read' log). */
+export interface StreamedDataStats {
+  data: string;
+  scanned: boolean | null;
+  stats: Record<string, number>;
+}
+
 /** An error as it crosses the thread boundary. */
 export interface ThreadErrorInfo {
   name: string;
@@ -75,11 +84,12 @@ export type ToThread =
   | { type: 'environment'; id: number; request: EnvironmentRequest }
   /** The next weights; applied before any compute request posted after it. Transferred. */
   | { type: 'weights'; params: Float32Array }
-  | { type: 'compute'; id: number; request: ComputeRequest };
+  | { type: 'compute'; id: number; request: ComputeRequest }
+  | { type: 'stats'; id: number };
 
 export type FromThread =
   | { type: 'started'; backend?: SelectedBackend; error?: ThreadErrorInfo }
-  | { type: 'reply'; id: number; environment?: EnvironmentReady; done?: ComputeDone; error?: ThreadErrorInfo }
+  | { type: 'reply'; id: number; environment?: EnvironmentReady; done?: ComputeDone; streamed?: StreamedDataStats[]; error?: ThreadErrorInfo }
   /** A weights buffer, handed back once applied (the session reuses it for the next version). */
   | { type: 'buffer'; params: Float32Array }
   /** The thread cannot go on (weights that could not be applied). */

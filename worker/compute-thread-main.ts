@@ -8,7 +8,7 @@ import { forgetResolved, recordResolved } from '../common/data-store/resolve.js'
 import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
 import { validateJob } from '../common/job-spec.js';
 import { selectBackend, type SelectedBackend } from './backend.js';
-import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
+import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, StreamedDataStats, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
 import { buildComputeEnvironment, type JobEnvironment } from './compute-environment.js';
 import type { TrainUnitOutput } from './unit-compute.js';
 
@@ -43,7 +43,7 @@ function prepare(request: EnvironmentRequest): EnvironmentReady {
   recorded = new Map(request.resolved);
   recordResolved(recorded);
   const job = validateJob(JSON.parse(request.jobJson) as unknown, 'Welcome.job_json');
-  env = buildComputeEnvironment(job, request.jobDir, backend.name, request.modelJson);
+  env = buildComputeEnvironment(job, request.jobDir, backend.name, request.modelJson, request.dataPlanJson);
   const tensors = env.layout.tensors.map((t) => ({ name: t.name, group: t.group, shape: [...t.shape] }));
   return { layout: { tensors, totalSize: env.layout.totalSize }, fastPath: env.runner.fastPath, sources: [...env.computer.sources] };
 }
@@ -72,8 +72,22 @@ function compute(request: ComputeRequest): UnitOutput[] {
   }
 }
 
+/** Streamed datasets of the current job: what their chunk caches did. */
+function streamedStats(): StreamedDataStats[] {
+  const datasets = new Set([...(env?.computer.bindings.values() ?? [])].map((b) => b.dataset));
+  const out: StreamedDataStats[] = [];
+  for (const dataset of datasets) {
+    const stats = dataset.cacheStats;
+    if (stats !== undefined) out.push({ data: dataset.description, scanned: dataset.scanned ?? null, stats: { ...stats } });
+  }
+  return out;
+}
+
 function onMessage(message: ToThread): void {
   switch (message.type) {
+    case 'stats':
+      post({ type: 'reply', id: message.id, streamed: streamedStats() });
+      return;
     case 'environment':
       try {
         post({ type: 'reply', id: message.id, environment: prepare(message.request) });

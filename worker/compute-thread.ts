@@ -7,7 +7,7 @@ import { Worker as NodeThread, type ResourceLimits } from 'node:worker_threads';
 import { BackendUnavailableError, ComputeThreadError, errorMessage } from '../common/errors.js';
 import type { BackendChoice } from './backend-choices.js';
 import type { SelectedBackend } from './backend.js';
-import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, ThreadErrorInfo, ToThread } from './compute-messages.js';
+import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, StreamedDataStats, ThreadErrorInfo, ToThread } from './compute-messages.js';
 
 /** An error the thread reported for a request (a unit it could not compute, a job it could not load): the thread goes on. */
 export class ThreadReportedError extends Error {
@@ -142,6 +142,13 @@ export class ComputeThread {
     const reply = await this.request({ type: 'compute', id: this.nextId++, request });
     if (!reply.done) throw new ComputeThreadError('the compute thread answered a unit without its result');
     return reply.done;
+  }
+
+  /** What the current job's streamed datasets read (empty without any, or once the thread is gone). */
+  async streamedStats(): Promise<StreamedDataStats[]> {
+    if (this.lost) return [];
+    const reply = await this.request({ type: 'stats', id: this.nextId++ });
+    return reply.streamed ?? [];
   }
 
   /**

@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { graphTensors, modelFromGraphConfig, trainingConfig } from '../common/model-graph.js';
 import { unitGradientSize, unitTensorIndices, type ParameterLayout } from '../common/parameter-layout.js';
 import { withDropoutSeeds } from './graph-layers.js';
-import { headActivated, metricSum, taskLoss, type HeadOutput } from './losses.js';
-import type { EvaluationResult, ForwardOptions, GradientResult, TaskObjective, UnitRunner } from './model-runner.js';
+import { headActivated, metricSum, targetTensor, taskLoss, type HeadOutput } from './losses.js';
+import { targetCount, type EvaluationResult, type ForwardOptions, type GradientResult, type TaskObjective, type UnitRunner } from './model-runner.js';
 
 export class GraphRunner implements UnitRunner {
   readonly fastPath = false;
@@ -105,13 +105,13 @@ export class GraphRunner implements UnitRunner {
 
   gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult {
     const objective = this.objective(task);
-    const n = targets.length;
+    const n = targetCount(objective, targets);
     const indices = unitTensorIndices(this.layout, task);
     const grads = new Float32Array(unitGradientSize(this.layout, task));
     const loss = tf.tidy(() => {
       this.restoreState();
       const xs = this.inputs(inputs, n);
-      const y = tf.tensor1d(targets);
+      const y = targetTensor(targets, objective.targetWidth);
       const vars = indices.map((i) => this.variables[i]!.read() as tf.Variable);
       const { value, grads: named } = tf.variableGrads(() => taskLoss(objective.loss, this.output(task, xs, opts), y), vars);
       let at = 0;
@@ -135,7 +135,7 @@ export class GraphRunner implements UnitRunner {
     const objective = this.objective(task);
     return tf.tidy(() => {
       this.restoreState();
-      const value = taskLoss(objective.loss, this.output(task, this.inputs(inputs, targets.length), opts), tf.tensor1d(targets)).dataSync()[0]!;
+      const value = taskLoss(objective.loss, this.output(task, this.inputs(inputs, targetCount(objective, targets)), opts), targetTensor(targets, objective.targetWidth)).dataSync()[0]!;
       this.restoreState();
       return value;
     });
@@ -147,9 +147,9 @@ export class GraphRunner implements UnitRunner {
 
   evaluate(task: string, inputs: Float32Array, targets: Float32Array): EvaluationResult {
     const objective = this.objective(task);
-    const n = targets.length;
+    const n = targetCount(objective, targets);
     return tf.tidy(() => {
-      const y = tf.tensor1d(targets);
+      const y = targetTensor(targets, objective.targetWidth);
       const out = this.output(task, this.inputs(inputs, n), { training: false });
       const lossSum = taskLoss(objective.loss, out, y).dataSync()[0]! * n;
       const metricSums: Record<string, number> = {};

@@ -4,11 +4,13 @@
 // for a slow loop (512²: 29 GFLOP/s plain, 1 GFLOP/s transposed), Conv2DBackpropInput is a
 // slow loop too, and wasm ships no Conv2DBackpropFilter (worker/wasm-gradient-kernels.ts
 // registers one for plain autodiff). So on wasm the dense gradient transposes explicitly,
-// and both conv gradients are computed as forward convolutions (the filter's always, the
-// input's for stride 1). Other backends keep tfjs' own gradients.
+// and both conv gradients are computed as forward convolutions (worker/conv-gradients.ts; the
+// input's for every stride, strides > 1 through a zero-spread dy). Other backends keep tfjs' own
+// gradients.
 // test/unit/model-runner.test.ts checks both paths against tfjs' gradients.
 import * as tf from '@tensorflow/tfjs';
 import type { Activation } from '../common/job-schema.js';
+import { convGeometry, flippedKernel, inputGradByConv, inputGradByConvWins, samePadding } from './conv-gradients.js';
 
 export interface OpsMode {
   /** Dense gradients as matMul(transpose(a), b) instead of matMul(a, b, true, false). */
@@ -56,21 +58,14 @@ export function matMulForTraining(x: tf.Tensor2D, kernel: tf.Tensor2D, mode: Ops
 
 export type Padding = 'valid' | 'same';
 
-/** tfjs' 'same' padding: total = max((out−1)·stride + k − in, 0), the smaller half first. */
-function samePadding(size: number, kernel: number, stride: number): [number, number] {
-  const out = Math.ceil(size / stride);
-  const total = Math.max((out - 1) * stride + kernel - size, 0);
-  const before = Math.floor(total / 2);
-  return [before, total - before];
-}
-
 /**
  * dL/dkernel of conv2d(x, kernel) from the forward Conv2D kernel, which every backend has
  * (wasm lacks Conv2DBackpropFilter): dkernel[i, j, ci, co] = Σ_{n,y,x} x[n, y·s+i, x·s+j, ci] ·
  * dy[n, y, x, co], a stride-dilated correlation of x with dy over the examples.
- * (Named for its first version, an im2col + matMul; OpsMode.im2colFilterGrad selects it.)
+ * (Named conv2dFilterGradIm2col until im2col + matMul was measured against it and lost:
+ * worker/conv-gradients.ts.)
  */
-export function conv2dFilterGradIm2col(x: tf.Tensor4D, dy: tf.Tensor4D, kernelShape: readonly number[], strides: [number, number], padding: Padding): tf.Tensor4D {
+export function conv2dFilterGradByConv(x: tf.Tensor4D, dy: tf.Tensor4D, kernelShape: readonly number[], strides: [number, number], padding: Padding): tf.Tensor4D {
   return tf.tidy(() => {
     const [, h, w, c] = x.shape;
     const [, , , f] = dy.shape;
@@ -97,23 +92,16 @@ export function conv2dFilterGradIm2col(x: tf.Tensor4D, dy: tf.Tensor4D, kernelSh
 }
 
 /**
- * dL/dx of conv2d(x, kernel) for stride 1, from the forward Conv2D kernel: the "full"
- * correlation of dy (padded by the kernel size less one) with the kernel flipped in space and
- * its channel axes swapped, cropped to the input (the 'same' padding's offset taken off).
- * On wasm this replaces a Conv2DBackpropInput that took 44 ms of an 85 ms multimnist-cnn step.
- * Strided convolutions keep conv2dTranspose.
+ * dL/dx of conv2d(x, kernel) from the forward Conv2D kernel: the "full" correlation of dy
+ * (zeros inserted between rows and columns for strides > 1, padded by the kernel size less one
+ * less the forward padding) with the kernel flipped in space and its channel axes swapped
+ * (`flipped`, flippedKernel(kernel), when the caller keeps one). On wasm this replaces
+ * Conv2DBackpropInput, a slow loop (44 ms of an 85 ms multimnist-cnn step), where it is faster
+ * (conv-gradients.ts inputGradByConvWins: strided convolutions of few input channels keep it).
  */
-export function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding): tf.Tensor4D {
-  const [sh, sw] = strides;
-  if (sh !== 1 || sw !== 1) return tf.conv2dTranspose(dy, kernel, xShape, strides, padding);
-  return tf.tidy(() => {
-    const [n, h, w, c] = xShape;
-    const [kh, kw] = kernel.shape;
-    const flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]); // [kh, kw, f, c]
-    const full = tf.conv2d(tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), flipped, 1, 'valid'); // the padded input's gradient
-    const [top, left] = padding === 'same' ? [samePadding(h, kh, 1)[0], samePadding(w, kw, 1)[0]] : [0, 0];
-    return top === 0 && left === 0 && full.shape[1] === h && full.shape[2] === w ? full : tf.slice(full, [0, top, left, 0], [n, h, w, c]);
-  });
+export function conv2dInputGrad(dy: tf.Tensor4D, kernel: tf.Tensor4D, xShape: [number, number, number, number], strides: [number, number], padding: Padding, flipped?: tf.Tensor4D): tf.Tensor4D {
+  if (!inputGradByConvWins(strides, xShape[3])) return tf.conv2dTranspose(dy, kernel, xShape, strides, padding);
+  return tf.tidy(() => inputGradByConv(dy, flipped ?? flippedKernel(kernel), xShape, convGeometry(xShape, kernel.shape, strides, padding)));
 }
 
 function conv2dIm2colGrad(strides: [number, number], padding: Padding, inputGrad: boolean) {
@@ -128,7 +116,7 @@ function conv2dIm2colGrad(strides: [number, number], padding: Padding, inputGrad
         const dy4 = dy as tf.Tensor4D;
         // The model's input needs no gradient: skip the (on wasm, slow) Conv2DBackpropInput there.
         const dx = inputGrad ? conv2dInputGrad(dy4, ks, xs.shape, strides, padding) : tf.zerosLike(xs);
-        return [dx, conv2dFilterGradIm2col(xs, dy4, ks.shape, strides, padding)];
+        return [dx, conv2dFilterGradByConv(xs, dy4, ks.shape, strides, padding)];
       },
     };
   });

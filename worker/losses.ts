@@ -34,8 +34,19 @@ export function headActivated(out: HeadOutput): tf.Tensor2D {
   }
 }
 
-/** Mean loss over the batch. `y` holds class indices (as floats) or regression targets. */
-export function taskLoss(loss: LossName, out: HeadOutput, y: tf.Tensor1D): tf.Scalar {
+/**
+ * The targets of a batch as a tensor: [n] for one value per example, [n, width] for a target of
+ * several columns (TargetInfo.width).
+ */
+export function targetTensor(targets: Float32Array, width = 1): tf.Tensor1D | tf.Tensor2D {
+  return width === 1 ? tf.tensor1d(targets) : tf.tensor2d(targets, [targets.length / width, width]);
+}
+
+/**
+ * Mean loss over the batch. `y` holds class indices (as floats) or regression targets, [n]; or
+ * [n, k] for a target of k columns (regression or multi-label): the mean over the k components too.
+ */
+export function taskLoss(loss: LossName, out: HeadOutput, y: tf.Tensor1D | tf.Tensor2D): tf.Scalar {
   switch (loss) {
     case 'sparseCategoricalCrossentropy': {
       const classes = out.pre.shape[1];
@@ -47,7 +58,7 @@ export function taskLoss(loss: LossName, out: HeadOutput, y: tf.Tensor1D): tf.Sc
       return tf.neg(tf.mean(tf.log(tf.clipByValue(p, EPSILON, 1)))) as tf.Scalar;
     }
     case 'binaryCrossentropy': {
-      const yy = tf.reshape(y, [-1, 1]);
+      const yy = tf.reshape(y, [out.pre.shape[0], -1]);
       if (out.activation === 'sigmoid' || out.activation === 'linear') {
         // log(1 + e^z) − y·z, written so that it never overflows.
         const z = out.pre;
@@ -57,14 +68,38 @@ export function taskLoss(loss: LossName, out: HeadOutput, y: tf.Tensor1D): tf.Sc
       return tf.neg(tf.mean(tf.add(tf.mul(yy, tf.log(p)), tf.mul(tf.sub(1, yy), tf.log(tf.sub(1, p)))))) as tf.Scalar;
     }
     case 'meanSquaredError':
-      return tf.mean(tf.square(tf.sub(headActivated(out), tf.reshape(y, [-1, 1]))));
+      return tf.mean(tf.square(tf.sub(headActivated(out), tf.reshape(y, [out.pre.shape[0], -1]))));
     case 'meanAbsoluteError':
-      return tf.mean(tf.abs(tf.sub(headActivated(out), tf.reshape(y, [-1, 1]))));
+      return tf.mean(tf.abs(tf.sub(headActivated(out), tf.reshape(y, [out.pre.shape[0], -1]))));
   }
 }
 
-/** Sum over the batch of a metric's per-example value (the caller divides by the count). */
-export function metricSum(metric: MetricName, loss: LossName, out: HeadOutput, y: tf.Tensor1D): tf.Scalar {
+/**
+ * Sum over the batch of a metric's per-example value (the caller divides by the count). For a
+ * target of k columns ([n, k]) an example's value is the mean over its k components: the mean
+ * squared or absolute error, or the fraction of its labels predicted right.
+ */
+export function metricSum(metric: MetricName, loss: LossName, out: HeadOutput, y: tf.Tensor1D | tf.Tensor2D): tf.Scalar {
+  return y.rank === 2 ? vectorMetricSum(metric, loss, out, y as tf.Tensor2D) : scalarMetricSum(metric, loss, out, y as tf.Tensor1D);
+}
+
+function vectorMetricSum(metric: MetricName, loss: LossName, out: HeadOutput, y: tf.Tensor2D): tf.Scalar {
+  const k = y.shape[1];
+  const predicted = headActivated(out);
+  switch (metric) {
+    case 'accuracy': {
+      if (loss !== 'binaryCrossentropy') throw new RangeError(`accuracy of a target of ${k} columns needs binaryCrossentropy (multi-label), not ${loss}`);
+      const labels = tf.cast(tf.greater(predicted, 0.5), 'float32');
+      return tf.div(tf.sum(tf.cast(tf.equal(labels, y), 'float32')), k);
+    }
+    case 'mse':
+      return tf.div(tf.sum(tf.square(tf.sub(predicted, y))), k);
+    case 'mae':
+      return tf.div(tf.sum(tf.abs(tf.sub(predicted, y))), k);
+  }
+}
+
+function scalarMetricSum(metric: MetricName, loss: LossName, out: HeadOutput, y: tf.Tensor1D): tf.Scalar {
   switch (metric) {
     case 'accuracy': {
       if (loss === 'binaryCrossentropy') {

@@ -7,11 +7,18 @@ import { pair, unitGradientSize, unitTensorIndices, type ParameterLayout, type P
 import { Rng } from '../common/random.js';
 import { TrunkTape, type TapeEntry } from './trunk-tape.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
-import { headActivated, taskLoss, metricSum, type HeadOutput } from './losses.js';
+import { headActivated, taskLoss, metricSum, targetTensor, type HeadOutput } from './losses.js';
 
 export interface TaskObjective {
   loss: LossName;
   metrics: readonly MetricName[];
+  /** Target floats per example (default 1; a target of k columns: k). */
+  targetWidth?: number;
+}
+
+/** The examples in a batch of `targets` of `objective`'s task. */
+export function targetCount(objective: TaskObjective, targets: Float32Array): number {
+  return targets.length / (objective.targetWidth ?? 1);
 }
 
 export interface ForwardOptions {
@@ -251,8 +258,8 @@ export class ModelRunner implements UnitRunner {
     if (!this.fastPath) throw new Error('sharedGradients needs the fast path (hard parameter sharing, fastPath on)');
     const first = tasks[0];
     if (!first) return [];
-    const n = first.targets.length;
-    if (tasks.some((t) => t.targets.length !== n)) throw new RangeError('tasks sharing a batch need one target per example each');
+    const n = targetCount(this.objective(first.task), first.targets);
+    if (tasks.some((t) => targetCount(this.objective(t.task), t.targets) !== n)) throw new RangeError('tasks sharing a batch need the targets of every example each');
     const results: GradientResult[] = [];
     // tidy() walks what its function returns: the results leave through `results`, not the
     // return value (walking a Float32Array of 10⁵ floats costs more than the step).
@@ -264,7 +271,7 @@ export class ModelRunner implements UnitRunner {
         const headIndices = this.layout.headGroups.get(task)!.tensors;
         const grads = new Float32Array(unitGradientSize(this.layout, task));
         const loss = tf.tidy(() => {
-          const y = tf.tensor1d(targets);
+          const y = targetTensor(targets, objective.targetWidth);
           const f = (h: tf.Tensor, ...ws: tf.Tensor[]) => {
             const overrides = new Map(headIndices.map((idx, i) => [idx, ws[i]!] as const));
             return taskLoss(objective.loss, this.head(task, h, opts, overrides), y);
@@ -295,12 +302,12 @@ export class ModelRunner implements UnitRunner {
   /** tfjs autodiff over the whole model (adapters, named inputs, experts; the fast path's reference). */
   private autodiffGradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult {
     const objective = this.objective(task);
-    const n = targets.length;
+    const n = targetCount(objective, targets);
     const indices = unitTensorIndices(this.layout, task);
     const grads = new Float32Array(unitGradientSize(this.layout, task));
     const loss = tf.tidy(() => {
       const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
-      const y = tf.tensor1d(targets);
+      const y = targetTensor(targets, objective.targetWidth);
       const f = (...ws: tf.Tensor[]) => {
         const overrides = new Map(indices.map((idx, i) => [idx, ws[i]!] as const));
         return taskLoss(objective.loss, this.head(task, this.features(task, x, opts, overrides), opts, overrides), y);
@@ -315,10 +322,10 @@ export class ModelRunner implements UnitRunner {
   /** Mean loss of `task` on a batch, forward only. */
   loss(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): number {
     const objective = this.objective(task);
-    const n = targets.length;
+    const n = targetCount(objective, targets);
     return tf.tidy(() => {
       const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
-      return taskLoss(objective.loss, this.head(task, this.features(task, x, opts), opts), tf.tensor1d(targets)).dataSync()[0]!;
+      return taskLoss(objective.loss, this.head(task, this.features(task, x, opts), opts), targetTensor(targets, objective.targetWidth)).dataSync()[0]!;
     });
   }
 
@@ -334,10 +341,10 @@ export class ModelRunner implements UnitRunner {
   /** Sums of the loss and of each metric over a batch, without dropout. */
   evaluate(task: string, inputs: Float32Array, targets: Float32Array): EvaluationResult {
     const objective = this.objective(task);
-    const n = targets.length;
+    const n = targetCount(objective, targets);
     return tf.tidy(() => {
       const x = tf.tensor(inputs, [n, ...this.layout.taskInputShapes.get(task)!]);
-      const y = tf.tensor1d(targets);
+      const y = targetTensor(targets, objective.targetWidth);
       const opts = { training: false };
       const out = this.head(task, this.features(task, x, opts), opts);
       const lossSum = taskLoss(objective.loss, out, y).dataSync()[0]! * n;

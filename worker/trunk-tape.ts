@@ -5,7 +5,8 @@
 //
 // The backward of each layer is the same arithmetic tfjs' autodiff would do, with the
 // worker's backend traps avoided (layer-ops.ts): dense gradients transpose explicitly on wasm,
-// conv gradients are forward convolutions on wasm (OpsMode.im2colFilterGrad). The
+// conv gradients are forward convolutions on wasm (OpsMode.im2colFilterGrad), with the flipped
+// kernels the input gradients need made once per batch. The
 // pieces tfjs defines well (activations, max pooling, conv on native backends) call tfjs' own
 // registered gradient functions (tf.getGradient) with the tensors the tape kept; on wasm, max
 // pooling over tiling windows finds each window's maximum once per batch on the host instead.
@@ -16,7 +17,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { generalPathOnly, type Activation } from '../common/job-schema.js';
 import { pair, type PlacedLayer } from '../common/parameter-layout.js';
-import { applyActivation, conv2dFilterGradIm2col, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
+import { flippedKernel } from './conv-gradients.js';
+import { applyActivation, conv2dFilterGradByConv, conv2dInputGrad, maxPoolArgmax, maxPoolGradFromArgmax, poolTiles, type OpsMode } from './layer-ops.js';
 
 /** One trunk layer as the forward pass left it. */
 export interface TapeEntry {
@@ -75,6 +77,11 @@ export class TrunkTape {
   private readonly transposes = new Map<tf.Tensor, tf.Tensor2D>();
   /** Where each tiling max pool's maxima are (OpsMode.hostPoolGrad), found once for all tasks. */
   private readonly poolArgmax = new Map<TapeEntry, Int32Array>();
+  /**
+   * Per conv layer after the first weighted one (OpsMode.im2colFilterGrad): its kernel flipped
+   * for the input gradient (conv-gradients.ts flippedKernel), made once for every task.
+   */
+  private readonly flippedKernels = new Map<TapeEntry, tf.Tensor4D>();
   /** Index of the first entry with weights: no input gradient is needed at or before it. */
   private readonly firstWeighted: number;
 
@@ -94,6 +101,7 @@ export class TrunkTape {
           this.poolArgmax.set(entry, maxPoolArgmax(entry.x.dataSync() as Float32Array, entry.x.shape, poolSize));
         }
       }
+      if (spec.type === 'conv2d' && mode.im2colFilterGrad && i > this.firstWeighted) this.flippedKernels.set(entry, flippedKernel(this.weight(entry.layer.tensors[0]!) as tf.Tensor4D));
       if (spec.type !== 'dense' || !mode.explicitTranspose || i < this.firstWeighted) return;
       this.transposes.set(entry.x, tf.transpose(TrunkTape.rows(entry.x)));
       if (i > this.firstWeighted) {
@@ -158,8 +166,8 @@ export class TrunkTape {
         const padding = spec.config.padding;
         if (spec.config.useBias) grads.set(layer.tensors[1]!, tf.sum(dPre, [0, 1, 2]));
         if (this.mode.im2colFilterGrad) {
-          grads.set(layer.tensors[0]!, conv2dFilterGradIm2col(x4, dPre, kernel.shape, strides, padding));
-          return inputGrad ? conv2dInputGrad(dPre, kernel, x4.shape, strides, padding) : undefined;
+          grads.set(layer.tensors[0]!, conv2dFilterGradByConv(x4, dPre, kernel.shape, strides, padding));
+          return inputGrad ? conv2dInputGrad(dPre, kernel, x4.shape, strides, padding, this.flippedKernels.get(entry)) : undefined;
         }
         const vjp = kernelVjp('Conv2D', { x: x4, filter: kernel }, pre, { strides, pad: padding, dataFormat: 'NHWC', dilations: [1, 1] }, dPre);
         grads.set(layer.tensors[0]!, vjp.filter!());

@@ -1,9 +1,10 @@
 // What a worker does for one unit: select the unit's examples (a pure function of seed, task,
 // step and shard), gather them, and run the model. No I/O here, so tests can call it
 // directly and compare with a single-process computation.
-import { partRange, EpochSampler } from '../common/datasets/sampler.js';
+import { partRange, EpochSampler, type BatchRequest } from '../common/datasets/sampler.js';
+import { BlockSampler } from '../common/datasets/block-sampler.js';
 import { inputSize } from '../common/datasets/types.js';
-import type { TaskBinding } from '../common/datasets/index.js';
+import { bindingTargetWidth, type TaskBinding } from '../common/datasets/index.js';
 import type { JobSpec } from '../common/job-spec.js';
 import { deriveSeed, Rng } from '../common/random.js';
 import { StagePlan } from '../common/stages.js';
@@ -75,7 +76,8 @@ export class BatchSharing {
 }
 
 export class UnitComputer {
-  private readonly sampler = new EpochSampler();
+  private readonly epochSampler = new EpochSampler();
+  private readonly blockSampler = new BlockSampler();
   private readonly plan: StagePlan;
   /** Each task's data source key. */
   readonly sources: ReadonlyMap<string, string>;
@@ -83,12 +85,18 @@ export class UnitComputer {
 
   constructor(
     private readonly job: JobSpec,
-    private readonly bindings: ReadonlyMap<string, TaskBinding>,
+    readonly bindings: ReadonlyMap<string, TaskBinding>,
     private readonly runner: UnitRunner,
   ) {
     this.plan = new StagePlan(job);
     this.sources = new Map([...bindings].map(([task, b]) => [task, b.source]));
     this.sharing = new BatchSharing(job, this.sources, runner.fastPath);
+  }
+
+  /** A unit's examples: a block shuffle for a streamed dataset, else a permutation of all of them. */
+  private sample(b: TaskBinding, req: BatchRequest): Uint32Array {
+    const sampling = b.dataset.sampling;
+    return sampling ? this.blockSampler.indices(req, sampling) : this.epochSampler.indices(req);
   }
 
   private binding(task: string): TaskBinding {
@@ -104,7 +112,7 @@ export class UnitComputer {
     const shape = this.plan.unitShape(unit.step, unit.task);
     if (!shape) throw new RangeError(`task ${unit.task} does not train at step ${unit.step}`);
     if (unit.shard >= shape.shards) throw new RangeError(`task ${unit.task} has ${shape.shards} shards at step ${unit.step}, got shard ${unit.shard}`);
-    return this.sampler.indices({
+    return this.sample(b, {
       seed: this.job.seed,
       source: b.source,
       size: b.dataset.train.size,
@@ -121,7 +129,7 @@ export class UnitComputer {
     const samples = this.plan.fisherSamplesAt(unit.step);
     if (samples === undefined) throw new RangeError(`no EWC Fisher is estimated at step ${unit.step}`);
     if (unit.shardCount < 1 || unit.shard >= unit.shardCount) throw new RangeError(`shard ${unit.shard} of ${unit.shardCount}`);
-    return this.sampler.indices({
+    return this.sample(b, {
       seed: this.job.seed,
       source: `${b.source}#fisher`,
       size: b.dataset.train.size,
@@ -142,7 +150,7 @@ export class UnitComputer {
     if (indices.length === 0) throw new RangeError(`Fisher unit of task ${unit.task} has no examples in shard ${unit.shard}`);
     const size = inputSize(b.dataset);
     const x = new Float32Array(size);
-    const y = new Float32Array(1);
+    const y = new Float32Array(bindingTargetWidth(b));
     const lossName = this.job.tasks[unit.task]!.loss;
     const sampled = this.plan.fisherKindAt(unit.step) === 'sampled' && (lossName === 'sparseCategoricalCrossentropy' || lossName === 'binaryCrossentropy');
     let acc: Float64Array | undefined;
@@ -150,7 +158,7 @@ export class UnitComputer {
     for (const index of indices) {
       b.dataset.train.inputs([index], x);
       b.dataset.train.targets(b.target, [index], y);
-      if (sampled) y[0] = this.sampleLabel(unit, index, lossName, this.runner.predict(unit.task, x, 1));
+      if (sampled) this.sampleLabels(unit, index, lossName, this.runner.predict(unit.task, x, 1), y);
       const { loss, grads } = this.runner.gradients(unit.task, x, y, { training: false });
       acc ??= new Float64Array(grads.length);
       for (let k = 0; k < grads.length; k++) acc[k]! += grads[k]! * grads[k]!;
@@ -169,7 +177,7 @@ export class UnitComputer {
     const indices = this.trainIndices(unit);
     if (indices.length === 0) throw new RangeError(`task ${unit.task} has no examples in shard ${unit.shard} at step ${unit.step}`);
     const x = new Float32Array(indices.length * inputSize(b.dataset));
-    const y = new Float32Array(indices.length);
+    const y = new Float32Array(indices.length * bindingTargetWidth(b));
     b.dataset.train.inputs(indices, x);
     b.dataset.train.targets(b.target, indices, y);
     return { b, indices, x, y };
@@ -197,18 +205,18 @@ export class UnitComputer {
     const { b, indices, x, y } = this.trainBatch(first);
     if (!this.runner.fastPath) {
       const { loss, grads } = this.runner.gradients(first.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(first, b) });
-      return [{ sampleCount: y.length, loss, grads }];
+      return [{ sampleCount: indices.length, loss, grads }];
     }
     const tasks = units.map((u) => {
       const bu = this.binding(u.task);
       let targets = y;
       if (u !== first) {
-        targets = new Float32Array(indices.length);
+        targets = new Float32Array(indices.length * bindingTargetWidth(bu));
         bu.dataset.train.targets(bu.target, indices, targets);
       }
       return { task: u.task, targets, opts: { training: true, dropoutSeed: this.dropoutSeeds(u, bu) } };
     });
-    return this.runner.sharedGradients(x, tasks[0]!.opts, tasks).map(({ loss, grads }) => ({ sampleCount: y.length, loss, grads }));
+    return this.runner.sharedGradients(x, tasks[0]!.opts, tasks).map(({ loss, grads }) => ({ sampleCount: indices.length, loss, grads }));
   }
 
   /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */
@@ -219,17 +227,24 @@ export class UnitComputer {
         : deriveSeed(this.job.seed, 'dropout', unit.task, unit.step, unit.shard, layer.name);
   }
 
-  /** A label drawn from the model's predictive distribution, seeded by (seed, task, boundary, example). */
-  private sampleLabel(unit: FisherUnitSpec, index: number, loss: string, p: Float32Array): number {
-    const u = new Rng(deriveSeed(this.job.seed, 'fisher-label', unit.task, unit.step, index)).next();
-    if (loss === 'binaryCrossentropy') return u < p[0]! ? 1 : 0;
+  /**
+   * Labels drawn from the model's predictive distribution into `y`, seeded by (seed, task,
+   * boundary, example): a class, or (binary) one 0/1 label per output of the head.
+   */
+  private sampleLabels(unit: FisherUnitSpec, index: number, loss: string, p: Float32Array, y: Float32Array): void {
+    const rng = new Rng(deriveSeed(this.job.seed, 'fisher-label', unit.task, unit.step, index));
+    if (loss === 'binaryCrossentropy') {
+      for (let k = 0; k < y.length; k++) y[k] = rng.next() < p[k]! ? 1 : 0;
+      return;
+    }
+    const u = rng.next();
     let c = 0;
     for (let k = 0, cum = 0; k < p.length; k++) {
       cum += p[k]!;
       c = k;
       if (u < cum) break;
     }
-    return c;
+    y[0] = c;
   }
 
   /**
@@ -237,9 +252,9 @@ export class UnitComputer {
    * dropout masks) at the weights the runner holds (the coordinator's lookahead weights).
    */
   lookahead(unit: TrainUnitSpec): { sampleCount: number; loss: number } {
-    const { b, x, y } = this.trainBatch(unit);
+    const { b, indices, x, y } = this.trainBatch(unit);
     const loss = this.runner.loss(unit.task, x, y, { training: true, dropoutSeed: this.dropoutSeeds(unit, b) });
-    return { sampleCount: y.length, loss };
+    return { sampleCount: indices.length, loss };
   }
 
   /** Loss and metric means over one shard of the task's held-out split. */
@@ -254,7 +269,7 @@ export class UnitComputer {
       const indices = new Uint32Array(to - from);
       for (let i = 0; i < indices.length; i++) indices[i] = from + i;
       const x = new Float32Array(indices.length * size);
-      const y = new Float32Array(indices.length);
+      const y = new Float32Array(indices.length * bindingTargetWidth(b));
       b.dataset.test.inputs(indices, x);
       b.dataset.test.targets(b.target, indices, y);
       const r = this.runner.evaluate(unit.task, x, y);

@@ -1,9 +1,13 @@
 // Gradient kernels that @tensorflow/tfjs-backend-wasm 4.22 does not have, so that plain tfjs
 // autodiff (tf.variableGrads over a Layers model) trains on wasm. Found by running the gradient
 // of every layer the worker supports on wasm (test/unit/layer-gradients.test.ts): only these four
-// were missing. One kernel wasm has is wrong and is replaced (WASM_KERNEL_OVERRIDES): its
-// MaxPoolGrad drops the gradient of windows whose maximum is ≤ 0; worker/host-gradient-kernels.ts
-// has the exact one (the cpu backend's semantics, ties to the first maximum).
+// were missing. Two kernels wasm has are replaced (WASM_KERNEL_OVERRIDES): its MaxPoolGrad is
+// wrong (it drops the gradient of windows whose maximum is ≤ 0; worker/host-gradient-kernels.ts
+// has the exact one, the cpu backend's semantics, ties to the first maximum), and its
+// Conv2DBackpropInput (the input gradient of Conv2D, the forward pass of Conv2DTranspose) is a
+// slow loop: ours is a forward convolution of dy, spread by the strides and padded, with the
+// flipped filter (worker/conv-gradients.ts has the numbers: 3–12× faster; a fine-tuned
+// pretrained-trunk unit on the graph path 0.57× the time).
 //
 // - Conv2DBackpropFilter (Conv1D, Conv2D, SeparableConv2D's pointwise step): the filter
 //   gradient is itself a forward convolution, with batch and channels swapped and dy as the
@@ -24,6 +28,7 @@
 // depthwiseConv2d, slice, sum) inside tf.tidy, so they leave no intermediate tensor behind.
 // Dilations are honoured (tfjs' gradients only ever pass 1; the cpu backend's kernels ignore them).
 import * as tf from '@tensorflow/tfjs';
+import { flippedKernel, geometryOf, inputGradByConv, inputGradByConvWins, insertStrideZeros, padOrCrop } from './conv-gradients.js';
 import { maxPoolGradOnHost, overrideKernel } from './host-gradient-kernels.js';
 
 type Pair = [number, number];
@@ -39,34 +44,12 @@ export const WASM_GRADIENT_KERNEL_NAMES = [
 export type WasmGradientKernelName = (typeof WASM_GRADIENT_KERNEL_NAMES)[number];
 
 /** Kernels wasm has but computes wrongly, replaced by registerWasmGradientKernels. */
-export const WASM_KERNEL_OVERRIDES = ['MaxPoolGrad'] as const;
+export const WASM_KERNEL_OVERRIDES = ['MaxPoolGrad', 'Conv2DBackpropInput'] as const;
 
 /** A kernel input as a Tensor: the engine passes Tensors, but a TensorInfo is wrapped (inside a tidy). */
 function asTensor(info: tf.TensorInfo | undefined, name: string): tf.Tensor {
   if (info === undefined) throw new Error(`missing kernel input '${name}'`);
   return info instanceof tf.Tensor ? (info as tf.Tensor) : tf.engine().makeTensorFromTensorInfo(info);
-}
-
-/**
- * Pads (positive amounts) or crops (negative amounts) the two spatial axes of an NHWC tensor:
- * `rows` and `cols` are [before, after].
- */
-function padOrCrop(t: tf.Tensor4D, rows: Pair, cols: Pair): tf.Tensor4D {
-  const [n, h, w, c] = t.shape;
-  const grow = (v: number) => Math.max(v, 0);
-  let out = t;
-  if (rows.some((v) => v > 0) || cols.some((v) => v > 0)) {
-    out = tf.pad(t, [[0, 0], [grow(rows[0]), grow(rows[1])], [grow(cols[0]), grow(cols[1])], [0, 0]]);
-  }
-  if (rows.some((v) => v < 0) || cols.some((v) => v < 0)) {
-    const top = grow(-rows[0]);
-    const left = grow(-cols[0]);
-    const height = h + rows[0] + rows[1];
-    const width = w + cols[0] + cols[1];
-    // Crop from the padded tensor: what was padded on one side stays, what is cut goes.
-    out = tf.slice(out, [0, top, left, 0], [n, height, width, c]);
-  }
-  return out;
 }
 
 /**
@@ -85,19 +68,6 @@ function windowPadding(info: tf.backend_util.Conv2DInfo): { rows: Pair; cols: Pa
   };
 }
 
-/**
- * dy with (stride − 1) zeros inserted between its rows and between its columns: the gradient of
- * a strided window sum is the unstrided one over this.
- */
-function insertStrideZeros(dy: tf.Tensor4D, strideHeight: number, strideWidth: number): tf.Tensor4D {
-  if (strideHeight === 1 && strideWidth === 1) return dy;
-  const [n, h, w, c] = dy.shape;
-  const spread = tf.pad(tf.reshape(dy, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]]);
-  // The trailing zeros after the last row and column are not part of the spread dy.
-  const flat = tf.reshape<tf.Rank.R4>(spread, [n, h * strideHeight, w * strideWidth, c]);
-  return tf.slice(flat, [0, 0, 0, 0], [n, (h - 1) * strideHeight + 1, (w - 1) * strideWidth + 1, c]);
-}
-
 /** Every `step`-th row and column from the start, `count` of each. */
 function takeEvery(t: tf.Tensor4D, count: Pair, step: Pair): tf.Tensor4D {
   const [n, , , c] = t.shape;
@@ -107,9 +77,31 @@ function takeEvery(t: tf.Tensor4D, count: Pair, step: Pair): tf.Tensor4D {
 }
 
 /**
+ * Which Conv2DBackpropInput wasm runs: 'forward-conv' (ours, the default) or 'wasm' (wasm's
+ * own, as before; for benchmarks comparing the two: bench/compute.ts --conv-compare).
+ */
+export type WasmConvFormulation = 'forward-conv' | 'wasm';
+let formulation: WasmConvFormulation = 'forward-conv';
+
+/** Sets which Conv2DBackpropInput wasm runs (benchmarks); returns the previous setting. */
+export function setWasmConvFormulation(next: WasmConvFormulation): WasmConvFormulation {
+  const previous = formulation;
+  formulation = next;
+  return previous;
+}
+
+/** wasm's own Conv2DBackpropInput, as found before registerWasmGradientKernels replaced it. */
+let wasmConv2DBackpropInput: tf.KernelFunc | undefined;
+
+/** NCHW data as NHWC (and back: `toNchw`). */
+const toNhwc = (t: tf.Tensor4D): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]);
+const toNchw = (t: tf.Tensor4D): tf.Tensor4D => tf.transpose(t, [0, 3, 1, 2]);
+
+/**
  * dfilter[i, j, ci, co] = Σ_{n,y,x} xpad[n, y·sh + i, x·sw + j, ci] · dy[n, y, x, co]: a
  * correlation of each input channel (a batch of one image per channel, the examples as its
- * channels) with dy (the examples as input channels), dilated by the stride.
+ * channels) with dy (the examples as input channels), dilated by the stride. (im2col + matMul
+ * was measured against it and lost: worker/conv-gradients.ts.)
  */
 function conv2dBackpropFilter({ inputs, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
@@ -117,8 +109,8 @@ function conv2dBackpropFilter({ inputs, attrs }: Parameters<tf.KernelFunc>[0]): 
     let x = asTensor(inputs.x, 'x') as tf.Tensor4D;
     let dy = asTensor(inputs.dy, 'dy') as tf.Tensor4D;
     if (dataFormat === 'NCHW') {
-      x = tf.transpose(x, [0, 2, 3, 1]);
-      dy = tf.transpose(dy, [0, 2, 3, 1]);
+      x = toNhwc(x);
+      dy = toNhwc(dy);
     }
     const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
     const [kh, kw, c, f] = info.filterShape;
@@ -129,6 +121,29 @@ function conv2dBackpropFilter({ inputs, attrs }: Parameters<tf.KernelFunc>[0]): 
     const full = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', [info.strideHeight, info.strideWidth]); // [c, kh, kw, f]
     const grad = full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [c, kh, kw, f]);
     return tf.transpose(grad, [1, 2, 0, 3]);
+  });
+}
+
+/**
+ * dx of conv2d: dy spread by the strides, padded for a "full" correlation, correlated with the
+ * filter flipped in space and its channel axes swapped, by the forward Conv2D (conv-gradients.ts
+ * inputGradByConv). In place of wasm's own, a slow loop (see the file comment), where it is
+ * faster (inputGradByConvWins); wasm's own runs the others.
+ */
+function conv2dBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const nchw = dataFormat === 'NCHW';
+  const channels = inputShape[nchw ? 1 : 3];
+  const stridePair: [number, number] = typeof strides === 'number' ? [strides, strides] : strides;
+  if ((formulation === 'wasm' || !inputGradByConvWins(stridePair, channels)) && wasmConv2DBackpropInput) return wasmConv2DBackpropInput(args);
+  return tf.tidy(() => {
+    let dy = asTensor(args.inputs.dy, 'dy') as tf.Tensor4D;
+    const filter = asTensor(args.inputs.filter, 'filter') as tf.Tensor4D;
+    if (nchw) dy = toNhwc(dy);
+    const xShape: [number, number, number, number] = nchw ? [inputShape[0], inputShape[2], inputShape[3], inputShape[1]] : inputShape;
+    const info = tf.backend_util.computeConv2DInfo(xShape, filter.shape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    const dx = inputGradByConv(dy, flippedKernel(filter), xShape, geometryOf(info));
+    return nchw ? toNchw(dx) : dx;
   });
 }
 
@@ -226,5 +241,8 @@ export function registerWasmGradientKernels(): string[] {
     registered.push(kernelName);
   }
   if (overrideKernel('MaxPoolGrad', 'wasm', maxPoolGradOnHost)) registered.push('MaxPoolGrad');
+  const own = tf.getKernel('Conv2DBackpropInput', 'wasm')?.kernelFunc;
+  if (own !== undefined && own !== conv2dBackpropInput) wasmConv2DBackpropInput = own;
+  if (overrideKernel('Conv2DBackpropInput', 'wasm', conv2dBackpropInput)) registered.push('Conv2DBackpropInput');
   return registered;
 }

@@ -270,7 +270,7 @@ export class Worker {
    * (the thread reads the local copies). The session sends heartbeats meanwhile.
    */
   private environmentFor(welcome: Welcome__Output): ComputeEnvironment | Promise<ComputeEnvironment> {
-    const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}`;
+    const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}\u0000${welcome.dataPlanJson}`;
     if (this.environment?.key === key) return this.environment.env;
     // A session lost while the environment is on the way: the next one waits for the same.
     if (this.preparing?.key === key) return this.preparing.promise;
@@ -284,7 +284,7 @@ export class Worker {
       this.environment = undefined;
       try {
         const ready = await thread
-          .prepare({ jobJson: welcome.jobJson, jobDir: welcome.jobDir || process.cwd(), modelJson: welcome.modelJson, resolved: data ? [...data.paths] : [] })
+          .prepare({ jobJson: welcome.jobJson, jobDir: welcome.jobDir || process.cwd(), modelJson: welcome.modelJson, dataPlanJson: welcome.dataPlanJson, resolved: data ? [...data.paths] : [] })
           .finally(() => previous?.data?.release());
         const env: ComputeEnvironment = { job, layout: ready.layout, sharing: new BatchSharing(job, new Map(ready.sources), ready.fastPath), compute: thread };
         this.environment = { key, env, ...(data ? { data } : {}) };
@@ -300,15 +300,27 @@ export class Worker {
     return promise;
   }
 
+  /** Streamed datasets: what their chunk caches did (asked of the compute thread), and this process's peak memory (for people, tests and the data-rss bench). */
+  private async logStreamedData(): Promise<void> {
+    if (!this.thread || !this.environment) return;
+    const timeout = new Promise<[]>((resolve) => setTimeout(() => resolve([]), 2000).unref());
+    const reports = await Promise.race([this.thread.streamedStats().catch(() => []), timeout]);
+    for (const r of reports) this.log.info('streamed data read', { data: r.data, scanned: r.scanned, ...r.stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
+  }
+
   private finish(exit: WorkerExit): void {
     this.exit ??= exit;
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.environment?.data?.release();
     this.client?.close();
     // The worker has ended once its compute thread has (none is left behind).
     const ended = this.exit;
-    void (this.thread?.terminate() ?? Promise.resolve()).then(() => this.resolveFinished(ended));
+    void this.logStreamedData()
+      .then(() => {
+        this.environment?.data?.release();
+        return this.thread?.terminate();
+      })
+      .then(() => this.resolveFinished(ended));
   }
 
   /**

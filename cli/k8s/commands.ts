@@ -5,6 +5,7 @@ import { loadJobFile } from '../../common/job-spec.js';
 import { aggregatorNames } from '../../coordinator/aggregation/registry.js';
 import { EXIT } from '../exit-codes.js';
 import { ApplyError, KubeconfigError, applyObjects, loadKubeConfig } from './apply.js';
+import { jobFileRefs, parseDataVolume, podJobLocation, podPathProblems } from './pod-paths.js';
 import { RenderOptionsError, objectsToYaml, renderObjects, validateObjects, type K8sObject } from './render.js';
 
 export interface K8sRenderCommandOptions {
@@ -15,6 +16,9 @@ export interface K8sRenderCommandOptions {
   namespace?: string;
   createNamespace: boolean;
   name: string;
+  /** `PVC[:MOUNT]`: a claim holding the job's data, mounted read-only in every pod. */
+  dataVolume?: string;
+  dataCacheSize?: string;
   out?: string;
 }
 
@@ -28,9 +32,10 @@ export interface K8sApplyCommandOptions extends Omit<K8sRenderCommandOptions, 'o
 /** The objects for a job file; undefined (after saying why on stderr) when the job or options are invalid. */
 function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | undefined {
   let jobText: string;
+  let refs: ReturnType<typeof jobFileRefs>;
   try {
     // The same checks as every other command: an invalid job is refused before the cluster sees it.
-    loadJobFile(jobFile, { aggregatorNames });
+    refs = jobFileRefs(loadJobFile(jobFile, { aggregatorNames }).spec);
     jobText = readFileSync(jobFile, 'utf8');
   } catch (err) {
     if (err instanceof JobSpecError) {
@@ -38,6 +43,18 @@ function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | u
       return undefined;
     }
     throw err;
+  }
+  const volume = opts.dataVolume === undefined ? undefined : parseDataVolume(opts.dataVolume);
+  if (typeof volume === 'string') {
+    process.stderr.write(`${volume}\n`);
+    return undefined;
+  }
+  // Every data and model file must exist in the pods: refused here rather than failing there.
+  const location = podJobLocation(jobFile);
+  const problems = podPathProblems(refs, jobFile, location, volume);
+  if (problems.length > 0) {
+    process.stderr.write(`${jobFile}: ${problems.length === 1 ? 'a file' : `${problems.length} files`} of the job would not exist in the pods:\n${problems.map((p) => `  ${p}\n`).join('')}`);
+    return undefined;
   }
   let objects: K8sObject[];
   try {
@@ -50,6 +67,9 @@ function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | u
       namespace: opts.namespace,
       createNamespace: opts.createNamespace,
       name: opts.name,
+      jobPath: location.jobPath,
+      ...(volume !== undefined ? { dataVolume: volume } : {}),
+      ...(opts.dataCacheSize !== undefined ? { dataCacheSize: opts.dataCacheSize } : {}),
     });
   } catch (err) {
     if (err instanceof RenderOptionsError) {

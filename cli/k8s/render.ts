@@ -15,6 +15,9 @@ import { Service } from 'kubernetes-models/v1/Service';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import YAML from 'yaml';
+import { JOB_MOUNT, type DataVolume } from './pod-paths.js';
+
+export { JOB_MOUNT } from './pod-paths.js';
 
 export const GRPC_PORT = 50051;
 /** The dashboard, /metrics, /healthz and /readyz (--http). */
@@ -22,9 +25,12 @@ export const HTTP_PORT = 8080;
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 export const NATS_IMAGE = 'nats:2.10.22-alpine';
-export const JOB_MOUNT = '/etc/mtl';
 export const RUNS_MOUNT = '/var/lib/mtl/runs';
+/** The data cache of nats:// and http(s):// data in every mtl pod (an emptyDir). */
+export const CACHE_MOUNT = '/var/cache/mtl';
 const USER_ID = 1000;
+/** Coordinator pods the Job may start for one run: the first and its replacements. */
+export const COORDINATOR_ATTEMPTS = 4;
 
 export interface RenderOptions {
   /** The job file's text, stored verbatim in the ConfigMap. */
@@ -44,6 +50,20 @@ export interface RenderOptions {
   /** Size of the run-directory volume and of NATS' JetStream volume. */
   runsStorage?: string;
   natsStorage?: string;
+  /** The job file's path in the pods (default `${JOB_MOUNT}/job.yaml`; an image example's own path: see pod-paths.ts). */
+  jobPath?: string;
+  /** A PersistentVolumeClaim holding the job's data, mounted read-only in the coordinator and every worker. */
+  dataVolume?: DataVolume;
+  /** Size limit of each pod's data cache (an emptyDir), as a Kubernetes quantity with a binary unit (default 10Gi). */
+  dataCacheSize?: string;
+}
+
+const BINARY_UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** `10Gi` → bytes; undefined for anything but an integer with a binary unit. */
+export function binaryQuantityBytes(q: string): number | undefined {
+  const m = /^([1-9][0-9]*)(Ki|Mi|Gi|Ti)$/.exec(q);
+  return m ? Number(m[1]) * BINARY_UNITS[m[2]!]! : undefined;
 }
 
 /** A problem with the options (exit 2), never with the code. */
@@ -83,6 +103,17 @@ function checkOptions(o: RenderOptions): void {
   if (gpus > 0 && o.gpuImage === undefined && defaultGpuImage(o.image) === undefined) {
     throw new RenderOptionsError(`--image ${o.image} has no tag to derive the GPU image from: give --gpu-image`);
   }
+  if (o.dataCacheSize !== undefined && binaryQuantityBytes(o.dataCacheSize) === undefined) {
+    throw new RenderOptionsError(`--data-cache-size ${o.dataCacheSize}: expected an integer with a binary unit (Ki, Mi, Gi, Ti), e.g. 20Gi`);
+  }
+  const mount = o.dataVolume?.mount;
+  if (mount !== undefined) {
+    for (const taken of [JOB_MOUNT, RUNS_MOUNT, CACHE_MOUNT, '/tmp', '/app']) {
+      if (mount === taken || mount.startsWith(`${taken}/`) || taken.startsWith(`${mount}/`)) {
+        throw new RenderOptionsError(`--data-volume ${o.dataVolume!.claim}:${mount}: the mount path overlaps ${taken}, which the pods use for something else`);
+      }
+    }
+  }
 }
 
 /** The objects, in the order they should be applied (namespace and config before their users). */
@@ -99,11 +130,27 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
   const podSecurity: IPodSecurityContext = { runAsNonRoot: true, runAsUser: USER_ID, runAsGroup: USER_ID, fsGroup: USER_ID, seccompProfile: { type: 'RuntimeDefault' } };
   const containerSecurity: ISecurityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
   // HOME on the scratch volume: CUDA and npm-style tools write caches under it.
-  const mtlEnv: IEnvVar[] = [{ name: 'HOME', value: '/tmp' }];
+  // nats:// and http(s):// data is fetched into the cache volume, bounded a little below its size
+  // limit (files in use stay beyond the bound, and the kubelet evicts a pod past the limit).
+  const cacheSize = o.dataCacheSize ?? '10Gi';
+  const mtlEnv: IEnvVar[] = [
+    { name: 'HOME', value: '/tmp' },
+    { name: 'MTL_CACHE_DIR', value: CACHE_MOUNT },
+    { name: 'MTL_CACHE_MAX_BYTES', value: String(Math.floor(binaryQuantityBytes(cacheSize)! * 0.9)) },
+  ];
   const tmpVolume: IVolume = { name: 'tmp', emptyDir: {} };
   const tmpMount: IVolumeMount = { name: 'tmp', mountPath: '/tmp' };
+  const jobPath = o.jobPath ?? `${JOB_MOUNT}/job.yaml`;
   const jobVolume: IVolume = { name: 'job', configMap: { name: names.config } };
-  const jobMount: IVolumeMount = { name: 'job', mountPath: JOB_MOUNT, readOnly: true };
+  // The ConfigMap as a folder, or (a job of the image's examples) its one file over the image's copy.
+  const jobMount: IVolumeMount =
+    jobPath === `${JOB_MOUNT}/job.yaml` ? { name: 'job', mountPath: JOB_MOUNT, readOnly: true } : { name: 'job', mountPath: jobPath, subPath: 'job.yaml', readOnly: true };
+  const dataVolumes: IVolume[] = [{ name: 'data-cache', emptyDir: { sizeLimit: cacheSize } }];
+  const dataMounts: IVolumeMount[] = [{ name: 'data-cache', mountPath: CACHE_MOUNT }];
+  if (o.dataVolume !== undefined) {
+    dataVolumes.push({ name: 'job-data', persistentVolumeClaim: { claimName: o.dataVolume.claim, readOnly: true } });
+    dataMounts.push({ name: 'job-data', mountPath: o.dataVolume.mount, readOnly: true });
+  }
   const podBasics = { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: podSecurity };
 
   const objects: K8sObject[] = [];
@@ -192,15 +239,23 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
     new Job({
       metadata: meta(names.coordinator, 'coordinator'),
       spec: {
-        // One attempt: a restarted coordinator would start the run over. Runs that must
-        // survive a coordinator loss go through the queue (mtl submit + mtl serve).
-        backoffLimit: 0,
+        // A coordinator pod that dies is replaced with the same command line: its --run-id (the
+        // Job's uid) finds the run's newest checkpoint in NATS and continues from it. An invalid
+        // job (exit 2) fails the Job at once; a node drain does not count as an attempt.
+        backoffLimit: COORDINATOR_ATTEMPTS - 1,
+        podFailurePolicy: {
+          rules: [
+            { action: 'FailJob', onExitCodes: { containerName: 'coordinator', operator: 'In', values: [2] } },
+            { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+          ],
+        },
         completions: 1,
         parallelism: 1,
         template: {
           metadata: { labels: labels('coordinator') },
           spec: {
             ...podBasics,
+            // Never (a new pod per attempt): what podFailurePolicy needs.
             restartPolicy: 'Never',
             initContainers: [
               {
@@ -217,17 +272,20 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                 image: o.image,
                 args: [
                   'coordinator',
-                  `${JOB_MOUNT}/job.yaml`,
+                  jobPath,
                   '--listen',
                   `0.0.0.0:${GRPC_PORT}`,
                   '--workers',
                   String(o.workers),
                   '--wait-for-workers',
                   '1800',
+                  // One directory per run, never another run's: the run id is unique per Job.
                   '--out',
-                  `${RUNS_MOUNT}/${name}`,
+                  `${RUNS_MOUNT}/$(MTL_RUN_ID)`,
                   '--nats',
                   natsUrl,
+                  '--run-id',
+                  '$(MTL_RUN_ID)',
                   // Dashboard, /metrics and the probes' /healthz and /readyz, plaintext like the
                   // gRPC port (--insecure below); reach it with kubectl port-forward.
                   '--http',
@@ -236,7 +294,12 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                   // token). Last, so that overlays can patch the arguments above by index.
                   '--insecure',
                 ],
-                env: mtlEnv,
+                env: [
+                  ...mtlEnv,
+                  // The Job's uid: the same for every pod of this Job, new when the Job is created again.
+                  { name: 'JOB_UID', valueFrom: { fieldRef: { fieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']" } } },
+                  { name: 'MTL_RUN_ID', value: `${name}-$(JOB_UID)` },
+                ],
                 ports: [
                   { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
                   { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
@@ -248,10 +311,10 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
                 livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
                 resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '4Gi' } },
                 securityContext: containerSecurity,
-                volumeMounts: [jobMount, { name: 'runs', mountPath: RUNS_MOUNT }, tmpMount],
+                volumeMounts: [jobMount, { name: 'runs', mountPath: RUNS_MOUNT }, tmpMount, ...dataMounts],
               },
             ],
-            volumes: [jobVolume, { name: 'runs', persistentVolumeClaim: { claimName: names.runs } }, tmpVolume],
+            volumes: [jobVolume, { name: 'runs', persistentVolumeClaim: { claimName: names.runs } }, tmpVolume, ...dataVolumes],
           },
         },
       },
@@ -272,8 +335,12 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
       // The coordinator may still be waiting for NATS or pulling its image.
       '--connect-timeout',
       '900',
+      // ... or be a replacement taking over a dead one's run (its lease lapses first).
+      '--reconnect-timeout',
+      '900',
     ],
-    env: [...mtlEnv, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    // The coordinator has --nats; a worker learns the server of nats:// data from MTL_DATA_NATS.
+    env: [...mtlEnv, { name: 'MTL_DATA_NATS', value: natsUrl }, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
     // wasm is single-threaded: one core per worker. A GPU worker feeds its GPU from a few.
     resources:
       gpus > 0
@@ -281,7 +348,7 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
         : { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '1', memory: '2Gi' } },
     securityContext: containerSecurity,
     // Data paths in the job resolve against its directory, as on the coordinator.
-    volumeMounts: [jobMount, tmpMount],
+    volumeMounts: [jobMount, tmpMount, ...dataMounts],
   };
   objects.push(
     new Job({
@@ -299,7 +366,7 @@ export function renderObjects(o: RenderOptions): K8sObject[] {
             ...podBasics,
             restartPolicy: 'OnFailure',
             containers: [worker],
-            volumes: [jobVolume, tmpVolume],
+            volumes: [jobVolume, tmpVolume, ...dataVolumes],
             ...(gpus > 0 ? { tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] } : {}),
           },
         },

@@ -9,7 +9,7 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { ControlPlane } from '../control/plane.js';
 import { ControlPlaneError, DatasetError, errorMessage } from '../errors.js';
 import { redactUrl } from '../security.js';
-import { fileSha256, type BlobWriter } from './cache.js';
+import { fileSha256 } from './cache.js';
 import { DATA_BUCKET, datasetDigest, decodeManifest, encodeManifest, fileObject, manifestObject, MANIFEST_SUFFIX, type DatasetManifest, type ManifestFile } from './manifest.js';
 import { IdleTimer, StalledTransferError } from './retry.js';
 import { DATASET_NAME } from './urls.js';
@@ -60,22 +60,33 @@ export interface DatasetSummary {
   createdAt: string;
 }
 
+/** Where a download's bytes go (a cache blob being written, a file being fetched). */
+export interface ByteSink {
+  /** Bytes written so far. */
+  readonly bytes: number;
+  write(chunk: Uint8Array): Promise<void>;
+}
+
 export class NatsDataStore {
   private constructor(
     private readonly store: ObjectStore,
     private readonly plane: ControlPlane,
+    /** The object store: `mtl-data` for datasets, `mtl-results` for runs' results (run-results.ts). */
+    readonly bucket: string,
   ) {}
 
   /** Opens the bucket; with `create`, creates it when missing. A missing bucket for a reader is a DatasetError. */
-  static async open(plane: ControlPlane, create: boolean): Promise<NatsDataStore> {
+  static async open(plane: ControlPlane, create: boolean, bucket = DATA_BUCKET): Promise<NatsDataStore> {
     const objm = new Objm(plane.nc);
     try {
-      return new NatsDataStore(create ? await objm.create(DATA_BUCKET) : await objm.open(DATA_BUCKET), plane);
+      return new NatsDataStore(create ? await objm.create(bucket) : await objm.open(bucket), plane, bucket);
     } catch (err) {
       if (!create && /not found/i.test(errorMessage(err))) {
-        throw new DatasetError(`NATS at ${redactUrl(plane.url)} stores no datasets (no object store ${DATA_BUCKET}): store one with mtl data put`, { cause: err });
+        const what = bucket === DATA_BUCKET ? 'stores no datasets' : 'stores nothing here';
+        const hint = bucket === DATA_BUCKET ? 'store one with mtl data put' : 'nothing was stored in it yet';
+        throw new DatasetError(`NATS at ${redactUrl(plane.url)} ${what} (no object store ${bucket}): ${hint}`, { cause: err });
       }
-      throw new ControlPlaneError(`cannot open the data store (object store ${DATA_BUCKET}): ${errorMessage(err)}`, { cause: err });
+      throw new ControlPlaneError(`cannot open the object store ${bucket}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -83,7 +94,7 @@ export class NatsDataStore {
   async manifest(dataset: string): Promise<DatasetManifest | undefined> {
     const name = manifestObject(dataset);
     const bytes = await this.store.getBlob(name);
-    return bytes === null ? undefined : decodeManifest(bytes, dataset, `nats object ${DATA_BUCKET}/${name}`);
+    return bytes === null ? undefined : decodeManifest(bytes, dataset, `nats object ${this.bucket}/${name}`);
   }
 
   /**
@@ -155,10 +166,10 @@ export class NatsDataStore {
    * when the connection comes back after a loss (the object's consumer does not survive a
    * server restart; the caller starts the file again).
    */
-  async download(dataset: string, file: ManifestFile, sink: BlobWriter, idleMs: number, what: string, onBytes?: (received: number, total: number) => void | Promise<void>): Promise<void> {
+  async download(dataset: string, file: ManifestFile, sink: ByteSink, idleMs: number, what: string, onBytes?: (received: number, total: number) => void | Promise<void>): Promise<void> {
     const name = fileObject(dataset, file.path);
     const result = await this.store.get(name);
-    if (result === null) throw new DatasetError(`${what}: object ${DATA_BUCKET}/${name} is missing from the store although the manifest of dataset ${dataset} lists it (removed or being replaced?)`);
+    if (result === null) throw new DatasetError(`${what}: object ${this.bucket}/${name} is missing from the store although the manifest of dataset ${dataset} lists it (removed or being replaced?)`);
     const reader = result.data.getReader();
     const idle = new IdleTimer(idleMs, what, () => void reader.cancel().catch(() => undefined));
     const unsubscribe = this.plane.onConnectionChange((connected) => {

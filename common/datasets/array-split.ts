@@ -14,6 +14,8 @@ export class ArraySplit implements Split {
     private readonly rows: Uint32Array,
     /** Names the data in errors (a file, or an archive and its arrays). */
     private readonly where: string,
+    /** Floats per example of the targets with more than one (a target array of shape [N, k]). */
+    private readonly targetWidths: ReadonlyMap<string, number> = new Map(),
   ) {
     this.size = rows.length;
   }
@@ -31,8 +33,10 @@ export class ArraySplit implements Split {
     if (values === undefined) {
       throw new DatasetError(`${this.where}: "${target}" is not a target of this dataset (targets: ${[...this.targetValues.keys()].join(', ')})`);
     }
-    checkSplitRequest(this.size, indices, out, 1);
-    for (let j = 0; j < indices.length; j++) out[j] = values[this.rows[indices[j]!]!]!;
+    const k = this.targetWidths.get(target) ?? 1;
+    checkSplitRequest(this.size, indices, out, k);
+    if (k === 1) for (let j = 0; j < indices.length; j++) out[j] = values[this.rows[indices[j]!]!]!;
+    else for (let j = 0; j < indices.length; j++) out.set(values.subarray(this.rows[indices[j]!]! * k, (this.rows[indices[j]!]! + 1) * k), j * k);
   }
 }
 

@@ -2,14 +2,18 @@
 // only in `target` read one "source": it is loaded once, and its key names it for the sampler,
 // so those tasks see the same examples in the same step.
 import { DatasetError } from '../errors.js';
-import type { DataSpec, LossName } from '../job-schema.js';
+import type { DataSpec, LossName, TableSpec } from '../job-schema.js';
 import type { TaskTargetRequest } from './class-labels.js';
 import { loadImages } from './images.js';
 import { loadMultiMnist } from './multimnist.js';
 import { loadNpy, loadNpz } from './npy.js';
 import { loadSynthetic } from './synthetic.js';
-import { loadTable } from './tabular.js';
-import type { Dataset, TargetKind } from './types.js';
+import { loadTable, type TargetRequest } from './tabular.js';
+import { loadStreamedTable, type StreamedDataset } from './stream/stream-table.js';
+import { checkPlan, streamSettings, type DataPlan } from './stream/plan.js';
+import { loadStreamedNpy } from './stream/stream-arrays.js';
+import { targetWidth, type Dataset, type TargetKind } from './types.js';
+import { vectorTargetName, withVectorTargets, type VectorTargetRequest } from './vector-targets.js';
 
 export { loadImages } from './images.js';
 export { loadNpy, loadNpz } from './npy.js';
@@ -53,8 +57,18 @@ export function sourceKey(spec: DataSpec): string {
   return canonicalJson(source);
 }
 
+/** The columns (table) or the name of a task's target: several for `target: [a, b]`. */
+export function targetColumns(spec: DataSpec): string[] {
+  return Array.isArray(spec.target) ? [...spec.target] : [String(spec.target)];
+}
+
 export function targetName(spec: DataSpec): string {
-  return String(spec.target);
+  return vectorTargetName(targetColumns(spec));
+}
+
+/** The floats per example of a task's target (1, or its column count). */
+export function bindingTargetWidth(b: Pick<TaskBinding, 'dataset' | 'target'>): number {
+  return targetWidth(b.dataset.targets[b.target]);
 }
 
 /** The target kind a loss needs. */
@@ -85,7 +99,26 @@ function targetRequests(tasks: ReadonlyArray<[string, TaskDataSpec]>, where: str
   return [...requests.values()].map(({ task: _task, ...request }) => request);
 }
 
-function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>): Dataset {
+/** A table and its tasks' targets: each column loaded as a target, and targets of several columns on top (vector-targets.ts). */
+function loadTableSource(spec: TableSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>, plan?: DataPlan): Dataset {
+  const requests = targetRequests(tasks, spec.path, 'column');
+  const vectors: VectorTargetRequest[] = [];
+  const columns = new Map<string, TargetRequest>();
+  for (const [, { data }] of tasks) {
+    const { kind } = requests.find((r) => r.name === targetName(data))!;
+    const names = targetColumns(data);
+    if (names.length > 1 && !vectors.some((v) => v.name === targetName(data))) vectors.push({ name: targetName(data), columns: names, kind });
+    for (const column of names) if (!columns.has(`${kind}:${column}`)) columns.set(`${kind}:${column}`, { column, kind });
+  }
+  // Streamed (bigger than memory): from the coordinator's plan when there is one, else scanned here.
+  const dataset =
+    streamSettings(spec.stream) !== undefined
+      ? loadStreamedTable(spec, baseDir, [...columns.values()], plan?.format === spec.dataset ? plan : undefined)
+      : loadTable(spec, baseDir, [...columns.values()]);
+  return vectors.length > 0 ? withVectorTargets(dataset, vectors, spec.path) : dataset;
+}
+
+function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[string, TaskDataSpec]>, plan?: DataPlan): Dataset {
   switch (spec.dataset) {
     case 'multimnist':
       return loadMultiMnist(spec);
@@ -94,8 +127,9 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
     case 'csv':
     case 'jsonl':
     case 'parquet':
-      return loadTable(spec, baseDir, targetRequests(tasks, spec.path, 'column').map(({ name, kind }) => ({ column: name, kind })));
+      return loadTableSource(spec, baseDir, tasks, plan);
     case 'npy':
+      if (streamSettings(spec.stream) !== undefined) return loadStreamedNpy(spec, baseDir, targetRequests(tasks, spec.inputs), plan?.format === 'npy' ? plan : undefined);
       return loadNpy(spec, baseDir, targetRequests(tasks, spec.inputs));
     case 'npz':
       return loadNpz(spec, baseDir, targetRequests(tasks, spec.path));
@@ -104,11 +138,30 @@ function loadSource(spec: DataSpec, baseDir: string, tasks: ReadonlyArray<[strin
   }
 }
 
+/** The data plans of the streamed sources among `bindings`, as JSON keyed by source key (Welcome.data_plan_json; empty when none). */
+export function dataPlansJson(tasks: Readonly<Record<string, TaskDataSpec>>, bindings: ReadonlyMap<string, TaskBinding>): string {
+  const plans: Record<string, DataPlan> = {};
+  for (const [task, b] of bindings) {
+    const plan = (b.dataset as Partial<StreamedDataset>).plan;
+    if (plan !== undefined) plans[sourceKey(tasks[task]!.data)] = plan;
+  }
+  return Object.keys(plans).length === 0 ? '' : JSON.stringify(plans);
+}
+
+/** The plans of `dataPlansJson`, by source key. */
+export function parseDataPlans(json: string): Map<string, DataPlan> {
+  if (json === '') return new Map();
+  const value = JSON.parse(json) as Record<string, unknown>;
+  return new Map(Object.entries(value).map(([key, plan]) => [key, checkPlan(plan, 'Welcome.data_plan_json')] as const));
+}
+
 /**
  * Loads every source once and binds each task to its dataset and target, in the order of
  * `tasks`. Relative table paths and globs resolve against `baseDir` (the job file's directory).
+ * A streamed source with a plan in `plans` (by source key: what the coordinator scanned) is read
+ * by that plan instead of being scanned again.
  */
-export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string): Map<string, TaskBinding> {
+export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir: string, plans: ReadonlyMap<string, DataPlan> = new Map()): Map<string, TaskBinding> {
   const sources = new Map<string, Array<[string, TaskDataSpec]>>();
   for (const entry of Object.entries(tasks)) {
     const key = sourceKey(entry[1].data);
@@ -117,7 +170,7 @@ export function bindTasks(tasks: Readonly<Record<string, TaskDataSpec>>, baseDir
     else group.push(entry);
   }
   const datasets = new Map<string, Dataset>();
-  for (const [key, group] of sources) datasets.set(key, loadSource(group[0]![1].data, baseDir, group));
+  for (const [key, group] of sources) datasets.set(key, loadSource(group[0]![1].data, baseDir, group, plans.get(key)));
 
   const bindings = new Map<string, TaskBinding>();
   for (const [task, { loss, data }] of Object.entries(tasks)) {

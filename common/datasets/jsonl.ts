@@ -11,16 +11,14 @@ function kindOf(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-/** Opens a JSON-lines file for `columns`: one part, the whole file. */
-export function openJsonl(file: string, columns: readonly ColumnRequest[]): TableFile {
-  const text = readTextFile(file, 'JSON lines');
-  const names = [...new Set(columns.map((c) => c.name))];
+/** The requested keys' cells of the JSON lines in `text`, whose first line is line `firstLine` of `file`. */
+export function parseJsonLines(text: string, file: string, firstLine: number, names: readonly string[]) {
   const cells = names.map((): Cell[] => []);
   const seen = names.map(() => false);
   const keys = new Set<string>();
   const lines: number[] = [];
   let start = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  for (let lineNo = 1; start <= text.length; lineNo++) {
+  for (let lineNo = firstLine; start <= text.length; lineNo++) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     const line = text.slice(start, end).trim();
@@ -51,6 +49,14 @@ export function openJsonl(file: string, columns: readonly ColumnRequest[]): Tabl
     });
     lines.push(lineNo);
   }
+  return { cells, seen, keys, lines };
+}
+
+/** Opens a JSON-lines file for `columns`: one part, the whole file. */
+export function openJsonl(file: string, columns: readonly ColumnRequest[]): TableFile {
+  const text = readTextFile(file, 'JSON lines');
+  const names = [...new Set(columns.map((c) => c.name))];
+  const { cells, seen, keys, lines } = parseJsonLines(text, file, 1, names);
   // A column no line has is a wrong name, not a column of missing values. (A file without any
   // object, like an empty part of a dataset split into files, has no rows to miss it in.)
   if (lines.length > 0) {

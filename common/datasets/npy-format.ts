@@ -116,7 +116,7 @@ class LiteralParser {
   }
 }
 
-function parseDtype(descr: Literal | undefined, where: string): NpyDtype {
+export function parseDtype(descr: Literal | undefined, where: string): NpyDtype {
   if (Array.isArray(descr)) throw new DatasetError(`${where}: structured arrays (dtype with fields) are not supported; save a plain numeric array`);
   if (typeof descr !== 'string') throw new DatasetError(`${where}: malformed .npy header: 'descr' is ${JSON.stringify(descr)}, expected a dtype string`);
   const m = /^([<>|=])([a-zA-Z])(\d+)$/.exec(descr);
@@ -135,22 +135,34 @@ function parseDtype(descr: Literal | undefined, where: string): NpyDtype {
   return { descr, kind, size, littleEndian: order !== '>' };
 }
 
-/** Parses a whole .npy file. The returned `bytes` is a view of `file`. */
-export function parseNpy(file: Uint8Array, where: string): NpyArray {
-  if (file.length < 10 || MAGIC.some((b, i) => file[i] !== b)) {
+/** A .npy header: the array's shape, dtype and order, and where its data starts. */
+export interface NpyHeader {
+  readonly shape: readonly number[];
+  readonly dtype: NpyDtype;
+  readonly fortranOrder: boolean;
+  readonly dataStart: number;
+}
+
+/**
+ * Parses the header of a .npy file of `fileSize` bytes from its first bytes `head` (enough to
+ * hold the header: at most 10 + 2^16 bytes for version 1.0), and checks the file holds exactly
+ * the data the shape needs.
+ */
+export function parseNpyHeader(head: Uint8Array, fileSize: number, where: string): NpyHeader {
+  if (head.length < 10 || MAGIC.some((b, i) => head[i] !== b)) {
     throw new DatasetError(`${where}: not a .npy file (it does not start with \\x93NUMPY)`);
   }
-  const major = file[6]!;
-  if (major < 1 || major > 3) throw new DatasetError(`${where}: .npy format version ${major}.${file[7]!} is not supported (1.0 to 3.0 are)`);
-  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const major = head[6]!;
+  if (major < 1 || major > 3) throw new DatasetError(`${where}: .npy format version ${major}.${head[7]!} is not supported (1.0 to 3.0 are)`);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
-  if (file.length < 8 + lengthBytes) throw new DatasetError(`${where}: truncated .npy header`);
+  if (head.length < 8 + lengthBytes) throw new DatasetError(`${where}: truncated .npy header`);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const start = 8 + lengthBytes;
-  if (file.length < start + headerLength) {
-    throw new DatasetError(`${where}: truncated .npy header (${headerLength} header bytes announced, ${file.length - start} present)`);
+  if (head.length < start + headerLength) {
+    throw new DatasetError(`${where}: truncated .npy header (${headerLength} header bytes announced, ${head.length - start} present)`);
   }
-  const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(file.subarray(start, start + headerLength));
+  const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(head.subarray(start, start + headerLength));
   const header = new LiteralParser(text, where).parseAll();
   if (typeof header !== 'object' || Array.isArray(header)) throw new DatasetError(`${where}: malformed .npy header: expected a dict, got ${JSON.stringify(text.trim())}`);
   for (const key of ['descr', 'fortran_order', 'shape']) {
@@ -166,13 +178,19 @@ export function parseNpy(file: Uint8Array, where: string): NpyArray {
   const count = shape.reduce((a, b) => a * b, 1);
   const dataStart = start + headerLength;
   const expected = count * dtype.size;
-  const present = file.length - dataStart;
+  const present = fileSize - dataStart;
   if (present < expected) {
     throw new DatasetError(`${where}: truncated .npy data: shape (${shape.join(', ')}) of ${dtype.descr} needs ${expected} bytes, the file holds ${present}`);
   }
   if (present > expected) {
     throw new DatasetError(`${where}: ${present - expected} unexpected bytes after the .npy data (shape (${shape.join(', ')}) of ${dtype.descr} is ${expected} bytes)`);
   }
+  return { shape, dtype, fortranOrder, dataStart };
+}
+
+/** Parses a whole .npy file. The returned `bytes` is a view of `file`. */
+export function parseNpy(file: Uint8Array, where: string): NpyArray {
+  const { shape, dtype, fortranOrder, dataStart } = parseNpyHeader(file, file.length, where);
   return { shape, dtype, fortranOrder, bytes: file.subarray(dataStart) };
 }
 

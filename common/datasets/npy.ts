@@ -23,7 +23,7 @@ import { InputsDigest } from './identity.js';
 const DEFAULT_TEST_FRACTION = 0.2;
 
 /** Reads one named array of a source; `where` names it in errors. */
-interface ArrayReader {
+export interface ArrayReader {
   read(name: string): NpyArray;
   where(name: string): string;
   /** The whole source, for the description. */
@@ -39,7 +39,7 @@ function readBytes(file: string, what: string): Buffer {
   }
 }
 
-function npyFiles(baseDir: string): ArrayReader {
+export function npyFiles(baseDir: string): ArrayReader {
   const resolve = (name: string): string => resolveDataPath(name, baseDir);
   return {
     read: (name) => parseNpy(readBytes(resolve(name), '.npy file'), resolve(name)),
@@ -80,7 +80,7 @@ function shapeText(shape: readonly number[]): string {
   return `(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`;
 }
 
-interface Inputs {
+export interface Inputs {
   features: Float32Array;
   exampleShape: number[];
   count: number;
@@ -104,12 +104,12 @@ function readInputs(reader: ArrayReader, name: string): Inputs {
   return { features, exampleShape, count };
 }
 
-function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsName: string): TargetColumn {
+export function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsName: string, kind: TaskTargetRequest['kind']): TargetColumn {
   const array = reader.read(name);
   const where = reader.where(name);
   const { shape } = array;
-  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) {
-    throw new DatasetError(`${where}: a target must have shape (N,) or (N, 1), got ${shapeText(shape)}`);
+  if (!(shape.length === 1 || (shape.length === 2 && (shape[1] === 1 || kind === 'regression')))) {
+    throw new DatasetError(`${where}: a target must have shape (N,) or (N, 1)${kind === 'regression' ? ', or (N, k) for k values per example' : ' (a class target)'}, got ${shapeText(shape)}`);
   }
   if (shape[0] !== inputs.count) {
     throw new DatasetError(
@@ -119,18 +119,22 @@ function readTarget(reader: ArrayReader, name: string, inputs: Inputs, inputsNam
   const values = npyToFloat64(array);
   const bad = values.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new DatasetError(`${where}: example ${bad} holds ${values[bad]}; targets must be finite`);
-  return { values, boolean: array.dtype.kind === 'b' };
+  return { values, boolean: array.dtype.kind === 'b', width: shape.length === 2 ? shape[1]! : 1 };
 }
 
-interface TargetColumn {
+export interface TargetColumn {
   values: Float64Array;
   boolean: boolean;
+  /** Values per example: k for a regression target of shape (N, k). */
+  width: number;
 }
 
 /** Train and test targets of one name: class indices over the classes of both splits, or values. */
-function targetArrays(kind: TaskTargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
+export function targetArrays(kind: TaskTargetRequest['kind'], train: TargetColumn, test?: TargetColumn): { info: TargetInfo; train: Float32Array; test?: Float32Array } {
   if (kind === 'regression') {
-    return { info: { kind }, train: Float32Array.from(train.values), ...(test ? { test: Float32Array.from(test.values) } : {}) };
+    if (test && test.width !== train.width) throw new DatasetError(`the test target has ${test.width} values per example, the train target ${train.width}`);
+    const info: TargetInfo = train.width === 1 ? { kind } : { kind, width: train.width };
+    return { info, train: Float32Array.from(train.values), ...(test ? { test: Float32Array.from(test.values) } : {}) };
   }
   const both = new Float64Array(train.values.length + (test?.values.length ?? 0));
   both.set(train.values);
@@ -149,6 +153,7 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
   const targets: Record<string, TargetInfo> = {};
   const trainValues = new Map<string, Float32Array>();
   const testValues = new Map<string, Float32Array>();
+  const widths = new Map<string, number>();
 
   if (spec.test !== undefined) {
     const testInputs = readInputs(reader, spec.test.inputs);
@@ -158,16 +163,17 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
       );
     }
     for (const { name, kind, testTarget } of requests) {
-      const t = targetArrays(kind, readTarget(reader, name, inputs, spec.inputs), readTarget(reader, testTarget ?? spec.test.target, testInputs, spec.test.inputs));
+      const t = targetArrays(kind, readTarget(reader, name, inputs, spec.inputs, kind), readTarget(reader, testTarget ?? spec.test.target, testInputs, spec.test.inputs, kind));
       targets[name] = t.info;
+      if (t.info.width !== undefined) widths.set(name, t.info.width);
       trainValues.set(name, t.train);
       testValues.set(name, t.test!);
     }
     return {
       inputShape: inputs.exampleShape,
       targets,
-      train: new ArraySplit(inputs.features, width, trainValues, allRows(inputs.count), reader.where(spec.inputs)),
-      test: new ArraySplit(testInputs.features, width, testValues, allRows(testInputs.count), reader.where(spec.test.inputs)),
+      train: new ArraySplit(inputs.features, width, trainValues, allRows(inputs.count), reader.where(spec.inputs), widths),
+      test: new ArraySplit(testInputs.features, width, testValues, allRows(testInputs.count), reader.where(spec.test.inputs), widths),
       identity: new InputsDigest('arrays', width).add(inputs.features).add(testInputs.features).finish(allRows(inputs.count)),
       description: `${spec.dataset} ${reader.where(spec.inputs)}: examples of shape (${inputs.exampleShape.join(', ')}), ${inputs.count} train / ${testInputs.count} test (${reader.where(spec.test.inputs)})`,
     };
@@ -184,16 +190,17 @@ function loadArrays(spec: NpySpec | NpzSpec, reader: ArrayReader, requests: read
   // Keyed by the seed and the example count only: the split does not depend on file names.
   const order = Rng.fromKey(spec.seed, 'array-split', inputs.count).permutation(inputs.count);
   for (const { name, kind } of requests) {
-    const t = targetArrays(kind, readTarget(reader, name, inputs, spec.inputs));
+    const t = targetArrays(kind, readTarget(reader, name, inputs, spec.inputs, kind));
     targets[name] = t.info;
+    if (t.info.width !== undefined) widths.set(name, t.info.width);
     trainValues.set(name, t.train);
   }
   const where = reader.where(spec.inputs);
   return {
     inputShape: inputs.exampleShape,
     targets,
-    train: new ArraySplit(inputs.features, width, trainValues, order.subarray(0, trainSize), where),
-    test: new ArraySplit(inputs.features, width, trainValues, order.subarray(trainSize), where),
+    train: new ArraySplit(inputs.features, width, trainValues, order.subarray(0, trainSize), where, widths),
+    test: new ArraySplit(inputs.features, width, trainValues, order.subarray(trainSize), where, widths),
     identity: new InputsDigest('arrays', width).add(inputs.features).finish(order.subarray(0, trainSize)),
     description: `${spec.dataset} ${where}: examples of shape (${inputs.exampleShape.join(', ')}), ${trainSize} train / ${testSize} test, seed ${spec.seed}`,
   };

@@ -169,6 +169,7 @@ export function openParquet(file: string, columns: readonly ColumnRequest[]): Ta
     format: 'parquet',
     rowCount,
     partCount: groupRows.length,
+    partRows: (g) => groupRows[g]!,
     textCells: false,
     missingText: 'null',
     part(g) {

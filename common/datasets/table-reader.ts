@@ -39,6 +39,8 @@ export interface TableFile {
   readonly textCells: boolean;
   /** How a missing cell reads in this format, for messages ("an empty cell", "null"). */
   readonly missingText: string;
+  /** Rows of part `index` without decoding it, where the format knows them (parquet: from the footer). */
+  partRows?(index: number): number;
   /** Decodes part `index` (0 ≤ index < partCount). Errors name the file, the part and the column. */
   part(index: number): TablePart;
   /** Where row `row` (0-based in the file) is, for messages: "line 12", "row 11 (row group 0)". */

@@ -18,6 +18,7 @@ import { resolveTableFiles } from './table-files.js';
 import { showCell, type Cell, type ColumnRequest, type TableFile, type TableReader } from './table-reader.js';
 import { standardised, type ColumnTransform, type Dataset, type TargetInfo, type TargetKind } from './types.js';
 import { ArraySplit } from './array-split.js';
+import { splitByColumn } from './column-split.js';
 import { classIndex, parseDecimal } from './class-labels.js';
 import { InputsDigest } from './identity.js';
 import { Vocabulary } from './vocabulary.js';
@@ -36,26 +37,29 @@ export interface TableDataset extends Dataset {
 }
 
 /** The test fraction when neither `testFraction` nor `test` is given. */
-const DEFAULT_TEST_FRACTION = 0.2;
+export const DEFAULT_TEST_FRACTION = 0.2;
 
-const READERS: Record<TableDatasetKind, { open: TableReader; extension: string }> = {
+export const READERS: Record<TableDatasetKind, { open: TableReader; extension: string }> = {
   csv: { open: openCsv, extension: 'csv' },
   jsonl: { open: openJsonl, extension: 'jsonl' },
   parquet: { open: openParquet, extension: 'parquet' },
 };
 
-function cellError(table: TableFile, row: number, column: string, expected: string, cell: Cell): DatasetError {
+/** What messages about a cell need of its file: its name, how cells read, where a row is. */
+export type CellSite = Pick<TableFile, 'file' | 'textCells' | 'missingText' | 'locate'>;
+
+function cellError(table: CellSite, row: number, column: string, expected: string, cell: Cell): DatasetError {
   return new DatasetError(`${table.file}: ${table.locate(row)}, column "${column}": expected ${expected}, got ${showCell(cell, table)}`);
 }
 
 /** What a missing cell (an empty csv cell, a JSON null or absent key, a Parquet null) becomes. */
-type MissingPolicy = NonNullable<TableSpec['missing']>;
+export type MissingPolicy = NonNullable<TableSpec['missing']>;
 
 /**
  * A missing cell under `policy`: an error naming file, row and column (the default), the fill
  * value, or `drop` (undefined: the row is left out before the split).
  */
-function missing(table: TableFile, row: number, column: string, expected: string, policy: MissingPolicy, as: 'number' | 'label'): number | string | undefined {
+function missing(table: CellSite, row: number, column: string, expected: string, policy: MissingPolicy, as: 'number' | 'label'): number | string | undefined {
   if (policy === 'error') throw cellError(table, row, column, expected, null);
   if (policy === 'drop') return undefined;
   const fill = policy.fill;
@@ -65,7 +69,7 @@ function missing(table: TableFile, row: number, column: string, expected: string
 }
 
 /** A numeric cell: a number (finite), an exactly representable integer, or decimal text in csv. */
-function numberOf(cell: Cell | undefined, table: TableFile, row: number, column: string, policy: MissingPolicy): number | undefined {
+export function numberOf(cell: Cell | undefined, table: CellSite, row: number, column: string, policy: MissingPolicy): number | undefined {
   if (typeof cell === 'number') {
     if (Number.isFinite(cell)) return cell;
   } else if (typeof cell === 'bigint') {
@@ -82,7 +86,7 @@ function numberOf(cell: Cell | undefined, table: TableFile, row: number, column:
 }
 
 /** A class label's text: a string as it is, an integer or a boolean as String(value). */
-function labelOf(cell: Cell | undefined, table: TableFile, row: number, column: string, policy: MissingPolicy, what = 'a class label'): string | undefined {
+export function labelOf(cell: Cell | undefined, table: CellSite, row: number, column: string, policy: MissingPolicy, what = 'a class label'): string | undefined {
   const expected = table.textCells ? what : `${what} (a string, an integer or a boolean)`;
   if (typeof cell === 'string') {
     if (cell !== '') return cell;
@@ -121,7 +125,7 @@ function standardise(features: Float64Array, width: number, trainRows: Uint32Arr
   return transforms;
 }
 
-function checkRequests(spec: TableSpec, shown: string, targetColumns: readonly TargetRequest[]): Map<string, TargetKind> {
+export function checkRequests(spec: TableSpec, shown: string, targetColumns: readonly TargetRequest[]): Map<string, TargetKind> {
   const requested = new Map<string, TargetKind>();
   for (const { column, kind } of targetColumns) {
     const earlier = requested.get(column);
@@ -163,6 +167,8 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
     ...spec.features.map((name) => ({ name, role: 'feature' })),
     ...[...requested.keys()].map((name) => ({ name, role: 'target' })),
   ];
+  const splitColumn = spec.split?.column;
+  if (splitColumn !== undefined && !columns.some((c) => c.name === splitColumn)) columns.push({ name: splitColumn, role: 'split' });
   const { shown, where, files, tables, trainFiles } = openFiles(spec, baseDir, columns);
   const categoricalColumns = spec.categorical ?? [];
   for (const c of categoricalColumns) {
@@ -182,6 +188,7 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
     if (kind === 'classification') labels.set(column, new Array<string>(fileRows));
     else numbers.set(column, new Float32Array(fileRows));
   }
+  const splitLabels = splitColumn === undefined ? undefined : new Array<string>(fileRows);
   const dropped = new Uint8Array(fileRows);
   const keep = (row: number, value: number | string | undefined): value is number | string => {
     if (value === undefined) dropped[row] = 1;
@@ -220,6 +227,13 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
           if (keep(base + r, v)) values[base + r] = v;
         }
       }
+      if (splitLabels) {
+        const cells = part.column(splitColumn!);
+        for (let r = 0; r < part.rowCount; r++) {
+          const v = labelOf(cells[r], table, part.firstRow + r, splitColumn!, policy, 'a split value');
+          if (keep(base + r, v)) splitLabels[base + r] = v;
+        }
+      }
     }
     offset += table.rowCount;
     if (t === trainFiles - 1) trainFileRows = offset;
@@ -233,7 +247,9 @@ export function loadTable(spec: TableSpec, baseDir: string, targetColumns: reado
 
   let trainRows: Uint32Array;
   let testRows: Uint32Array;
-  if (spec.test !== undefined) {
+  if (spec.split !== undefined) {
+    ({ trainRows, testRows } = splitByColumn(Array.from(kept, (r) => splitLabels![r]!), spec.split, where));
+  } else if (spec.test !== undefined) {
     if (spec.testFraction !== undefined) throw new DatasetError(`${where}: give either test (the test split's files) or testFraction, not both`);
     trainRows = Uint32Array.from({ length: keptTrainFileRows }, (_, i) => i);
     testRows = Uint32Array.from({ length: rowCount - keptTrainFileRows }, (_, i) => keptTrainFileRows + i);

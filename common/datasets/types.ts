@@ -8,6 +8,17 @@ export interface TargetInfo {
   kind: TargetKind;
   /** Classification only: the class labels; the target value is the index into this list. */
   classes?: readonly string[];
+  /** Floats per example (default 1): a target of several columns has one per column. */
+  width?: number;
+  /** A target of several columns (a vector, or multi-label): the columns, in component order. */
+  columns?: readonly string[];
+  /** A multi-label target: each column's labels [for 0, for 1]; each component is 0 or 1. */
+  columnClasses?: ReadonlyArray<readonly [string, string]>;
+}
+
+/** The floats per example a target writes (`Split.targets`). */
+export function targetWidth(info: TargetInfo | undefined): number {
+  return info?.width ?? 1;
 }
 
 /** One split (train or test) of a dataset; examples are addressed by index in [0, size). */
@@ -18,7 +29,10 @@ export interface Split {
    * `out` (length `indices.length * inputSize`).
    */
   inputs(indices: ArrayLike<number>, out: Float32Array): void;
-  /** Writes one value per example: the class index (as a float) or the regression value. */
+  /**
+   * Writes the target's `width` values (TargetInfo.width, default 1) per example, row-major: the
+   * class index (as a float), the regression value, or a vector target's components in order.
+   */
   targets(target: string, indices: ArrayLike<number>, out: Float32Array): void;
 }
 
@@ -40,6 +54,14 @@ export interface Dataset {
    * Datasets with equal identities must give equal train inputs for every index.
    */
   readonly identity?: string;
+  /**
+   * Streamed datasets: batches come from a block shuffle of consecutive train rows (block-sampler.ts)
+   * rather than a permutation of all of them, so a batch reads a bounded number of chunks.
+   */
+  readonly sampling?: { readonly blockRows: number; readonly window: number };
+  /** Streamed datasets: whether this process scanned the files (else it read by the coordinator's plan), and what their chunk cache did (chunks decoded, evictions, bytes held), for logs. */
+  readonly scanned?: boolean;
+  readonly cacheStats?: Readonly<Record<'hits' | 'loads' | 'evictions' | 'bytes' | 'peakBytes' | 'decodedBytes' | 'loadMs', number>>;
 }
 
 export function inputSize(dataset: Pick<Dataset, 'inputShape'>): number {

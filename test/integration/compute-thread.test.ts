@@ -18,7 +18,7 @@ function loadJob(doc: object): { job: JobSpec; dir: string } {
   return { job: loaded.spec, dir: loaded.dir };
 }
 
-const environmentOf = (job: JobSpec, dir: string) => ({ jobJson: JSON.stringify(job), jobDir: dir, modelJson: '', resolved: [] });
+const environmentOf = (job: JobSpec, dir: string) => ({ jobJson: JSON.stringify(job), jobDir: dir, modelJson: '', dataPlanJson: '', resolved: [] });
 
 void describe('compute thread', () => {
   let thread: ComputeThread;

@@ -203,6 +203,51 @@ void describe('mtl k8s render|apply (CLI)', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /apply failed: configmap\/mtl-job: .*ECONNREFUSED/);
   });
+
+  void it("refuses a job whose data would not exist in the pods (exit 2, naming task and path); the image's examples and a data volume work", async () => {
+    const dir = tempDir('mtl-k8s-data-');
+    writeFileSync(path.join(dir, 'weather.csv'), readFileSync(path.join(EXAMPLES, 'data', 'seattle-weather', 'seattle-weather.csv')));
+    const own = path.join(dir, 'weather.yaml');
+    writeFileSync(own, readFileSync(path.join(EXAMPLES, 'seattle-weather.yaml'), 'utf8').replaceAll('data/seattle-weather/seattle-weather.csv', 'weather.csv'));
+    for (const command of ['render', 'apply']) {
+      const r = await runCli(['k8s', command, own, '--workers', '2']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /2 files of the job would not exist in the pods:\n {2}tasks\.weather\.data\.path: weather\.csv would be \/etc\/mtl\/weather\.csv in the pods, where nothing puts it: .*mtl data put/);
+      assert.match(r.stderr, /tasks\.temp_max\.data\.path: weather\.csv/);
+    }
+
+    // The shipped example renders: its job is mounted where the image keeps its data.
+    const example = await runCli(['k8s', 'render', path.join(EXAMPLES, 'seattle-weather.yaml'), '--workers', '2']);
+    assert.equal(example.code, 0, example.stderr);
+    const coordinator = pod(byKindName(parseDocs(example.stdout)).get('Job/mtl-coordinator')).containers[0];
+    assert.equal(coordinator?.args?.[1], '/app/examples/seattle-weather.yaml');
+
+    // On a volume: absolute paths under its mount.
+    const onVolume = path.join(dir, 'on-volume.yaml');
+    writeFileSync(onVolume, readFileSync(own, 'utf8').replaceAll('path: weather.csv', 'path: /srv/data/weather.csv'));
+    const refused = await runCli(['k8s', 'render', onVolume, '--workers', '2']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--data-volume PVC\[:MOUNT\]/);
+    const mounted = await runCli(['k8s', 'render', onVolume, '--workers', '2', '--data-volume', 'weather-data:/srv/data']);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    for (const name of ['Job/mtl-coordinator', 'Job/mtl-workers']) {
+      const spec = (byKindName(parseDocs(mounted.stdout)).get(name)?.spec as { template: { spec: { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> } } }).template.spec;
+      assert.equal(spec.volumes.find((v) => v.name === 'job-data')?.persistentVolumeClaim?.claimName, 'weather-data', name);
+    }
+    const badVolume = await runCli(['k8s', 'render', onVolume, '--workers', '2', '--data-volume', 'weather-data:relative']);
+    assert.equal(badVolume.code, 2);
+    assert.match(badVolume.stderr, /--data-volume weather-data:relative: the mount path must be an absolute/);
+    const badCache = await runCli(['k8s', 'render', path.join(EXAMPLES, 'synthetic.yaml'), '--workers', '2', '--data-cache-size', '10GB']);
+    assert.equal(badCache.code, 2);
+    assert.match(badCache.stderr, /--data-cache-size 10GB: expected an integer with a binary unit/);
+
+    // Remote data needs no volume: the pods fetch it.
+    const remote = path.join(dir, 'remote.yaml');
+    writeFileSync(remote, readFileSync(own, 'utf8').replaceAll('path: weather.csv', 'path: nats://weather/seattle-weather.csv'));
+    const fetched = await runCli(['k8s', 'render', remote, '--workers', '2']);
+    assert.equal(fetched.code, 0, fetched.stderr);
+  });
 });
 
 /** A kubeconfig whose API server is a closed local port: the client really tries and fails. */

@@ -173,6 +173,25 @@ void describe('mtl k8s render (objects)', () => {
     });
   }
 
+  void it('lets a replaced coordinator pod continue its run: a run id per Job, one run directory per run, retries but not for an invalid job', () => {
+    const objects = render({ name: 'exp' });
+    const job = find(objects, Job, 'exp-coordinator');
+    const coordinator = container(job, 'coordinator');
+    assert.equal(argAfter(coordinator, '--run-id'), '$(MTL_RUN_ID)');
+    assert.equal(argAfter(coordinator, '--out'), '/var/lib/mtl/runs/$(MTL_RUN_ID)');
+    const env = coordinator.env ?? [];
+    const uid = env.findIndex((e) => e.name === 'JOB_UID');
+    const runId = env.findIndex((e) => e.name === 'MTL_RUN_ID');
+    assert.equal(env[uid]?.valueFrom?.fieldRef?.fieldPath, "metadata.labels['batch.kubernetes.io/controller-uid']");
+    assert.equal(env[runId]?.value, 'exp-$(JOB_UID)');
+    assert.ok(uid < runId, 'a variable is expanded only from those defined before it');
+    assert.equal(job.spec?.backoffLimit, 3);
+    assert.equal(podSpec(job).restartPolicy, 'Never');
+    assert.deepEqual(job.spec?.podFailurePolicy?.rules[0], { action: 'FailJob', onExitCodes: { containerName: 'coordinator', operator: 'In', values: [2] } });
+    // Workers wait long enough for a replacement to take the run over.
+    assert.equal(argAfter(container(find(objects, Job, 'exp-workers'), 'worker'), '--reconnect-timeout'), '900');
+  });
+
   void it('refuses options that cannot make valid objects', () => {
     assert.throws(() => render({ name: 'Not_A_Label' }), RenderOptionsError);
     assert.throws(() => render({ name: 'x'.repeat(41) }), RenderOptionsError);

@@ -1,4 +1,4 @@
-// The worker's compute: custom gradients (explicit transposes, im2col conv filter gradient)
+// The worker's compute: custom gradients (explicit transposes, conv gradients as forward convolutions)
 // against tfjs' own gradients, wasm against cpu, and no tensor leaks per unit.
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
@@ -20,10 +20,10 @@ function randomTensor(shape: number[], seed: number): tf.Tensor {
 const CUSTOM: OpsMode = { explicitTranspose: true, im2colFilterGrad: true, hostPoolGrad: true };
 const NATIVE: OpsMode = { explicitTranspose: false, im2colFilterGrad: false, hostPoolGrad: false };
 
-function convGrads(mode: OpsMode, strides: [number, number], padding: Padding): Float32Array[] {
+function convGrads(mode: OpsMode, strides: [number, number], padding: Padding, xShape: number[] = [3, 9, 8, 2], kernelShape: number[] = [3, 2, 2, 4]): Float32Array[] {
   return tf.tidy(() => {
-    const x = randomTensor([3, 9, 8, 2], 1) as tf.Tensor4D;
-    const k = randomTensor([3, 2, 2, 4], 2) as tf.Tensor4D;
+    const x = randomTensor(xShape, 1) as tf.Tensor4D;
+    const k = randomTensor(kernelShape, 2) as tf.Tensor4D;
     const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(conv2dForTraining(a as tf.Tensor4D, b as tf.Tensor4D, strides, padding, mode))));
     return g([x, k]).map((t) => t.dataSync() as Float32Array);
   });
@@ -74,12 +74,38 @@ void describe('worker compute', () => {
     await selectBackend('cpu');
   });
 
-  void it('im2col conv filter gradient equals tfjs Conv2DBackpropFilter on cpu (valid, same, strided)', () => {
+  void it('conv gradients as forward convolutions (input and filter) equal tfjs autodiff on cpu (valid, same, strided)', () => {
     for (const [strides, padding] of [[[1, 1], 'valid'], [[1, 1], 'same'], [[2, 3], 'same'], [[2, 2], 'valid']] as Array<[[number, number], Padding]>) {
       const native = convGrads(NATIVE, strides, padding);
       const custom = convGrads(CUSTOM, strides, padding);
       assert.ok(relativeError(custom[0]!, native[0]!) < 1e-6, `dx ${String(strides)} ${padding}`);
       assert.ok(relativeError(custom[1]!, native[1]!) < 1e-6, `dkernel ${String(strides)} ${padding}: ${relativeError(custom[1]!, native[1]!)}`);
+    }
+  });
+
+  void it('conv gradients equal tfjs autodiff on cpu over kernel sizes, channel counts, strides 1 and 2, valid and same, batch 1 and 4', () => {
+    // Strides > 1 take the zero-spread dy from 8 input channels, conv2dTranspose below (conv2dInputGrad);
+    // 'same' with an even kernel pads unevenly.
+    const cases: Array<{ x: number[]; k: number[] }> = [
+      { x: [1, 7, 7, 1], k: [1, 1, 1, 3] },
+      { x: [4, 8, 9, 3], k: [3, 3, 3, 5] },
+      { x: [1, 10, 10, 2], k: [5, 5, 2, 4] },
+      { x: [4, 9, 7, 4], k: [2, 4, 4, 2] },
+      { x: [4, 12, 12, 16], k: [5, 5, 16, 8] },
+      { x: [1, 11, 10, 8], k: [2, 4, 8, 3] },
+    ];
+    for (const { x, k } of cases) {
+      for (const stride of [1, 2]) {
+        for (const padding of ['valid', 'same'] as const) {
+          const strides: [number, number] = [stride, stride];
+          const native = convGrads(NATIVE, strides, padding, x, k);
+          const custom = convGrads(CUSTOM, strides, padding, x, k);
+          const where = `x ${x.join('×')}, kernel ${k.join('×')}, stride ${stride}, ${padding}`;
+          assert.ok(native[0]!.some((v) => v !== 0) && native[1]!.some((v) => v !== 0), `${where}: the reference is all zeros`);
+          assert.ok(relativeError(custom[0]!, native[0]!) <= 1e-5, `dx ${where}: ${relativeError(custom[0]!, native[0]!)}`);
+          assert.ok(relativeError(custom[1]!, native[1]!) <= 1e-5, `dkernel ${where}: ${relativeError(custom[1]!, native[1]!)}`);
+        }
+      }
     }
   });
 

@@ -14,7 +14,7 @@ import { Rng } from '../../common/random.js';
 import { selectBackend } from '../../worker/backend.js';
 import { opsModeFor } from '../../worker/layer-ops.js';
 import { maxPoolGradOnHost, registerCpuGradientKernels, resizeNearestNeighborGradOnHost } from '../../worker/host-gradient-kernels.js';
-import { registerWasmGradientKernels, WASM_GRADIENT_KERNEL_NAMES, WASM_KERNEL_OVERRIDES } from '../../worker/wasm-gradient-kernels.js';
+import { registerWasmGradientKernels, setWasmConvFormulation, WASM_GRADIENT_KERNEL_NAMES, WASM_KERNEL_OVERRIDES } from '../../worker/wasm-gradient-kernels.js';
 import { relativeError } from '../helpers/numeric.js';
 
 type Shape4 = [number, number, number, number];
@@ -90,9 +90,9 @@ void describe('wasm gradient kernels', () => {
     await selectBackend('cpu');
   });
 
-  void it('selectBackend registered the four missing kernels and the two replacements; registering again adds none, and the fast path still picks its own conv gradient', () => {
+  void it('selectBackend registered the four missing kernels and the three replacements; registering again adds none, and the fast path still picks its own conv gradient', () => {
     for (const name of WASM_GRADIENT_KERNEL_NAMES) assert.ok(tf.getKernel(name, 'wasm') !== undefined, name);
-    assert.deepEqual([...WASM_KERNEL_OVERRIDES], ['MaxPoolGrad']);
+    assert.deepEqual([...WASM_KERNEL_OVERRIDES], ['MaxPoolGrad', 'Conv2DBackpropInput']);
     assert.equal(tf.getKernel('MaxPoolGrad', 'wasm')?.kernelFunc, maxPoolGradOnHost);
     assert.equal(tf.getKernel('ResizeNearestNeighborGrad', 'cpu')?.kernelFunc, resizeNearestNeighborGradOnHost);
     assert.deepEqual(registerWasmGradientKernels(), []);
@@ -139,6 +139,58 @@ void describe('wasm gradient kernels', () => {
       const attrs = { strides: c.strides, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC', dimRoundingMode: c.dimRoundingMode, filterShape };
       await compare('Conv2DBackpropFilter', { x: normal(c.x, seed++), dy: normal(dyShape, seed++) }, attrs);
     }
+  });
+
+  const inputGradCases: Array<{ x: Shape4; k: [number, number]; f: number; strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'ceil'; nchw?: boolean }> = [
+    { x: [3, 9, 9, 2], k: [3, 3], f: 4, strides: 1, pad: 'valid' },
+    { x: [1, 9, 8, 2], k: [3, 3], f: 4, strides: 1, pad: 'same' },
+    { x: [4, 12, 12, 16], k: [5, 5], f: 8, strides: 1, pad: 'valid' },
+    { x: [1, 10, 10, 3], k: [5, 5], f: 2, strides: 1, pad: 'same' },
+    { x: [3, 9, 9, 3], k: [3, 3], f: 5, strides: 2, pad: 'same' },
+    { x: [1, 10, 10, 3], k: [3, 3], f: 5, strides: 2, pad: 'same' },
+    { x: [3, 10, 9, 2], k: [3, 3], f: 4, strides: 2, pad: 'valid' },
+    { x: [2, 11, 10, 2], k: [2, 4], f: 3, strides: [2, 3], pad: 'same' },
+    { x: [2, 9, 9, 2], k: [1, 1], f: 6, strides: 1, pad: 'valid' },
+    { x: [3, 1, 12, 2], k: [1, 3], f: 4, strides: 1, pad: 'same' },
+    { x: [2, 8, 8, 2], k: [3, 3], f: 3, strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+    { x: [2, 7, 7, 3], k: [3, 3], f: 2, strides: 1, pad: 2 },
+    { x: [2, 3, 8, 8], k: [3, 3], f: 4, strides: 2, pad: 'same', nchw: true },
+    { x: [1, 4, 7, 7], k: [3, 3], f: 2, strides: 1, pad: 'valid', nchw: true },
+    // Strided with ≥ 8 input channels: ours (fewer keep wasm's own, conv-gradients.ts inputGradByConvWins).
+    { x: [2, 9, 9, 8], k: [3, 3], f: 3, strides: 2, pad: 'same' },
+    { x: [1, 10, 10, 8], k: [3, 3], f: 4, strides: 2, pad: 'valid' },
+    { x: [2, 11, 10, 9], k: [2, 4], f: 3, strides: [2, 3], pad: 'same' },
+    { x: [2, 8, 8, 8], k: [3, 3], f: 3, strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+    { x: [2, 8, 9, 9], k: [3, 3], f: 4, strides: 2, pad: 'same', nchw: true },
+  ];
+
+  /** Runs Conv2DBackpropInput over inputGradCases on wasm and cpu. */
+  async function compareInputGrads(): Promise<void> {
+    let seed = 60;
+    for (const c of inputGradCases) {
+      const filterShape: Shape4 = [c.k[0], c.k[1], c.nchw ? c.x[1] : c.x[3], c.f];
+      const nhwc: Shape4 = c.nchw ? [c.x[0], c.x[2], c.x[3], c.x[1]] : c.x;
+      const [n, oh, ow, f] = outShape(nhwc, filterShape, c.strides, c.pad, false, 1, c.dimRoundingMode);
+      const dyShape = c.nchw ? [n, f, oh, ow] : [n, oh, ow, f];
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC', dimRoundingMode: c.dimRoundingMode, inputShape: c.x };
+      await compare('Conv2DBackpropInput', { dy: normal(dyShape, seed++), filter: normal(filterShape, seed++) }, attrs);
+    }
+  }
+
+  void it('Conv2DBackpropInput (replaced on wasm) equals cpu (strides 1, 2, [2, 3]; valid, same, explicit; ceil rounding; NCHW; kernels 1×1 to 5×5; 1 to 16 channels; batch 1 and more)', async () => {
+    await compareInputGrads();
+  });
+
+  void it("with setWasmConvFormulation('wasm') (the benchmarks' baseline: wasm's own Conv2DBackpropInput) the kernel agrees with cpu too", async () => {
+    // wasm's loop happens to add in the order XNNPACK's GEMM does (the bits agree with ours), so
+    // the switch shows in time only: bench/compute.ts --conv-compare, bench/conv-grads.ts.
+    const previous = setWasmConvFormulation('wasm');
+    try {
+      await compareInputGrads();
+    } finally {
+      assert.equal(setWasmConvFormulation(previous), 'wasm');
+    }
+    assert.equal(previous, 'forward-conv');
   });
 
   void it('Conv2DBackpropFilter stays within 1e-5 of a double-precision sum at a training batch size (64 × 28 × 28 × 1 → 32)', async () => {

@@ -25,6 +25,13 @@ export interface Welcome {
    * Workers rebuild the model from it, so the model file need not be on their machines.
    */
   'modelJson'?: (string);
+  /**
+   * Streamed datasets (a table spec with `stream`): the coordinator's scan of each, as JSON
+   * keyed by source key (chunk offsets and row counts, statistics, vocabularies, class labels,
+   * identity, file fingerprints), so workers read only the chunks they need without scanning
+   * the files; empty when the job streams no data.
+   */
+  'dataPlanJson'?: (string);
 }
 
 export interface Welcome__Output {
@@ -50,4 +57,11 @@ export interface Welcome__Output {
    * Workers rebuild the model from it, so the model file need not be on their machines.
    */
   'modelJson': (string);
+  /**
+   * Streamed datasets (a table spec with `stream`): the coordinator's scan of each, as JSON
+   * keyed by source key (chunk offsets and row counts, statistics, vocabularies, class labels,
+   * identity, file fingerprints), so workers read only the chunks they need without scanning
+   * the files; empty when the job streams no data.
+   */
+  'dataPlanJson': (string);
 }
