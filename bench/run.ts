@@ -12,6 +12,7 @@ import { dataBench } from './data.js';
 import { dataRssBench } from './data-rss.js';
 import { overheadBench } from './overhead.js';
 import { scaleBench } from './scale.js';
+import { threadsBench } from './threads.js';
 import { transportBench } from './transport.js';
 import { option, type Bench } from './bench-types.js';
 
@@ -19,7 +20,7 @@ import { option, type Bench } from './bench-types.js';
 const CHILD_ENV = 'MTL_BENCH_CHILD';
 const isChild = process.env[CHILD_ENV] !== undefined;
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, decodeBench, dataBench, dataRssBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, decodeBench, dataBench, dataRssBench, threadsBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'ILLEGAL_STATE'
   | 'AGGREGATION_INPUT'
   | 'BACKEND_UNAVAILABLE'
+  | 'COMPUTE_THREAD_LOST'
   | 'UNIT_FAILED'
   | 'RUN_ABORTED'
   | 'CONTROL_PLANE'
@@ -130,6 +131,11 @@ export class AggregationInputError extends MtlError {
 /** The requested compute backend cannot be loaded here. */
 export class BackendUnavailableError extends MtlError {
   readonly code = 'BACKEND_UNAVAILABLE';
+}
+
+/** A worker's compute thread died (an uncaught error, out of memory) or was stopped: the worker cannot compute. */
+export class ComputeThreadError extends MtlError {
+  readonly code = 'COMPUTE_THREAD_LOST';
 }
 
 /** A worker reported that it could not compute a unit. */

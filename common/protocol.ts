@@ -11,8 +11,13 @@ import type { ProtoGrpcType } from '../proto/generated/coordinator.js';
 import type { CoordinatorDefinition } from '../proto/generated/mtl/v1/Coordinator.js';
 import type { CoordinatorMessage } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
 
-/** Bumped on any incompatible change; Hello and Welcome carry it. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any incompatible change; Hello and Welcome carry it. 2: workers heartbeat while they
+ * compute (their compute runs off the session's event loop), so the coordinator declares any
+ * worker dead after `fault.deadAfterMs` of silence, busy or not; a protocol-1 worker, silent
+ * for a whole unit, would be declared dead in long units, so it is refused at Hello.
+ */
+export const PROTOCOL_VERSION = 2;
 /** Largest TensorChunk payload. */
 export const MAX_CHUNK_BYTES = 1 << 20;
 /** Largest message either side accepts: a full chunk plus generous room for headers. */

@@ -1,18 +1,16 @@
 // When is a worker dead, and when is it merely slow? Pure functions of what the coordinator
 // observed and the clock, so tests can drive them with fake times.
 //
-// A worker computes its units one after another and cannot talk while it computes (tfjs runs
-// on its event loop), so silence alone is ambiguous. Its expected silence is the wall time of
-// one computation (`meanBusyMs`; units that share a batch are computed together, and the whole
-// group counts). The rules:
-// - dead: silent for `deadAfterMs`, or, while it holds work, for 3× its expected computation if
-//   that is longer (a worker is never expected to finish faster than it has been);
-//   before any computation time is known, busy workers get FIRST_UNIT_GRACE_MS.
+// A worker computes in a thread of its own and keeps talking while it computes: heartbeats
+// every `fault.heartbeatMs` whether it computes or not (protocol 2). So silence means the same
+// thing at any time, and its limit no longer depends on how long a unit takes. The rules:
+// - dead: silent for `deadAfterMs` (busy or idle);
 // - stalled: holds work but has not finished a unit for `backupAfter` × the median computation time
 //   (and at least `minBackupMs`; FIRST_UNIT_BACKUP_FACTOR times that for a worker's first
-//   unit, which includes its warm-up): its units get backup copies on idle workers.
+//   unit, which includes its warm-up): its units get backup copies on idle workers. A worker's
+//   computation time (`meanBusyMs`) is the wall time of one computation (units that share a
+//   batch are computed together, and the whole group counts).
 
-export const FIRST_UNIT_GRACE_MS = 60_000;
 /** How much longer than usual a worker's first unit may take before it gets a backup. */
 export const FIRST_UNIT_BACKUP_FACTOR = 4;
 
@@ -45,11 +43,9 @@ export function medianBusyMs(workers: readonly ObservedWorker[]): number | undef
 }
 
 export function deadWorkers(workers: readonly ObservedWorker[], now: number, settings: FaultSettings): Array<{ id: string; silentMs: number; limitMs: number }> {
-  const median = medianBusyMs(workers);
+  const limitMs = settings.deadAfterMs;
   const out: Array<{ id: string; silentMs: number; limitMs: number }> = [];
   for (const w of workers) {
-    const expected = w.meanBusyMs ?? median;
-    const limitMs = w.busy ? Math.max(settings.deadAfterMs, expected === undefined ? FIRST_UNIT_GRACE_MS : 3 * expected) : settings.deadAfterMs;
     const silentMs = now - w.lastSeenMs;
     if (silentMs > limitMs) out.push({ id: w.id, silentMs, limitMs });
   }

@@ -82,11 +82,11 @@ export class PhaseRunner {
       this.members.startWaiting();
       return; // the units stay unassigned until a worker joins
     }
-    // A worker with nothing to do still says it is alive every heartbeat; one that has been
-    // silent for several heartbeats (and several of its computations) is probably frozen or cut
-    // off: give new work to the others while there are others.
+    // A worker says it is alive every heartbeat, computing or not; one that has been silent for
+    // several heartbeats is probably frozen or cut off: give new work to the others while there
+    // are others.
     const heartbeat = this.ctx.job.fault.heartbeatMs;
-    const responsive = all.filter((s) => now - s.lastSeenMs <= Math.max(3 * heartbeat, 3 * (s.meanBusyMs ?? 0)));
+    const responsive = all.filter((s) => now - s.lastSeenMs <= 3 * heartbeat);
     const sessions = responsive.length > 0 ? responsive : all;
     const byPlace = new Map(units.map((u, i) => [`u${i}`, u]));
     const placement = placeUnits(

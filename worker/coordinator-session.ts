@@ -8,27 +8,35 @@ import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
 import type { WeightsHeader__Output } from '../proto/generated/mtl/v1/WeightsHeader.js';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
-import { errorMessage, MtlError, ProtocolViolationError, UnsupportedProtocolError } from '../common/errors.js';
+import { ComputeThreadError, errorMessage, MtlError, ProtocolViolationError, UnsupportedProtocolError } from '../common/errors.js';
 import type { JobSpec } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import type { ParameterLayout } from '../common/parameter-layout.js';
-import { chunkViews, float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
+import { float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
-import { bytesPerValue, decodeHalf, encodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
+import { bytesPerValue, decodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
 import type { SelectedBackend } from './backend.js';
-import type { UnitRunner } from './model-runner.js';
-import type { TrainUnitOutput, UnitComputer } from './unit-compute.js';
+import type { ComputeDone, LayoutSummary, UnitOutput } from './compute-messages.js';
+import { ThreadReportedError, type ComputeThread } from './compute-thread.js';
+import type { BatchSharing } from './unit-compute.js';
+import { requestOf, resultMessages, type ResultTiming } from './unit-messages.js';
 
 /** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
 const GOODBYE_WAIT_MS = 5000;
 
-/** What a worker needs to compute a job's units; built once per job and reused across sessions. */
+/** What the session needs of the compute thread: weights in, units in, results out. */
+export type UnitCompute = Pick<ComputeThread, 'compute' | 'setWeights' | 'weightsBuffer'>;
+
+/**
+ * A job as the session sees it: its spec and layout, which units share a batch, and the thread
+ * that computes them (which holds the data, the model and the weights). Built once per job and
+ * reused across sessions.
+ */
 export interface ComputeEnvironment {
   job: JobSpec;
-  layout: ParameterLayout;
-  runner: UnitRunner;
-  computer: UnitComputer;
+  layout: LayoutSummary;
+  sharing: BatchSharing;
+  compute: UnitCompute;
 }
 
 export type SessionEnd =
@@ -50,9 +58,14 @@ export interface CoordinatorSessionOptions {
   environment: (welcome: Welcome__Output) => ComputeEnvironment | Promise<ComputeEnvironment>;
 }
 
-/** A result header echoes its unit, so the coordinator can check it against what it assigned. */
-function echoOf(unit: Unit__Output) {
-  return { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion };
+/** The heartbeat interval of a Welcome's job (its resolved spec has every default), for the time before the environment is ready. */
+function heartbeatMsOf(welcome: Welcome__Output): number {
+  try {
+    const ms = (JSON.parse(welcome.jobJson) as { fault?: { heartbeatMs?: unknown } }).fault?.heartbeatMs;
+    return typeof ms === 'number' && ms > 0 ? Math.min(ms, 1000) : 1000;
+  } catch {
+    return 1000;
+  }
 }
 
 export class CoordinatorSession {
@@ -165,9 +178,10 @@ export class CoordinatorSession {
     }
     const env = this.opts.environment(welcome);
     if (env instanceof Promise) {
-      // Remote data is being fetched: heartbeats say we are alive, everything else waits.
+      // The compute thread loads the job (and remote data is fetched first): heartbeats say we
+      // are alive, everything else waits.
       this.held = [];
-      this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), 1000);
+      this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), heartbeatMsOf(welcome));
       this.heartbeat.unref();
       env.then(
         (ready) => {
@@ -203,7 +217,6 @@ export class CoordinatorSession {
       });
     if (!same) throw new ProtocolViolationError('this worker computes a different parameter layout than the coordinator (version skew?)');
     this.env = env;
-    this.params = new Float32Array(env.layout.totalSize);
     this.maxChunkBytes = Math.min(welcome.maxChunkBytes || MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
     this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), env.job.fault.heartbeatMs);
     this.heartbeat.unref();
@@ -211,16 +224,20 @@ export class CoordinatorSession {
   }
 
   private onWeightsHeader(header: WeightsHeader__Output): void {
-    if (!this.env || !this.params) throw new ProtocolViolationError('weights before Welcome');
+    if (!this.env) throw new ProtocolViolationError('weights before Welcome');
     if (this.incoming) throw new ProtocolViolationError('weights header while another weights transfer is open');
     const c = this.env.job.transport.compression;
-    const expected = this.params.length * bytesPerValue(c);
+    const size = this.env.layout.totalSize;
+    const expected = size * bytesPerValue(c);
     if (header.tensors.length !== this.env.layout.tensors.length || header.byteLength !== expected) {
       throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${expected}`);
     }
     if (header.encoding !== WIRE_ENCODING[c]) throw new ProtocolViolationError(`weights v${header.version} are ${header.encoding}, the job says transport.compression ${c}`);
-    // Compressed weights land in a 16-bit buffer and are decoded into the float32 parameters once whole.
-    if (c !== 'none') this.halfParams ??= new Uint16Array(this.params.length);
+    // The weights are assembled while the compute thread may still compute with the previous
+    // ones, into a buffer of their own (handed to the thread once whole). Compressed weights land
+    // in a 16-bit buffer and are decoded into the float32 parameters once whole.
+    this.params ??= this.env.compute.weightsBuffer(size);
+    if (c !== 'none') this.halfParams ??= new Uint16Array(size);
     const dest = c === 'none' ? float32Bytes(this.params) : uint16Bytes(this.halfParams!);
     this.incoming = { header, assembler: new TransferAssembler(header.transferId, dest, this.maxChunkBytes) };
   }
@@ -232,7 +249,9 @@ export class CoordinatorSession {
       this.incoming = undefined;
       const c = this.env.job.transport.compression;
       if (c !== 'none') decodeHalf(this.halfParams!, c, this.params);
-      this.env.runner.setWeights(this.params);
+      // Transferred: units posted from now on compute with these weights.
+      this.env.compute.setWeights(this.params);
+      this.params = undefined;
       this.weightsVersion = incoming.header.version;
       this.pump();
     }
@@ -242,6 +261,8 @@ export class CoordinatorSession {
    * Computes queued units as soon as their weights version is here: one at a time, except
    * training units that read the same batch (several tasks of one data source, same step and
    * shard), which are computed together with one trunk forward pass (the compute fast path).
+   * The compute thread does the work; meanwhile this thread's event loop stays free for
+   * heartbeats, the next weights, cancels and the previous unit's upload.
    */
   private pump(): void {
     if (this.computing) return;
@@ -249,13 +270,11 @@ export class CoordinatorSession {
     void (async () => {
       try {
         while (!this.ended && this.leaving === undefined && this.queue.length > 0) {
-          const unit = this.queue[0]!;
-          if (unit.weightsVersion !== this.weightsVersion || this.incoming) break; // weights on the way
+          // Weights on the way (a newer version) do not stop units of the version the thread holds.
+          if (this.queue[0]!.weightsVersion !== this.weightsVersion) break;
           const group = this.takeBatchGroup();
           if (group.length > 1) await this.computeGroup(group);
-          else await this.compute(unit);
-          // Let incoming messages (cancel, new weights, shutdown) in between units.
-          await new Promise((r) => setImmediate(r));
+          else await this.compute(group[0]!);
         }
       } catch (err) {
         this.fatal(err);
@@ -270,7 +289,7 @@ export class CoordinatorSession {
   private takeBatchGroup(): Unit__Output[] {
     const first = this.queue.shift()!;
     if (first.kind !== 'UNIT_KIND_TRAIN') return [first];
-    const computer = this.env!.computer;
+    const sharing = this.env!.sharing;
     const spec = (u: Unit__Output) => ({ task: u.task, step: u.step, shard: u.shard });
     const group = [first];
     for (let i = 0; i < this.queue.length; i++) {
@@ -278,7 +297,7 @@ export class CoordinatorSession {
       if (u.kind !== 'UNIT_KIND_TRAIN' || u.weightsVersion !== first.weightsVersion || group.some((g) => g.task === u.task)) continue;
       let shares = false;
       try {
-        shares = computer.sharesBatch(spec(first), spec(u));
+        shares = sharing.shares(spec(first), spec(u));
       } catch {
         // A unit the computer cannot place (unknown task, say) is left to fail on its own.
       }
@@ -291,72 +310,45 @@ export class CoordinatorSession {
 
   /** Training units sharing a batch: computed together, each result sent as if computed alone. */
   private async computeGroup(units: Unit__Output[]): Promise<void> {
-    const env = this.env!;
-    const started = performance.now();
-    let outs: TrainUnitOutput[];
+    let done: ComputeDone;
     try {
-      outs = env.computer.trainGroup(units.map((u) => ({ task: u.task, step: u.step, shard: u.shard })));
+      done = await this.env!.compute.compute({ kind: 'train', units: units.map((u) => ({ task: u.task, step: u.step, shard: u.shard })) });
     } catch (err) {
+      if (err instanceof ComputeThreadError) throw err;
       // Computed one by one, each failure is reported against its own unit.
       this.opts.log.warn('shared-batch computation failed; computing the units one by one', { units: units.length, error: errorMessage(err) });
       for (const unit of units) await this.compute(unit);
       return;
     }
     // Each unit is charged its share of the time: the scheduler's unit-time estimate stays
-    // comparable. The group's whole duration goes along: the worker was silent that long.
-    const busyMs = performance.now() - started;
+    // comparable. The group's whole duration goes along as busy time.
+    const { busyMs, outputs } = done;
     for (let i = 0; i < units.length; i++) {
-      await this.sendGradients(units[i]!, outs[i]!, { computeMs: busyMs / units.length, busyMs });
+      this.sendResult(units[i]!, outputs[i]!, { computeMs: busyMs / units.length, busyMs });
       this.unitsDone++;
     }
   }
 
-  /** The result header of a gradient unit, then its payload in chunks. */
-  private async sendGradients(unit: Unit__Output, out: TrainUnitOutput, time: { computeMs: number; busyMs: number }): Promise<void> {
-    const env = this.env!;
-    const c = env.job.transport.compression;
-    const bytes = c === 'none' ? float32Bytes(out.grads) : uint16Bytes(encodeHalf(out.grads, c));
-    const transferId = ++this.transferCounter;
-    const header = { ...echoOf(unit), sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: bytes.byteLength, transferId, ...time };
-    const sends = [this.send({ unitResult: header })];
-    let offset = 0;
-    for (const data of chunkViews(bytes, this.maxChunkBytes)) {
-      sends.push(this.send({ chunk: { transferId, offset, data } }));
-      offset += data.byteLength;
-    }
-    await Promise.all(sends);
+  /**
+   * Queues a unit's result (header, then payload chunks) on the stream, in order; the upload
+   * goes on while the next unit computes.
+   */
+  private sendResult(unit: Unit__Output, out: UnitOutput, time: ResultTiming): void {
+    const wire = { compression: this.env!.job.transport.compression, maxChunkBytes: this.maxChunkBytes, transferId: 0 };
+    if (unit.kind === 'UNIT_KIND_TRAIN' || unit.kind === 'UNIT_KIND_FISHER') wire.transferId = ++this.transferCounter;
+    for (const m of resultMessages(unit, out, time, wire)) void this.send(m);
   }
 
   private async compute(unit: Unit__Output): Promise<void> {
-    const env = this.env!;
-    const started = performance.now();
     try {
-      const echo = echoOf(unit);
-      if (unit.kind === 'UNIT_KIND_TRAIN' || unit.kind === 'UNIT_KIND_FISHER') {
-        const out =
-          unit.kind === 'UNIT_KIND_TRAIN'
-            ? env.computer.train({ task: unit.task, step: unit.step, shard: unit.shard })
-            : env.computer.fisher({ task: unit.task, step: unit.step, shard: unit.shard, shardCount: unit.shardCount });
-        const ms = performance.now() - started;
-        await this.sendGradients(unit, out, { computeMs: ms, busyMs: ms });
-      } else if (unit.kind === 'UNIT_KIND_LOOKAHEAD') {
-        const out = env.computer.lookahead({ task: unit.task, step: unit.step, shard: unit.shard });
-        const ms = performance.now() - started;
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: {}, byteLength: 0, transferId: 0, computeMs: ms, busyMs: ms };
-        await this.send({ unitResult: header });
-      } else if (unit.kind === 'UNIT_KIND_EVAL') {
-        const out = env.computer.evaluate({ task: unit.task, shard: unit.shard, shardCount: unit.shardCount });
-        const ms = performance.now() - started;
-        const header = { ...echo, sampleCount: out.sampleCount, loss: out.loss, metrics: out.metrics, byteLength: 0, transferId: 0, computeMs: ms, busyMs: ms };
-        await this.send({ unitResult: header });
-      } else {
-        throw new ProtocolViolationError(`unit ${unit.unitId} has no kind`);
-      }
+      const { outputs, busyMs } = await this.env!.compute.compute(requestOf(unit));
+      this.sendResult(unit, outputs[0]!, { computeMs: busyMs, busyMs });
       this.unitsDone++;
     } catch (err) {
-      if (err instanceof ProtocolViolationError) throw err;
+      if (err instanceof ProtocolViolationError || err instanceof ComputeThreadError) throw err;
+      const code = err instanceof MtlError ? err.code : err instanceof ThreadReportedError && err.code !== undefined ? err.code : 'COMPUTE_ERROR';
       this.opts.log.error('unit failed', { unit: unit.unitId, error: errorMessage(err) });
-      await this.send({ unitFailed: { unitId: unit.unitId, code: err instanceof MtlError ? err.code : 'COMPUTE_ERROR', message: errorMessage(err) } });
+      void this.send({ unitFailed: { unitId: unit.unitId, code, message: errorMessage(err) } });
     }
   }
 

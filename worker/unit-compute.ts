@@ -45,10 +45,43 @@ export interface EvalUnitOutput {
   metrics: Record<string, number>;
 }
 
+/**
+ * Whether two training units read the same examples: same step, shard and data source, and the
+ * same batch shape (the sampler is a function of these), with the runner's fast path on. Units
+ * that do can share one trunk forward pass (UnitComputer.trainGroup). A function of the job, the
+ * tasks' data sources and the fast path only: the session thread decides it without the data.
+ */
+export class BatchSharing {
+  private readonly plan: StagePlan;
+
+  constructor(
+    job: JobSpec,
+    private readonly sources: ReadonlyMap<string, string>,
+    private readonly fastPath: boolean,
+  ) {
+    this.plan = new StagePlan(job);
+  }
+
+  private source(task: string): string {
+    const s = this.sources.get(task);
+    if (s === undefined) throw new RangeError(`unknown task ${task}`);
+    return s;
+  }
+
+  shares(a: TrainUnitSpec, b: TrainUnitSpec): boolean {
+    if (!this.fastPath || a.step !== b.step || a.shard !== b.shard || this.source(a.task) !== this.source(b.task)) return false;
+    const [sa, sb] = [this.plan.unitShape(a.step, a.task), this.plan.unitShape(b.step, b.task)];
+    return sa !== undefined && sb !== undefined && sa.batchSize === sb.batchSize && sa.shards === sb.shards;
+  }
+}
+
 export class UnitComputer {
   private readonly epochSampler = new EpochSampler();
   private readonly blockSampler = new BlockSampler();
   private readonly plan: StagePlan;
+  /** Each task's data source key. */
+  readonly sources: ReadonlyMap<string, string>;
+  private readonly sharing: BatchSharing;
 
   constructor(
     private readonly job: JobSpec,
@@ -56,6 +89,8 @@ export class UnitComputer {
     private readonly runner: UnitRunner,
   ) {
     this.plan = new StagePlan(job);
+    this.sources = new Map([...bindings].map(([task, b]) => [task, b.source]));
+    this.sharing = new BatchSharing(job, this.sources, runner.fastPath);
   }
 
   /** A unit's examples: a block shuffle for a streamed dataset, else a permutation of all of them. */
@@ -152,15 +187,9 @@ export class UnitComputer {
     return this.trainGroup([unit])[0]!;
   }
 
-  /**
-   * Whether two training units read the same examples: same step, shard and data source, and
-   * the same batch shape (the sampler is a function of these). Units that do can share one
-   * trunk forward pass (trainGroup).
-   */
+  /** Whether two training units read the same examples (BatchSharing). */
   sharesBatch(a: TrainUnitSpec, b: TrainUnitSpec): boolean {
-    if (!this.runner.fastPath || a.step !== b.step || a.shard !== b.shard || this.binding(a.task).source !== this.binding(b.task).source) return false;
-    const [sa, sb] = [this.plan.unitShape(a.step, a.task), this.plan.unitShape(b.step, b.task)];
-    return sa !== undefined && sb !== undefined && sa.batchSize === sb.batchSize && sa.shards === sb.shards;
+    return this.sharing.shares(a, b);
   }
 
   /**

@@ -1,31 +1,23 @@
-// A worker process: loads its compute backend once, then serves its coordinator session
-// after session. A connection that breaks is retried with exponential backoff and jitter
+// A worker process: starts its compute thread (which loads the backend and computes units, off
+// this thread's event loop) once, then serves its coordinator session after session. A connection that breaks is retried with exponential backoff and jitter
 // (each reconnection is a fresh session); Shutdown, leave() and close() end the worker.
 import type * as grpc from '@grpc/grpc-js';
-import * as tf from '@tensorflow/tfjs';
-import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import os from 'node:os';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
-import { bindingTargetWidth, bindTasks, parseDataPlans } from '../common/datasets/index.js';
 import { materializeData, type MaterializedData, type MaterializeOptions } from '../common/data-store/materialize.js';
 import { remoteDataRefs } from '../common/data-store/urls.js';
-import { errorMessage, IllegalStateError, ProtocolViolationError } from '../common/errors.js';
-import { usesGraphPath, validateJob, type JobSpec } from '../common/job-spec.js';
+import { errorMessage, IllegalStateError } from '../common/errors.js';
+import { validateJob } from '../common/job-spec.js';
 import { createLogger, type Logger } from '../common/logging.js';
-import { layoutForGraph } from '../common/graph-layout.js';
-import { modelFromGraphConfig, type GraphSpec } from '../common/model-graph.js';
-import { layoutForData, type ParameterLayout } from '../common/parameter-layout.js';
-import { buildModuleModel } from '../common/user-model.js';
-import { GraphRunner } from './graph-runner.js';
 import { protocol, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { channelCredentials, type TlsMaterial } from '../common/security.js';
-import { selectBackend, type BackendChoice, type SelectedBackend } from './backend.js';
+import type { BackendChoice } from './backend-choices.js';
+import type { SelectedBackend } from './backend.js';
+import { ComputeThread } from './compute-thread.js';
 import { CoordinatorSession, type ComputeEnvironment, type SessionEnd } from './coordinator-session.js';
-import { opsModeFor } from './layer-ops.js';
 import { diagnoseTls } from './tls-probe.js';
-import { ModelRunner } from './model-runner.js';
-import { UnitComputer } from './unit-compute.js';
+import { BatchSharing } from './unit-compute.js';
 
 export interface WorkerOptions {
   /** host:port of the coordinator (or resolveCoordinator). */
@@ -71,33 +63,6 @@ export function backoffDelay(attempt: number, initial: number, max: number, rand
   return Math.round(base * (0.5 + random(1_000_000) / 1_000_000));
 }
 
-/** A job's data, layout, model runner (on `backend`, with the job's compute settings) and unit computer. */
-export function buildComputeEnvironment(job: JobSpec, jobDir: string, backend: string, modelJson = '', dataPlanJson = ''): ComputeEnvironment {
-  const bindings = bindTasks(job.tasks, jobDir, parseDataPlans(dataPlanJson));
-  if (bindings.size === 0) throw new ProtocolViolationError('job has no tasks');
-  const shapes = new Map([...bindings].map(([t, b]) => [t, b.dataset.inputShape]));
-  const objectives = new Map(Object.entries(job.tasks).map(([t, s]) => [t, { loss: s.loss, metrics: s.metrics, targetWidth: bindingTargetWidth(bindings.get(t)!) }] as const));
-  if (usesGraphPath(job)) {
-    // A model of the user's (or YAML beyond the fast path): rebuilt from the composition the coordinator sent (Welcome.model_json).
-    if (!modelJson) throw new ProtocolViolationError('the job has a model of the user but the Welcome carries no model_json');
-    // A model module registers its custom layer classes when it builds: build it once here too.
-    if (job.model.module !== undefined) buildModuleModel(path.resolve(jobDir, job.model.module)).dispose();
-    const spec = JSON.parse(modelJson) as GraphSpec;
-    const model = modelFromGraphConfig(spec.config);
-    let layout: ParameterLayout;
-    try {
-      layout = layoutForGraph(job, model, spec, shapes);
-    } finally {
-      model.dispose();
-    }
-    const runner = new GraphRunner(layout, objectives);
-    return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
-  }
-  const layout = layoutForData(job, shapes);
-  const runner = new ModelRunner(layout, objectives, opsModeFor(backend), { fastPath: job.compute.fastPath });
-  return { job, layout, runner, computer: new UnitComputer(job, bindings, runner) };
-}
-
 /** The clock a worker gives up on: the connect timeout until it first joins, then the reconnect budget after each loss. */
 interface Budget {
   kind: 'connect' | 'reconnect';
@@ -124,10 +89,12 @@ export class Worker {
   private readonly log: Logger;
   private readonly name: string;
   private backend: SelectedBackend | undefined;
+  /** Where units are computed (tfjs runs there), off this thread's event loop. */
+  private thread: ComputeThread | undefined;
   private client: grpc.Client | undefined;
   private session: CoordinatorSession | undefined;
   private environment: { key: string; env: ComputeEnvironment; data?: MaterializedData } | undefined;
-  /** An environment whose remote data is being fetched. */
+  /** An environment being built (its remote data fetched, then loaded by the compute thread). */
   private preparing: { key: string; promise: Promise<ComputeEnvironment> } | undefined;
   private stopRequested: WorkerExit | undefined;
   private wakeUp: (() => void) | undefined;
@@ -165,8 +132,14 @@ export class Worker {
   }
 
   private async loop(): Promise<WorkerExit> {
-    tf.enableProdMode();
-    this.backend = await selectBackend(this.options.backend ?? 'auto');
+    // The compute thread loads the backend; this thread never runs tfjs.
+    const started = await ComputeThread.start(this.options.backend ?? 'auto');
+    if (this.state === 'closed') {
+      await started.thread.terminate();
+      return this.exit ?? { code: 0, reason: 'closed' };
+    }
+    this.thread = started.thread;
+    this.backend = started.backend;
     for (const s of this.backend.skipped) this.log.debug('backend skipped', { provider: s.provider, reason: s.reason });
     this.log.info('backend ready', { backend: this.backend.name, device: this.backend.device, provider: this.backend.provider });
     const reconnectBudget = this.options.reconnectTimeoutMs ?? 300_000;
@@ -292,58 +265,62 @@ export class Worker {
   }
 
   /**
-   * The job's data, model and runner: built on the first Welcome, reused by later sessions of the
-   * same job. A job with remote data fetches it first (asynchronously: the session keeps sending
-   * heartbeats meanwhile).
+   * The job's data, model and runner, built in the compute thread on the first Welcome and
+   * reused by later sessions of the same job. A job with remote data fetches it first, here
+   * (the thread reads the local copies). The session sends heartbeats meanwhile.
    */
   private environmentFor(welcome: Welcome__Output): ComputeEnvironment | Promise<ComputeEnvironment> {
     const key = `${welcome.jobDir}\u0000${welcome.jobJson}\u0000${welcome.modelJson}\u0000${welcome.dataPlanJson}`;
     if (this.environment?.key === key) return this.environment.env;
-    const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
-    const build = (data?: MaterializedData): ComputeEnvironment => {
-      this.environment?.env.runner.dispose();
-      this.environment?.data?.release();
-      const env = buildComputeEnvironment(job, welcome.jobDir || process.cwd(), this.backend!.name, welcome.modelJson, welcome.dataPlanJson);
-      this.environment = { key, env, ...(data ? { data } : {}) };
-      return env;
-    };
-    if (remoteDataRefs(job.tasks).length === 0) return build();
-    // A session lost while the data is on the way: the next one waits for the same fetch.
+    // A session lost while the environment is on the way: the next one waits for the same.
     if (this.preparing?.key === key) return this.preparing.promise;
-    const promise = materializeData(job, this.options.data ?? {})
-      .then((data) => {
-        try {
-          return build(data);
-        } catch (err) {
-          data.release();
-          throw err;
-        }
-      })
-      .finally(() => {
-        if (this.preparing?.promise === promise) this.preparing = undefined;
-      });
+    const job = validateJob(JSON.parse(welcome.jobJson) as unknown, 'Welcome.job_json');
+    const thread = this.thread;
+    if (!thread) throw new IllegalStateError('a Welcome before the compute thread started');
+    const promise = (async () => {
+      const data = remoteDataRefs(job.tasks).length === 0 ? undefined : await materializeData(job, this.options.data ?? {});
+      // The thread drops its current environment for this one, whether or not it loads.
+      const previous = this.environment;
+      this.environment = undefined;
+      try {
+        const ready = await thread
+          .prepare({ jobJson: welcome.jobJson, jobDir: welcome.jobDir || process.cwd(), modelJson: welcome.modelJson, dataPlanJson: welcome.dataPlanJson, resolved: data ? [...data.paths] : [] })
+          .finally(() => previous?.data?.release());
+        const env: ComputeEnvironment = { job, layout: ready.layout, sharing: new BatchSharing(job, new Map(ready.sources), ready.fastPath), compute: thread };
+        this.environment = { key, env, ...(data ? { data } : {}) };
+        return env;
+      } catch (err) {
+        data?.release();
+        throw err;
+      }
+    })().finally(() => {
+      if (this.preparing?.promise === promise) this.preparing = undefined;
+    });
     this.preparing = { key, promise };
     return promise;
   }
 
-  /** Streamed datasets: what their chunk caches did, and this process's peak memory (for people, tests and the data-rss bench). */
-  private logStreamedData(): void {
-    const datasets = new Set([...(this.environment?.env.computer.bindings.values() ?? [])].map((b) => b.dataset));
-    for (const dataset of datasets) {
-      const stats = dataset.cacheStats;
-      if (stats === undefined) continue;
-      this.log.info('streamed data read', { data: dataset.description, scanned: dataset.scanned ?? null, ...stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
-    }
+  /** Streamed datasets: what their chunk caches did (asked of the compute thread), and this process's peak memory (for people, tests and the data-rss bench). */
+  private async logStreamedData(): Promise<void> {
+    if (!this.thread || !this.environment) return;
+    const timeout = new Promise<[]>((resolve) => setTimeout(() => resolve([]), 2000).unref());
+    const reports = await Promise.race([this.thread.streamedStats().catch(() => []), timeout]);
+    for (const r of reports) this.log.info('streamed data read', { data: r.data, scanned: r.scanned, ...r.stats, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
   }
 
   private finish(exit: WorkerExit): void {
     this.exit ??= exit;
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.logStreamedData();
-    this.environment?.env.runner.dispose();
     this.client?.close();
-    this.resolveFinished(this.exit);
+    // The worker has ended once its compute thread has (none is left behind).
+    const ended = this.exit;
+    void this.logStreamedData()
+      .then(() => {
+        this.environment?.data?.release();
+        return this.thread?.terminate();
+      })
+      .then(() => this.resolveFinished(ended));
   }
 
   /**

@@ -1,4 +1,4 @@
-// Lose workers at any moment: two of three SIGKILLed mid-run, a third joining late. The run
+// Lose workers at any moment: two of three SIGKILLed mid-run, a fourth joining late. The run
 // finishes with bitwise the same weights as an undisturbed one, without restarting anyone.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -18,10 +18,12 @@ void describe('worker deaths and a late joiner', () => {
       const [first, second] = childPids(run.child.pid!);
       assert.ok(first !== undefined && second !== undefined, 'the three local workers are running');
       process.kill(first, 'SIGKILL');
+      // Started now, the late joiner is ready (≈ 3 s: its compute thread loads tfjs in an
+      // isolate of its own) well before the run ends, however fast the machine runs the steps.
+      const late = startCli(['worker', '--coordinator', address, '--name', 'late-joiner'], JOIN_ENV);
       await waitForSteps(out, 12 + round, run);
       process.kill(second, 'SIGKILL');
       await waitForSteps(out, 18, run);
-      const late = startCli(['worker', '--coordinator', address, '--name', 'late-joiner'], JOIN_ENV);
       const r = await run.result;
       const lateExit = await late.result;
       assert.equal(r.code, 0, r.stderr);

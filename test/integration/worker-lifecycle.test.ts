@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IllegalStateError } from '../../common/errors.js';
 import { silentLogger } from '../../common/logging.js';
+import { ComputeThread } from '../../worker/compute-thread.js';
 import { Worker } from '../../worker/worker.js';
 
 void describe('Worker lifecycle', () => {
@@ -16,6 +17,7 @@ void describe('Worker lifecycle', () => {
     assert.equal(worker.close(), a, 'close() returns the same promise');
     assert.deepEqual(await a, exit, 'the first exit reason stays');
     await assert.rejects(worker.run(), IllegalStateError);
+    assert.equal(ComputeThread.running, 0, 'its compute thread ended with it');
   });
 
   void it('close() while connecting ends the session with the given code', async () => {
@@ -25,5 +27,6 @@ void describe('Worker lifecycle', () => {
     const [r, c] = await Promise.all([running, closed]);
     assert.deepEqual(r, { code: 3, reason: 'asked to stop' });
     assert.deepEqual(c, r);
+    assert.equal(ComputeThread.running, 0, 'its compute thread ended with it');
   });
 });

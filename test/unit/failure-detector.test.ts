@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deadWorkers, FIRST_UNIT_BACKUP_FACTOR, FIRST_UNIT_GRACE_MS, medianBusyMs, stalledWorkers, type ObservedWorker } from '../../coordinator/failure-detector.js';
+import { deadWorkers, FIRST_UNIT_BACKUP_FACTOR, medianBusyMs, stalledWorkers, type ObservedWorker } from '../../coordinator/failure-detector.js';
 
 const settings = { deadAfterMs: 5000, backupAfter: 3, minBackupMs: 1000 };
 const w = (id: string, o: Partial<ObservedWorker>): ObservedWorker => ({ id, lastSeenMs: 0, lastProgressMs: 0, busy: false, ...o });
@@ -11,15 +11,14 @@ void describe('failure detector', () => {
     assert.deepEqual(deadWorkers([w('a', { lastSeenMs: 0 })], 5001, settings).map((d) => d.id), ['a']);
   });
 
-  void it('gives a busy worker 3x its unit time when that is longer, and first units a long grace', () => {
+  void it('gives a busy worker deadAfterMs too, however long its units take (it heartbeats while it computes)', () => {
     const slow = w('s', { busy: true, meanBusyMs: 4000 });
-    assert.deepEqual(deadWorkers([slow], 11_000, settings), [], '3 × 4 s = 12 s limit');
-    assert.equal(deadWorkers([slow], 12_001, settings)[0]?.limitMs, 12_000);
+    assert.deepEqual(deadWorkers([slow], 5000, settings), []);
+    assert.deepEqual(deadWorkers([slow], 5001, settings), [{ id: 's', silentMs: 5001, limitMs: 5000 }], 'not 3 × 4 s');
     const fresh = w('f', { busy: true });
-    assert.deepEqual(deadWorkers([fresh], FIRST_UNIT_GRACE_MS, settings), []);
-    assert.equal(deadWorkers([fresh], FIRST_UNIT_GRACE_MS + 1, settings).length, 1);
-    // Once other workers' unit times are known, they set the expectation.
-    assert.equal(deadWorkers([fresh, w('o', { meanBusyMs: 100, lastSeenMs: 6000 })], 6000, settings)[0]?.id, 'f');
+    assert.deepEqual(deadWorkers([fresh], 5001, settings).map((d) => d.id), ['f'], 'no first-unit grace');
+    // Heard from recently: alive, busy or not.
+    assert.deepEqual(deadWorkers([w('b', { busy: true, meanBusyMs: 60_000, lastSeenMs: 9000 }), w('i', { lastSeenMs: 9000 })], 14_000, settings), []);
   });
 
   void it('finds stalled busy workers past backupAfter × median (and minBackupMs), never without a median', () => {

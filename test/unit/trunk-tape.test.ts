@@ -12,7 +12,7 @@ import { selectBackend } from '../../worker/backend.js';
 import { maxPoolArgmax, maxPoolGradFromArgmax, opsModeFor, poolTiles, type OpsMode } from '../../worker/layer-ops.js';
 import { ModelRunner, type ForwardOptions } from '../../worker/model-runner.js';
 import { UnitComputer } from '../../worker/unit-compute.js';
-import { buildComputeEnvironment } from '../../worker/worker.js';
+import { buildComputeEnvironment } from '../../worker/compute-environment.js';
 import { relativeError } from '../helpers/numeric.js';
 
 const TASKS = {

@@ -12,7 +12,7 @@ import { validateJob } from '../../common/job-spec.js';
 import { initialParameters } from '../../common/parameter-layout.js';
 import { selectBackend } from '../../worker/backend.js';
 import { metricSum, targetTensor, taskLoss, type HeadOutput } from '../../worker/losses.js';
-import { buildComputeEnvironment } from '../../worker/worker.js';
+import { buildComputeEnvironment } from '../../worker/compute-environment.js';
 import { relativeError } from '../helpers/numeric.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 

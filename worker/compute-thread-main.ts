@@ -1,0 +1,133 @@
+// The compute thread of a worker (node:worker_threads; started by compute-thread.ts). It loads
+// the backend, builds a job's compute environment, applies weights and computes units, one
+// message at a time in the order they were posted, while the session thread keeps the
+// coordinator's stream, heartbeats and transfers going. Everything tfjs happens here.
+import * as tf from '@tensorflow/tfjs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { forgetResolved, recordResolved } from '../common/data-store/resolve.js';
+import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
+import { validateJob } from '../common/job-spec.js';
+import { selectBackend, type SelectedBackend } from './backend.js';
+import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, StreamedDataStats, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
+import { buildComputeEnvironment, type JobEnvironment } from './compute-environment.js';
+import type { TrainUnitOutput } from './unit-compute.js';
+
+if (parentPort === null) throw new IllegalStateError('compute-thread-main.js runs as a worker thread (see compute-thread.ts)');
+const port = parentPort;
+const { backend: choice } = workerData as ComputeThreadData;
+
+let backend: SelectedBackend | undefined;
+let env: JobEnvironment | undefined;
+/** The remote data paths recorded for the current environment (forgotten when it is replaced). */
+let recorded = new Map<string, string>();
+
+function errorInfo(err: unknown): ThreadErrorInfo {
+  const name = err instanceof Error ? err.name : 'Error';
+  return { name, message: errorMessage(err), ...(err instanceof MtlError ? { code: err.code } : {}) };
+}
+
+function post(message: FromThread, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+/** `a` as an array that owns its whole buffer (so it can be transferred): itself, or a copy. */
+function owned(a: Float32Array): Float32Array {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer ? a : a.slice();
+}
+
+function prepare(request: EnvironmentRequest): EnvironmentReady {
+  if (!backend) throw new IllegalStateError('no backend');
+  env?.runner.dispose();
+  env = undefined;
+  forgetResolved(recorded);
+  recorded = new Map(request.resolved);
+  recordResolved(recorded);
+  const job = validateJob(JSON.parse(request.jobJson) as unknown, 'Welcome.job_json');
+  env = buildComputeEnvironment(job, request.jobDir, backend.name, request.modelJson, request.dataPlanJson);
+  const tensors = env.layout.tensors.map((t) => ({ name: t.name, group: t.group, shape: [...t.shape] }));
+  return { layout: { tensors, totalSize: env.layout.totalSize }, fastPath: env.runner.fastPath, sources: [...env.computer.sources] };
+}
+
+function payload(out: TrainUnitOutput): UnitOutput {
+  const data = owned(out.grads);
+  return { sampleCount: out.sampleCount, loss: out.loss, metrics: {}, payloadSize: data.length, pieces: [{ offset: 0, data }] };
+}
+
+function compute(request: ComputeRequest): UnitOutput[] {
+  if (!env) throw new IllegalStateError('a unit before its job (no compute environment)');
+  const { computer } = env;
+  switch (request.kind) {
+    case 'train':
+      return computer.trainGroup(request.units).map(payload);
+    case 'fisher':
+      return [payload(computer.fisher(request.unit))];
+    case 'lookahead': {
+      const out = computer.lookahead(request.unit);
+      return [{ ...out, metrics: {}, payloadSize: 0, pieces: [] }];
+    }
+    case 'eval': {
+      const out = computer.evaluate(request.unit);
+      return [{ ...out, payloadSize: 0, pieces: [] }];
+    }
+  }
+}
+
+/** Streamed datasets of the current job: what their chunk caches did. */
+function streamedStats(): StreamedDataStats[] {
+  const datasets = new Set([...(env?.computer.bindings.values() ?? [])].map((b) => b.dataset));
+  const out: StreamedDataStats[] = [];
+  for (const dataset of datasets) {
+    const stats = dataset.cacheStats;
+    if (stats !== undefined) out.push({ data: dataset.description, scanned: dataset.scanned ?? null, stats: { ...stats } });
+  }
+  return out;
+}
+
+function onMessage(message: ToThread): void {
+  switch (message.type) {
+    case 'stats':
+      post({ type: 'reply', id: message.id, streamed: streamedStats() });
+      return;
+    case 'environment':
+      try {
+        post({ type: 'reply', id: message.id, environment: prepare(message.request) });
+      } catch (err) {
+        post({ type: 'reply', id: message.id, error: errorInfo(err) });
+      }
+      return;
+    case 'weights':
+      try {
+        if (!env) throw new IllegalStateError('weights before the job (no compute environment)');
+        env.runner.setWeights(message.params);
+      } catch (err) {
+        post({ type: 'fatal', error: errorInfo(err) });
+        return;
+      }
+      // setWeights copied them: the buffer goes back for the next version.
+      post({ type: 'buffer', params: message.params }, [message.params.buffer as ArrayBuffer]);
+      return;
+    case 'compute': {
+      const started = performance.now();
+      let done: ComputeDone;
+      try {
+        done = { outputs: compute(message.request), busyMs: 0 };
+        done.busyMs = performance.now() - started;
+      } catch (err) {
+        post({ type: 'reply', id: message.id, error: errorInfo(err) });
+        return;
+      }
+      const buffers = new Set<ArrayBuffer>(done.outputs.flatMap((o) => o.pieces.map((p: PayloadPiece) => p.data.buffer as ArrayBuffer)));
+      post({ type: 'reply', id: message.id, done }, [...buffers]);
+      return;
+    }
+  }
+}
+
+try {
+  tf.enableProdMode();
+  backend = await selectBackend(choice);
+  port.on('message', onMessage);
+  post({ type: 'started', backend });
+} catch (err) {
+  post({ type: 'started', error: errorInfo(err) });
+}
