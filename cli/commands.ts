@@ -2,44 +2,23 @@
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
 import { EXIT } from './exit-codes.js';
+import { logger, SIGNAL_EXIT, trapSignals, type CommonOptions } from './command-support.js';
 import { ControlPlaneError, DataFetchError, WorkerLostError, errorMessage } from '../common/errors.js';
-import { createLogger, type LogFormat, type Logger, type LogLevel } from '../common/logging.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { RunSummary } from '../coordinator/run-summary.js';
 import { CoordinatorDashboardSource } from '../coordinator/dashboard-source.js';
 import { DashboardServer } from '../coordinator/http-server.js';
 import type { BackendChoice } from '../worker/backend.js';
-import { Worker } from '../worker/worker.js';
 import { NatsCheckpointStore } from '../coordinator/nats-checkpoints.js';
 import { finishedRecord } from '../coordinator/run-claim.js';
 import { publishRunResults } from '../common/data-store/run-results.js';
 import { controlFlagsProblem, openControl, type ControlFlags, type RunControl } from './run-control.js';
-import { discoveryWorkerCommand } from './control-commands.js';
 import { LocalWorkers } from './local-workers.js';
 import { ProgressReporter } from './progress.js';
 import { setUpRun, type RunSetup, type RunSetupOptions } from './run-setup.js';
 import { localWorkerData, materializeOptions, type DataFlags } from './data-options.js';
 import { isLoopbackHost, listenHost, loadToken, newToken } from '../common/security.js';
 import { listenAllowed, loadGrpcSecurity, loadNatsFlags, type GrpcSecurity, type GrpcSecurityFlags, type NatsSecurityFlags } from './security-options.js';
-
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
-
-export interface CommonOptions {
-  logLevel?: LogLevel;
-  logFormat?: LogFormat;
-  /** --quiet: no progress, and warnings and errors only unless --log-level or MTL_LOG_LEVEL says otherwise. */
-  quiet?: boolean;
-}
-
-function logger(component: string, opts: CommonOptions, progress?: ProgressReporter): Logger {
-  return createLogger({
-    component,
-    level: opts.logLevel,
-    ...(opts.quiet === true ? { defaultLevel: 'warn' as const } : {}),
-    format: opts.logFormat,
-    around: progress ? { before: () => progress.clear(), after: () => progress.redraw() } : undefined,
-  });
-}
 
 function printSummary(summary: RunSummary, json: boolean): void {
   if (json) {
@@ -55,28 +34,6 @@ function printSummary(summary: RunSummary, json: boolean): void {
   if (summary.samplesPerS !== undefined) lines.push(`  throughput ${summary.samplesPerS.toFixed(0)} samples/s`);
   lines.push(`  run directory ${summary.outDir}`);
   process.stdout.write(lines.join('\n') + '\n');
-}
-
-/** Runs `body` until done or until SIGINT/SIGTERM; `onSignal` asks it to stop. Returns the signal, if any. */
-function trapSignals(onSignal: (signal: NodeJS.Signals) => void, onSecond: () => void): { signal: () => NodeJS.Signals | undefined; release: () => void } {
-  let received: NodeJS.Signals | undefined;
-  const handler = (sig: NodeJS.Signals) => {
-    if (received) {
-      onSecond();
-      process.exit(SIGNAL_EXIT[sig] ?? 1);
-    }
-    received = sig;
-    onSignal(sig);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return {
-    signal: () => received,
-    release: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
-  };
 }
 
 interface ServeOptions extends CommonOptions, RunSetupOptions, NatsSecurityFlags, DataFlags, ControlFlags {
@@ -308,65 +265,4 @@ export async function coordinatorCommand(jobFile: string | undefined, opts: Coor
     waitForWorkersMs: opts.waitForWorkers * 1000,
     maxSessions: opts.maxSessions,
   });
-}
-
-export interface WorkerCommandOptions extends CommonOptions, GrpcSecurityFlags, NatsSecurityFlags, DataFlags {
-  coordinator?: string;
-  /** Find the coordinator in the run registry instead (with run or pool). */
-  nats?: string;
-  run?: string;
-  pool?: string;
-  backend: BackendChoice;
-  name?: string;
-  connectTimeout: number;
-  reconnectTimeout: number;
-  exitWithParent: boolean;
-}
-
-export async function workerCommand(opts: WorkerCommandOptions): Promise<number> {
-  if ((opts.coordinator === undefined) === (opts.nats === undefined)) {
-    process.stderr.write('give the coordinator address (--coordinator HOST:PORT) or a NATS server to find it (--nats URL with --run or --pool)\n');
-    return EXIT.usage;
-  }
-  const security = loadGrpcSecurity(opts);
-  if (!security) return EXIT.usage;
-  const natsSecurity = opts.nats === undefined && opts.dataNats === undefined ? {} : loadNatsFlags(opts);
-  if (!natsSecurity) return EXIT.usage;
-  // The job's nats:// and http(s):// data, fetched when a Welcome names it.
-  const data = materializeOptions(opts, logger('data', opts), { url: opts.nats, security: natsSecurity });
-  if (opts.nats !== undefined) {
-    return discoveryWorkerCommand({ ...opts, nats: opts.nats, security, natsSecurity, data }, logger('worker', opts), (onStop) => {
-      const signals = trapSignals(
-        () => onStop(true),
-        () => onStop(false),
-      );
-      return () => signals.release();
-    });
-  }
-  const worker = new Worker({
-    coordinator: opts.coordinator,
-    backend: opts.backend,
-    name: opts.name,
-    connectTimeoutMs: opts.connectTimeout * 1000,
-    reconnectTimeoutMs: opts.reconnectTimeout * 1000,
-    ...security,
-    data,
-    logger: logger('worker', opts),
-  });
-  if (opts.exitWithParent) {
-    // Our parent (mtl run) holds the other end of stdin: when it dies, the pipe closes.
-    process.stdin.on('end', () => void worker.close(1, 'parent process exited'));
-    process.stdin.on('error', () => void worker.close(1, 'parent process exited'));
-    process.stdin.resume();
-  }
-  // The first SIGTERM/SIGINT leaves gracefully: the current unit is finished and sent, the
-  // queued ones handed back, exit 0. A second one stops at once.
-  const signals = trapSignals(
-    (sig) => void worker.leave(`received ${sig}`),
-    () => void worker.close(1, 'second signal'),
-  );
-  const exit = await worker.run();
-  signals.release();
-  if (exit.code !== 0) process.stderr.write(`worker ${opts.name ?? ''} stopped: ${exit.reason}\n`);
-  return exit.code;
 }

@@ -8,7 +8,9 @@ import { createLogger } from '../common/logging.js';
 import { aggregatorNames } from '../coordinator/aggregation/registry.js';
 import { DEFAULT_MAX_SESSIONS } from '../coordinator/session-defaults.js';
 import { BACKEND_CHOICES } from '../worker/backend-choices.js';
-import type { CommonOptions, coordinatorCommand, runCommand, workerCommand } from './commands.js';
+import type { coordinatorCommand, runCommand } from './commands.js';
+import type { CommonOptions } from './command-support.js';
+import type { workerCommand } from './worker-command.js';
 import type { ValidateCommandOptions } from './validate-command.js';
 import type { PredictCommandOptions } from './predict-command.js';
 import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
@@ -141,7 +143,8 @@ program
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .action(async (opts: Parameters<typeof workerCommand>[0]) => {
-    process.exitCode = await (await commands()).workerCommand(opts);
+    // No tfjs here: the worker computes in a thread, which loads it (worker/compute-thread-main.ts).
+    process.exitCode = await (await import('./worker-command.js')).workerCommand(opts);
   });
 
 program
