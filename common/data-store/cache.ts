@@ -63,6 +63,15 @@ export async function fileSha256(file: string): Promise<string> {
 }
 
 /** A download in progress: bytes go to a temporary file and through SHA-256 as they arrive. */
+/** Writes all of `chunk` at `position`: a short write is continued from where it stopped (as writeFileAtomic does). */
+export async function writeAllAt(handle: FileHandle, chunk: Uint8Array, position: number, file: string): Promise<void> {
+  for (let offset = 0; offset < chunk.byteLength; ) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset, position + offset);
+    if (bytesWritten <= 0) throw new Error(`cannot write ${file}: no progress`);
+    offset += bytesWritten;
+  }
+}
+
 export class BlobWriter {
   private hash = createHash('sha256');
   private written = 0;
@@ -83,12 +92,7 @@ export class BlobWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    // A short write is continued from where it stopped (as writeFileAtomic does).
-    for (let offset = 0; offset < chunk.byteLength; ) {
-      const { bytesWritten } = await this.handle!.write(chunk, offset, chunk.byteLength - offset, this.written + offset);
-      if (bytesWritten <= 0) throw new Error(`cannot write ${this.tmp}: no progress`);
-      offset += bytesWritten;
-    }
+    await writeAllAt(this.handle!, chunk, this.written, this.tmp);
     this.hash.update(chunk);
     this.written += chunk.byteLength;
   }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { ControlPlane } from '../control/plane.js';
 import { DatasetError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
+import { writeAllAt } from './cache.js';
 import { NatsDataStore, type ByteSink, type PutResult } from './nats-data.js';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.js';
 
@@ -58,11 +59,7 @@ class FetchedFile implements ByteSink {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    for (let offset = 0; offset < chunk.byteLength; ) {
-      const { bytesWritten } = await this.handle!.write(chunk, offset, chunk.byteLength - offset, this.written + offset);
-      if (bytesWritten <= 0) throw new Error(`cannot write ${this.tmp}: no progress`);
-      offset += bytesWritten;
-    }
+    await writeAllAt(this.handle!, chunk, this.written, this.tmp);
     this.hash.update(chunk);
     this.written += chunk.byteLength;
   }
