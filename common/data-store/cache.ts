@@ -62,9 +62,8 @@ export async function fileSha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A download in progress: bytes go to a temporary file and through SHA-256 as they arrive. */
 /** Writes all of `chunk` at `position`: a short write is continued from where it stopped (as writeFileAtomic does). */
-export async function writeAllAt(handle: FileHandle, chunk: Uint8Array, position: number, file: string): Promise<void> {
+async function writeAllAt(handle: FileHandle, chunk: Uint8Array, position: number, file: string): Promise<void> {
   for (let offset = 0; offset < chunk.byteLength; ) {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset, position + offset);
     if (bytesWritten <= 0) throw new Error(`cannot write ${file}: no progress`);
@@ -72,20 +71,18 @@ export async function writeAllAt(handle: FileHandle, chunk: Uint8Array, position
   }
 }
 
-export class BlobWriter {
+/**
+ * A download in progress: bytes go to a temporary file and through SHA-256 as they arrive. What
+ * becomes of the file at the end (a cache blob, a fetched result) is the subclass's.
+ */
+export class HashedFileWriter {
   private hash = createHash('sha256');
   private written = 0;
 
-  private constructor(
-    private readonly cache: DataCache,
-    private readonly tmp: string,
+  protected constructor(
+    protected readonly tmp: string,
     private handle: FileHandle | undefined,
   ) {}
-
-  static async create(cache: DataCache): Promise<BlobWriter> {
-    const tmp = path.join(cache.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
-    return new BlobWriter(cache, tmp, await open(tmp, 'w'));
-  }
 
   get bytes(): number {
     return this.written;
@@ -104,28 +101,16 @@ export class BlobWriter {
     this.written = 0;
   }
 
-  /**
-   * Ends the download: fsync, and with `expected` a digest check (a mismatch is a DatasetError
-   * naming `what`, and nothing is kept), then the rename into blobs/. Returns the digest.
-   */
-  async commit(what: string, expected?: { sha256: string; size?: number; source: string }): Promise<{ sha256: string; size: number }> {
+  /** Ends the writing: fsync and close. The temporary file stays, for the caller to check and rename. */
+  protected async close(): Promise<{ sha256: string; size: number }> {
     const handle = this.handle!;
     this.handle = undefined;
-    const sha256 = this.hash.digest('hex');
     try {
       await handle.sync();
     } finally {
       await handle.close();
     }
-    if (expected !== undefined && (sha256 !== expected.sha256 || (expected.size !== undefined && this.written !== expected.size))) {
-      this.discardFile();
-      throw new DatasetError(
-        `${what}: the data received (${this.written} bytes, SHA-256 ${sha256}) does not match ${expected.source} (` +
-          `${expected.size !== undefined ? `${expected.size} bytes, ` : ''}SHA-256 ${expected.sha256}); not used`,
-      );
-    }
-    renameSync(this.tmp, this.cache.blobPath(sha256));
-    return { sha256, size: this.written };
+    return { sha256: this.hash.digest('hex'), size: this.written };
   }
 
   /** Abandons the download and removes its temporary file. */
@@ -133,11 +118,44 @@ export class BlobWriter {
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close().catch(() => undefined);
-    this.discardFile();
+    this.removeTemporary();
   }
 
-  private discardFile(): void {
+  protected removeTemporary(): void {
     rmSync(this.tmp, { force: true });
+  }
+}
+
+/** A download into the cache: committed as the blob of its digest. */
+export class BlobWriter extends HashedFileWriter {
+  private constructor(
+    private readonly cache: DataCache,
+    tmp: string,
+    handle: FileHandle,
+  ) {
+    super(tmp, handle);
+  }
+
+  static async create(cache: DataCache): Promise<BlobWriter> {
+    const tmp = path.join(cache.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    return new BlobWriter(cache, tmp, await open(tmp, 'w'));
+  }
+
+  /**
+   * Ends the download: fsync, and with `expected` a digest check (a mismatch is a DatasetError
+   * naming `what`, and nothing is kept), then the rename into blobs/. Returns the digest.
+   */
+  async commit(what: string, expected?: { sha256: string; size?: number; source: string }): Promise<{ sha256: string; size: number }> {
+    const { sha256, size } = await this.close();
+    if (expected !== undefined && (sha256 !== expected.sha256 || (expected.size !== undefined && size !== expected.size))) {
+      this.removeTemporary();
+      throw new DatasetError(
+        `${what}: the data received (${size} bytes, SHA-256 ${sha256}) does not match ${expected.source} (` +
+          `${expected.size !== undefined ? `${expected.size} bytes, ` : ''}SHA-256 ${expected.sha256}); not used`,
+      );
+    }
+    renameSync(this.tmp, this.cache.blobPath(sha256));
+    return { sha256, size };
   }
 }
 

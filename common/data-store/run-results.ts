@@ -4,15 +4,14 @@
 // and SHA-256), so that `mtl fetch RUN --nats URL` brings it to any machine that reaches NATS —
 // no access to the coordinator's disk or volume needed. Files are fetched whole, checked
 // against the manifest, and renamed into place; a fetch never leaves a partial file behind.
-import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdirSync, renameSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { ControlPlane } from '../control/plane.js';
 import { DatasetError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logging.js';
-import { writeAllAt } from './cache.js';
-import { NatsDataStore, type ByteSink, type PutResult } from './nats-data.js';
+import { HashedFileWriter } from './cache.js';
+import { NatsDataStore, type PutResult } from './nats-data.js';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.js';
 
 export const RESULTS_BUCKET = 'mtl-results';
@@ -39,52 +38,21 @@ export async function publishRunResults(plane: ControlPlane, runId: string, dir:
 }
 
 /** A file being fetched: written beside its destination, hashed as it arrives. */
-class FetchedFile implements ByteSink {
-  private readonly hash = createHash('sha256');
-  private written = 0;
-
-  private constructor(
-    private readonly tmp: string,
-    private handle: FileHandle | undefined,
-  ) {}
-
+class FetchedFile extends HashedFileWriter {
   static async create(dest: string): Promise<FetchedFile> {
     mkdirSync(path.dirname(dest), { recursive: true });
     const tmp = `${dest}.part-${process.pid}`;
     return new FetchedFile(tmp, await open(tmp, 'w'));
   }
 
-  get bytes(): number {
-    return this.written;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    await writeAllAt(this.handle!, chunk, this.written, this.tmp);
-    this.hash.update(chunk);
-    this.written += chunk.byteLength;
-  }
-
   /** Checks size and digest, then renames into place; a mismatch removes the file and names it. */
   async finish(dest: string, what: string, expected: { sha256: string; size: number }): Promise<void> {
-    const handle = this.handle!;
-    this.handle = undefined;
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    const sha256 = this.hash.digest('hex');
-    if (sha256 !== expected.sha256 || this.written !== expected.size) {
-      rmSync(this.tmp, { force: true });
-      throw new DatasetError(`${what}: received ${this.written} bytes with SHA-256 ${sha256}, the manifest says ${expected.size} bytes, SHA-256 ${expected.sha256}; not kept`);
+    const { sha256, size } = await this.close();
+    if (sha256 !== expected.sha256 || size !== expected.size) {
+      this.removeTemporary();
+      throw new DatasetError(`${what}: received ${size} bytes with SHA-256 ${sha256}, the manifest says ${expected.size} bytes, SHA-256 ${expected.sha256}; not kept`);
     }
     renameSync(this.tmp, dest);
-  }
-
-  async discard(): Promise<void> {
-    await this.handle?.close().catch(() => undefined);
-    this.handle = undefined;
-    rmSync(this.tmp, { force: true });
   }
 }
 
