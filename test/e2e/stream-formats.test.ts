@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
-import { SEATTLE_CSV, SEATTLE_FEATURES, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
+import { SEATTLE_CSV, seattleJob, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 const dir = tempDir('mtl-stream-e2e-');
@@ -17,28 +17,14 @@ writeSeattleJsonl(path.join(dir, 'seattle.jsonl'));
 mkdirSync(path.join(dir, 'parts'));
 writeSeattleParquet(path.join(dir, 'parts'), 3, 61);
 
-function seattleJob(dataset: string, file: string, chunk: string): object {
-  const stream = { cache: '6KB', blockRows: 40, window: 2, chunk };
-  const data = (target: string) => ({ dataset, path: file, features: SEATTLE_FEATURES, target, stream });
-  return {
-    name: `seattle-stream-${dataset}`,
-    seed: 3,
-    model: {
-      trunk: [{ dense: { units: 16, activation: 'relu' } }, { dropout: { rate: 0.1 } }],
-      heads: { weather: [{ dense: { units: 5, activation: 'softmax' } }], temp_max: [{ dense: { units: 1 } }] },
-    },
-    tasks: {
-      weather: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('weather') },
-      temp_max: { loss: 'meanSquaredError', metrics: ['mae'], data: data('temp_max') },
-    },
-    training: { steps: 8, batchSize: 32, shardsPerTask: 2, optimizer: { name: 'adam', learningRate: 0.003 } },
-  };
+function streamedJob(dataset: string, file: string, chunk: string): object {
+  return seattleJob(dataset, file, { name: `seattle-stream-${dataset}`, steps: 8, dataOptions: { stream: { cache: '6KB', blockRows: 40, window: 2, chunk } } });
 }
 
 /** The weights, and the evictions the workers' caches logged. */
 async function trainedWeights(dataset: string, file: string, chunk: string, workers: number): Promise<{ weights: Buffer; evictions: number[] }> {
   const out = tempDir(`mtl-stream-${dataset}-${workers}-`);
-  const job = writeJob(seattleJob(dataset, file, chunk), dir, `${dataset}-${workers}.yaml`);
+  const job = writeJob(streamedJob(dataset, file, chunk), dir, `${dataset}-${workers}.yaml`);
   const r = await runCli(['run', job, '--workers', String(workers), '--out', out, '--quiet'], { MTL_LOG_LEVEL: 'info' });
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { status: string };

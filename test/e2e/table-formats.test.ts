@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
-import { SEATTLE_CSV, SEATTLE_FEATURES, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
+import { SEATTLE_CSV, seattleJob, writeSeattleJsonl, writeSeattleParquet } from '../helpers/table-fixtures.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 const dir = tempDir('mtl-formats-e2e-');
@@ -16,26 +16,13 @@ writeSeattleJsonl(path.join(dir, 'seattle.jsonl'));
 mkdirSync(path.join(dir, 'parts'));
 writeSeattleParquet(path.join(dir, 'parts'), 3);
 
-function seattleJob(dataset: string, file: string): object {
-  const data = (target: string) => ({ dataset, path: file, features: SEATTLE_FEATURES, target });
-  return {
-    name: `seattle-${dataset}`,
-    seed: 3,
-    model: {
-      trunk: [{ dense: { units: 16, activation: 'relu' } }, { dropout: { rate: 0.1 } }],
-      heads: { weather: [{ dense: { units: 5, activation: 'softmax' } }], temp_max: [{ dense: { units: 1 } }] },
-    },
-    tasks: {
-      weather: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('weather') },
-      temp_max: { loss: 'meanSquaredError', metrics: ['mae'], data: data('temp_max') },
-    },
-    training: { steps: 6, batchSize: 32, shardsPerTask: 2, optimizer: { name: 'adam', learningRate: 0.003 } },
-  };
+function tableJob(dataset: string, file: string): object {
+  return seattleJob(dataset, file, { name: `seattle-${dataset}`, steps: 6 });
 }
 
 async function trainedWeights(dataset: string, file: string, workers: number): Promise<Buffer> {
   const out = tempDir(`mtl-formats-${dataset}-${workers}-`);
-  const r = await runCli(['run', writeJob(seattleJob(dataset, file), dir, `${dataset}-${workers}.yaml`), '--workers', String(workers), '--out', out, '--quiet']);
+  const r = await runCli(['run', writeJob(tableJob(dataset, file), dir, `${dataset}-${workers}.yaml`), '--workers', String(workers), '--out', out, '--quiet']);
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as { status: string };
   assert.equal(summary.status, 'succeeded');
@@ -58,7 +45,7 @@ void describe('table formats end to end', () => {
     const lines = readFileSync(path.join(dir, 'seattle.jsonl'), 'utf8').split('\n');
     lines[41] = lines[41]!.replace(/"wind":[^,}]+/, '"wind":"calm"');
     writeFileSync(path.join(dir, 'bad.jsonl'), lines.join('\n'));
-    const r = await runCli(['validate', writeJob(seattleJob('jsonl', 'bad.jsonl'), dir, 'bad.yaml')]);
+    const r = await runCli(['validate', writeJob(tableJob('jsonl', 'bad.jsonl'), dir, 'bad.yaml')]);
     assert.equal(r.code, 2, r.stderr);
     assert.ok(r.stderr.includes(`${path.join(dir, 'bad.jsonl')}: line 42, column "wind": expected a number, got "calm" (a string)`), r.stderr);
   });

@@ -59,3 +59,25 @@ export function writeParquet(file: string, columnData: ColumnSource[], rowGroupS
   parquetWriteFile({ filename: file, columnData, ...(rowGroupSize === undefined ? {} : { rowGroupSize }) });
   return file;
 }
+
+/**
+ * The two-task Seattle weather job (examples/seattle-weather.yaml, smaller) on `file` read as
+ * `dataset`, for the end-to-end format tests; `dataOptions` are added to both tasks' data
+ * (e.g. `stream`).
+ */
+export function seattleJob(dataset: string, file: string, options: { name: string; steps: number; dataOptions?: object }): object {
+  const data = (target: string) => ({ dataset, path: file, features: SEATTLE_FEATURES, target, ...options.dataOptions });
+  return {
+    name: options.name,
+    seed: 3,
+    model: {
+      trunk: [{ dense: { units: 16, activation: 'relu' } }, { dropout: { rate: 0.1 } }],
+      heads: { weather: [{ dense: { units: 5, activation: 'softmax' } }], temp_max: [{ dense: { units: 1 } }] },
+    },
+    tasks: {
+      weather: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('weather') },
+      temp_max: { loss: 'meanSquaredError', metrics: ['mae'], data: data('temp_max') },
+    },
+    training: { steps: options.steps, batchSize: 32, shardsPerTask: 2, optimizer: { name: 'adam', learningRate: 0.003 } },
+  };
+}
