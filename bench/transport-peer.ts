@@ -8,7 +8,7 @@
 // gRPC: a Connect stream whose Hello name is `upload` or `broadcast`. Upload: a UnitResult
 // header and 1 MiB TensorChunks are assembled into a buffer as the coordinator does, then we
 // answer with an empty Assign. The server is created and tuned as the coordinator's is
-// (createTunedServer, widenConnectionWindow). Broadcast: the weights, encoded once at start exactly as
+// (createTunedServer, widenConnectionWindow, sendPreFramed). Broadcast: the weights, encoded once at start exactly as
 // coordinator/weights-broadcast.ts does, are queued on the stream with backpressure. A striped
 // broadcast (bench/transport-striped.ts) deals the same messages over its N streams.
 // A line on stdin is answered with this process's CPU time so far.
@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import type { ParameterLayout } from '../common/parameter-layout.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import { createTunedServer, float32Bytes, MAX_CHUNK_BYTES, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { createTunedServer, float32Bytes, MAX_CHUNK_BYTES, sendPreFramed, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { WeightsBroadcast } from '../coordinator/weights-broadcast.js';
 import { parseStripeName } from './transport-striped.js';
@@ -73,6 +73,7 @@ function serveGrpc(mib: number): Promise<number> {
   server.addService(serverServiceDefinition(), {
     Connect: (call: grpc.ServerDuplexStream<WorkerMessage__Output, OutgoingCoordinatorMessage>) => {
       widenConnectionWindow(call);
+      sendPreFramed(call);
       const writer = new OrderedWriter(call);
       let assembler: TransferAssembler | undefined;
       call.on('data', (m: WorkerMessage__Output) => {
