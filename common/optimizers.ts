@@ -6,13 +6,6 @@ export interface Optimizer {
   readonly name: string;
   /** params ← params − update(grad). `grad` has the same length as `params`. */
   step(params: Float32Array, grad: Float32Array): void;
-  /**
-   * The same step in parts, so that the first parameters can be sent while the rest are
-   * updated: `beginStep()` once, then `stepRange` over ranges covering [0, length) once each,
-   * in any order. Every element gets exactly the arithmetic `step` gives it.
-   */
-  beginStep(): void;
-  stepRange(params: Float32Array, grad: Float32Array, from: number, to: number): void;
   state(): OptimizerState;
   restore(state: OptimizerState): void;
 }
@@ -27,22 +20,12 @@ function checkLengths(params: Float32Array, grad: Float32Array): void {
   if (params.length !== grad.length) throw new RangeError(`gradient has ${grad.length} values for ${params.length} parameters`);
 }
 
-function checkRange(params: Float32Array, grad: Float32Array, from: number, to: number): void {
-  checkLengths(params, grad);
-  if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > params.length || from > to) throw new RangeError(`range [${from}, ${to}) is not within the ${params.length} parameters`);
-}
-
 class Sgd implements Optimizer {
   readonly name = 'sgd';
   constructor(private readonly lr: number) {}
   step(params: Float32Array, grad: Float32Array): void {
-    this.beginStep();
-    this.stepRange(params, grad, 0, params.length);
-  }
-  beginStep(): void {}
-  stepRange(params: Float32Array, grad: Float32Array, from: number, to: number): void {
-    checkRange(params, grad, from, to);
-    for (let i = from; i < to; i++) params[i] = params[i]! - this.lr * grad[i]!;
+    checkLengths(params, grad);
+    for (let i = 0; i < params.length; i++) params[i] = params[i]! - this.lr * grad[i]!;
   }
   state(): OptimizerState {
     return { name: this.name, t: 0, slots: {} };
@@ -63,14 +46,9 @@ class Momentum implements Optimizer {
     this.velocity = new Float32Array(size);
   }
   step(params: Float32Array, grad: Float32Array): void {
-    this.beginStep();
-    this.stepRange(params, grad, 0, params.length);
-  }
-  beginStep(): void {}
-  stepRange(params: Float32Array, grad: Float32Array, from: number, to: number): void {
-    checkRange(params, grad, from, to);
+    checkLengths(params, grad);
     const v = this.velocity;
-    for (let i = from; i < to; i++) {
+    for (let i = 0; i < params.length; i++) {
       const vi = this.mu * v[i]! + grad[i]!;
       v[i] = vi;
       params[i] = params[i]! - this.lr * (this.nesterov ? grad[i]! + this.mu * vi : vi);
@@ -107,20 +85,14 @@ class Adam implements Optimizer {
     this.v = new Float32Array(size);
   }
   step(params: Float32Array, grad: Float32Array): void {
-    this.beginStep();
-    this.stepRange(params, grad, 0, params.length);
-  }
-  beginStep(): void {
+    checkLengths(params, grad);
     this.t++;
     this.b1t *= this.beta1;
     this.b2t *= this.beta2;
-  }
-  stepRange(params: Float32Array, grad: Float32Array, from: number, to: number): void {
-    checkRange(params, grad, from, to);
     const c1 = 1 - this.b1t;
     const c2 = 1 - this.b2t;
     const { m, v, beta1, beta2, lr, epsilon } = this;
-    for (let i = from; i < to; i++) {
+    for (let i = 0; i < params.length; i++) {
       const g = grad[i]!;
       const mi = beta1 * m[i]! + (1 - beta1) * g;
       const vi = beta2 * v[i]! + (1 - beta2) * g * g;

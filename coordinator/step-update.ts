@@ -107,27 +107,6 @@ export class StepUpdate {
 
   /** Completes the update buffer (heads, penalties, frozen parts) and applies the optimizer to the parameters; returns the penalty's value. */
   apply(g: StepGradients, aggregated: AggregationResult): number {
-    const applying = this.beginApply(g, aggregated);
-    applying.update(0, this.params.length);
-    applying.finish();
-    return applying.penalty;
-  }
-
-  /**
-   * Whether `finish` changes parameters after the optimizer's pass (state tensors, the
-   * sequential proximal step): then the weights are final only after it, and cannot be sent
-   * while the optimizer runs.
-   */
-  get finishTouchesParams(): boolean {
-    return this.ctx.layout.state.size > 0 || this.plan.sequential;
-  }
-
-  /**
-   * `apply` in parts: the update buffer is completed now, then `update(from, to)` runs the
-   * optimizer over parameters [from, to) (every index once, in any order: the same arithmetic
-   * per element as one pass), then `finish()` does what follows the optimizer.
-   */
-  beginApply(g: StepGradients, aggregated: AggregationResult): { penalty: number; update(from: number, to: number): void; finish(): void } {
     const { layout, job } = this.ctx;
     const { stage, active, perTask } = g;
     const sharedSize = layout.shared.size;
@@ -153,20 +132,14 @@ export class StepUpdate {
     });
     const penalty = this.plan.sequential ? this.stages.applyPenalties(stage, active, this.params, update) : 0;
     if (stage.spec.freeze.includes('shared')) trunk.fill(0);
-    const optimizer = this.optimizer;
-    optimizer.beginStep();
-    return {
-      penalty,
-      update: (from, to) => optimizer.stepRange(this.params, update, from, to),
-      finish: () => {
-        if (layout.state.size > 0) this.applyState(active, perTask);
-        if (this.plan.sequential && !stage.spec.freeze.includes('shared')) {
-          const { offset, size } = layout.shared;
-          this.stages.forgetting.proximalShared(stage.spec.protect, this.params.subarray(offset, offset + size), stage.spec.learningRate ?? job.training.optimizer.learningRate);
-        }
-        this.midUpdate = false;
-      },
-    };
+    this.optimizer.step(this.params, update);
+    if (layout.state.size > 0) this.applyState(active, perTask);
+    if (this.plan.sequential && !stage.spec.freeze.includes('shared')) {
+      const { offset, size } = layout.shared;
+      this.stages.forgetting.proximalShared(stage.spec.protect, this.params.subarray(offset, offset + size), stage.spec.learningRate ?? job.training.optimizer.learningRate);
+    }
+    this.midUpdate = false;
+    return penalty;
   }
 
   /**

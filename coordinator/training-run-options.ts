@@ -52,8 +52,6 @@ export interface TrainingRunOptions {
   /** How long to wait for workers (at the start, or when all have gone) before failing. */
   waitForWorkersMs: number;
   maxChunkBytes?: number;
-  /** Bytes of weights per bucket when the optimizer and the broadcast overlap (rounded to whole chunks); default PIPELINE_BUCKET_BYTES. */
-  pipelineBucketBytes?: number;
   /** Continue from a checkpoint instead of step 0. */
   resume?: ResumePoint;
   /** Called every `job.checkpoint.every` steps with a snapshot to store. */

@@ -35,8 +35,6 @@ import type { ResultSink, SessionHandler, WorkerSession } from './worker-session
 
 /** How often the failure detector looks at the workers. */
 const TICK_MS = 200;
-/** Weights sent per optimizer bucket when the update and the broadcast overlap (whole chunks). */
-export const PIPELINE_BUCKET_BYTES = 4 << 20;
 
 /** Where the run is in its life; what it is doing while it runs is derived (see `derivedState`). */
 type Lifecycle = 'created' | 'running' | 'finished' | 'failed';
@@ -373,16 +371,17 @@ export class TrainingRun implements SessionHandler {
     const gradients = { step, stage, active, perTask, rows, losses, gramian: h };
     const aggregated = this.update.aggregate(gradients);
     const t2 = performance.now();
-    const applying = this.update.beginApply(gradients, aggregated);
-    const penalty = applying.penalty;
+    const penalty = this.update.apply(gradients, aggregated);
     // The step is complete from here on: a checkpoint taken now must say so.
     const samples = perTask.reduce((n, g) => n + g.samples, 0);
     this.version++;
     this.completedSteps = step + 1;
     this.samples += samples;
-    const { optimizeMs } = await this.applyAndBroadcast(applying);
+    const t3 = performance.now();
+
+    this.broadcast.update(this.params, this.version);
+    for (const s of this.sessions) this.broadcast.sendTo(s);
     const t4 = performance.now();
-    const t3 = t2 + optimizeMs;
 
     const diagnostics = gradientDiagnostics(h);
     const affinity = this.affinity.firstOrder(active, h, losses, stage.spec.learningRate ?? job.training.optimizer.learningRate);
@@ -405,35 +404,6 @@ export class TrainingRun implements SessionHandler {
     });
     this.lastLosses = record.losses;
     this.opts.onStep?.(record);
-  }
-
-  /**
-   * Runs the optimizer and sends the new weights. Where the weights are final when the
-   * optimizer is done (no state tensors, not sequential) and uncompressed, the two overlap:
-   * bucket by bucket in parameter order, the optimizer updates a bucket, it is encoded and
-   * queued on every session, and its bytes leave while the next bucket is updated. Returns the
-   * time the optimizer itself took.
-   */
-  private async applyAndBroadcast(applying: ReturnType<StepUpdate['beginApply']>): Promise<{ optimizeMs: number }> {
-    const n = this.params.length;
-    if (this.update.finishTouchesParams || !this.broadcast.streams) {
-      const t = performance.now();
-      applying.update(0, n);
-      applying.finish();
-      const optimizeMs = performance.now() - t;
-      this.broadcast.update(this.params, this.version);
-      for (const s of this.sessions) this.broadcast.sendTo(s);
-      return { optimizeMs };
-    }
-    let optimizeMs = 0;
-    const produce = (from: number, to: number) => {
-      const t = performance.now();
-      applying.update(from, to);
-      optimizeMs += performance.now() - t;
-    };
-    await this.broadcast.stream(this.params, this.version, this.opts.pipelineBucketBytes ?? PIPELINE_BUCKET_BYTES, produce, this.sessions);
-    applying.finish();
-    return { optimizeMs };
   }
 
   /** Evaluates every task on its held-out split with the current weights. */

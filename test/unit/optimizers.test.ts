@@ -142,32 +142,3 @@ void describe('length checks', () => {
     });
   }
 });
-
-void describe('optimizer steps in parts', () => {
-  for (const spec of SPECS) {
-    void it(`${spec.name} ${JSON.stringify(spec)}: ranges in any order give the bits one pass gives`, () => {
-      const { params, grads } = problem(7);
-      const whole = createOptimizer(spec, SIZE);
-      const parts = createOptimizer(spec, SIZE);
-      const a = params.slice();
-      const b = params.slice();
-      for (const g of grads) {
-        whole.step(a, g);
-        parts.beginStep();
-        // Uneven ranges, out of order, one of them empty.
-        for (const [from, to] of [[10, 24], [0, 3], [3, 3], [3, 10]] as const) parts.stepRange(b, g, from, to);
-      }
-      assert.deepEqual(new Uint8Array(b.buffer), new Uint8Array(a.buffer));
-      assert.deepEqual(parts.state(), whole.state());
-    });
-  }
-
-  void it('rejects a range outside the parameters', () => {
-    const opt = createOptimizer({ name: 'sgd', learningRate: 0.1 }, 4);
-    const p = new Float32Array(4);
-    opt.beginStep();
-    assert.throws(() => opt.stepRange(p, new Float32Array(4), 2, 5), RangeError);
-    assert.throws(() => opt.stepRange(p, new Float32Array(4), 3, 2), RangeError);
-    assert.throws(() => opt.stepRange(p, new Float32Array(3), 0, 3), RangeError);
-  });
-});
