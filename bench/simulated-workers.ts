@@ -94,6 +94,7 @@ class SimulatedWorker {
         void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
         offset += data.byteLength;
       }
+      void this.writer.write({ resultEnd: { transferId, computeMs: 1, busyMs: 1 } }).catch(() => undefined);
     }
   }
 }
