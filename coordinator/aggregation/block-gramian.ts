@@ -22,6 +22,8 @@ interface Copy {
   data: Float32Array;
   /** Values received, per block of the shared part. */
   counts: Int32Array;
+  /** Blocks this copy counts as ready (while it feeds): what unfeeding takes back. */
+  marked: Uint8Array;
 }
 
 /** One unit of the step: its task (index in the step's task order) and its shard's example count. */
@@ -78,21 +80,32 @@ export class BlockGramian {
     return copy.counts[b] === this.blockEnd(b) - b * GRAMIAN_BLOCK;
   }
 
-  /** Values [from, to) of copy `key` of unit `unit` (its payload `data`) have arrived and are final. */
+  private newCopy(key: object, unit: number, data: Float32Array): Copy {
+    const copy = { unit, data, counts: new Int32Array(this.blocks), marked: new Uint8Array(this.blocks) };
+    this.copies.set(key, copy);
+    return copy;
+  }
+
+  /**
+   * Values [from, to) of copy `key` of unit `unit` (its payload `data`) have arrived and are
+   * final. The same key with another `data` is a new transfer of that copy (the old one was cut
+   * off): the old one is dropped first.
+   */
   offer(key: object, unit: number, data: Float32Array, from: number, to: number): void {
     if (this.accepted[unit]) return;
     let copy = this.copies.get(key);
-    if (!copy) {
-      copy = { unit, data, counts: new Int32Array(this.blocks) };
-      this.copies.set(key, copy);
+    if (copy && copy.data !== data) {
+      this.drop(key);
+      copy = undefined;
     }
+    copy ??= this.newCopy(key, unit, data);
     const end = Math.min(to, this.sharedSize);
     const feeding = this.feeder[unit] === copy;
     for (let b = Math.floor(from / GRAMIAN_BLOCK); b * GRAMIAN_BLOCK < end; b++) {
       const lo = Math.max(from, b * GRAMIAN_BLOCK);
       const hi = Math.min(end, this.blockEnd(b));
       copy.counts[b]! += hi - lo;
-      if (feeding && this.full(copy, b)) this.blockReady(b);
+      if (feeding && this.full(copy, b)) this.blockReady(copy, b);
     }
     if (this.feeder[unit] === undefined) this.feed(unit, copy);
   }
@@ -111,34 +124,34 @@ export class BlockGramian {
   /** Copy `key` of unit `unit` is the result used (its whole payload `data`): it feeds the blocks from now on. */
   accept(key: object, unit: number, data: Float32Array): void {
     let copy = this.copies.get(key);
-    if (!copy || copy.data !== data) {
-      copy = { unit, data, counts: new Int32Array(this.blocks) };
-      this.copies.set(key, copy);
-    }
+    if (!copy || copy.data !== data) copy = this.newCopy(key, unit, data);
     for (let b = 0; b < this.blocks; b++) copy.counts[b] = this.blockEnd(b) - b * GRAMIAN_BLOCK;
     for (const [k, c] of this.copies) if (c.unit === unit && c !== copy) this.copies.delete(k);
     this.accepted[unit] = true;
-    if (this.feeder[unit] === copy) return;
-    if (this.feeder[unit]) this.unfeed(unit);
+    if (this.feeder[unit] !== copy && this.feeder[unit]) this.unfeed(unit);
+    // Blocks already marked stay as they are: nothing is computed twice.
     this.feed(unit, copy);
   }
 
   private feed(unit: number, copy: Copy): void {
     this.feeder[unit] = copy;
-    for (let b = 0; b < this.blocks; b++) if (this.full(copy, b)) this.blockReady(b);
+    for (let b = 0; b < this.blocks; b++) if (this.full(copy, b)) this.blockReady(copy, b);
   }
 
   private unfeed(unit: number): void {
     const copy = this.feeder[unit]!;
     this.feeder[unit] = undefined;
     for (let b = 0; b < this.blocks; b++) {
-      if (!this.full(copy, b)) continue;
+      if (!copy.marked[b]) continue;
+      copy.marked[b] = 0;
       this.ready[b]!--;
       this.partials[b] = undefined;
     }
   }
 
-  private blockReady(b: number): void {
+  private blockReady(copy: Copy, b: number): void {
+    if (copy.marked[b]) return;
+    copy.marked[b] = 1;
     if (++this.ready[b]! === this.units.length) this.compute(b);
   }
 

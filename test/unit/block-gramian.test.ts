@@ -1,7 +1,7 @@
 // The Gramian accumulated block by block as results stream in (BlockGramian) against the
 // reference, gramian(combineShards(…)): bitwise equal for any number of tasks, shards, parameters,
-// bucket cuts and arrival orders, with backup copies that feed blocks and then lose, and copies
-// that are rejected halfway.
+// bucket cuts and arrival orders, with backup copies that feed blocks and then lose, copies
+// that are rejected halfway, and copies cut off and sent again.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -60,7 +60,14 @@ function play({ tasks, shared, seed }: Scenario): void {
   units.forEach((_, u) => {
     const data = accepted[u]!.grads;
     const honest = {};
-    streams.push(buckets(rng, data.length).map(([from, to]) => ({ kind: 'offer', copy: honest, unit: u, data, from, to })));
+    const honestStream: Event[] = buckets(rng, data.length).map(([from, to]) => ({ kind: 'offer', copy: honest, unit: u, data, from, to }));
+    if (rng.next() < 0.3) {
+      // The same copy cut off halfway (its transfer dropped), then sent again whole: a new buffer under the same key.
+      const cut = values(rng, data.length);
+      const first = buckets(rng, data.length);
+      honestStream.unshift(...first.slice(0, Math.floor(rng.next() * (first.length + 1))).map(([from, to]): Event => ({ kind: 'offer', copy: honest, unit: u, data: cut, from, to })));
+    }
+    streams.push(honestStream);
     const r = rng.next();
     if (r < 0.4) {
       const other = {};
