@@ -14,8 +14,21 @@
 // A unit may have several copies in flight (a backup, a reassignment): one copy of each unit
 // feeds the blocks (the first to send data). When it is rejected, or another copy wins, every
 // block it fed is computed again from the copy that feeds next: nothing stale is left.
-import type { ShardResult, TaskGradient } from '../step-math.js';
 import { GRAMIAN_BLOCK } from './gramian.js';
+
+/** One shard's accepted result (as step-math.ts ShardResult; the aggregation library stands alone). */
+export interface BlockShard {
+  sampleCount: number;
+  loss: number;
+  grads: Float32Array;
+}
+
+/** A task's combined gradient (as step-math.ts TaskGradient). */
+export interface BlockTaskGradient {
+  loss: number;
+  samples: number;
+  grads: Float32Array;
+}
 
 interface Copy {
   unit: number;
@@ -200,7 +213,7 @@ export class BlockGramian {
    * in shard order). A unit whose accepted payload is not the one that fed the blocks is fed
    * again from it first, so the answer is always that of gramian(combineShards(shards)).
    */
-  finish(shards: ReadonlyArray<readonly ShardResult[]>): { perTask: TaskGradient[]; gramian: number[][] } {
+  finish(shards: ReadonlyArray<readonly BlockShard[]>): { perTask: BlockTaskGradient[]; gramian: number[][] } {
     this.shardsOf.forEach((units, t) => {
       units.forEach((u, s) => {
         const grads = shards[t]![s]!.grads;
@@ -219,7 +232,7 @@ export class BlockGramian {
   }
 
   /** combineShards for task `task`, its shared part already combined block by block. */
-  private combineTask(task: number, list: readonly ShardResult[]): TaskGradient {
+  private combineTask(task: number, list: readonly BlockShard[]): BlockTaskGradient {
     const total = list.reduce((n, s) => n + s.sampleCount, 0);
     if (list.length === 1) return { loss: list[0]!.loss, samples: total, grads: list[0]!.grads };
     const size = list[0]!.grads.length;
