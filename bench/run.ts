@@ -26,7 +26,7 @@ const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGr
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   // Benchmarks read their own options; here only the names and --json matter.
-  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' }, gb: { type: 'string' }, 'small-mb': { type: 'string' }, sleep: { type: 'string' }, tasks: { type: 'string' }, connections: { type: 'string' } } });
+  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' }, gb: { type: 'string' }, 'small-mb': { type: 'string' }, sleep: { type: 'string' }, tasks: { type: 'string' }, connections: { type: 'string' }, 'bucket-bytes': { type: 'string' } } });
   const json = parsed.values.json === true;
   const names = parsed.positionals;
   const unknown = names.filter((n) => !benches.some((b) => b.name === n));

@@ -124,6 +124,8 @@ class SimulatedWorker {
       void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
       offset += data.byteLength;
     }
+    // Protocol 3: the timings come last, once every byte is sent.
+    void this.writer.write({ resultEnd: { transferId, computeMs: base.computeMs, busyMs: base.computeMs } }).catch(() => undefined);
   }
 }
 

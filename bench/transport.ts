@@ -90,6 +90,7 @@ async function grpcRun(port: number, direction: Direction, payload: Float32Array
         void writer.write({ chunk: { transferId: 1, offset, data } });
         offset += data.byteLength;
       }
+      void writer.write({ resultEnd: { transferId: 1, computeMs: 0, busyMs: 0 } });
     }
     const ms = await done;
     call.end();

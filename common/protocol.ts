@@ -15,9 +15,12 @@ import type { CoordinatorMessage } from '../proto/generated/mtl/v1/CoordinatorMe
  * Bumped on any incompatible change; Hello and Welcome carry it. 2: workers heartbeat while they
  * compute (their compute runs off the session's event loop), so the coordinator declares any
  * worker dead after `fault.deadAfterMs` of silence, busy or not; a protocol-1 worker, silent
- * for a whole unit, would be declared dead in long units, so it is refused at Hello.
+ * for a whole unit, would be declared dead in long units, so it is refused at Hello. 3: a unit's
+ * result streams as the backward pass makes it: chunks in any order (bucket by bucket, last
+ * layers first), each on value boundaries, within the payload and overlapping no other; the
+ * timings follow in a ResultEnd once every byte is sent (coordinator/result-assembler.ts).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Largest TensorChunk payload. */
 export const MAX_CHUNK_BYTES = 1 << 20;
 /** Largest message either side accepts: a full chunk plus generous room for headers. */
