@@ -184,10 +184,26 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
     // A live subscriber (its connection rides out the outage too): when did metrics arrive?
     const received: Array<{ step: number; at: number; training: boolean }> = [];
     const sub = nats.plane.nc.subscribe(subjects.metrics(runId));
+    let onMetrics: (() => void) | undefined;
     void (async () => {
-      for await (const m of sub) received.push({ step: m.json<{ step: number }>().step, at: Date.now(), training: run.child.exitCode === null });
+      for await (const m of sub) {
+        received.push({ step: m.json<{ step: number }>().step, at: Date.now(), training: run.child.exitCode === null });
+        onMetrics?.();
+      }
     })();
     await waitForSteps(out, 4, run);
+    // NATS goes down just after a step's metrics reached the subscriber, so between two
+    // publishes: what this test is about is published while the server is down. (A message
+    // on its way when the server stops is lost, as core NATS publishing is at most once:
+    // stopping it as the step's line reached the disk once lost that step's metrics.)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no metrics reached the subscriber (${received.length} so far)`)), 60_000);
+      onMetrics = () => {
+        onMetrics = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
     await nats.server.stop();
     const down = Date.now();
     // Steps taken while NATS is down: their metrics and events wait in the client until it is back.
