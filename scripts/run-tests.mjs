@@ -37,11 +37,12 @@ const costs = (() => {
 const costOf = (f) => costs[f] ?? 10;
 const byCost = (a, b) => costOf(b) - costOf(a) || (a < b ? -1 : 1);
 
-// Two test files at a time (node's default on 2 cores is one): most files wait on processes,
-// sockets and timeouts more than they compute. The chaos files then run one by one: they judge
-// workers dead by their silence, and a second file's processes competing for the two cores
-// would make them miss heartbeats. MTL_TEST_CONCURRENCY=1 runs every file one by one.
-const concurrency = Math.max(1, Number(process.env.MTL_TEST_CONCURRENCY ?? 2));
+// Three test files at a time (node's default on 2 cores is one): the files wait on processes,
+// sockets and timeouts as much as they compute (their CPU seconds add up to about half of
+// what two cores give over the time two at a time took). The chaos files then run one by one:
+// they judge workers dead by their silence, and another file's processes competing for the
+// two cores would make them miss heartbeats. MTL_TEST_CONCURRENCY=N runs N files at a time.
+const concurrency = Math.max(1, Number(process.env.MTL_TEST_CONCURRENCY ?? 3));
 const alone = (f) => f.split('/')[0] === 'chaos';
 
 // One directory per suite run for fixtures that several files compute alike (the undisturbed
