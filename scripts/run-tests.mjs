@@ -39,11 +39,14 @@ const byCost = (a, b) => costOf(b) - costOf(a) || (a < b ? -1 : 1);
 
 // Three test files at a time (node's default on 2 cores is one): the files wait on processes,
 // sockets and timeouts as much as they compute (their CPU seconds add up to about half of
-// what two cores give over the time two at a time took). The chaos files then run one by one:
-// they judge workers dead by their silence, and another file's processes competing for the
-// two cores would make them miss heartbeats. MTL_TEST_CONCURRENCY=N runs N files at a time.
+// what two cores give over the time two at a time took). The chaos files, and the e2e file
+// whose workers are declared dead after 400 ms of silence, then run one by one: another
+// file's processes competing for the two cores would make them miss heartbeats (with three
+// at a time on a loaded machine shared-batch-liveness did). MTL_TEST_CONCURRENCY=N runs N
+// files at a time.
 const concurrency = Math.max(1, Number(process.env.MTL_TEST_CONCURRENCY ?? 3));
-const alone = (f) => f.split('/')[0] === 'chaos';
+const SILENCE_JUDGED = new Set(['e2e/shared-batch-liveness.test.js']);
+const alone = (f) => f.split('/')[0] === 'chaos' || SILENCE_JUDGED.has(f);
 
 // One directory per suite run for fixtures that several files compute alike (the undisturbed
 // reference weights of a chaos job: test/helpers/chaos.ts); removed at the end.
@@ -86,7 +89,7 @@ async function runGroup(group, lanes) {
 const started = Date.now();
 const results = [];
 const groupTimes = [];
-for (const [name, group, lanes] of [['parallel', files.filter((f) => !alone(f)), concurrency], ['chaos', files.filter(alone), 1]]) {
+for (const [name, group, lanes] of [['parallel', files.filter((f) => !alone(f)), concurrency], ['alone', files.filter(alone), 1]]) {
   if (group.length === 0) continue;
   const t = Date.now();
   results.push(...(await runGroup(group, lanes)));
