@@ -24,6 +24,14 @@ import { NatsCheckpointStore } from './nats-checkpoints.js';
 import { prepareRun, type PreparedRun } from './prepare-run.js';
 import type { RunReporter } from './run-reporter.js';
 
+/**
+ * How long one pull from the queue waits for a job. stop() lets a pending pull run out rather
+ * than abandon it (a job delivered to an abandoned pull would sit unseen until its ack wait;
+ * one delivered to a stopping slot is handed back at once), so this is also how long an idle
+ * server takes to stop: 1 s, the shortest JetStream accepts.
+ */
+const PULL_EXPIRES_MS = 1000;
+
 export interface JobServerOptions {
   plane: ControlPlane;
   pool: string;
@@ -134,7 +142,7 @@ export class JobServer {
       }
       let msg: JsMsg | null;
       try {
-        msg = await consumer.next({ expires: 5000 });
+        msg = await consumer.next({ expires: PULL_EXPIRES_MS });
       } catch (err) {
         if (Date.now() - lastWarning > 30_000) {
           lastWarning = Date.now();

@@ -8,7 +8,9 @@ import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
 void describe('network faults and graceful departure', () => {
-  const job = chaosJob({ steps: 30 });
+  // The resume tests' job (checkpoints every 5 steps, unused here): its reference weights are
+  // trained once per suite run for all of them (referenceWeights).
+  const job = chaosJob({ steps: 30, checkpoint: { every: 5 } });
   let reference: Buffer | undefined;
 
   void it('survives cut and delayed connections: workers reconnect with fresh sessions', async (t) => {

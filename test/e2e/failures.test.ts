@@ -23,7 +23,7 @@ async function waitUntilGone(pids: number[], timeoutMs = 10_000): Promise<number
 }
 
 /** Resolves once the run has written `lines` step records. */
-async function stepsWritten(out: string, lines: number, timeoutMs = 60_000): Promise<void> {
+async function stepsWritten(out: string, lines: number, timeoutMs = 120_000): Promise<void> {
   const file = path.join(out, 'metrics.jsonl');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -36,10 +36,16 @@ async function stepsWritten(out: string, lines: number, timeoutMs = 60_000): Pro
 async function startedRun(workers: number) {
   const out = tempDir('mtl-fail-');
   const run = startCli(['run', LONG_JOB(), '--workers', String(workers), '--out', out]);
-  await Promise.race([stepsWritten(out, 3), run.result.then((r) => Promise.reject(new Error(`run exited early: ${r.stderr}`)))]);
-  const pids = childPids(run.child.pid!);
-  assert.equal(pids.length, workers, `expected ${workers} worker processes, found ${pids.length}`);
-  return { run, out, pids };
+  try {
+    await Promise.race([stepsWritten(out, 3), run.result.then((r) => Promise.reject(new Error(`run exited early: ${r.stderr}`)))]);
+    const pids = childPids(run.child.pid!);
+    assert.equal(pids.length, workers, `expected ${workers} worker processes, found ${pids.length}`);
+    return { run, out, pids };
+  } catch (err) {
+    // The run has 100000 steps: left going, its pipes would hold this file open for hours.
+    run.child.kill('SIGKILL');
+    throw err;
+  }
 }
 
 void describe('failures and shutdown', () => {

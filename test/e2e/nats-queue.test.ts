@@ -8,8 +8,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JOBS_STREAM, subjects } from '../../common/control/plane.js';
-import { chaosJob, referenceWeights, waitForSteps, weightsOf } from '../helpers/chaos.js';
-import { isAlive, runCli, startCli, type RunningCli } from '../helpers/cli-process.js';
+import { chaosJob, referenceWeights, stepsDone, waitForSteps, weightsOf } from '../helpers/chaos.js';
+import { childPids, isAlive, runCli, startCli, type RunningCli } from '../helpers/cli-process.js';
 import { writeJob } from '../helpers/jobs.js';
 import { controlPlaneFixture } from '../helpers/control-plane-fixture.js';
 import { tempDir } from '../helpers/temp-dirs.js';
@@ -171,10 +171,12 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
   });
 
   void it('training survives a NATS restart; events and metrics published during the outage arrive after it', async () => {
-    // Enough steps that training outlasts the 2 s outage by seconds (60 did until the compute
-    // fast path made steps ~2× faster: the run then ended during the outage).
-    const steps = 240;
-    const job = chaosJob({ steps });
+    // The run must outlast the outage whatever the machine's speed (a step count alone did not:
+    // 60 steps ended inside the outage once the compute fast path made steps ~2× faster), so the
+    // worker is frozen from a few steps into the outage until NATS is back. A generous
+    // deadAfterMs keeps the frozen worker from being declared dead on a loaded machine.
+    const steps = 30;
+    const job = chaosJob({ steps, fault: { deadAfterMs: 60_000 } });
     const out = tempDir('mtl-nats-restart-');
     // --quiet hides progress and INFO lines; the run id is in one of those, so ask for them.
     const run = startCli(['run', job, '--nats', nats.server.url, '--workers', '1', '--out', out, '--json', '--quiet', '--log-level', 'info']);
@@ -182,15 +184,42 @@ void describe('NATS job queue, registry and discovery (real processes)', () => {
     // A live subscriber (its connection rides out the outage too): when did metrics arrive?
     const received: Array<{ step: number; at: number; training: boolean }> = [];
     const sub = nats.plane.nc.subscribe(subjects.metrics(runId));
+    let onMetrics: (() => void) | undefined;
     void (async () => {
-      for await (const m of sub) received.push({ step: m.json<{ step: number }>().step, at: Date.now(), training: run.child.exitCode === null });
+      for await (const m of sub) {
+        received.push({ step: m.json<{ step: number }>().step, at: Date.now(), training: run.child.exitCode === null });
+        onMetrics?.();
+      }
     })();
     await waitForSteps(out, 4, run);
+    // NATS goes down just after a step's metrics reached the subscriber, so between two
+    // publishes: what this test is about is published while the server is down. (A message
+    // on its way when the server stops is lost, as core NATS publishing is at most once:
+    // stopping it as the step's line reached the disk once lost that step's metrics.)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no metrics reached the subscriber (${received.length} so far)`)), 60_000);
+      onMetrics = () => {
+        onMetrics = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
     await nats.server.stop();
-    await sleep(2000);
-    assert.equal(run.child.exitCode, null, 'the run is still going during the outage');
-    await nats.server.restart();
-    const restarted = Date.now();
+    const down = Date.now();
+    // Steps taken while NATS is down: their metrics and events wait in the client until it is back.
+    await waitForSteps(out, stepsDone(out) + 3, run);
+    const [worker] = childPids(run.child.pid!);
+    assert.ok(worker !== undefined, 'the local worker is running');
+    process.kill(worker, 'SIGSTOP');
+    let restarted: number;
+    try {
+      await sleep(Math.max(0, 2000 - (Date.now() - down)));
+      assert.equal(run.child.exitCode, null, 'the run is still going during the outage');
+      await nats.server.restart();
+      restarted = Date.now();
+    } finally {
+      process.kill(worker, 'SIGCONT');
+    }
     const r = await run.result;
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { runId: string; status: string };

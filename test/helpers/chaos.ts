@@ -1,7 +1,8 @@
 // Shared pieces of the chaos tests: a job whose units take long enough for faults to land
 // inside a step, the undisturbed reference run, and waiting on a run's progress.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, type CliResult, type RunningCli } from './cli-process.js';
@@ -39,12 +40,27 @@ export function weightsOf(out: string): Buffer {
   return readFileSync(path.join(out, 'model', 'weights.bin'));
 }
 
-/** Final weights of an undisturbed run (one worker). */
+/**
+ * Final weights of an undisturbed run (one worker). Under scripts/run-tests.mjs every file of
+ * one suite run shares MTL_TEST_CACHE_DIR, and a job file already trained there (the same
+ * bytes, so the same job, by the same build) is not trained again: four files compare against
+ * the same 30-step chaos job, each run of it ~15 s on 2 cores.
+ */
 export async function referenceWeights(jobFile: string): Promise<Buffer> {
+  const cacheDir = process.env.MTL_TEST_CACHE_DIR;
+  const cached = cacheDir && path.join(cacheDir, `reference-${createHash('sha256').update(readFileSync(jobFile)).digest('hex')}.bin`);
+  if (cached && existsSync(cached)) return readFileSync(cached);
   const out = tempDir('mtl-ref-');
   const r = await runCli(['run', jobFile, '--workers', '1', '--out', out, '--quiet']);
   assert.equal(r.code, 0, r.stderr);
-  return weightsOf(out);
+  const weights = weightsOf(out);
+  if (cached) {
+    // Written whole then renamed: a file starting meanwhile sees all of it or none.
+    const partial = `${cached}.${process.pid}`;
+    writeFileSync(partial, weights);
+    renameSync(partial, cached);
+  }
+  return weights;
 }
 
 export function stepsDone(out: string): number {
