@@ -30,7 +30,7 @@ export function combineShards(shards: readonly ShardResult[]): TaskGradient {
     loss += w * s.loss;
     for (let i = 0; i < size; i++) acc[i]! += w * s.grads[i]!;
   }
-  return { loss, samples: total, grads: Float32Array.from(acc) };
+  return { loss, samples: total, grads: new Float32Array(acc) };
 }
 
 export { gramian } from './aggregation/gramian.js';
