@@ -48,6 +48,8 @@ interface ServePlan {
   /** TLS material and join token of the coordinator (already checked against `listen`). */
   security: GrpcSecurity;
   insecure: boolean;
+  /** Plain HTTP on a non-loopback --http even with TLS on gRPC (--http-plaintext). */
+  httpPlaintext?: boolean;
   /** Workers to wait for (--workers); default: a resumed run's own count, else 1. */
   minWorkers?: number;
   waitForWorkersMs: number;
@@ -126,7 +128,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   if (opts.http !== undefined) {
     // Before the gRPC port, so that /healthz answers (and /readyz says 503) while it opens.
     try {
-      dashboard = new DashboardServer({ listen: opts.http, insecure: plan.insecure, source: new CoordinatorDashboardSource(coordinator), logger: log.child('http') });
+      dashboard = new DashboardServer({ listen: opts.http, insecure: plan.insecure || plan.httpPlaintext === true, source: new CoordinatorDashboardSource(coordinator), logger: log.child('http') });
       const url = await dashboard.start();
       progress.clear();
       process.stderr.write(`dashboard ${url}  (metrics ${url}metrics)\n`);
@@ -251,6 +253,7 @@ export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFla
   workers?: number;
   waitForWorkers: number;
   insecure: boolean;
+  httpPlaintext: boolean;
   maxSessions: number;
 }
 
@@ -261,6 +264,7 @@ export async function coordinatorCommand(jobFile: string | undefined, opts: Coor
     listen: opts.listen,
     security,
     insecure: opts.insecure,
+    httpPlaintext: opts.httpPlaintext,
     minWorkers: opts.workers,
     waitForWorkersMs: opts.waitForWorkers * 1000,
     maxSessions: opts.maxSessions,
