@@ -2,6 +2,7 @@
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
 import { EXIT } from './exit-codes.js';
+import { TrainerStatusReporter, trainerStatusTarget } from '../coordinator/trainer-status.js';
 import { logger, SIGNAL_EXIT, trapSignals, type CommonOptions } from './command-support.js';
 import { ControlPlaneError, DataFetchError, WorkerLostError, errorMessage } from '../common/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
@@ -89,6 +90,9 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
+  // Under Kubeflow Trainer, progress goes to the TrainJob's status as well.
+  const trainerTarget = trainerStatusTarget();
+  const trainerStatus = trainerTarget ? new TrainerStatusReporter(trainerTarget, { totalSteps: job.training.steps, logger: log.child('trainer-status') }) : undefined;
   let control: RunControl | undefined;
   if (opts.nats !== undefined) {
     const outcome = await openControl({ ...opts, nats: opts.nats }, job, plan.minWorkers ?? 1, log, () => coordinator, natsSecurity);
@@ -118,6 +122,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     onStep: (r) => {
       progress.step(r);
       control?.reporter.step(r);
+      trainerStatus?.step(r.step, r.losses);
     },
     onEval: (r) => {
       progress.evaluation(r);
@@ -178,6 +183,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     if (control.reporter.publisher.dropped > 0) log.warn('events dropped during a NATS outage', { dropped: control.reporter.publisher.dropped });
     await control.plane.close();
   }
+  await trainerStatus?.finish({ succeeded: summary.status === 'succeeded' });
   printSummary(summary, opts.json);
   const sig = signals.signal();
   if (sig) return SIGNAL_EXIT[sig] ?? EXIT.failed;

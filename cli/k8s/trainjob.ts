@@ -4,6 +4,7 @@
 // trainer.resourcesPerNode into the container named `node`; so the workers are the
 // replicatedJob `node` (labelled as the trainer step) with a container `node`, and the
 // coordinator is a replicatedJob of ours beside it.
+import { TRAINER_STATUS_ENV } from '../../coordinator/trainer-status.js';
 import { CustomResource } from './crd-models.js';
 import { COORDINATOR_JOB, jobSetSpec, runLabels } from './jobset.js';
 import type { RenderOptions } from './render-options.js';
@@ -17,8 +18,6 @@ export function runtimeName(name: string): string {
   return `mtl-orchestrator-${name}`;
 }
 
-/** The environment Trainer's TrainJobStatus plugin gives its trainer nodes, here for the coordinator. */
-export const TRAINER_STATUS_ENV = { url: 'KUBEFLOW_TRAINER_SERVER_URL', ca: 'KUBEFLOW_TRAINER_SERVER_CA_CERT', token: 'KUBEFLOW_TRAINER_SERVER_TOKEN' } as const;
 const STATUS_MOUNT = '/var/run/secrets/kubeflow/trainer';
 
 /**
