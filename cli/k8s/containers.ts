@@ -22,6 +22,7 @@ export interface RenderedContainer {
   args: string[];
   env: IEnvVar[];
   volumeMounts: IVolumeMount[];
+  resources: NonNullable<IContainer['resources']>;
   /** The pod's volumes, for the mounts' sources. */
   volumes: IVolume[];
   restartPolicy?: string;
@@ -72,6 +73,7 @@ export function renderedContainers(docs: readonly unknown[]): RenderedContainer[
         args: c.args ?? [],
         env: c.env ?? [],
         volumeMounts: c.volumeMounts ?? [],
+        resources: c.resources ?? {},
         volumes: pod.volumes ?? [],
         ...(pod.restartPolicy !== undefined ? { restartPolicy: pod.restartPolicy } : {}),
       });
