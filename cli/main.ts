@@ -242,6 +242,15 @@ k8sOptions(k8s.command('render').description('print the objects as multi-documen
     const { k8sRenderCommand } = await import('./k8s/commands.js');
     process.exitCode = k8sRenderCommand(job, opts);
   });
+k8sOptions(k8s.command('apply').description('server-side apply the objects through the Kubernetes API ($KUBECONFIG or ~/.kube/config)'))
+  .option('--kubeconfig <file>', 'kubeconfig file')
+  .option('--context <name>', 'kubeconfig context (default: the current one)')
+  .option('--dry-run', 'print what would be applied and contact nothing', false)
+  .option('--server-dry-run', 'send the objects for validation and admission, persist nothing', false)
+  .action(async (job: string, opts: K8sApplyCommandOptions) => {
+    const { k8sApplyCommand } = await import('./k8s/commands.js');
+    process.exitCode = await k8sApplyCommand(job, opts);
+  });
 k8s
   .command('secret')
   .description("print the Secret a run's pods mount for mutual TLS (a new CA, coordinator and worker certificates for the in-cluster names) and the join token, for kubectl apply -f -")
@@ -252,15 +261,6 @@ k8s
   .action(async (opts: K8sSecretCommandOptions) => {
     const { k8sSecretCommand } = await import('./k8s/commands.js');
     process.exitCode = await k8sSecretCommand(opts);
-  });
-k8sOptions(k8s.command('apply').description('server-side apply the objects through the Kubernetes API ($KUBECONFIG or ~/.kube/config)'))
-  .option('--kubeconfig <file>', 'kubeconfig file')
-  .option('--context <name>', 'kubeconfig context (default: the current one)')
-  .option('--dry-run', 'print what would be applied and contact nothing', false)
-  .option('--server-dry-run', 'send the objects for validation and admission, persist nothing', false)
-  .action(async (job: string, opts: K8sApplyCommandOptions) => {
-    const { k8sApplyCommand } = await import('./k8s/commands.js');
-    process.exitCode = await k8sApplyCommand(job, opts);
   });
 
 program
