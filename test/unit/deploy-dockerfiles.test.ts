@@ -88,7 +88,10 @@ void describe('deploy/docker', () => {
         .filter((l) => l && !l.startsWith('#'));
       for (const s of stages) {
         for (const line of s.lines) {
-          assert.ok(!/npm install(?!-)/.test(line), `${name}: ${line}: use npm ci (the lock file pins every version)`);
+          // npm ci everywhere (the lock file pins every version); the one npm install adds the
+          // peer dependencies at the exact versions package.json names, without saving.
+          const installs = line.split('&&').filter((part) => /npm install(?!-)/.test(part));
+          for (const part of installs) assert.match(part, /npm install --no-save .*peerDependencies/, `${name}: ${line}: use npm ci (the lock file pins every version)`);
           const copy = /^COPY\s+(.*)$/i.exec(line);
           if (!copy) continue;
           const parts = copy[1]!.split(/\s+/);
@@ -116,11 +119,19 @@ void describe('deploy/docker', () => {
     const gpu = parse(path.join(DOCKER_DIR, 'Dockerfile.gpu'));
     assert.match(resolveFrom(gpu.stages[0]!.from, gpu.args), /^nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu\d+\.\d+$/);
     const cpu = parse(path.join(DOCKER_DIR, 'Dockerfile'));
-    const cpuNode = /^node:(\d+\.\d+\.\d+)-/.exec(cpu.stages[0]!.from)?.[1];
+    const cpuNode = /^node:(\d+\.\d+\.\d+)-/.exec(resolveFrom(cpu.stages[0]!.from, cpu.args))?.[1];
     const gpuNode = /ARG NODE_VERSION=(\S+)/.exec(gpu.stages[0]!.lines.join('\n'))?.[1];
     assert.ok(cpuNode && cpuNode.startsWith('20.'), `CPU image Node ${cpuNode}`);
     assert.equal(gpuNode, cpuNode, 'both images run the same Node');
     const gpuDeps = gpu.stages.find((s) => s.alias === 'deps')!.lines.join('\n');
     assert.match(gpuDeps, /npm rebuild @tensorflow\/tfjs-node-gpu/, 'the GPU binding is installed');
+  });
+
+  void it('the CPU image installs tfjs and its wasm backend, which npm ci --omit=dev leaves out (peer dependencies)', () => {
+    const peers = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies;
+    assert.deepEqual(Object.keys(peers).sort(), ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm']);
+    const cpu = parse(path.join(DOCKER_DIR, 'Dockerfile'));
+    const deps = cpu.stages.find((s) => s.alias === 'deps')!.lines.join('\n');
+    assert.match(deps, /npm ci --omit=dev[^&]*&& npm install --no-save [^&]*require\('\.\/package\.json'\)\.peerDependencies/);
   });
 });
