@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { DEFAULT_BUCKET_BYTES } from '../common/job-schema.js';
 import { loadJobFile } from '../common/job-spec.js';
 import { prepareRun } from '../coordinator/prepare-run.js';
 import { selectBackend } from '../worker/backend.js';
@@ -32,11 +33,12 @@ const JOBS = [
   { file: 'multimnist-cnn.yaml', steps: 150, quickSteps: 30 },
 ];
 
-/** An example job with `steps` steps and no intermediate evaluation, written to `dir`. */
-function benchJob(dir: string, example: string, steps: number): string {
-  const doc = YAML.parse(readFileSync(exampleJob(example), 'utf8')) as { training: Record<string, unknown> };
+/** An example job with `steps` steps and no intermediate evaluation (and `bucketBytes`, if given), written to `dir`. */
+function benchJob(dir: string, example: string, steps: number, bucketBytes?: number): string {
+  const doc = YAML.parse(readFileSync(exampleJob(example), 'utf8')) as { training: Record<string, unknown>; transport?: Record<string, unknown> };
   doc.training.steps = steps;
   delete doc.training.evalEvery;
+  if (bucketBytes !== undefined) doc.transport = { ...doc.transport, bucketBytes };
   const file = path.join(dir, example);
   writeFileSync(file, YAML.stringify(doc));
   return file;
@@ -105,13 +107,16 @@ export const overheadBench: Bench = {
     const quick = args.includes('--quick');
     const stepsOption = option(args, 'steps');
     const only = option(args, 'job');
+    // --bucket-bytes N: the mtl runs' transport.bucketBytes (default: the job's, DEFAULT_BUCKET_BYTES).
+    const bucketOption = option(args, 'bucket-bytes');
+    const bucketBytes = bucketOption === undefined ? undefined : Number(bucketOption);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mtl-bench-overhead-'));
     const results: JobRatios[] = [];
     try {
       for (const { file, steps: full, quickSteps } of JOBS.filter((j) => only === undefined || j.file.startsWith(only))) {
         const steps = Number(stepsOption ?? (quick ? quickSteps : full));
         const name = file.replace(/\.yaml$/, '');
-        const jobFile = benchJob(dir, file, steps);
+        const jobFile = benchJob(dir, file, steps, bucketBytes);
         const inProcess = await inProcessSamplesPerS(jobFile);
         progress(`overhead: ${name} in-process ${inProcess.samplesPerS.toFixed(0)} samples/s (${steps} steps, ${(inProcess.ms / 1000).toFixed(1)} s)`);
         const one = await mtlRun(jobFile, 1, path.join(dir, `${name}-w1`));
@@ -124,7 +129,7 @@ export const overheadBench: Bench = {
       const cores = os.availableParallelism();
       const met = (r: number, goal: number) => `${r >= goal ? 'met' : 'not met'} (${r.toFixed(3)})`;
       const text = [
-        `overhead: examples/multimnist.yaml (MLP) and multimnist-cnn.yaml (CNN), wasm backend, ${cores} cores; samples/s over the training steps (mtl run: summary.samplesPerS)`,
+        `overhead: examples/multimnist.yaml (MLP) and multimnist-cnn.yaml (CNN), wasm backend, ${cores} cores; samples/s over the training steps (mtl run: summary.samplesPerS); gradient buckets of ${bucketBytes ?? DEFAULT_BUCKET_BYTES} bytes`,
         '',
         '| job | steps | in-process loop | --workers 1 | ÷ in-process | --workers 2 | ÷ --workers 1 |',
         '|---|---|---|---|---|---|---|',
@@ -138,7 +143,7 @@ export const overheadBench: Bench = {
           `goal (≥ ${GOALS.twoWorkers}): ${r.job} --workers 2 ÷ --workers 1 ${met(r.ratios.workers2OverWorkers1, GOALS.twoWorkers)}`,
         ]),
       ].join('\n');
-      return { text, json: { cores, results, goals: GOALS } };
+      return { text, json: { cores, bucketBytes: bucketBytes ?? DEFAULT_BUCKET_BYTES, results, goals: GOALS } };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -12,6 +12,7 @@ import { dataBench } from './data.js';
 import { dataRssBench } from './data-rss.js';
 import { overheadBench } from './overhead.js';
 import { scaleBench } from './scale.js';
+import { scaleSimBench } from './scale-sim.js';
 import { threadsBench } from './threads.js';
 import { transportBench } from './transport.js';
 import { option, type Bench } from './bench-types.js';
@@ -20,12 +21,12 @@ import { option, type Bench } from './bench-types.js';
 const CHILD_ENV = 'MTL_BENCH_CHILD';
 const isChild = process.env[CHILD_ENV] !== undefined;
 
-const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, decodeBench, dataBench, dataRssBench, threadsBench];
+const benches: Bench[] = [aggregatorsBench, transportBench, computeBench, convGradsBench, overheadBench, scaleBench, scaleSimBench, decodeBench, dataBench, dataRssBench, threadsBench];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   // Benchmarks read their own options; here only the names and --json matter.
-  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' }, gb: { type: 'string' }, 'small-mb': { type: 'string' } } });
+  const parsed = parseArgs({ args, allowPositionals: true, strict: false, options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, sizes: { type: 'string' }, methods: { type: 'string' }, mib: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, backend: { type: 'string' }, params: { type: 'string' }, workers: { type: 'string' }, job: { type: 'string' }, rows: { type: 'string' }, reps: { type: 'string' }, gb: { type: 'string' }, 'small-mb': { type: 'string' }, sleep: { type: 'string' }, tasks: { type: 'string' }, connections: { type: 'string' }, 'bucket-bytes': { type: 'string' } } });
   const json = parsed.values.json === true;
   const names = parsed.positionals;
   const unknown = names.filter((n) => !benches.some((b) => b.name === n));

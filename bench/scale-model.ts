@@ -9,6 +9,8 @@ export interface ScaleConfig {
   workers: number;
   tasks: number;
   steps: number;
+  /** Simulated compute: each simulated worker sleeps this long per train unit (scale-sim); 0 or absent answers at once. */
+  sleepMs?: number;
 }
 
 export interface ScaleRunResult {
@@ -19,6 +21,41 @@ export interface ScaleRunResult {
   peakRss: number;
   model: MemoryModel;
   steps: Array<StepRecord['timeMs']>;
+  /** Wall time of each step after the first: from the previous step's record to this one's. */
+  stepWallMs: number[];
+  /** The coordinator process's CPU time (user + system) over the same intervals. */
+  stepCpuMs: number[];
+  /** Per step (0-based, as the units say), train units each simulated worker computed: { step: { worker: units } }. */
+  computed: Record<string, Record<string, number>>;
+}
+
+export interface StepEfficiency {
+  step: number;
+  /** Most train units one worker computed in the step. */
+  maxUnitsPerWorker: number;
+  /** unit compute × that: the step time if the orchestration cost nothing. */
+  idealMs: number;
+  measuredMs: number;
+  /** ideal ÷ measured (1 = the orchestration costs nothing). */
+  efficiency: number;
+}
+
+/**
+ * Orchestration efficiency per step: the busiest worker's compute (units it actually computed
+ * × unit time) ÷ the step's wall time. `wallMs[i]` is the wall time of step `firstStep + i`;
+ * steps with no computed units are left out (nothing to compare).
+ */
+export function stepEfficiencies(wallMs: readonly number[], firstStep: number, computed: Readonly<Record<string, Readonly<Record<string, number>>>>, unitMs: number): StepEfficiency[] {
+  const out: StepEfficiency[] = [];
+  wallMs.forEach((measuredMs, i) => {
+    const step = firstStep + i;
+    const counts = Object.values(computed[String(step)] ?? {});
+    const maxUnitsPerWorker = Math.max(0, ...counts);
+    if (maxUnitsPerWorker === 0) return;
+    const idealMs = unitMs * maxUnitsPerWorker;
+    out.push({ step, maxUnitsPerWorker, idealMs, measuredMs, efficiency: idealMs / measuredMs });
+  });
+  return out;
 }
 
 /** Input width of the synthetic data; the trunk's width follows from P. */

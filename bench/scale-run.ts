@@ -1,4 +1,4 @@
-// One configuration of `npm run bench -- scale`, in its own process so that its peak RSS is
+// One configuration of `npm run bench -- scale` (or `scale-sim`), in its own process so that its peak RSS is
 // its own: a real Coordinator in this process, W simulated workers (bench/simulated-workers.ts)
 // in a child process. `node dist/bench/scale-run.js CONFIG_JSON`; prints one JSON line.
 import { spawn } from 'node:child_process';
@@ -26,10 +26,13 @@ try {
   // What this process holds before the run's own buffers: Node, modules, the (tiny) datasets, the initial parameters.
   const baselineRss = process.memoryUsage().rss;
   const steps: StepRecord[] = [];
+  const stepEnds: number[] = [];
+  const stepCpu: number[] = [];
   let peakRss = 0;
   let sampling = false;
   const sampler = setInterval(() => {
-    if (sampling) peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    // memoryUsage.rss() alone: memoryUsage() also walks the heap spaces, which showed in the coordinator's profile.
+    if (sampling) peakRss = Math.max(peakRss, process.memoryUsage.rss());
   }, 20);
   const coordinator = new Coordinator({
     prepared,
@@ -42,7 +45,10 @@ try {
     onStateChange: (state) => (sampling = state === 'training'),
     onStep: (record) => {
       steps.push(record);
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      stepEnds.push(performance.now());
+      const cpu = process.cpuUsage();
+      stepCpu.push((cpu.user + cpu.system) / 1000);
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
     },
   });
   const address = await coordinator.listen();
@@ -50,14 +56,19 @@ try {
     gradientFloats: Object.fromEntries(layout.tasks.map((t) => [t, unitGradientSize(layout, t)])),
     trainSamples: SCALE_UNIT_BATCH,
     testSize: prepared.testSizes.get(layout.tasks[0]!)!,
+    sleepMs: config.sleepMs ?? 0,
   };
   const script = fileURLToPath(new URL('./simulated-workers.js', import.meta.url));
-  const workers = spawn(process.execPath, [script, address, String(config.workers), JSON.stringify(shapes)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const workers = spawn(process.execPath, [script, address, String(config.workers), JSON.stringify(shapes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let workersOut = '';
+  workers.stdout.setEncoding('utf8').on('data', (text: string) => (workersOut += text));
+  const workersClosed = new Promise((resolve) => workers.once('close', resolve));
   const summary = await coordinator.runToCompletion();
   sampling = false;
   clearInterval(sampler);
   await coordinator.close();
-  await new Promise((resolve) => (workers.exitCode !== null ? resolve(null) : workers.once('exit', resolve)));
+  // 'close', not 'exit': the workers' JSON line must be read to its end.
+  await workersClosed;
   if (summary.status !== 'succeeded') throw new Error(`scale run failed: ${JSON.stringify(summary.error)}`);
   const result: ScaleRunResult = {
     config,
@@ -67,6 +78,9 @@ try {
     peakRss,
     model: memoryModel(layout, config, baselineRss),
     steps: steps.map((s) => s.timeMs),
+    stepWallMs: stepEnds.slice(1).map((t, i) => t - stepEnds[i]!),
+    stepCpuMs: stepCpu.slice(1).map((t, i) => t - stepCpu[i]!),
+    computed: JSON.parse(workersOut.trim().split('\n').pop()!) as ScaleRunResult['computed'],
   };
   process.stdout.write(JSON.stringify(result) + '\n');
 } finally {

@@ -13,7 +13,8 @@ import { shardsFor, type ScaleConfig, type ScaleRunResult } from './scale-model.
 const PARTS = ['units', 'aggregate', 'optimize', 'broadcast', 'total'] as const;
 type Part = (typeof PARTS)[number];
 
-function runConfig(config: ScaleConfig): Promise<ScaleRunResult> {
+/** Runs one configuration in its own process (bench/scale-run.ts). */
+export function runConfig(config: ScaleConfig): Promise<ScaleRunResult> {
   const script = fileURLToPath(new URL('./scale-run.js', import.meta.url));
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [script, JSON.stringify(config)], { maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
@@ -23,12 +24,12 @@ function runConfig(config: ScaleConfig): Promise<ScaleRunResult> {
   });
 }
 
-function median(xs: number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-const list = (text: string | undefined, fallback: number[]) => (text ? text.split(',').map(Number) : fallback);
+export const list = (text: string | undefined, fallback: number[]) => (text ? text.split(',').map(Number) : fallback);
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
 export const scaleBench: Bench = {

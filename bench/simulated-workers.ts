@@ -1,8 +1,10 @@
-// W simulated workers in one process, for `npm run bench -- scale`: real mtl.v1 gRPC clients
-// that receive every weights transfer in full and answer each assigned unit at once with a
-// precomputed gradient (no compute), so the coordinator's own costs show.
+// W simulated workers in one process, for `npm run bench -- scale` and `scale-sim`: real mtl.v1
+// gRPC clients that receive every weights transfer in full and answer each assigned unit with a
+// precomputed gradient, at once or after a fixed sleep per train unit (compute that takes time
+// but no CPU), so the coordinator's own costs show.
 // `node dist/bench/simulated-workers.js ADDRESS W SHAPE_JSON` (SHAPE_JSON: see UnitShapes);
-// exits when every session has ended.
+// exits when every session has ended, printing one JSON line: the train units each worker
+// computed per step ({ step: { worker: units } }), the ideal step time's input.
 import * as grpc from '@grpc/grpc-js';
 import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
 import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
@@ -16,7 +18,12 @@ export interface UnitShapes {
   gradientFloats: Record<string, number>;
   trainSamples: number;
   testSize: number;
+  /** Sleep per train unit, in ms (0: answer at once). */
+  sleepMs?: number;
 }
+
+/** Train units computed, { step: { worker: units } }. */
+const computed: Record<string, Record<string, number>> = {};
 
 type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__Output>;
 
@@ -24,12 +31,15 @@ class SimulatedWorker {
   private weightsVersion = -1;
   private incoming: { version: number; bytes: number; received: number } | undefined;
   private queue: Unit__Output[] = [];
+  private computing = false;
+  /** Ids cancelled by the coordinator; the unit being slept on is dropped when it wakes. */
+  private readonly cancelled = new Set<string>();
   private transfer = 0;
   private readonly writer: OrderedWriter<WorkerMessage>;
   private readonly heartbeat: NodeJS.Timeout;
   readonly done: Promise<void>;
 
-  constructor(client: grpc.Client, name: string, private readonly grads: ReadonlyMap<string, Uint8Array>, private readonly shapes: UnitShapes) {
+  constructor(client: grpc.Client, private readonly name: string, private readonly grads: ReadonlyMap<string, Uint8Array>, private readonly shapes: UnitShapes) {
     const call = (client as unknown as { Connect(): ConnectStream }).Connect();
     this.writer = new OrderedWriter(call);
     this.done = new Promise((resolve) => {
@@ -54,17 +64,18 @@ class SimulatedWorker {
         if (incoming.received === incoming.bytes) {
           this.weightsVersion = incoming.version;
           this.incoming = undefined;
-          this.pump();
+          void this.pump();
         }
         break;
       }
       case 'assign':
         this.queue.push(...m.assign!.units);
-        this.pump();
+        void this.pump();
         break;
       case 'cancel': {
         const ids = new Set(m.cancel!.unitIds);
         this.queue = this.queue.filter((u) => !ids.has(u.unitId));
+        for (const id of ids) this.cancelled.add(id);
         break;
       }
       case 'shutdown':
@@ -75,26 +86,46 @@ class SimulatedWorker {
     }
   }
 
-  private pump(): void {
-    if (this.incoming) return;
-    while (this.queue.length > 0 && this.queue[0]!.weightsVersion <= this.weightsVersion) {
-      const unit = this.queue.shift()!;
-      if (unit.weightsVersion < this.weightsVersion) continue;
-      const base = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion, computeMs: 1, metrics: {}, loss: 0.5 };
-      if (unit.kind !== 'UNIT_KIND_TRAIN') {
-        const [from, to] = partRange(this.shapes.testSize, unit.shardCount, unit.shard);
-        void this.writer.write({ unitResult: { ...base, sampleCount: to - from, byteLength: 0, transferId: 0 } }).catch(() => undefined);
-        continue;
+  /** Answers the queued units of the current weights version in order, one at a time, as a capacity-1 worker computes them. */
+  private async pump(): Promise<void> {
+    if (this.computing) return;
+    this.computing = true;
+    try {
+      while (!this.incoming && this.queue.length > 0 && this.queue[0]!.weightsVersion <= this.weightsVersion) {
+        const unit = this.queue.shift()!;
+        if (unit.weightsVersion < this.weightsVersion) continue;
+        const sleepMs = unit.kind === 'UNIT_KIND_TRAIN' ? (this.shapes.sleepMs ?? 0) : 0;
+        if (sleepMs > 0) {
+          await new Promise((resolve) => setTimeout(resolve, sleepMs));
+          // Cancelled while "computing": a real worker drops the result too.
+          if (this.cancelled.delete(unit.unitId)) continue;
+        }
+        this.answer(unit, sleepMs);
       }
-      const bytes = this.grads.get(unit.task)!;
-      const transferId = ++this.transfer;
-      void this.writer.write({ unitResult: { ...base, sampleCount: this.shapes.trainSamples, byteLength: bytes.byteLength, transferId } }).catch(() => undefined);
-      let offset = 0;
-      for (const data of chunkViews(bytes)) {
-        void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
-        offset += data.byteLength;
-      }
+    } finally {
+      this.computing = false;
     }
+  }
+
+  private answer(unit: Unit__Output, computeMs: number): void {
+    const base = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion, computeMs: Math.max(1, computeMs), metrics: {}, loss: 0.5 };
+    if (unit.kind !== 'UNIT_KIND_TRAIN') {
+      const [from, to] = partRange(this.shapes.testSize, unit.shardCount, unit.shard);
+      void this.writer.write({ unitResult: { ...base, sampleCount: to - from, byteLength: 0, transferId: 0 } }).catch(() => undefined);
+      return;
+    }
+    const perWorker = (computed[String(unit.step)] ??= {});
+    perWorker[this.name] = (perWorker[this.name] ?? 0) + 1;
+    const bytes = this.grads.get(unit.task)!;
+    const transferId = ++this.transfer;
+    void this.writer.write({ unitResult: { ...base, sampleCount: this.shapes.trainSamples, byteLength: bytes.byteLength, transferId } }).catch(() => undefined);
+    let offset = 0;
+    for (const data of chunkViews(bytes)) {
+      void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
+      offset += data.byteLength;
+    }
+    // Protocol 3: the timings come last, once every byte is sent.
+    void this.writer.write({ resultEnd: { transferId, computeMs: base.computeMs, busyMs: base.computeMs } }).catch(() => undefined);
   }
 }
 
@@ -110,3 +141,4 @@ const workers = Array.from({ length: Number(count) }, (_, i) => {
 });
 await Promise.all(workers.map((w) => w.worker.done));
 for (const w of workers) w.client.close();
+process.stdout.write(JSON.stringify(computed) + '\n');

@@ -3,6 +3,7 @@
 // throughput between the same two processes, measured alternately in the same run.
 // The gRPC side uses the product's pieces: CHANNEL_OPTIONS (WORKER_CHANNEL_OPTIONS for the worker's end), 1 MiB TensorChunks, OrderedWriter
 // backpressure, TransferAssembler on the receiving end, WeightsBroadcast's encoding.
+// The broadcast is also dealt over N connections (bench/transport-striped.ts), side by side.
 // Goal (issue 7): ≥ 0.5 both ways.
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
@@ -15,6 +16,7 @@ import { OrderedWriter } from '../common/ordered-writer.js';
 import { chunkViews, float32Bytes, protocol, PROTOCOL_VERSION, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { option, type Bench } from './bench-types.js';
+import { stripedBroadcastRun } from './transport-striped.js';
 
 const GOAL = 0.5;
 const MIB = 1 << 20;
@@ -88,6 +90,7 @@ async function grpcRun(port: number, direction: Direction, payload: Float32Array
         void writer.write({ chunk: { transferId: 1, offset, data } });
         offset += data.byteLength;
       }
+      void writer.write({ resultEnd: { transferId: 1, computeMs: 0, busyMs: 0 } });
     }
     const ms = await done;
     call.end();
@@ -102,52 +105,108 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+interface Measured {
+  ms: number[];
+  /** CPU time per MiB, ms: this process (the receiver of a broadcast, the sender of an upload) and the peer. */
+  localCpu: number[];
+  peerCpu: number[];
+}
+
+/** A variant's median throughput, its ratio to raw TCP's, and the two processes' CPU per MiB. */
+interface VariantResult {
+  variant: string;
+  direction: Direction;
+  connections: number;
+  MBps: number;
+  ratio: number;
+  senderCpuMsPerMiB: number;
+  receiverCpuMsPerMiB: number;
+}
+
 export const transportBench: Bench = {
   name: 'transport',
-  description: 'gRPC upload and broadcast throughput between two processes ÷ raw TCP throughput, same run',
+  description: 'gRPC upload and broadcast throughput (broadcast over 1 and N connections) between two processes ÷ raw TCP throughput, same run',
   async run(args, progress) {
     const quick = args.includes('--quick');
     const mib = Number(option(args, 'mib') ?? (quick ? 64 : 256));
     const reps = quick ? 2 : 3;
+    const connections = (option(args, 'connections') ?? '2,4').split(',').map(Number).filter((n) => n > 1);
     const peerScript = fileURLToPath(new URL('./transport-peer.js', import.meta.url));
     const peer = spawn(process.execPath, [peerScript, String(mib)], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: peer.stdout }).once('line', resolve);
-        peer.once('exit', (code) => reject(new Error(`transport peer exited with ${code}`)));
-      });
-      const ports = JSON.parse(line) as { tcp: number; grpc: number };
+      const lines = createInterface({ input: peer.stdout });
+      const exited = new Promise<never>((_, reject) => peer.once('exit', (code) => reject(new Error(`transport peer exited with ${code}`))));
+      exited.catch(() => undefined);
+      const nextLine = () => Promise.race([new Promise<string>((resolve) => lines.once('line', resolve)), exited]);
+      const peerCpuMs = async () => {
+        const answer = nextLine();
+        peer.stdin.write('cpu\n');
+        return (JSON.parse(await answer) as { cpuUs: number }).cpuUs / 1000;
+      };
+      const ports = JSON.parse(await nextLine()) as { tcp: number; grpc: number };
       const payload = new Float32Array((mib * MIB) / 4).fill(0.25);
       const dest = new Float32Array((mib * MIB) / 4);
-      const times: Record<string, number[]> = {};
-      const record = (k: string, ms: number) => (times[k] ??= []).push(ms);
-      // One warm-up of each, then alternate, so drifting load hits both sides alike.
+      const measured = new Map<string, Measured>();
+      let runId = 0;
+      const measure = async (key: string, warmup: boolean, fn: () => Promise<number>) => {
+        const peerBefore = await peerCpuMs();
+        const before = process.cpuUsage();
+        const ms = await fn();
+        const cpu = process.cpuUsage(before);
+        const peerMs = (await peerCpuMs()) - peerBefore;
+        if (warmup) return ms;
+        const m = measured.get(key) ?? { ms: [], localCpu: [], peerCpu: [] };
+        measured.set(key, m);
+        m.ms.push(ms);
+        m.localCpu.push((cpu.user + cpu.system) / 1000 / mib);
+        m.peerCpu.push(peerMs / mib);
+        return ms;
+      };
+      const rate = (ms: number) => ((mib * MIB) / ms / 1e3).toFixed(0);
+      // One warm-up of each, then alternate, so drifting load hits every variant alike.
       for (let rep = -1; rep < reps; rep++) {
+        const warmup = rep < 0;
         for (const direction of ['upload', 'broadcast'] as const) {
-          const tcpMs = await tcpRun(ports.tcp, direction, mib);
-          const grpcMs = await grpcRun(ports.grpc, direction, payload, dest);
-          if (rep < 0) continue;
-          record(`tcp-${direction}`, tcpMs);
-          record(`grpc-${direction}`, grpcMs);
-          progress(`transport: ${direction} ${mib} MiB: tcp ${((mib * MIB) / tcpMs / 1e3).toFixed(0)} MB/s, grpc ${((mib * MIB) / grpcMs / 1e3).toFixed(0)} MB/s`);
+          const tcpMs = await measure(`tcp-${direction}`, warmup, () => tcpRun(ports.tcp, direction, mib));
+          const grpcMs = await measure(`grpc-${direction}`, warmup, () => grpcRun(ports.grpc, direction, payload, dest));
+          const striped: string[] = [];
+          if (direction === 'broadcast') {
+            for (const n of connections) striped.push(`×${n} ${rate(await measure(`grpc-broadcast-x${n}`, warmup, () => stripedBroadcastRun(ports.grpc, n, dest, ++runId)))}`);
+          }
+          if (!warmup) progress(`transport: ${direction} ${mib} MiB: tcp ${rate(tcpMs)} MB/s, grpc ${rate(grpcMs)} MB/s${striped.length > 0 ? ` (${striped.join(', ')})` : ''}`);
         }
       }
-      const mbps = (k: string) => (mib * MIB) / median(times[k]!) / 1e3;
+      const variant = (key: string, tcpKey: string, direction: Direction, n: number): VariantResult => {
+        const m = measured.get(key)!;
+        const MBps = (mib * MIB) / median(m.ms) / 1e3;
+        const tcp = (mib * MIB) / median(measured.get(tcpKey)!.ms) / 1e3;
+        // This process receives a broadcast and sends an upload.
+        const [sender, receiver] = direction === 'broadcast' ? [m.peerCpu, m.localCpu] : [m.localCpu, m.peerCpu];
+        return { variant: key, direction, connections: n, MBps, ratio: MBps / tcp, senderCpuMsPerMiB: median(sender), receiverCpuMsPerMiB: median(receiver) };
+      };
+      const rows = [
+        variant('tcp-upload', 'tcp-upload', 'upload', 1),
+        variant('grpc-upload', 'tcp-upload', 'upload', 1),
+        variant('tcp-broadcast', 'tcp-broadcast', 'broadcast', 1),
+        variant('grpc-broadcast', 'tcp-broadcast', 'broadcast', 1),
+        ...connections.map((n) => variant(`grpc-broadcast-x${n}`, 'tcp-broadcast', 'broadcast', n)),
+      ];
       const results = (['upload', 'broadcast'] as const).map((direction) => {
-        const tcp = mbps(`tcp-${direction}`);
-        const g = mbps(`grpc-${direction}`);
-        return { direction, mib, tcpMBps: tcp, grpcMBps: g, ratio: g / tcp };
+        const g = rows.find((r) => r.variant === `grpc-${direction}`)!;
+        const tcp = rows.find((r) => r.variant === `tcp-${direction}`)!;
+        return { direction, mib, tcpMBps: tcp.MBps, grpcMBps: g.MBps, ratio: g.ratio };
       });
       const text = [
-        `transport: ${mib} MiB per measurement between two processes on loopback, median of ${reps}, tcp and gRPC alternating`,
+        `transport: ${mib} MiB per measurement between two processes on loopback, median of ${reps}, all variants alternating; ×N = one broadcast dealt over N connections (bench/transport-striped.ts)`,
         '',
-        '| direction | raw TCP (MB/s) | gRPC mtl.v1 (MB/s) | gRPC ÷ TCP |',
-        '|---|---|---|---|',
-        ...results.map((r) => `| ${r.direction} | ${r.tcpMBps.toFixed(0)} | ${r.grpcMBps.toFixed(0)} | ${r.ratio.toFixed(3)} |`),
+        '| variant | connections | MB/s | ÷ raw TCP | sender CPU (ms/MiB) | receiver CPU (ms/MiB) |',
+        '|---|---|---|---|---|---|',
+        ...rows.map((r) => `| ${r.variant} | ${r.connections} | ${r.MBps.toFixed(0)} | ${r.ratio.toFixed(3)} | ${r.senderCpuMsPerMiB.toFixed(2)} | ${r.receiverCpuMsPerMiB.toFixed(2)} |`),
         '',
+        'CPU = user + system time of each process over the measurement ÷ MiB moved: on an idle machine with a core per process, the busier side bounds the throughput at 1 MiB ÷ its CPU per MiB.',
         ...results.map((r) => `goal (≥ ${GOAL}): ${r.direction} ${r.ratio >= GOAL ? 'met' : 'not met'} (${r.ratio.toFixed(3)})`),
       ].join('\n');
-      return { text, json: { results, goal: GOAL } };
+      return { text, json: { results, variants: rows, goal: GOAL } };
     } finally {
       peer.stdin.end();
       peer.kill();

@@ -345,6 +345,9 @@ const model = z.strictObject({
   trainable: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
 });
 
+/** transport.bucketBytes when the job does not say (measured: docs/performance.md). */
+export const DEFAULT_BUCKET_BYTES = 262_144;
+
 export const jobSchema = z.strictObject({
   name,
   seed: nonNegInt.default(0),
@@ -379,8 +382,15 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /** Gradients and weights on the wire: float32, or 16 bits per value (half the bytes; see docs/job-spec.md). */
       compression: z.enum(['none', 'fp16', 'bf16']).default('none'),
+      /**
+       * Gradient bucket size (float32 bytes): a worker sends each unit's gradient in buckets of
+       * about this many bytes, last layers first, as its backward pass makes them, so the upload
+       * and the coordinator's aggregation overlap the rest of the backward. 0: the whole gradient
+       * at the end. Changes no bit of the training (docs/design.md).
+       */
+      bucketBytes: nonNegInt.default(DEFAULT_BUCKET_BYTES),
     })
-    .default({ compression: 'none' }),
+    .default({ compression: 'none', bucketBytes: DEFAULT_BUCKET_BYTES }),
   compute: z
     .strictObject({
       /**

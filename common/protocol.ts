@@ -15,9 +15,12 @@ import type { CoordinatorMessage } from '../proto/generated/mtl/v1/CoordinatorMe
  * Bumped on any incompatible change; Hello and Welcome carry it. 2: workers heartbeat while they
  * compute (their compute runs off the session's event loop), so the coordinator declares any
  * worker dead after `fault.deadAfterMs` of silence, busy or not; a protocol-1 worker, silent
- * for a whole unit, would be declared dead in long units, so it is refused at Hello.
+ * for a whole unit, would be declared dead in long units, so it is refused at Hello. 3: a unit's
+ * result streams as the backward pass makes it: chunks in any order (bucket by bucket, last
+ * layers first), each on value boundaries, within the payload and overlapping no other; the
+ * timings follow in a ResultEnd once every byte is sent (coordinator/result-assembler.ts).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Largest TensorChunk payload. */
 export const MAX_CHUNK_BYTES = 1 << 20;
 /** Largest message either side accepts: a full chunk plus generous room for headers. */
@@ -121,12 +124,53 @@ export function protocol(): ProtoGrpcType {
   return loaded;
 }
 
+/** Bytes before each message on a gRPC stream: a compressed flag (0 here) and a big-endian u32 length. */
+const GRPC_FRAME_PREFIX = 5;
+
 /**
- * A CoordinatorMessage serialised once, written to many streams (weights broadcast). The
- * server's serializer passes its bytes through untouched.
+ * A CoordinatorMessage serialised once, written to many streams (weights broadcast). It is
+ * held already framed as grpc-js writes it (prefix + bytes), so that a call set up by
+ * sendPreFramed writes the same buffer to every stream instead of a fresh framed copy per
+ * stream; the server's serializer passes `bytes` (a view of the framed buffer) through untouched.
  */
 export class PreEncodedMessage {
-  constructor(readonly bytes: Buffer) {}
+  readonly framed: Buffer;
+  readonly bytes: Buffer;
+  constructor(bytes: Uint8Array) {
+    this.framed = Buffer.allocUnsafe(GRPC_FRAME_PREFIX + bytes.byteLength);
+    this.framed.writeUInt8(0, 0);
+    this.framed.writeUInt32BE(bytes.byteLength, 1);
+    this.framed.set(bytes, GRPC_FRAME_PREFIX);
+    this.bytes = this.framed.subarray(GRPC_FRAME_PREFIX);
+  }
+}
+
+type Framing = { serializeMessage?: (value: unknown) => Buffer; handler?: { serialize(value: unknown): Buffer } };
+const framedPrototypes = new WeakSet<object>();
+
+/**
+ * Makes the grpc-js server call behind `call` (a Connect call) write a PreEncodedMessage's
+ * framed buffer as it is. grpc-js frames each message it sends into a new buffer (a copy of
+ * the whole message per stream, a third of the broadcast's CPU on the coordinator); its
+ * private serializeMessage is wrapped, once per class, so that PreEncodedMessages skip that
+ * copy (their serializer still runs, for the byte counters) and other messages are framed as
+ * before. Returns false when the call's internals are not what grpc-js 1.14 has (interceptors,
+ * an upgrade): the server works, copying.
+ */
+export function sendPreFramed(call: object): boolean {
+  const inner = (call as { call?: object }).call;
+  const proto = inner === undefined ? null : (Object.getPrototypeOf(inner) as Framing | null);
+  if (proto === null) return false;
+  if (framedPrototypes.has(proto)) return true;
+  const original = proto.serializeMessage;
+  if (typeof original !== 'function') return false;
+  proto.serializeMessage = function (this: Framing, value: unknown): Buffer {
+    if (!(value instanceof PreEncodedMessage) || this.handler === undefined) return original.call(this, value);
+    this.handler.serialize(value);
+    return value.framed;
+  };
+  framedPrototypes.add(proto);
+  return true;
 }
 
 export type OutgoingCoordinatorMessage = CoordinatorMessage | PreEncodedMessage;

@@ -12,7 +12,7 @@ import { AuthenticationError, AUTHENTICATION_FAILED_DETAILS, errorMessage, Illeg
 import { toGrpcStatus } from '../common/grpc-status.js';
 import { jobToYaml } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
-import { createTunedServer, MAX_CHUNK_BYTES, PROTOCOL_VERSION, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
+import { createTunedServer, MAX_CHUNK_BYTES, PROTOCOL_VERSION, sendPreFramed, serverServiceDefinition, widenConnectionWindow, type OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { watchTlsRefusals } from '../common/grpc-tls.js';
 import { checkListenSecurity, serverCredentials, tokenDigest, tokenMatches, type TlsMaterial } from '../common/security.js';
 import { FileCheckpointStore, jobHash, type CheckpointData, type CheckpointStore } from './checkpoints.js';
@@ -85,6 +85,8 @@ export class Coordinator {
   private readonly server = this.tunedServer.server;
   /** Whether the upload windows could not be widened (told once in the log). */
   private untunedWarned = false;
+  /** Whether weights could not be sent pre-framed (told once in the log). */
+  private unframedWarned = false;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE_NAME]: 'NOT_SERVING' });
   readonly run: TrainingRun;
   readonly runId: string;
@@ -209,6 +211,10 @@ export class Coordinator {
     if ((!this.tunedServer.tuned || !widenConnectionWindow(call)) && !this.untunedWarned) {
       this.untunedWarned = true;
       this.log.warn('could not widen the HTTP/2 receive windows for uploads (grpc-js internals changed?): gradient uploads will be slower');
+    }
+    if (!sendPreFramed(call) && !this.unframedWarned) {
+      this.unframedWarned = true;
+      this.log.warn('could not send weights pre-framed (grpc-js internals changed?): each worker\'s broadcast is copied once more');
     }
     // Authentication comes first: a peer without the token learns nothing, not even whether
     // the run is still going.

@@ -43,11 +43,12 @@ export class PhaseRunner {
   }
 
   /** Sends units to workers and resolves when every one has a valid result (or the step is skipped). */
-  run(kind: Phase['kind'], step: number, units: PendingUnit[], version: number): Promise<Phase> {
+  run(kind: Phase['kind'], step: number, units: PendingUnit[], version: number, blocks?: Phase['blocks']): Promise<Phase> {
     if (this.stopped) return Promise.reject(this.stopped);
     let phase!: Phase;
     return new Promise<void>((resolve, reject) => {
       phase = new Phase(kind, step, version, units, resolve, reject, this.ids);
+      phase.blocks = blocks;
       this.phase = phase;
       this.onPhaseChange();
       this.dispatch(units);

@@ -53,6 +53,26 @@ export class ResultIntake {
     return { ...buffer(unit.expectedBytes), discard: late };
   }
 
+  /**
+   * Values [from, to) of a result's payload are in: decoded, checked for finiteness, and handed
+   * to the step's Gramian (phase.blocks) while the rest streams. Late copies are only stored
+   * (they are dropped once whole).
+   */
+  resultChunk(session: WorkerSession, header: UnitResult__Output, sink: ResultSink, from: number, to: number): void {
+    if (sink.discard || sink.payload === null) return;
+    const phase = this.phases.current;
+    const found = phase?.lookup(header.unitId);
+    if (!phase || !found || isDone(found.unit) || !found.assignment.active) return;
+    const { unit, assignment } = found;
+    const values = sink.payload.subarray(from, to);
+    if (sink.wire && this.ctx.compression !== 'none') decodeHalf(sink.wire.subarray(from, to), this.ctx.compression, values);
+    const bad = firstNonFinite(values);
+    if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${values[bad]}) at index ${from + bad}`);
+    const blocks = phase.blocks;
+    const index = blocks?.index.get(unit);
+    if (blocks && index !== undefined) blocks.gramian.offer(assignment, index, sink.payload, from, to);
+  }
+
   completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
     session.lastProgressMs = this.ctx.clock();
     const ms = positive(header.computeMs);
@@ -70,16 +90,17 @@ export class ResultIntake {
     if (!phase || !found || isDone(found.unit) || !found.assignment.active) {
       // While this result streamed, another copy finished first, this copy was withdrawn, or
       // the phase ended (its step is done): the unit's result is already fixed.
+      if (found) phase?.blocks?.gramian.drop(found.assignment);
       this.ctx.counters.discardedResults++;
       this.ctx.log.debug('dropped a result that lost the race', { unit: header.unitId, worker: session.label });
       return;
     }
     const { unit, assignment } = found;
     if (sink.payload !== null) {
-      if (sink.wire && this.ctx.compression !== 'none') decodeHalf(sink.wire, this.ctx.compression, sink.payload);
-      const bad = firstNonFinite(sink.payload);
-      if (bad >= 0) throw new NonFiniteError(`unit ${header.unitId} (task ${unit.task}, step ${phase.step}) has a non-finite gradient (${sink.payload[bad]}) at index ${bad}`);
+      // Decoded and checked chunk by chunk as they came (resultChunk).
       unit.train = { sampleCount: header.sampleCount, loss: header.loss, grads: sink.payload };
+      const index = phase.blocks?.index.get(unit);
+      if (index !== undefined) phase.blocks!.gramian.accept(assignment, index, sink.payload);
     } else {
       const metrics: Record<string, number> = {};
       if (unit.kind === 'eval') for (const m of this.ctx.job.tasks[unit.task]!.metrics) metrics[m] = header.metrics[m]!;
@@ -114,6 +135,8 @@ export class ResultIntake {
     if (!phase || !found) return;
     const { unit, assignment } = found;
     if (assignment.worker !== session.id || !assignment.active || isDone(unit)) return;
+    // Whatever of this copy the step's Gramian used is computed again from another copy.
+    phase.blocks?.gramian.drop(assignment);
     const policy = this.ctx.job.training.nonFinite;
     if (error instanceof NonFiniteError) {
       if (policy === 'fail') {

@@ -25,7 +25,8 @@ import type { RunContext } from './run-context.js';
 import type { EvalRecord, TrainingOutcome } from './run-records.js';
 import { endStage } from './stage-transition.js';
 import { StageProgress, type ContinualSummary } from './stage-progress.js';
-import { combineShards, gradientDiagnostics, gramian } from './step-math.js';
+import { BlockGramian } from './aggregation/block-gramian.js';
+import { gradientDiagnostics } from './step-math.js';
 import { stepRecord } from './step-record.js';
 import { StepUpdate } from './step-update.js';
 import type { RunSnapshot, RunState, TrainingRunOptions } from './training-run-options.js';
@@ -252,6 +253,10 @@ export class TrainingRun implements SessionHandler {
     return this.intake.beginResult(session, header);
   }
 
+  resultChunk(session: WorkerSession, header: UnitResult__Output, sink: ResultSink, from: number, to: number): void {
+    this.intake.resultChunk(session, header, sink, from, to);
+  }
+
   completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void {
     this.intake.completeResult(session, header, sink);
   }
@@ -343,8 +348,10 @@ export class TrainingRun implements SessionHandler {
     const active = this.plan.activeTasks(step);
     const bytes = (task: string) => unitGradientSize(layout, task) * bytesPerValue(this.ctx.compression);
     const units = batchUnits(this.plan, step, active, 'train', bytes);
+    // H is accumulated block by block as the results stream in (BlockGramian).
+    const blockGramian = new BlockGramian(units.map((u) => ({ task: active.indexOf(u.task), samples: u.expectedSamples })), active.length, layout.shared.size);
     const t0 = performance.now();
-    const phase = await this.phases.run('train', step, units, this.version);
+    const phase = await this.phases.run('train', step, units, this.version, { gramian: blockGramian, index: new Map(units.map((u, i) => [u, i])) });
     const t1 = performance.now();
     if (phase.skipped !== undefined) {
       // No update: the weights, their version and the optimizer state stay as they are.
@@ -355,7 +362,7 @@ export class TrainingRun implements SessionHandler {
       return;
     }
 
-    const perTask = active.map((task) => combineShards(units.filter((u) => u.task === task).map((u) => u.train!)));
+    const { perTask, gramian: h } = blockGramian.finish(active.map((task) => units.filter((u) => u.task === task).map((u) => u.train!)));
     this.opts.onTaskGradients?.(step, new Map(active.map((t, i) => [t, perTask[i]!.grads])));
     const rows = perTask.map((g) => g.grads.subarray(0, layout.shared.size));
     const losses = perTask.map((g) => g.loss);
@@ -367,7 +374,6 @@ export class TrainingRun implements SessionHandler {
       exact = await this.affinity.measure(step, stage, active, rows, losses);
       lookaheadMs = performance.now() - lookaheadStart;
     }
-    const h = gramian(rows);
     const gradients = { step, stage, active, perTask, rows, losses, gramian: h };
     const aggregated = this.update.aggregate(gradients);
     const t2 = performance.now();

@@ -11,6 +11,7 @@ import { ByteLengthError, NonFiniteError, ProtocolViolationError, StaleMessageEr
 import { partRange } from '../common/datasets/sampler.js';
 import type { JobSpec } from '../common/job-spec.js';
 import type { StagePlan } from '../common/stages.js';
+import type { BlockGramian } from './aggregation/block-gramian.js';
 import type { ShardResult } from './step-math.js';
 
 export interface Assignment {
@@ -84,6 +85,8 @@ export class Phase {
   remaining: number;
   /** Set when the phase ended early under `training.nonFinite: skip-step`: why. */
   skipped: string | undefined;
+  /** A train phase: its Gramian, accumulated as the results stream in (BlockGramian), with each unit's index there. */
+  blocks: { gramian: BlockGramian; index: ReadonlyMap<PendingUnit, number> } | undefined;
 
   constructor(
     readonly kind: UnitKindName,

@@ -5,17 +5,18 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Goodbye__Output } from '../proto/generated/mtl/v1/Goodbye.js';
 import type { Hello__Output } from '../proto/generated/mtl/v1/Hello.js';
+import type { ResultEnd__Output } from '../proto/generated/mtl/v1/ResultEnd.js';
 import type { TensorChunk__Output } from '../proto/generated/mtl/v1/TensorChunk.js';
 import type { UnitFailed__Output } from '../proto/generated/mtl/v1/UnitFailed.js';
 import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js';
 import type { WorkerMessage__Output } from '../proto/generated/mtl/v1/WorkerMessage.js';
-import { errorMessage, isRejectedMessage, ProtocolViolationError } from '../common/errors.js';
+import { ByteLengthError, errorMessage, isRejectedMessage, ProtocolViolationError } from '../common/errors.js';
 import { toGrpcStatus } from '../common/grpc-status.js';
 import type { Logger } from '../common/logging.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
 import type { OutgoingCoordinatorMessage } from '../common/protocol.js';
 import { float32Bytes, MAX_CHUNK_BYTES } from '../common/protocol.js';
-import { TransferAssembler } from '../common/transfer-assembler.js';
+import { ResultAssembler } from '../common/result-assembler.js';
 import { uint16Bytes } from '../common/half-precision.js';
 
 export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
@@ -36,6 +37,13 @@ export interface SessionHandler {
    * dropped: a late copy). Throws a rejection error otherwise.
    */
   beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink;
+  /**
+   * Values [from, to) of the payload have arrived (in the sink's buffer; chunks come in any
+   * order). Throws a rejection error to reject the chunk (a non-finite value, say): the rest of
+   * the transfer is then dropped.
+   */
+  resultChunk?(session: WorkerSession, header: UnitResult__Output, sink: ResultSink, from: number, to: number): void;
+  /** The result is whole: every byte, then (with a payload) its ResultEnd, whose timings `header` carries. */
   completeResult(session: WorkerSession, header: UnitResult__Output, sink: ResultSink): void;
   onUnitFailed(session: WorkerSession, failure: UnitFailed__Output): void;
   /** The worker leaves on purpose. */
@@ -141,10 +149,12 @@ export class WorkerSession {
   /** Resolves with the reason once the session is closed, whoever closed it. */
   readonly done: Promise<string>;
   private resolveDone!: (reason: string) => void;
-  private inbound: { header: UnitResult__Output; sink: ResultSink; assembler: TransferAssembler } | undefined;
+  private inbound: { header: UnitResult__Output; sink: ResultSink; assembler: ResultAssembler } | undefined;
   /**
-   * The transfer whose header or a chunk was rejected: its remaining chunks are dropped
-   * quietly (never applied), so that one bad result counts as one rejection, not one per chunk.
+   * The transfer whose header or a chunk was rejected: its remaining chunks (any order, within
+   * its announced length, at most that many bytes in all) and its ResultEnd are dropped quietly
+   * (never applied), so that one bad result counts as one rejection, not one per chunk.
+   * Heartbeats do not end it; any other message does.
    */
   private dropping: { transferId: number; bytes: number; received: number } | undefined;
   private readonly rejectionTimes: number[] = [];
@@ -197,7 +207,11 @@ export class WorkerSession {
     this.lastSeenMs = Date.now();
     let unitId: string | undefined;
     if (msg.kind === 'chunk' && this.dropChunk(msg.chunk!)) return;
-    this.dropping = undefined;
+    if (msg.kind === 'resultEnd' && this.dropping !== undefined && msg.resultEnd!.transferId === this.dropping.transferId) {
+      this.dropping = undefined;
+      return;
+    }
+    if (msg.kind !== 'heartbeat') this.dropping = undefined;
     try {
       checkMessageShape(msg);
       switch (msg.kind) {
@@ -233,7 +247,13 @@ export class WorkerSession {
           unitId = this.inbound?.header.unitId;
           this.onChunk(msg.chunk!);
           return;
+        case 'resultEnd':
+          unitId = this.inbound?.header.unitId;
+          this.onResultEnd(msg.resultEnd!);
+          return;
         case 'unitFailed':
+          // A unit that fails while its result streams: its transfer ends with it.
+          if (this.inbound?.header.unitId === msg.unitFailed!.unitId) this.inbound = undefined;
           this.handler.onUnitFailed(this, msg.unitFailed!);
           return;
         case 'goodbye':
@@ -271,40 +291,59 @@ export class WorkerSession {
       return;
     }
     const dest = sink.wire ? uint16Bytes(sink.wire) : float32Bytes(sink.payload);
-    this.inbound = { header, sink, assembler: new TransferAssembler(header.transferId, dest, this.limits.maxChunkBytes) };
+    this.inbound = { header, sink, assembler: new ResultAssembler(header.transferId, dest, sink.wire ? 2 : 4, this.limits.maxChunkBytes) };
   }
 
   private onChunk(chunk: TensorChunk__Output): void {
     const inbound = this.inbound;
     if (!inbound) throw new ProtocolViolationError('chunk without an open transfer');
-    let complete: boolean;
+    const { assembler } = inbound;
+    let taken = false;
     try {
-      complete = inbound.assembler.accept(chunk);
+      const { from, to } = assembler.accept(chunk);
+      taken = true;
+      // Decoded and checked as it comes (the handler): the last chunk leaves little to do.
+      this.handler.resultChunk?.(this, inbound.header, inbound.sink, from / assembler.valueBytes, to / assembler.valueBytes);
     } catch (err) {
       this.inbound = undefined; // the partial payload is dropped, never applied
-      // The sender goes on from where its bad chunk ended: drop the rest of its stream as it comes.
-      const tid = inbound.assembler.transferId;
-      this.startDropping(tid, inbound.header.byteLength, chunk.transferId === tid ? chunk.offset + chunk.data.byteLength : inbound.assembler.receivedBytes);
+      // The sender goes on with the rest of its transfer: drop it as it comes.
+      const tid = assembler.transferId;
+      const bad = chunk.transferId === tid && !taken ? chunk.data.byteLength : 0;
+      this.startDropping(tid, inbound.header.byteLength, Math.min(inbound.header.byteLength, assembler.receivedBytes + bad));
       throw err;
     }
-    if (complete) {
-      this.inbound = undefined;
-      this.handler.completeResult(this, inbound.header, inbound.sink);
+  }
+
+  private onResultEnd(end: ResultEnd__Output): void {
+    const inbound = this.inbound;
+    if (!inbound) throw new ProtocolViolationError(`result end of transfer ${end.transferId} without an open transfer`);
+    this.inbound = undefined; // complete or not, the transfer ends here
+    const { assembler } = inbound;
+    const bad =
+      end.transferId !== assembler.transferId
+        ? new ProtocolViolationError(`result end of transfer ${end.transferId} while transfer ${assembler.transferId} is open`)
+        : !assembler.complete
+          ? new ByteLengthError(`result end after ${assembler.receivedBytes} of the announced ${assembler.byteLength} bytes`)
+          : undefined;
+    if (bad) {
+      // Whatever else the sender has of this transfer is dropped as it comes.
+      this.startDropping(assembler.transferId, assembler.byteLength, assembler.receivedBytes);
+      throw bad;
     }
+    this.handler.completeResult(this, { ...inbound.header, computeMs: end.computeMs, busyMs: end.busyMs }, inbound.sink);
   }
 
   private startDropping(transferId: number, bytes: number, received: number): void {
     this.dropping = { transferId, bytes, received };
   }
 
-  /** True if `chunk` continues, in order and within its announced length, a transfer that was rejected. */
+  /** True if `chunk` belongs to a transfer that was rejected: of its id, sane, within its announced length and byte count. */
   private dropChunk(chunk: TensorChunk__Output): boolean {
     const d = this.dropping;
-    if (!d || chunk.transferId !== d.transferId || chunk.offset !== d.received) return false;
+    if (!d || chunk.transferId !== d.transferId) return false;
     const n = chunk.data.byteLength;
-    if (n === 0 || n > this.limits.maxChunkBytes || d.received + n > d.bytes) return false;
+    if (n === 0 || n > this.limits.maxChunkBytes || chunk.offset + n > d.bytes || d.received + n > d.bytes) return false;
     d.received += n;
-    if (d.received === d.bytes) this.dropping = undefined;
     return true;
   }
 

@@ -35,16 +35,13 @@ export interface EnvironmentReady {
 }
 
 export type ComputeRequest =
-  | { kind: 'train'; units: TrainUnitSpec[] }
+  /** With `bucketBytes`, the fast path streams each unit's result as it computes it (StreamEvent). */
+  | { kind: 'train'; units: TrainUnitSpec[]; bucketBytes?: number }
   | { kind: 'fisher'; unit: FisherUnitSpec }
   | { kind: 'lookahead'; unit: TrainUnitSpec }
   | { kind: 'eval'; unit: EvalUnitSpec };
 
-/**
- * A part of a unit's payload: `data` goes at float `offset`. Today a unit's gradient is one piece
- * at offset 0; gradients computed in buckets (the last layers' first) would come back as several
- * pieces, each sendable as soon as it is here.
- */
+/** A part of a unit's payload: `data` goes at float `offset`. */
 export interface PayloadPiece {
   offset: number;
   data: Float32Array;
@@ -56,8 +53,21 @@ export interface UnitOutput {
   metrics: Record<string, number>;
   /** Payload floats in all (0 for units without a payload: lookahead, eval). */
   payloadSize: number;
+  /** The payload, unless it was streamed (`streamed`): then empty. */
   pieces: PayloadPiece[];
+  /** The unit went out as StreamEvents while it was computed (begin, pieces, end): nothing is left to send. */
+  streamed?: boolean;
 }
+
+/**
+ * A unit of a streaming train request, while the thread computes it: its header (`begin`, once
+ * the loss is known), its payload's buckets as the backward pass makes them (`piece`, last
+ * layers first), then `end` with the time since the previous unit's end (or the start).
+ */
+export type StreamEvent =
+  | { kind: 'begin'; unit: number; sampleCount: number; loss: number; payloadSize: number }
+  | { kind: 'piece'; unit: number; piece: PayloadPiece }
+  | { kind: 'end'; unit: number; computeMs: number };
 
 export interface ComputeDone {
   /** One per unit of the request, in its order. */
@@ -90,6 +100,8 @@ export type ToThread =
 export type FromThread =
   | { type: 'started'; backend?: SelectedBackend; error?: ThreadErrorInfo }
   | { type: 'reply'; id: number; environment?: EnvironmentReady; done?: ComputeDone; streamed?: StreamedDataStats[]; error?: ThreadErrorInfo }
+  /** Part of compute request `id`'s results, ahead of its reply. A piece's buffer is transferred. */
+  | { type: 'stream'; id: number; event: StreamEvent }
   /** A weights buffer, handed back once applied (the session reuses it for the next version). */
   | { type: 'buffer'; params: Float32Array }
   /** The thread cannot go on (weights that could not be applied). */

@@ -8,9 +8,9 @@ import { forgetResolved, recordResolved } from '../common/data-store/resolve.js'
 import { errorMessage, IllegalStateError, MtlError } from '../common/errors.js';
 import { validateJob } from '../common/job-spec.js';
 import { selectBackend, type SelectedBackend } from './backend.js';
-import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, StreamedDataStats, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
+import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, StreamedDataStats, StreamEvent, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
 import { buildComputeEnvironment, type JobEnvironment } from './compute-environment.js';
-import type { TrainUnitOutput } from './unit-compute.js';
+import type { TrainUnitOutput, UnitStream } from './unit-compute.js';
 
 if (parentPort === null) throw new IllegalStateError('compute-thread-main.js runs as a worker thread (see compute-thread.ts)');
 const port = parentPort;
@@ -53,12 +53,36 @@ function payload(out: TrainUnitOutput): UnitOutput {
   return { sampleCount: out.sampleCount, loss: out.loss, metrics: {}, payloadSize: data.length, pieces: [{ offset: 0, data }] };
 }
 
-function compute(request: ComputeRequest): UnitOutput[] {
+/** Posts a streaming train request's units as they are computed (StreamEvent). */
+function unitStream(id: number, bucketBytes: number, started: number): UnitStream {
+  let last = started;
+  const event = (e: StreamEvent, transfer: ArrayBuffer[] = []) => post({ type: 'stream', id, event: e }, transfer);
+  return {
+    bucketBytes,
+    begin: (unit, sampleCount, loss, payloadSize) => event({ kind: 'begin', unit, sampleCount, loss, payloadSize }),
+    piece: (unit, offset, data) => {
+      // A copy of its own: the view is into the unit's payload, which the backward goes on filling.
+      const copy = data.slice();
+      event({ kind: 'piece', unit, piece: { offset, data: copy } }, [copy.buffer]);
+    },
+    end: (unit) => {
+      const now = performance.now();
+      event({ kind: 'end', unit, computeMs: now - last });
+      last = now;
+    },
+  };
+}
+
+function compute(id: number, request: ComputeRequest, started: number): UnitOutput[] {
   if (!env) throw new IllegalStateError('a unit before its job (no compute environment)');
   const { computer } = env;
   switch (request.kind) {
-    case 'train':
-      return computer.trainGroup(request.units).map(payload);
+    case 'train': {
+      // Only the fast path streams; the autodiff path's outputs go back whole in the reply.
+      const streaming = request.bucketBytes !== undefined && env.runner.fastPath;
+      const outputs = computer.trainGroup(request.units, streaming ? unitStream(id, request.bucketBytes!, started) : undefined);
+      return streaming ? outputs.map((o) => ({ sampleCount: o.sampleCount, loss: o.loss, metrics: {}, payloadSize: o.grads.length, pieces: [], streamed: true })) : outputs.map(payload);
+    }
     case 'fisher':
       return [payload(computer.fisher(request.unit))];
     case 'lookahead': {
@@ -110,7 +134,7 @@ function onMessage(message: ToThread): void {
       const started = performance.now();
       let done: ComputeDone;
       try {
-        done = { outputs: compute(message.request), busyMs: 0 };
+        done = { outputs: compute(message.id, message.request, started), busyMs: 0 };
         done.busyMs = performance.now() - started;
       } catch (err) {
         post({ type: 'reply', id: message.id, error: errorInfo(err) });

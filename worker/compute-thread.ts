@@ -7,7 +7,7 @@ import { Worker as NodeThread, type ResourceLimits } from 'node:worker_threads';
 import { BackendUnavailableError, ComputeThreadError, errorMessage } from '../common/errors.js';
 import type { BackendChoice } from './backend-choices.js';
 import type { SelectedBackend } from './backend.js';
-import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, StreamedDataStats, ThreadErrorInfo, ToThread } from './compute-messages.js';
+import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, StreamedDataStats, StreamEvent, ThreadErrorInfo, ToThread } from './compute-messages.js';
 
 /** An error the thread reported for a request (a unit it could not compute, a job it could not load): the thread goes on. */
 export class ThreadReportedError extends Error {
@@ -24,6 +24,8 @@ export class ThreadReportedError extends Error {
 interface Pending {
   resolve: (reply: Extract<FromThread, { type: 'reply' }>) => void;
   reject: (err: Error) => void;
+  /** A streaming compute request's events, ahead of its reply. */
+  onStream?: (event: StreamEvent) => void;
 }
 
 export interface ComputeThreadOptions {
@@ -96,6 +98,9 @@ export class ComputeThread {
         this.die(`the compute thread cannot go on: ${m.error.message}`);
         void this.thread.terminate();
         return;
+      case 'stream':
+        this.pending.get(m.id)?.onStream?.(m.event);
+        return;
       case 'reply': {
         const p = this.pending.get(m.id);
         if (!p) return;
@@ -121,10 +126,10 @@ export class ComputeThread {
     else this.thread.unref();
   }
 
-  private request(message: Extract<ToThread, { id: number }>): Promise<Extract<FromThread, { type: 'reply' }>> {
+  private request(message: Extract<ToThread, { id: number }>, onStream?: (event: StreamEvent) => void): Promise<Extract<FromThread, { type: 'reply' }>> {
     if (this.lost) return Promise.reject(this.lost);
     return new Promise((resolve, reject) => {
-      this.pending.set(message.id, { resolve, reject });
+      this.pending.set(message.id, { resolve, reject, ...(onStream ? { onStream } : {}) });
       this.refreshRef();
       this.thread.postMessage(message);
     });
@@ -137,9 +142,13 @@ export class ComputeThread {
     return reply.environment;
   }
 
-  /** Computes a unit (or training units sharing a batch): one output per unit, in order. */
-  async compute(request: ComputeRequest): Promise<ComputeDone> {
-    const reply = await this.request({ type: 'compute', id: this.nextId++, request });
+  /**
+   * Computes a unit (or training units sharing a batch): one output per unit, in order. A train
+   * request with `bucketBytes` on the fast path streams its units to `onStream` as they are
+   * computed (their outputs then say `streamed`); everything else comes in the outputs.
+   */
+  async compute(request: ComputeRequest, onStream?: (event: StreamEvent) => void): Promise<ComputeDone> {
+    const reply = await this.request({ type: 'compute', id: this.nextId++, request }, onStream);
     if (!reply.done) throw new ComputeThreadError('the compute thread answered a unit without its result');
     return reply.done;
   }

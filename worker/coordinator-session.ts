@@ -16,10 +16,10 @@ import { float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/proto
 import { TransferAssembler } from '../common/transfer-assembler.js';
 import { bytesPerValue, decodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
 import type { SelectedBackend } from './backend.js';
-import type { ComputeDone, LayoutSummary, UnitOutput } from './compute-messages.js';
+import type { ComputeDone, LayoutSummary, StreamEvent, UnitOutput } from './compute-messages.js';
 import { ThreadReportedError, type ComputeThread } from './compute-thread.js';
 import type { BatchSharing } from './unit-compute.js';
-import { requestOf, resultMessages, type ResultTiming } from './unit-messages.js';
+import { requestOf, resultMessages, ResultStream, type ResultTiming } from './unit-messages.js';
 
 /** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
 const GOODBYE_WAIT_MS = 5000;
@@ -308,41 +308,86 @@ export class CoordinatorSession {
     return group;
   }
 
-  /** Training units sharing a batch: computed together, each result sent as if computed alone. */
+  /** The job's gradient bucket size (transport.bucketBytes): train units stream their results as they are computed. */
+  private get bucketBytes(): number {
+    return this.env!.job.transport.bucketBytes;
+  }
+
+  /**
+   * A ResultStream for a compute request of `units`, and its event handler. The handler runs in
+   * the compute thread's message callback: what goes wrong there is kept and thrown by `check`.
+   */
+  private resultStream(units: Unit__Output[]): { stream: ResultStream; onEvent: (e: StreamEvent) => void; check: () => void } {
+    const wire = { compression: this.env!.job.transport.compression, maxChunkBytes: this.maxChunkBytes };
+    const stream = new ResultStream(units, wire, () => ++this.transferCounter, (m) => void this.send(m));
+    let failure: Error | undefined;
+    const onEvent = (e: StreamEvent) => {
+      if (failure !== undefined || this.ended) return;
+      try {
+        stream.on(e);
+      } catch (err) {
+        failure = err instanceof Error ? err : new ProtocolViolationError(errorMessage(err));
+      }
+    };
+    const check = () => {
+      if (failure !== undefined) throw failure;
+    };
+    return { stream, onEvent, check };
+  }
+
+  /** A computation failed with a unit's result half sent: that unit is reported failed (which closes its transfer). */
+  private abandon(stream: ResultStream, err: unknown): void {
+    const unit = stream.unfinished;
+    if (unit === undefined) return;
+    const code = err instanceof MtlError ? err.code : err instanceof ThreadReportedError && err.code !== undefined ? err.code : 'COMPUTE_ERROR';
+    this.opts.log.error('unit failed', { unit: unit.unitId, error: errorMessage(err) });
+    void this.send({ unitFailed: { unitId: unit.unitId, code, message: errorMessage(err) } });
+  }
+
+  /** Training units sharing a batch: computed together, each result sent as if computed alone, as soon as it is computed. */
   private async computeGroup(units: Unit__Output[]): Promise<void> {
+    const { stream, onEvent, check } = this.resultStream(units);
     let done: ComputeDone;
     try {
-      done = await this.env!.compute.compute({ kind: 'train', units: units.map((u) => ({ task: u.task, step: u.step, shard: u.shard })) });
+      done = await this.env!.compute.compute({ kind: 'train', units: units.map((u) => ({ task: u.task, step: u.step, shard: u.shard })), bucketBytes: this.bucketBytes }, onEvent);
+      check();
     } catch (err) {
-      if (err instanceof ComputeThreadError) throw err;
+      if (err instanceof ComputeThreadError || err instanceof ProtocolViolationError) throw err;
+      this.abandon(stream, err);
       // Computed one by one, each failure is reported against its own unit.
-      this.opts.log.warn('shared-batch computation failed; computing the units one by one', { units: units.length, error: errorMessage(err) });
-      for (const unit of units) await this.compute(unit);
+      const rest = units.filter((u, i) => !stream.ended.has(i) && u !== stream.unfinished);
+      this.unitsDone += units.length - rest.length - (stream.unfinished ? 1 : 0);
+      this.opts.log.warn('shared-batch computation failed; computing the rest of the units one by one', { units: rest.length, error: errorMessage(err) });
+      for (const unit of rest) await this.compute(unit);
       return;
     }
-    // Each unit is charged its share of the time: the scheduler's unit-time estimate stays
-    // comparable. The group's whole duration goes along as busy time.
+    // Streamed units were charged their own time as they ended. Units that were not (the
+    // autodiff path) are each charged their share, so the scheduler's unit-time estimate stays
+    // comparable; the group's whole duration goes along as busy time.
     const { busyMs, outputs } = done;
     for (let i = 0; i < units.length; i++) {
-      this.sendResult(units[i]!, outputs[i]!, { computeMs: busyMs / units.length, busyMs });
+      this.finishResult(units[i]!, outputs[i]!, stream, i, { computeMs: busyMs / units.length, busyMs });
       this.unitsDone++;
     }
   }
 
-  /**
-   * Queues a unit's result (header, then payload chunks) on the stream, in order; the upload
-   * goes on while the next unit computes.
-   */
-  private sendResult(unit: Unit__Output, out: UnitOutput, time: ResultTiming): void {
+  /** Sends a unit's result unless it went out as it was computed. */
+  private finishResult(unit: Unit__Output, out: UnitOutput, stream: ResultStream, index: number, time: ResultTiming): void {
+    if (out.streamed) {
+      if (!stream.ended.has(index)) throw new ProtocolViolationError(`the compute thread streamed unit ${unit.unitId} without its end`);
+      return;
+    }
     const wire = { compression: this.env!.job.transport.compression, maxChunkBytes: this.maxChunkBytes, transferId: 0 };
     if (unit.kind === 'UNIT_KIND_TRAIN' || unit.kind === 'UNIT_KIND_FISHER') wire.transferId = ++this.transferCounter;
     for (const m of resultMessages(unit, out, time, wire)) void this.send(m);
   }
 
   private async compute(unit: Unit__Output): Promise<void> {
+    const { stream, onEvent, check } = this.resultStream([unit]);
     try {
-      const { outputs, busyMs } = await this.env!.compute.compute(requestOf(unit));
-      this.sendResult(unit, outputs[0]!, { computeMs: busyMs, busyMs });
+      const { outputs, busyMs } = await this.env!.compute.compute(requestOf(unit, this.bucketBytes), onEvent);
+      check();
+      this.finishResult(unit, outputs[0]!, stream, 0, { computeMs: busyMs, busyMs });
       this.unitsDone++;
     } catch (err) {
       if (err instanceof ProtocolViolationError || err instanceof ComputeThreadError) throw err;

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { generalPathOnly, type LossName, type MetricName } from '../common/job-schema.js';
 import { pair, unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
+import { GradientBuckets, type GradientStream } from './gradient-buckets.js';
 import { TrunkTape, type TapeEntry } from './trunk-tape.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
 import { headActivated, taskLoss, metricSum, targetTensor, type HeadOutput } from './losses.js';
@@ -90,7 +91,8 @@ export interface UnitRunner {
   setWeights(params: Float32Array): void;
   /** Loss and the unit's payload (`unitGradientSize` floats: gradient, then the state the forward pass left). */
   gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult;
-  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[]): GradientResult[];
+  /** With `stream`, each task's payload is also handed out bucket by bucket as the backward makes it (GradientStream). */
+  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[], stream?: GradientStream): GradientResult[];
   loss(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): number;
   predict(task: string, inputs: Float32Array, n: number): Float32Array;
   evaluate(task: string, inputs: Float32Array, targets: Float32Array): EvaluationResult;
@@ -252,9 +254,11 @@ export class ModelRunner implements UnitRunner {
    * one trunk forward pass: each task's head gives the gradient of its loss with respect to
    * the shared representation, and the trunk's backward pass runs from there (TrunkTape).
    * The trunk's dropout masks come from `trunkOpts`. Each result is bitwise what `gradients`
-   * returns for that task alone. Requires `fastPath`.
+   * returns for that task alone. Requires `fastPath`. With `stream`, each task's loss, then its
+   * payload bucket by bucket (head, then trunk layers last first), go to the stream as they are
+   * made; the results are the same.
    */
-  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[]): GradientResult[] {
+  sharedGradients(inputs: Float32Array, trunkOpts: ForwardOptions, tasks: readonly SharedBatchTask[], stream?: GradientStream): GradientResult[] {
     if (!this.fastPath) throw new Error('sharedGradients needs the fast path (hard parameter sharing, fastPath on)');
     const first = tasks[0];
     if (!first) return [];
@@ -277,14 +281,34 @@ export class ModelRunner implements UnitRunner {
             return taskLoss(objective.loss, this.head(task, h, opts, overrides), y);
           };
           const { value, grads: gs } = tf.valueAndGrads(f)([tape.output, ...headIndices.map((i) => this.weight(i))]);
-          const trunk = tape.backward(gs[0]!);
-          packGradients([...this.layout.shared.tensors.map((i) => must(trunk.get(i), i)), ...gs.slice(1)], grads);
-          return value.dataSync()[0]!;
+          if (!stream) {
+            const trunk = tape.backward(gs[0]!);
+            packGradients([...this.layout.shared.tensors.map((i) => must(trunk.get(i), i)), ...gs.slice(1)], grads);
+            return value.dataSync()[0]!;
+          }
+          const taskLossValue = value.dataSync()[0]!;
+          stream.begin(results.length, taskLossValue, grads.length);
+          const buckets = new GradientBuckets(grads, this.payloadOffsets(task), stream, results.length);
+          buckets.add(headIndices.map((idx, i) => [idx, gs[i + 1]!] as const));
+          tape.backward(gs[0]!, (layerGrads) => buckets.add(layerGrads));
+          buckets.finish();
+          return taskLossValue;
         });
         results.push({ loss, grads });
       }
     });
     return results;
+  }
+
+  /** Where each tensor of a task's unit payload goes: shared tensors, then the head's, in layout order. */
+  private payloadOffsets(task: string): Map<number, number> {
+    const offsets = new Map<number, number>();
+    let at = 0;
+    for (const i of [...this.layout.shared.tensors, ...this.layout.headGroups.get(task)!.tensors]) {
+      offsets.set(i, at);
+      at += this.layout.tensors[i]!.size;
+    }
+    return offsets;
   }
 
   /** The trunk's forward pass with every layer's input and outputs kept for TrunkTape. */

@@ -129,15 +129,19 @@ export class TrunkTape {
 
   /**
    * The gradients of every trunk tensor (by tensor index) for a loss whose gradient with
-   * respect to the shared representation is `dOutput`. Call inside tf.tidy.
+   * respect to the shared representation is `dOutput`. Call inside tf.tidy. `onLayer` sees each
+   * weighted layer's gradients as soon as they are made (last layer first), while the pass goes on.
    */
-  backward(dOutput: tf.Tensor): Map<number, tf.Tensor> {
+  backward(dOutput: tf.Tensor, onLayer?: (grads: ReadonlyMap<number, tf.Tensor>) => void): Map<number, tf.Tensor> {
     const grads = new Map<number, tf.Tensor>();
     let dy = dOutput;
     for (let i = this.entries.length - 1; i >= 0 && i >= this.firstWeighted; i--) {
       const entry = this.entries[i]!;
       const inputGrad = i > this.firstWeighted;
-      const dx = this.layerBackward(entry, dy, inputGrad, grads);
+      const layerGrads = new Map<number, tf.Tensor>();
+      const dx = this.layerBackward(entry, dy, inputGrad, layerGrads);
+      for (const [index, g] of layerGrads) grads.set(index, g);
+      if (onLayer && layerGrads.size > 0) onLayer(layerGrads);
       if (!inputGrad) break;
       dy = dx!;
     }

@@ -8,6 +8,7 @@ import { bindingTargetWidth, type TaskBinding } from '../common/datasets/index.j
 import type { JobSpec } from '../common/job-spec.js';
 import { deriveSeed, Rng } from '../common/random.js';
 import { StagePlan } from '../common/stages.js';
+import type { GradientStream } from './gradient-buckets.js';
 import type { UnitRunner } from './model-runner.js';
 
 /** Held-out examples are evaluated in batches of at most this many. */
@@ -31,6 +32,11 @@ export interface EvalUnitSpec {
   task: string;
   shard: number;
   shardCount: number;
+}
+
+/** A GradientStream that also learns each unit's example count when its loss is known. */
+export interface UnitStream extends Omit<GradientStream, 'begin'> {
+  begin(unit: number, sampleCount: number, loss: number, size: number): void;
 }
 
 export interface TrainUnitOutput {
@@ -195,9 +201,11 @@ export class UnitComputer {
   /**
    * Training units whose batches are the same (`sharesBatch` with the first): the batch is
    * gathered once and the trunk's forward pass runs once for all of them (the compute fast
-   * path). Each output is bitwise what `train` gives for that unit alone.
+   * path). Each output is bitwise what `train` gives for that unit alone. With `stream` (fast
+   * path only; without it nothing is streamed and the caller sends the outputs whole), each
+   * unit's loss and payload buckets go there as the backward pass makes them.
    */
-  trainGroup(units: readonly TrainUnitSpec[]): TrainUnitOutput[] {
+  trainGroup(units: readonly TrainUnitSpec[], stream?: UnitStream): TrainUnitOutput[] {
     const first = units[0];
     if (!first) return [];
     const rest = units.slice(1);
@@ -216,7 +224,9 @@ export class UnitComputer {
       }
       return { task: u.task, targets, opts: { training: true, dropoutSeed: this.dropoutSeeds(u, bu) } };
     });
-    return this.runner.sharedGradients(x, tasks[0]!.opts, tasks).map(({ loss, grads }) => ({ sampleCount: indices.length, loss, grads }));
+    const n = indices.length;
+    const gradientStream: GradientStream | undefined = stream && { bucketBytes: stream.bucketBytes, begin: (k, loss, size) => stream.begin(k, n, loss, size), piece: (k, offset, data) => stream.piece(k, offset, data), end: (k) => stream.end(k) };
+    return this.runner.sharedGradients(x, tasks[0]!.opts, tasks, gradientStream).map(({ loss, grads }) => ({ sampleCount: n, loss, grads }));
   }
 
   /** Trunk dropout masks are keyed by the data source (tasks sharing a batch share them); head masks by the task. */

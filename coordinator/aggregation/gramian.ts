@@ -4,6 +4,8 @@
 // Accumulation order is fixed, so results are bitwise reproducible.
 
 const BLOCK = 4096;
+/** The column block of gramian(): its dot products are summed block by block (block-gramian.ts relies on it). */
+export const GRAMIAN_BLOCK = BLOCK;
 
 /** H = G·Gᵀ (T × T, symmetric), accumulated in double precision. */
 export function gramian(rows: readonly Float32Array[]): number[][] {

@@ -9,6 +9,7 @@ import type { GetStatusRequest as _mtl_v1_GetStatusRequest, GetStatusRequest__Ou
 import type { Goodbye as _mtl_v1_Goodbye, Goodbye__Output as _mtl_v1_Goodbye__Output } from './mtl/v1/Goodbye.js';
 import type { Heartbeat as _mtl_v1_Heartbeat, Heartbeat__Output as _mtl_v1_Heartbeat__Output } from './mtl/v1/Heartbeat.js';
 import type { Hello as _mtl_v1_Hello, Hello__Output as _mtl_v1_Hello__Output } from './mtl/v1/Hello.js';
+import type { ResultEnd as _mtl_v1_ResultEnd, ResultEnd__Output as _mtl_v1_ResultEnd__Output } from './mtl/v1/ResultEnd.js';
 import type { RunStatus as _mtl_v1_RunStatus, RunStatus__Output as _mtl_v1_RunStatus__Output } from './mtl/v1/RunStatus.js';
 import type { Shutdown as _mtl_v1_Shutdown, Shutdown__Output as _mtl_v1_Shutdown__Output } from './mtl/v1/Shutdown.js';
 import type { TensorChunk as _mtl_v1_TensorChunk, TensorChunk__Output as _mtl_v1_TensorChunk__Output } from './mtl/v1/TensorChunk.js';
@@ -37,6 +38,7 @@ export interface ProtoGrpcType {
       Goodbye: MessageTypeDefinition<_mtl_v1_Goodbye, _mtl_v1_Goodbye__Output>
       Heartbeat: MessageTypeDefinition<_mtl_v1_Heartbeat, _mtl_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_mtl_v1_Hello, _mtl_v1_Hello__Output>
+      ResultEnd: MessageTypeDefinition<_mtl_v1_ResultEnd, _mtl_v1_ResultEnd__Output>
       RunStatus: MessageTypeDefinition<_mtl_v1_RunStatus, _mtl_v1_RunStatus__Output>
       Shutdown: MessageTypeDefinition<_mtl_v1_Shutdown, _mtl_v1_Shutdown__Output>
       TensorChunk: MessageTypeDefinition<_mtl_v1_TensorChunk, _mtl_v1_TensorChunk__Output>

@@ -31,7 +31,7 @@ export function fuzzParams(numRuns: number): fc.Parameters<unknown> {
 }
 
 export type HeaderField = 'kind' | 'step' | 'weightsVersion' | 'task' | 'shard' | 'sampleCount' | 'byteLength' | 'loss' | 'metric';
-export type ChunkViolation = 'transfer' | 'gap' | 'overlap' | 'oversize' | 'empty' | 'overrun' | 'non-finite' | 'too-many';
+export type ChunkViolation = 'transfer' | 'gap' | 'misaligned' | 'overlap' | 'oversize' | 'empty' | 'overrun' | 'non-finite' | 'too-many';
 
 export type Episode =
   /** The unit's own header with one field wrong; optionally followed by its payload (dropped quietly). */
@@ -54,7 +54,7 @@ export type Episode =
   | { t: 'mutated'; base: 'header' | 'chunk'; ops: Array<{ op: 'set' | 'truncate' | 'insert'; at: number; value: number }> };
 
 const HEADER_FIELDS: HeaderField[] = ['kind', 'step', 'weightsVersion', 'task', 'shard', 'sampleCount', 'byteLength', 'loss', 'metric'];
-const VIOLATIONS: ChunkViolation[] = ['transfer', 'gap', 'overlap', 'oversize', 'empty', 'overrun', 'non-finite', 'too-many'];
+const VIOLATIONS: ChunkViolation[] = ['transfer', 'gap', 'misaligned', 'overlap', 'oversize', 'empty', 'overrun', 'non-finite', 'too-many'];
 
 export const episodeArb: fc.Arbitrary<Episode> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ t: fc.constant('bad-header' as const), field: fc.constantFrom(...HEADER_FIELDS), pick: fc.nat(), withPayload: fc.boolean() }) },
@@ -205,6 +205,7 @@ export function playEpisode(
           worker.send({ chunk: { transferId: header.transferId, offset, data } });
           offset += data.byteLength;
         }
+        worker.send({ resultEnd: { transferId: header.transferId, computeMs: 1, busyMs: 1 } });
         // Dropped quietly only when the header was rejected; a late copy's payload is read instead.
       }
       return played;
@@ -218,7 +219,7 @@ export function playEpisode(
       // Violations the payload is too small for become a gap (decided before anything is sent).
       const tooSmall =
         (e.violation === 'overlap' && chunks.length < 2) ||
-        (e.violation === 'too-many' && honest.payload.byteLength <= maxChunksFor(honest.payload.byteLength, ctx.chunkBytes));
+        (e.violation === 'too-many' && honest.payload.byteLength / 4 <= maxChunksFor(honest.payload.byteLength, ctx.chunkBytes));
       if (tooSmall) return playEpisode({ ...e, violation: 'gap' }, unit, honest, worker, ctx);
       worker.send({ unitResult: header });
       played.targeted = true;
@@ -237,8 +238,19 @@ export function playEpisode(
           break;
         }
         case 'gap': {
+          // Chunks may come in any order, but the result ends only when every byte is in: one
+          // chunk left out, the ResultEnd is rejected.
+          let offset = upTo(bad) + chunks[bad]!.byteLength;
+          for (let i = bad + 1; i < chunks.length; i++) {
+            worker.send({ chunk: { transferId: tid, offset, data: chunks[i]! } });
+            offset += chunks[i]!.byteLength;
+          }
+          worker.send({ resultEnd: { transferId: tid, computeMs: 1, busyMs: 1 } });
+          break;
+        }
+        case 'misaligned': {
           const offset = upTo(bad);
-          worker.send({ chunk: { transferId: tid, offset: offset + 4 * (1 + (e.pick % 8)), data: chunks[bad]! } });
+          worker.send({ chunk: { transferId: tid, offset: offset + 1 + (e.pick % 3), data: chunks[bad]! } });
           break;
         }
         case 'overlap': {
@@ -272,6 +284,7 @@ export function playEpisode(
             worker.send({ chunk: { transferId: tid, offset, data } });
             offset += data.byteLength;
           }
+          worker.send({ resultEnd: { transferId: tid, computeMs: 1, busyMs: 1 } });
           played.nonFinite++;
           // Judged only if this copy is still current (a late copy is read and dropped).
           played.possible++;
@@ -279,8 +292,8 @@ export function playEpisode(
         }
         case 'too-many': {
           const bytes = float32Bytes(honest.payload);
-          // Rejected at the first chunk past the budget; the rest of the stream is dropped quietly.
-          for (let offset = 0; offset < bytes.byteLength; offset++) worker.send({ chunk: { transferId: tid, offset, data: bytes.subarray(offset, offset + 1) } });
+          // One value per chunk: rejected at the first chunk past the budget; the rest of the stream is dropped quietly.
+          for (let offset = 0; offset < bytes.byteLength; offset += 4) worker.send({ chunk: { transferId: tid, offset, data: bytes.subarray(offset, offset + 4) } });
           break;
         }
       }
@@ -311,6 +324,7 @@ export function playEpisode(
           worker.send({ chunk: { transferId: header.transferId, offset, data } });
           offset += data.byteLength;
         }
+        worker.send({ resultEnd: { transferId: header.transferId, computeMs: 1, busyMs: 1 } });
       }
       played.certain++;
       return played;

@@ -131,8 +131,10 @@ void describe('fuzz: message handlers one by one', () => {
     const honestArb = fc.record({
       unitId: fc.constantFrom(...sizes.keys()),
       transferId: fc.integer({ min: 1, max: 999 }),
-      // Down to 4 bytes: within the chunk-count budget of the largest payload (maxChunksFor).
-      chunk: fc.integer({ min: 4, max: CHUNK }),
+      // Whole values, down to one: within the chunk-count budget of the largest payload (maxChunksFor).
+      chunk: fc.integer({ min: 1, max: CHUNK / 4 }).map((n) => 4 * n),
+      /** The chunks' order: as written, last first (buckets as the backward makes them), or shuffled by this seed. */
+      order: fc.oneof(fc.constant('ascending' as const), fc.constant('descending' as const), fc.nat()),
       /** Garbage inserted before the chunk at this index (none: the transfer is uninterrupted). */
       interrupt: fc.option(fc.nat(), { nil: undefined }),
     });
@@ -141,6 +143,7 @@ void describe('fuzz: message handlers one by one', () => {
       fc.record({ unitResult: fc.record({ unitId: fc.string({ maxLength: 10 }), byteLength: fc.nat({ max: 400 }), transferId: fc.nat() }) }),
       fc.record({ unitResult: fc.record({ unitId: fc.constantFrom(...sizes.keys()), byteLength: fc.constantFrom(0, 3, 8, 2 ** 40), transferId: fc.nat() }) }),
       fc.constant({ heartbeat: { sentAtMs: 5 } }),
+      fc.record({ resultEnd: fc.record({ transferId: fc.nat(), computeMs: fc.double(), busyMs: fc.double() }) }),
       fc.constant({}),
       fc.uint8Array({ maxLength: 60 }),
     );
@@ -177,11 +180,20 @@ void describe('fuzz: message handlers one by one', () => {
           deliver({ unitResult: { unitId: honest.unitId, byteLength: bytes.byteLength, transferId: honest.transferId } });
           const count = Math.ceil(bytes.byteLength / honest.chunk);
           const cut = honest.interrupt === undefined ? -1 : honest.interrupt % count;
-          for (let k = 0, offset = 0; k < count; k++, offset += honest.chunk) {
-            // An interruption: a chunk of another transfer. The open one is dropped, its remaining chunks quietly.
-            if (k === cut) deliver({ chunk: { transferId: 4_000_000_000, offset, data: Buffer.alloc(1) } });
-            deliver({ chunk: { transferId: honest.transferId, offset, data: Buffer.from(bytes.subarray(offset, offset + honest.chunk)) } });
+          const offsets = Array.from({ length: count }, (_, k) => k * honest.chunk);
+          if (honest.order === 'descending') offsets.reverse();
+          else if (typeof honest.order === 'number') {
+            for (let i = offsets.length - 1, r = honest.order; i > 0; i--, r = (r * 1103515245 + 12345) % 2 ** 31) {
+              const j = r % (i + 1);
+              [offsets[i], offsets[j]] = [offsets[j]!, offsets[i]!];
+            }
           }
+          offsets.forEach((offset, k) => {
+            // An interruption: a chunk of another transfer. The open one is dropped, its remaining chunks and ResultEnd quietly.
+            if (k === cut) deliver({ chunk: { transferId: 4_000_000_000, offset, data: Buffer.alloc(4) } });
+            deliver({ chunk: { transferId: honest.transferId, offset, data: Buffer.from(bytes.subarray(offset, offset + honest.chunk)) } });
+          });
+          deliver({ resultEnd: { transferId: honest.transferId, computeMs: 1, busyMs: 1 } });
           if (cut < 0) expected.push(honest.transferId);
         }
         assert.equal(session.state, 'ready');

@@ -111,6 +111,7 @@ export class FakeWorker {
       this.send({ chunk: { transferId: result.header.transferId, offset, data } });
       offset += data.byteLength;
     }
+    this.send({ resultEnd: { transferId: result.header.transferId, computeMs: result.header.computeMs ?? 0, busyMs: result.header.busyMs ?? 0 } });
   }
 
   stop(): void {

@@ -145,6 +145,7 @@ export class ScriptedWorker {
           sends.push(this.writer!.write({ chunk: { transferId: result.header.transferId, offset, data } }));
           offset += data.byteLength;
         }
+        sends.push(this.writer!.write({ resultEnd: { transferId: result.header.transferId, computeMs: result.header.computeMs ?? 0, busyMs: result.header.busyMs ?? 0 } }));
       }
       await Promise.all(sends);
     },

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { float32Bytes } from '../../common/protocol.js';
 import { describe, it } from 'node:test';
 import type { Unit__Output } from '../../proto/generated/mtl/v1/Unit.js';
 import { loadJobFile } from '../../common/job-spec.js';
@@ -64,7 +65,22 @@ void describe('hostile worker messages', () => {
       },
       async (_u, honest, ctx) => {
         await ctx.send({ unitResult: honest.header }); // a valid header opens the transfer...
-        await bad(ctx, { chunk: { transferId: honest.header.transferId, offset: 4, data: Buffer.alloc(8) } }); // ...then a gap
+        await bad(ctx, { chunk: { transferId: honest.header.transferId, offset: 2, data: Buffer.alloc(8) } }); // ...then a chunk off the value boundaries
+      },
+      async (_u, honest, ctx) => {
+        // Chunks in any order are fine (buckets, last layers first), but the ResultEnd needs every byte.
+        await ctx.send({ unitResult: honest.header });
+        const bytes = float32Bytes(honest.payload!);
+        const half = 4 * Math.floor(bytes.byteLength / 8);
+        await ctx.send({ chunk: { transferId: honest.header.transferId, offset: half, data: Buffer.from(bytes.subarray(half, Math.min(bytes.byteLength, half + (1 << 20)))) } });
+        await bad(ctx, { resultEnd: { transferId: honest.header.transferId, computeMs: 1, busyMs: 1 } });
+      },
+      async (_u, honest, ctx) => {
+        await ctx.send({ unitResult: honest.header });
+        const first = Buffer.from(float32Bytes(honest.payload!).subarray(0, 4096));
+        await ctx.send({ chunk: { transferId: honest.header.transferId, offset: 0, data: first } });
+        await bad(ctx, { chunk: { transferId: honest.header.transferId, offset: 0, data: first } }); // the same bytes again
+        await ctx.send({ resultEnd: { transferId: honest.header.transferId, computeMs: 1, busyMs: 1 } }); // dropped quietly with its transfer
       },
       async (_u, honest, ctx) => {
         await bad(ctx, { unitResult: { ...honest.header, weightsVersion: ctx.weightsVersion + 5 } });

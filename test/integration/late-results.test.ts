@@ -57,6 +57,7 @@ void describe('late results', () => {
         await ctx.send({ chunk: { transferId: honest.header.transferId, offset, data } });
         offset += data.length;
       }
+      await ctx.send({ resultEnd: { transferId: honest.header.transferId, computeMs: 1, busyMs: 1 } });
       sentAfterStep = true;
       return false;
     });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildLayout } from '../../common/parameter-layout.js';
 import { validateJob } from '../../common/job-spec.js';
-import { memoryModel, SCALE_INPUT_DIM, scaleJob, shardsFor } from '../../bench/scale-model.js';
+import { memoryModel, SCALE_INPUT_DIM, scaleJob, shardsFor, stepEfficiencies } from '../../bench/scale-model.js';
 
 void describe('scale benchmark model', () => {
   void it('builds a job with about P shared parameters and one unit per worker', () => {
@@ -34,5 +34,25 @@ void describe('scale benchmark model', () => {
     const four = memoryModel(layout, { p: 100, workers: 4, tasks: 2, steps: 1 });
     // S = 2: units 4·2·220 = 1760, combined 4·220 + 8·110 = 1760.
     assert.equal(four.bytes, 3360 + 1760 + 1760);
+  });
+});
+
+void describe('scale-sim efficiency', () => {
+  void it('holds each step against the busiest worker’s computed units', () => {
+    // Steps 1 and 2 (0-based); step 1: w0 computed 2 units, w1 one; step 2: one each.
+    const computed = { '0': { w0: 4 }, '1': { w0: 2, w1: 1 }, '2': { w0: 1, w1: 1 } };
+    const eff = stepEfficiencies([250, 125], 1, computed, 100);
+    assert.deepEqual(
+      eff.map((e) => [e.step, e.maxUnitsPerWorker, e.idealMs, e.measuredMs, e.efficiency]),
+      [
+        [1, 2, 200, 250, 0.8],
+        [2, 1, 100, 125, 0.8],
+      ],
+    );
+  });
+
+  void it('leaves out steps in which no unit was computed', () => {
+    assert.deepEqual(stepEfficiencies([300, 100], 1, { '2': { w0: 1 } }, 50).map((e) => e.step), [2]);
+    assert.deepEqual(stepEfficiencies([300], 1, {}, 50), []);
   });
 });

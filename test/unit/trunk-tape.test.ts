@@ -227,6 +227,66 @@ void describe('compute fast path (trunk tape)', () => {
     }
   });
 
+  void it('streams each task in buckets as the backward makes them (head, then the trunk last layer first) that put together are bitwise its gradient', async () => {
+    await selectBackend('wasm');
+    try {
+      for (const spec of Object.values(TRUNKS)) {
+        const r = runner(spec, opsModeFor('wasm'), true);
+        const { x, ys } = batch(r.layout, 7, 3);
+        const alone = TASK_NAMES.map((task, i) => r.gradients(task, x, ys[i]!, dropout(task)));
+        for (const bucketBytes of [0, 4, 256, 1 << 20]) {
+          const events: string[] = [];
+          const pieces = TASK_NAMES.map(() => [] as Array<{ offset: number; data: Float32Array }>);
+          const before = tf.memory().numTensors;
+          const streamed = r.sharedGradients(
+            x,
+            dropout('a'),
+            TASK_NAMES.map((task, i) => ({ task, targets: ys[i]!, opts: dropout(task) })),
+            {
+              bucketBytes,
+              begin: (k, loss, size) => {
+                events.push(`begin ${k}`);
+                assert.equal(loss, alone[k]!.loss);
+                assert.equal(size, alone[k]!.grads.length);
+              },
+              piece: (k, offset, data) => {
+                events.push(`piece ${k}`);
+                pieces[k]!.push({ offset, data: data.slice() });
+              },
+              end: (k) => events.push(`end ${k}`),
+            },
+          );
+          assert.equal(tf.memory().numTensors, before, 'tensors leaked by a streamed sharedGradients');
+          // One task after the other: begin, its pieces, end.
+          assert.deepEqual(events.filter((e) => !e.startsWith('piece')), TASK_NAMES.flatMap((_, k) => [`begin ${k}`, `end ${k}`]));
+          TASK_NAMES.forEach((task, k) => {
+            const whole = new Float32Array(alone[k]!.grads.length);
+            const covered = new Uint8Array(whole.length);
+            for (const { offset, data } of pieces[k]!) {
+              assert.ok(covered.subarray(offset, offset + data.length).every((c) => c === 0), `${task}: pieces overlap`);
+              covered.fill(1, offset, offset + data.length);
+              whole.set(data, offset);
+            }
+            assert.ok(covered.every((c) => c === 1), `${task}: pieces leave a gap`);
+            assert.deepEqual(whole, alone[k]!.grads, `${task} streamed with ${bucketBytes}-byte buckets`);
+            assert.deepEqual(streamed[k]!.grads, alone[k]!.grads);
+            if (bucketBytes === 0) assert.equal(pieces[k]!.length, 1, 'bucketBytes 0: one piece at the end');
+            if (bucketBytes === 4) {
+              // Every weighted layer its own bucket, the head's first, then the trunk's from the last layer down.
+              const offsets = pieces[k]!.map((p) => p.offset);
+              assert.ok(offsets[0]! >= r.layout.shared.size, `${task}: the head first`);
+              assert.deepEqual(offsets, [...offsets].sort((a, b) => b - a), `${task}: last layers first`);
+              assert.ok(pieces[k]!.length > 2);
+            }
+          });
+        }
+        r.dispose();
+      }
+    } finally {
+      await selectBackend('cpu');
+    }
+  });
+
   void it('layouts whose heads read task-specific features keep autodiff', () => {
     const spec = validateJob(
       {

@@ -3,16 +3,16 @@
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Sent between units (never inside a transfer) so that the coordinator can tell a busy worker
- * from a dead one.
+ * Sent every fault.heartbeatMs, also while a unit computes and between the chunks of a result
+ * streaming out, so that the coordinator can tell a busy worker from a dead one.
  */
 export interface Heartbeat {
   'sentAtMs'?: (number | string | Long);
 }
 
 /**
- * Sent between units (never inside a transfer) so that the coordinator can tell a busy worker
- * from a dead one.
+ * Sent every fault.heartbeatMs, also while a unit computes and between the chunks of a result
+ * streaming out, so that the coordinator can tell a busy worker from a dead one.
  */
 export interface Heartbeat__Output {
   'sentAtMs': (number);

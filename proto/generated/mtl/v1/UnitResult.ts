@@ -4,8 +4,10 @@ import type { UnitKind as _mtl_v1_UnitKind, UnitKind__Output as _mtl_v1_UnitKind
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Header of one unit's result. TRAIN units follow it with `byte_length` bytes of f32
- * gradients (shared tensors, then the task's head tensors, in layout order).
+ * Header of one unit's result. TRAIN and FISHER units follow it with `byte_length` bytes of
+ * gradients (shared tensors, then the task's head tensors, in layout order) in TensorChunks,
+ * then a ResultEnd; their compute_ms and busy_ms come in the ResultEnd (here they are 0). EVAL
+ * and LOOKAHEAD results are this message alone.
  */
 export interface UnitResult {
   'unitId'?: (string);
@@ -26,19 +28,22 @@ export interface UnitResult {
   'byteLength'?: (number | string | Long);
   'transferId'?: (number);
   /**
-   * This unit's compute time; units computed together (a shared batch) are each charged their share.
+   * This unit's compute time. Units computed together (a shared batch) stream their results one
+   * after the other: each is charged the time from the previous one's end (or the start) to its own.
    */
   'computeMs'?: (number | string);
   /**
-   * Wall time of the computation this result came out of: for units computed together, the whole
-   * group's. The worker was silent that long; the coordinator's failure detector judges silence by it.
+   * Wall time the worker computed without finishing a result: the time from the previous result of
+   * its computation (or the start) to this one. The failure detector's stall rule judges progress by it.
    */
   'busyMs'?: (number | string);
 }
 
 /**
- * Header of one unit's result. TRAIN units follow it with `byte_length` bytes of f32
- * gradients (shared tensors, then the task's head tensors, in layout order).
+ * Header of one unit's result. TRAIN and FISHER units follow it with `byte_length` bytes of
+ * gradients (shared tensors, then the task's head tensors, in layout order) in TensorChunks,
+ * then a ResultEnd; their compute_ms and busy_ms come in the ResultEnd (here they are 0). EVAL
+ * and LOOKAHEAD results are this message alone.
  */
 export interface UnitResult__Output {
   'unitId': (string);
@@ -59,12 +64,13 @@ export interface UnitResult__Output {
   'byteLength': (number);
   'transferId': (number);
   /**
-   * This unit's compute time; units computed together (a shared batch) are each charged their share.
+   * This unit's compute time. Units computed together (a shared batch) stream their results one
+   * after the other: each is charged the time from the previous one's end (or the start) to its own.
    */
   'computeMs': (number);
   /**
-   * Wall time of the computation this result came out of: for units computed together, the whole
-   * group's. The worker was silent that long; the coordinator's failure detector judges silence by it.
+   * Wall time the worker computed without finishing a result: the time from the previous result of
+   * its computation (or the start) to this one. The failure detector's stall rule judges progress by it.
    */
   'busyMs': (number);
 }

@@ -6,6 +6,7 @@ import type { TensorChunk as _mtl_v1_TensorChunk, TensorChunk__Output as _mtl_v1
 import type { UnitFailed as _mtl_v1_UnitFailed, UnitFailed__Output as _mtl_v1_UnitFailed__Output } from '../../mtl/v1/UnitFailed.js';
 import type { Heartbeat as _mtl_v1_Heartbeat, Heartbeat__Output as _mtl_v1_Heartbeat__Output } from '../../mtl/v1/Heartbeat.js';
 import type { Goodbye as _mtl_v1_Goodbye, Goodbye__Output as _mtl_v1_Goodbye__Output } from '../../mtl/v1/Goodbye.js';
+import type { ResultEnd as _mtl_v1_ResultEnd, ResultEnd__Output as _mtl_v1_ResultEnd__Output } from '../../mtl/v1/ResultEnd.js';
 
 export interface WorkerMessage {
   'hello'?: (_mtl_v1_Hello | null);
@@ -14,7 +15,8 @@ export interface WorkerMessage {
   'unitFailed'?: (_mtl_v1_UnitFailed | null);
   'heartbeat'?: (_mtl_v1_Heartbeat | null);
   'goodbye'?: (_mtl_v1_Goodbye | null);
-  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye";
+  'resultEnd'?: (_mtl_v1_ResultEnd | null);
+  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye"|"resultEnd";
 }
 
 export interface WorkerMessage__Output {
@@ -24,5 +26,6 @@ export interface WorkerMessage__Output {
   'unitFailed'?: (_mtl_v1_UnitFailed__Output | null);
   'heartbeat'?: (_mtl_v1_Heartbeat__Output | null);
   'goodbye'?: (_mtl_v1_Goodbye__Output | null);
-  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye";
+  'resultEnd'?: (_mtl_v1_ResultEnd__Output | null);
+  'kind'?: "hello"|"unitResult"|"chunk"|"unitFailed"|"heartbeat"|"goodbye"|"resultEnd";
 }
