@@ -2,6 +2,7 @@
 // 0 success · 1 training failed · 2 bad usage or invalid job/data · 128+n stopped by signal n.
 import path from 'node:path';
 import { EXIT } from './exit-codes.js';
+import { TrainerStatusReporter, trainerStatusTarget } from '../coordinator/trainer-status.js';
 import { logger, SIGNAL_EXIT, trapSignals, type CommonOptions } from './command-support.js';
 import { ControlPlaneError, DataFetchError, WorkerLostError, errorMessage } from '../common/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
@@ -48,6 +49,8 @@ interface ServePlan {
   /** TLS material and join token of the coordinator (already checked against `listen`). */
   security: GrpcSecurity;
   insecure: boolean;
+  /** Plain HTTP on a non-loopback --http even with TLS on gRPC (--http-plaintext). */
+  httpPlaintext?: boolean;
   /** Workers to wait for (--workers); default: a resumed run's own count, else 1. */
   minWorkers?: number;
   waitForWorkersMs: number;
@@ -87,6 +90,9 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   const job = prepared.loaded.spec;
   const progress = new ProgressReporter(job.training.steps, process.stderr, !opts.quiet);
   const log = logger('coordinator', opts, progress);
+  // Under Kubeflow Trainer, progress goes to the TrainJob's status as well.
+  const trainerTarget = trainerStatusTarget();
+  const trainerStatus = trainerTarget ? new TrainerStatusReporter(trainerTarget, { totalSteps: job.training.steps, logger: log.child('trainer-status') }) : undefined;
   let control: RunControl | undefined;
   if (opts.nats !== undefined) {
     const outcome = await openControl({ ...opts, nats: opts.nats }, job, plan.minWorkers ?? 1, log, () => coordinator, natsSecurity);
@@ -116,6 +122,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     onStep: (r) => {
       progress.step(r);
       control?.reporter.step(r);
+      trainerStatus?.step(r.step, r.losses);
     },
     onEval: (r) => {
       progress.evaluation(r);
@@ -126,7 +133,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
   if (opts.http !== undefined) {
     // Before the gRPC port, so that /healthz answers (and /readyz says 503) while it opens.
     try {
-      dashboard = new DashboardServer({ listen: opts.http, insecure: plan.insecure, source: new CoordinatorDashboardSource(coordinator), logger: log.child('http') });
+      dashboard = new DashboardServer({ listen: opts.http, insecure: plan.insecure || plan.httpPlaintext === true, source: new CoordinatorDashboardSource(coordinator), logger: log.child('http') });
       const url = await dashboard.start();
       progress.clear();
       process.stderr.write(`dashboard ${url}  (metrics ${url}metrics)\n`);
@@ -176,6 +183,7 @@ async function serveJob(jobFile: string | undefined, opts: ServeOptions, plan: S
     if (control.reporter.publisher.dropped > 0) log.warn('events dropped during a NATS outage', { dropped: control.reporter.publisher.dropped });
     await control.plane.close();
   }
+  await trainerStatus?.finish({ succeeded: summary.status === 'succeeded' });
   printSummary(summary, opts.json);
   const sig = signals.signal();
   if (sig) return SIGNAL_EXIT[sig] ?? EXIT.failed;
@@ -251,6 +259,7 @@ export interface CoordinatorCommandOptions extends ServeOptions, GrpcSecurityFla
   workers?: number;
   waitForWorkers: number;
   insecure: boolean;
+  httpPlaintext: boolean;
   maxSessions: number;
 }
 
@@ -261,6 +270,7 @@ export async function coordinatorCommand(jobFile: string | undefined, opts: Coor
     listen: opts.listen,
     security,
     insecure: opts.insecure,
+    httpPlaintext: opts.httpPlaintext,
     minWorkers: opts.workers,
     waitForWorkersMs: opts.waitForWorkers * 1000,
     maxSessions: opts.maxSessions,

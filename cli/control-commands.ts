@@ -111,6 +111,8 @@ export async function submitCommand(jobFile: string, opts: SubmitOptions, log: L
 
 export interface ServeCommandOptions extends NatsOptions, GrpcSecurityFlags, Pick<DataFlags, 'cacheDir' | 'cacheMaxBytes'> {
   insecure: boolean;
+  /** Plain HTTP on a non-loopback --http even with TLS on gRPC. */
+  httpPlaintext?: boolean;
   concurrency: number;
   pool: string;
   listen: string;
@@ -170,7 +172,7 @@ export async function serveCommand(opts: ServeCommandOptions, log: Logger): Prom
   let dashboard: DashboardServer | undefined;
   if (opts.http !== undefined) {
     try {
-      dashboard = new DashboardServer({ listen: opts.http, insecure: opts.insecure, source: new PoolDashboardSource(server, opts.pool), logger: log.child('http') });
+      dashboard = new DashboardServer({ listen: opts.http, insecure: opts.insecure || opts.httpPlaintext === true, source: new PoolDashboardSource(server, opts.pool), logger: log.child('http') });
       const url = await dashboard.start();
       process.stderr.write(`dashboard ${url}  (metrics ${url}metrics)\n`);
     } catch (err) {

@@ -13,7 +13,7 @@ import type { CommonOptions } from './command-support.js';
 import type { workerCommand } from './worker-command.js';
 import type { ValidateCommandOptions } from './validate-command.js';
 import type { PredictCommandOptions } from './predict-command.js';
-import type { K8sApplyCommandOptions, K8sRenderCommandOptions } from './k8s/commands.js';
+import type { K8sApplyCommandOptions, K8sRenderCommandOptions, K8sSecretCommandOptions } from './k8s/commands.js';
 import type { FetchCommandOptions } from './data-command.js';
 import type { cancelCommand, serveCommand, statusCommand, submitCommand } from './control-commands.js';
 import type { watchCommand } from './watch-command.js';
@@ -21,7 +21,7 @@ import type { certsInitCommand } from './certs.js';
 import { unknownCommandError } from './command-check.js';
 import type { DashboardCommandOptions } from './dashboard-command.js';
 import { EXIT } from './exit-codes.js';
-import { grpcSecurityOptions, insecureOption, natsSecurityOptions } from './security-options.js';
+import { grpcSecurityOptions, httpPlaintextOption, insecureOption, natsSecurityOptions } from './security-options.js';
 import { dataOptions } from './data-options.js';
 import type { DataCommandOptions, DataPutOptions } from './data-command.js';
 
@@ -226,7 +226,16 @@ const k8sOptions = (cmd: Command) =>
     .option('--create-namespace', 'also emit the Namespace object', false)
     .option('--name <prefix>', 'prefix of the object names, so several runs can share a namespace', 'mtl')
     .option('--data-volume <pvc[:mount]>', 'a PersistentVolumeClaim holding the job\'s data, mounted read-only in every pod (default mount /mnt/data); the job names its files by absolute paths there')
-    .option('--data-cache-size <quantity>', 'size limit of each pod\'s cache of nats:// and http(s):// data (an emptyDir)', '10Gi');
+    .option('--data-cache-size <quantity>', 'size limit of each pod\'s cache of nats:// and http(s):// data (an emptyDir)', '10Gi')
+    .option('--format <format>', 'what holds coordinator and workers: jobset (one JobSet, one lifecycle), trainjob (a Kubeflow Trainer TrainJob and its ClusterTrainingRuntime) or plain (two Jobs)', 'jobset')
+    .option('--tls <mode>', 'gRPC security: secret (mutual TLS and join token from Secret <name>-tls: mtl k8s secret makes it, apply makes it when missing), cert-manager (Issuers and Certificates; needs cert-manager) or insecure (default: secret)')
+    .option('--insecure', 'plaintext gRPC without a join token (the same as --tls insecure): a trusted cluster network only', false)
+    .option('--queue <name>', 'Kueue LocalQueue (label kueue.x-k8s.io/queue-name): the run is admitted whole or not at all (jobset, trainjob)')
+    .option('--gang <mode>', 'gang scheduling with a coscheduling PodGroup of workers + 1 pods: podgroup (scheduler-plugins\' Coscheduling plugin)')
+    .option('--priority-class <name>', 'PriorityClass of the coordinator and worker pods')
+    .option('--worker-cpu <quantity>', 'CPU of each worker pod, requests = limits (default: 1, or 2-4 with GPUs)')
+    .option('--worker-memory <quantity>', 'memory of each worker pod, requests = limits (default: 1Gi-2Gi, or 4Gi-8Gi with GPUs)')
+    .option('--trainer-status-server <url>', 'trainjob: Kubeflow Trainer status server (https://HOST:PORT, e.g. https://kubeflow-trainer-controller-manager.kubeflow-system.svc:10443) the coordinator reports progress to; needs --namespace');
 k8sOptions(k8s.command('render').description('print the objects as multi-document YAML (for kubectl apply -f -)'))
   .option('-o, --out <file>', 'write to FILE instead of stdout')
   .action(async (job: string, opts: K8sRenderCommandOptions) => {
@@ -241,6 +250,17 @@ k8sOptions(k8s.command('apply').description('server-side apply the objects throu
   .action(async (job: string, opts: K8sApplyCommandOptions) => {
     const { k8sApplyCommand } = await import('./k8s/commands.js');
     process.exitCode = await k8sApplyCommand(job, opts);
+  });
+k8s
+  .command('secret')
+  .description("print the Secret a run's pods mount for mutual TLS (a new CA, coordinator and worker certificates for the in-cluster names) and the join token, for kubectl apply -f -")
+  .option('--name <prefix>', 'the run\'s --name', 'mtl')
+  .option('-n, --namespace <ns>', 'namespace of the Secret and of the coordinator Service the certificate names')
+  .option('--days <n>', 'validity of the certificates in days', positiveInt, 365)
+  .option('-o, --out <file>', 'write to FILE (mode 0600) instead of stdout')
+  .action(async (opts: K8sSecretCommandOptions) => {
+    const { k8sSecretCommand } = await import('./k8s/commands.js');
+    process.exitCode = await k8sSecretCommand(opts);
   });
 
 program
@@ -313,7 +333,7 @@ for (const command of program.commands) {
   const side = SECURITY[command.name()];
   if (side === undefined) continue;
   if (side !== 'nats') for (const o of grpcSecurityOptions(side)) command.addOption(o);
-  if (side === 'coordinator') command.addOption(insecureOption());
+  if (side === 'coordinator') command.addOption(insecureOption()).addOption(httpPlaintextOption());
   for (const o of natsSecurityOptions()) command.addOption(o);
 }
 // Commands that load a job's data: where its nats:// data comes from, and the local data cache.

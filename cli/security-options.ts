@@ -38,6 +38,15 @@ export function insecureOption(): Option {
   return new Option('--insecure', 'allow a non-loopback listen address without TLS (a trusted network only)').default(false);
 }
 
+/**
+ * The HTTP endpoints alone in plaintext: the kubelet's probes and an in-cluster Prometheus
+ * reach --http on the pod's address while gRPC keeps its TLS. They are read-only (GET), so
+ * what this exposes is the run's progress, to whatever the network lets in.
+ */
+export function httpPlaintextOption(): Option {
+  return new Option('--http-plaintext', 'allow a non-loopback --http address (plain HTTP, no authentication: dashboard, /metrics, probes) while gRPC uses TLS; a network that admits only trusted clients').default(false);
+}
+
 export function natsSecurityOptions(): Option[] {
   return [
     new Option('--nats-ca <file>', 'CA certificate (PEM) the NATS server certificate must chain to (TLS to NATS)'),

@@ -162,7 +162,7 @@ export function checkHttpListenSecurity(listen: string, opts: { insecure: boolea
   if (opts.insecure || isLoopbackHost(listenHost(listen))) return;
   throw new InsecureListenError(
     `refusing to serve the dashboard and /metrics on ${listen}: they are plain HTTP without authentication. ` +
-      'Use a loopback address (such as 127.0.0.1:8080; reach it with an SSH tunnel or kubectl port-forward), or add --insecure if the network is trusted',
+      'Use a loopback address (such as 127.0.0.1:8080; reach it with an SSH tunnel or kubectl port-forward), or add --insecure (or, with TLS on gRPC, --http-plaintext) if the network is trusted',
   );
 }
 

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import type { K8sObject } from './render.js';
 
 /** No usable kubeconfig (exit 2: the user's setup, not the cluster, is the problem). */
@@ -26,7 +26,12 @@ export interface ApplyOptions {
   /** Server-side dry run: the API server validates and admits, persists nothing. */
   serverDryRun?: boolean;
   fieldManager?: string;
+  /** The run's TLS Secret: made (and applied) before the first workload when the cluster has none. */
+  secret?: { name: string; make: (namespace: string | undefined) => Promise<K8sObject> };
 }
+
+/** The kinds that start pods: the run's Secret must exist before the first of them. */
+const WORKLOADS = new Set(['JobSet', 'TrainJob', 'Job']);
 
 function describeSource(opts: ApplyOptions): string {
   if (opts.kubeconfig !== undefined) return opts.kubeconfig;
@@ -83,11 +88,42 @@ function apiMessage(err: unknown): string {
   return typeof e.message === 'string' ? e.message : String(err);
 }
 
+/**
+ * The run's Secret, left alone when it exists (its certificates and token are in use by
+ * pods that may still run); otherwise made with a fresh CA and token, and applied.
+ */
+async function ensureSecret(client: KubernetesObjectApi, kc: KubeConfig, namespace: string | undefined, opts: ApplyOptions, report: (line: string) => void): Promise<void> {
+  const k8s = await import('@kubernetes/client-node');
+  const name = `${opts.secret!.name}-tls`;
+  const what = `secret/${name}`;
+  try {
+    await client.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name, ...(namespace !== undefined ? { namespace } : {}) } });
+    report(`${what} exists (kept)`);
+    return;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 404) throw new ApplyError(`${what}: ${apiMessage(err)}`, { cause: err });
+  }
+  // Certificate names with the namespace the Secret lands in (the context's when not given).
+  const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  const secret = await opts.secret!.make(namespace ?? contextNamespace);
+  try {
+    await client.patch(secret.toJSON() as KubernetesObject, undefined, opts.serverDryRun ? 'All' : undefined, opts.fieldManager ?? 'mtl', false, k8s.PatchStrategy.ServerSideApply);
+  } catch (err) {
+    throw new ApplyError(`${what}: ${apiMessage(err)}`, { cause: err });
+  }
+  report(`${what} created (mutual TLS certificates and join token)${opts.serverDryRun ? ' (server dry run)' : ''}`);
+}
+
 /** Applies the objects in order; reports one line per object, kubectl style. */
 export async function applyObjects(objects: readonly K8sObject[], kc: KubeConfig, opts: ApplyOptions, report: (line: string) => void): Promise<void> {
   const k8s = await import('@kubernetes/client-node');
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);
+  let secretChecked = opts.secret === undefined;
   for (const obj of objects) {
+    if (!secretChecked && WORKLOADS.has(obj.kind)) {
+      secretChecked = true;
+      await ensureSecret(client, kc, obj.metadata?.namespace, opts, report);
+    }
     const what = `${obj.kind.toLowerCase()}/${obj.metadata?.name ?? '?'}`;
     try {
       await client.patch(obj.toJSON() as KubernetesObject, undefined, opts.serverDryRun ? 'All' : undefined, opts.fieldManager ?? 'mtl', false, k8s.PatchStrategy.ServerSideApply);

@@ -6,7 +6,9 @@ import { aggregatorNames } from '../../coordinator/aggregation/registry.js';
 import { EXIT } from '../exit-codes.js';
 import { ApplyError, KubeconfigError, applyObjects, loadKubeConfig } from './apply.js';
 import { jobFileRefs, parseDataVolume, podJobLocation, podPathProblems } from './pod-paths.js';
-import { RenderOptionsError, objectsToYaml, renderObjects, validateObjects, type K8sObject } from './render.js';
+import { RenderOptionsError, objectsToYaml, renderObjects, validateObjects, type K8sObject, type RenderFormat, type RenderOptions, type TlsMode } from './render.js';
+import { DNS_LABEL } from './render-options.js';
+import { makeTlsSecret, secretHint } from './tls.js';
 
 export interface K8sRenderCommandOptions {
   workers: number;
@@ -19,7 +21,28 @@ export interface K8sRenderCommandOptions {
   /** `PVC[:MOUNT]`: a claim holding the job's data, mounted read-only in every pod. */
   dataVolume?: string;
   dataCacheSize?: string;
+  /** jobset (default), trainjob or plain. */
+  format?: string;
+  /** secret (default), cert-manager or insecure. */
+  tls?: string;
+  /** Plaintext gRPC: the same as --tls insecure. */
+  insecure?: boolean;
+  queue?: string;
+  gang?: string;
+  priorityClass?: string;
+  workerCpu?: string;
+  workerMemory?: string;
+  trainerStatusServer?: string;
   out?: string;
+}
+
+/** --tls and --insecure as one mode (checked against the modes with the other options). */
+export function tlsMode(opts: Pick<K8sRenderCommandOptions, 'tls' | 'insecure'>): TlsMode {
+  if (opts.insecure === true) {
+    if (opts.tls !== undefined && opts.tls !== 'insecure') throw new RenderOptionsError(`--insecure contradicts --tls ${opts.tls}: give one of them`);
+    return 'insecure';
+  }
+  return (opts.tls ?? 'secret') as TlsMode;
 }
 
 export interface K8sApplyCommandOptions extends Omit<K8sRenderCommandOptions, 'out'> {
@@ -30,7 +53,7 @@ export interface K8sApplyCommandOptions extends Omit<K8sRenderCommandOptions, 'o
 }
 
 /** The objects for a job file; undefined (after saying why on stderr) when the job or options are invalid. */
-function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | undefined {
+function render(jobFile: string, opts: K8sRenderCommandOptions): { objects: K8sObject[]; options: RenderOptions } | undefined {
   let jobText: string;
   let refs: ReturnType<typeof jobFileRefs>;
   try {
@@ -57,8 +80,9 @@ function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | u
     return undefined;
   }
   let objects: K8sObject[];
+  let options: RenderOptions;
   try {
-    objects = renderObjects({
+    options = {
       jobText,
       workers: opts.workers,
       gpusPerWorker: opts.gpusPerWorker,
@@ -70,7 +94,16 @@ function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | u
       jobPath: location.jobPath,
       ...(volume !== undefined ? { dataVolume: volume } : {}),
       ...(opts.dataCacheSize !== undefined ? { dataCacheSize: opts.dataCacheSize } : {}),
-    });
+      format: (opts.format ?? 'jobset') as RenderFormat,
+      tls: tlsMode(opts),
+      ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
+      ...(opts.gang !== undefined ? { gang: opts.gang as RenderOptions['gang'] } : {}),
+      ...(opts.priorityClass !== undefined ? { priorityClass: opts.priorityClass } : {}),
+      ...(opts.workerCpu !== undefined ? { workerCpu: opts.workerCpu } : {}),
+      ...(opts.workerMemory !== undefined ? { workerMemory: opts.workerMemory } : {}),
+      ...(opts.trainerStatusServer !== undefined ? { trainerStatusServer: opts.trainerStatusServer } : {}),
+    };
+    objects = renderObjects(options);
   } catch (err) {
     if (err instanceof RenderOptionsError) {
       process.stderr.write(`${err.message}\n`);
@@ -80,12 +113,15 @@ function render(jobFile: string, opts: K8sRenderCommandOptions): K8sObject[] | u
   }
   // Our own output must satisfy the API schemas; a failure here is a bug (exit 1).
   validateObjects(objects);
-  return objects;
+  return { objects, options };
 }
 
 export function k8sRenderCommand(jobFile: string, opts: K8sRenderCommandOptions): number {
-  const objects = render(jobFile, opts);
-  if (!objects) return EXIT.usage;
+  const rendered = render(jobFile, opts);
+  if (!rendered) return EXIT.usage;
+  const { objects, options } = rendered;
+  // The Secret holds private keys: render names it, and says how to make it, but never prints it.
+  if (options.tls === 'secret') process.stderr.write(secretHint(options));
   const yaml = objectsToYaml(objects);
   if (opts.out === undefined) {
     process.stdout.write(yaml);
@@ -102,16 +138,19 @@ export function k8sRenderCommand(jobFile: string, opts: K8sRenderCommandOptions)
 }
 
 export async function k8sApplyCommand(jobFile: string, opts: K8sApplyCommandOptions): Promise<number> {
-  const objects = render(jobFile, opts);
-  if (!objects) return EXIT.usage;
+  const rendered = render(jobFile, opts);
+  if (!rendered) return EXIT.usage;
+  const { objects, options } = rendered;
   if (opts.dryRun) {
+    if (options.tls === 'secret') process.stderr.write(`(not shown: Secret ${options.name ?? 'mtl'}-tls, made on apply when missing)\n`);
     // Nothing leaves this machine: exactly what would be applied.
     process.stdout.write(objectsToYaml(objects));
     return EXIT.ok;
   }
   try {
     const kc = await loadKubeConfig(opts);
-    await applyObjects(objects, kc, opts, (line) => process.stdout.write(`${line}\n`));
+    const secret = options.tls === 'secret' ? { name: options.name ?? 'mtl', make: (namespace: string | undefined) => makeTlsSecret({ name: options.name ?? 'mtl', namespace }) } : undefined;
+    await applyObjects(objects, kc, { ...opts, ...(secret ? { secret } : {}) }, (line) => process.stdout.write(`${line}\n`));
     return EXIT.ok;
   } catch (err) {
     if (err instanceof KubeconfigError) {
@@ -124,4 +163,41 @@ export async function k8sApplyCommand(jobFile: string, opts: K8sApplyCommandOpti
     }
     throw err;
   }
+}
+
+export interface K8sSecretCommandOptions {
+  name: string;
+  namespace?: string;
+  days: number;
+  out?: string;
+}
+
+/** `mtl k8s secret`: the run's TLS Secret as YAML (0 done, 1 openssl failed, 2 bad options). */
+export async function k8sSecretCommand(opts: K8sSecretCommandOptions): Promise<number> {
+  if (!DNS_LABEL.test(opts.name) || opts.name.length > 40) {
+    process.stderr.write(`--name ${opts.name}: expected a DNS label (lower-case letters, digits, '-') of at most 40 characters\n`);
+    return EXIT.usage;
+  }
+  if (opts.namespace !== undefined && (!DNS_LABEL.test(opts.namespace) || opts.namespace.length > 63)) {
+    process.stderr.write(`--namespace ${opts.namespace}: expected a DNS label of at most 63 characters\n`);
+    return EXIT.usage;
+  }
+  let yaml: string;
+  try {
+    yaml = objectsToYaml([await makeTlsSecret(opts)]);
+  } catch (err) {
+    process.stderr.write(`mtl k8s secret: ${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
+  if (opts.out === undefined) {
+    process.stdout.write(yaml);
+    return EXIT.ok;
+  }
+  try {
+    writeFileSync(opts.out, yaml, { mode: 0o600 });
+  } catch (err) {
+    process.stderr.write(`cannot write ${opts.out}: ${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
+  return EXIT.ok;
 }

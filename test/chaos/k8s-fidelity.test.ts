@@ -18,6 +18,7 @@ import { LocalCluster, type LocalPod } from '../helpers/local-pods.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { tempDir } from '../helpers/temp-dirs.js';
 
+/** The JobSet's uid: every pod of the run carries it, a replacement pod too. */
 const JOB_UID = '3f1c7a52-0d7e-4c3b-9a51-6c2f0e8b1d94';
 
 /** Resolves once some run directory on the claim has `steps` metrics lines; fails if `pod` ends first. */
@@ -50,15 +51,20 @@ void describe('rendered Kubernetes objects, run as local processes', () => {
   void it('coordinator pod SIGKILLed and replaced: resumes from NATS, bitwise equal, every step once; a pod after success trains nothing', async () => {
     const job = chaosJob({ steps: 30, checkpoint: { every: 5 } });
     const reference = referenceWeights(job);
+    // The default render: one JobSet, mutual TLS and the join token from the run's Secret,
+    // made the way the render's message says.
     const render = await runCli(['k8s', 'render', job, '--workers', '2', '--name', 'fid']);
     assert.equal(render.code, 0, render.stderr);
-    const docs = YAML.parseAllDocuments(render.stdout).map((d) => d.toJSON() as never);
+    const secret = await runCli(['k8s', 'secret', '--name', 'fid']);
+    assert.equal(secret.code, 0, secret.stderr);
+    const docs = YAML.parseAllDocuments(`${render.stdout}---\n${secret.stdout}`).map((d) => d.toJSON() as never);
     const local = await LocalCluster.create(docs, nats.url);
     cluster = local;
     const coordinator = local.template('coordinator');
     const workers = local.template('worker');
     assert.equal(workers.pods, 2, 'the workers Job runs two pods at once');
-    const controller = { 'batch.kubernetes.io/controller-uid': JOB_UID, 'controller-uid': JOB_UID };
+    // What the JobSet and Job controllers put on every pod of the run.
+    const controller = { 'jobset.sigs.k8s.io/jobset-uid': JOB_UID, 'batch.kubernetes.io/controller-uid': 'b0c1d2e3-0000-4000-8000-000000000001' };
 
     const first = await local.startPod(coordinator, { name: 'fid-coordinator-a', labels: controller });
     const workerPods = await Promise.all(
@@ -66,18 +72,19 @@ void describe('rendered Kubernetes objects, run as local processes', () => {
     );
     const claim = local.claim('fid-runs');
     const runDir = await waitForRunSteps(claim, 13, first);
-    assert.equal(path.basename(runDir), `fid-${JOB_UID}`, 'the run directory is named for the run id the pod derives from its Job');
+    assert.equal(path.basename(runDir), `fid-${JOB_UID}`, 'the run directory is named for the run id the pod derives from its JobSet');
     first.containers[0]!.child.kill('SIGKILL');
     await first.containers[0]!.exit;
     assert.ok(!existsSync(path.join(runDir, 'summary.json')), 'a killed coordinator writes no summary');
     assert.ok(!existsSync(path.join(runDir, 'checkpoints')), 'with --nats the checkpoints are in the object store, not the run directory');
 
     // Another job under the same run id is refused, before any lease wait.
-    const other = await runCli(['coordinator', chaosJob({ steps: 31, checkpoint: { every: 5 } }), '--listen', '127.0.0.1:0', '--out', tempDir('mtl-fid-other-'), '--nats', nats.url, '--run-id', `fid-${JOB_UID}`, '--insecure']);
+    const other = await runCli(['coordinator', chaosJob({ steps: 31, checkpoint: { every: 5 } }), '--listen', '127.0.0.1:0', '--out', tempDir('mtl-fid-other-'), '--nats', nats.url, '--run-id', `fid-${JOB_UID}`]);
     assert.equal(other.code, 2, other.stderr);
     assert.match(other.stderr, /its checkpoints in NATS were written by another job/);
 
-    const second = await local.startPod(coordinator, { name: 'fid-coordinator-b', labels: controller });
+    // As after a JobSet restart: a new coordinator Job (another controller-uid), the same JobSet.
+    const second = await local.startPod(coordinator, { name: 'fid-coordinator-b', labels: { ...controller, 'batch.kubernetes.io/controller-uid': 'b0c1d2e3-0000-4000-8000-000000000002' } });
     const code = await second.containers[0]!.exit;
     const log = second.containers[0]!.output();
     assert.equal(code, 0, log);

@@ -25,7 +25,7 @@ void describe('mtl: unknown commands', () => {
     assert.match(r.stderr, /unknown command 'valdiate' \(did you mean validate\?\)/);
     const k8s = await runCli(['k8s', 'rendr', '--help']);
     assert.equal(k8s.code, 2);
-    assert.match(k8s.stderr, /unknown command 'rendr' \(did you mean render\?\)\nmtl k8s commands: render, apply/);
+    assert.match(k8s.stderr, /unknown command 'rendr' \(did you mean render\?\)\nmtl k8s commands: render, apply, secret/);
   });
 
   void it('known commands still show their help with exit 0', async () => {

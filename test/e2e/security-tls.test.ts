@@ -150,4 +150,20 @@ void describe('mutual TLS and the join token', () => {
       assert.ok(r.code === 143 || r.signal === 'SIGTERM', r.stderr);
     }
   });
+  void it('the HTTP endpoints on a pod address with TLS on gRPC: refused unless --http-plaintext, then /healthz answers in plain HTTP', async () => {
+    const job = writeJob(tinyJob());
+    const refused = await runCli(['coordinator', job, '--listen', '0.0.0.0:0', '--http', '0.0.0.0:0', '--out', tempDir('mtl-http-'), ...certs.flags('coordinator')]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /refusing to serve the dashboard and \/metrics on 0\.0\.0\.0:0.*--http-plaintext/);
+
+    // What the rendered Kubernetes coordinator runs: mutual TLS on gRPC, probes over plain HTTP.
+    const c = startCli(['coordinator', job, '--listen', '0.0.0.0:0', '--http', '0.0.0.0:0', '--http-plaintext', '--out', tempDir('mtl-http-'), ...certs.flags('coordinator')]);
+    const [, port] = await c.waitFor(/dashboard http:\/\/[^:]+:(\d+)\//);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(health.status, 200);
+    await c.waitFor(/listening address=0\.0\.0\.0:\d+/);
+    c.child.kill('SIGTERM');
+    const r = await c.result;
+    assert.ok(r.code === 143 || r.signal === 'SIGTERM', r.stderr);
+  });
 });

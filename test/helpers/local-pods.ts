@@ -161,8 +161,26 @@ export class LocalCluster {
         if (!doc) throw new Error(`volume ${v.name}: ${kind} ${name} is not in the render`);
         for (const [key, value] of Object.entries(doc.data ?? {})) writeFileSync(path.join(dir, key), kind === 'Secret' ? Buffer.from(value, 'base64') : value);
         for (const [key, value] of Object.entries(doc.stringData ?? {})) writeFileSync(path.join(dir, key), value);
+      } else if (v.projected) {
+        // The TLS files: chosen keys of Secrets (and ConfigMaps), under the names the pod sees.
+        for (const source of v.projected.sources ?? []) {
+          const ref = source.secret ?? source.configMap;
+          if (!ref) throw new Error(`volume ${v.name}: only secret and configMap projections run locally`);
+          const kind = source.secret ? 'Secret' : 'ConfigMap';
+          const doc = this.docs.find((d) => d.kind === kind && d.metadata.name === ref.name);
+          if (!doc) {
+            if (ref.optional) continue;
+            throw new Error(`volume ${v.name}: ${kind} ${ref.name} is not in the render`);
+          }
+          const value = (key: string) => (kind === 'Secret' && doc.data?.[key] !== undefined ? Buffer.from(doc.data[key], 'base64') : (doc.stringData?.[key] ?? doc.data?.[key]));
+          for (const item of ref.items ?? Object.keys({ ...doc.data, ...doc.stringData }).map((key) => ({ key, path: key }))) {
+            const content = value(item.key);
+            if (content === undefined) throw new Error(`volume ${v.name}: ${kind} ${ref.name} has no key ${item.key}`);
+            writeFileSync(path.join(dir, item.path), content, { mode: 0o600 });
+          }
+        }
       } else if (!v.emptyDir) {
-        throw new Error(`volume ${v.name}: only configMap, secret, emptyDir and persistentVolumeClaim volumes run locally`);
+        throw new Error(`volume ${v.name}: only configMap, secret, projected, emptyDir and persistentVolumeClaim volumes run locally`);
       }
       dirs.set(v.name, dir);
     }

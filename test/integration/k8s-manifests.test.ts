@@ -33,9 +33,34 @@ type Pod = { securityContext?: Record<string, unknown>; containers: Container[];
 type Container = { name: string; image: string; args?: string[]; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; securityContext?: Record<string, unknown>; ports?: Array<{ name: string; containerPort: number }>; startupProbe?: Probe; readinessProbe?: Probe; livenessProbe?: Probe };
 type Probe = { httpGet?: { path: string; port: number | string } };
 
-function pod(doc: K8sDoc | undefined): Pod {
+function pod(doc: { spec?: unknown } | K8sDoc | undefined): Pod {
   assert.ok(doc, 'object missing');
   return (doc.spec as { template: { spec: Pod } }).template.spec;
+}
+
+type JobTemplate = { spec: { completionMode?: string; parallelism?: number; completions?: number; template: { spec: Pod } } };
+
+/** The coordinator's or the workers' Job (template) of a render: in its JobSet, or a plain Job. */
+function runJob(docs: Map<string, K8sDoc>, role: 'coordinator' | 'workers', prefix = 'mtl'): JobTemplate {
+  const jobSet = docs.get(`JobSet/${prefix}`);
+  if (jobSet) {
+    const r = (jobSet.spec as { replicatedJobs: Array<{ name: string; template: JobTemplate }> }).replicatedJobs.find((j) => j.name === role);
+    assert.ok(r, `JobSet/${prefix}: no replicatedJob ${role}`);
+    return r.template;
+  }
+  const job = docs.get(`Job/${prefix}-${role}`);
+  assert.ok(job, `no JobSet/${prefix} and no Job/${prefix}-${role}`);
+  return job as unknown as JobTemplate;
+}
+
+/** Every pod template of a render (Jobs, JobSets, StatefulSets), with a name for messages. */
+function podTemplates(docs: Iterable<K8sDoc>): Array<[string, Pod]> {
+  const out: Array<[string, Pod]> = [];
+  for (const d of docs) {
+    if (d.kind === 'Job' || d.kind === 'StatefulSet') out.push([d.metadata.name, pod(d)]);
+    if (d.kind === 'JobSet') for (const r of (d.spec as { replicatedJobs: Array<{ name: string; template: JobTemplate }> }).replicatedJobs) out.push([`${d.metadata.name}/${r.name}`, pod(r.template)]);
+  }
+  return out;
 }
 
 function arg(c: Container | undefined, flag: string): string | undefined {
@@ -55,20 +80,20 @@ void describe('deploy/k8s manifests (kubectl kustomize)', () => {
   for (const dir of dirs) {
     void it(`${dir}: every object passes the Kubernetes schema of its kind`, () => {
       const docs = kustomize(path.join(K8S_DIR, dir));
-      assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Job', 'Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Service', 'Service', 'StatefulSet']);
+      assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'JobSet', 'NetworkPolicy', 'PersistentVolumeClaim', 'Service', 'Service', 'StatefulSet']);
       for (const d of docs) validateDoc(d);
     });
 
     void it(`${dir}: workers, probes, GPUs and security as intended`, () => {
       const expected = EQUIVALENT_RENDER[dir]!;
       const docs = byKindName(kustomize(path.join(K8S_DIR, dir)));
-      const workers = docs.get('Job/mtl-workers');
-      const spec = workers?.spec as { completionMode: string; parallelism: number; completions: number };
+      const workers = runJob(docs, 'workers');
+      const spec = workers.spec;
       assert.equal(spec.completionMode, 'Indexed');
       assert.equal(spec.parallelism, expected.workers);
       assert.equal(spec.completions, expected.workers);
       const worker = pod(workers).containers[0];
-      const coordinator = pod(docs.get('Job/mtl-coordinator')).containers.find((c) => c.name === 'coordinator');
+      const coordinator = pod(runJob(docs, 'coordinator')).containers.find((c) => c.name === 'coordinator');
       assert.equal(arg(coordinator, '--workers'), String(expected.workers), 'the coordinator waits for exactly the worker pods');
       assert.equal(arg(worker, '--coordinator'), `mtl-coordinator:${GRPC_PORT}`);
       assert.equal(worker?.resources?.limits?.['nvidia.com/gpu'], expected.gpus > 0 ? String(expected.gpus) : undefined);
@@ -82,16 +107,14 @@ void describe('deploy/k8s manifests (kubectl kustomize)', () => {
       assert.deepEqual(coordinator?.livenessProbe?.httpGet, { path: '/healthz', port: 'http' });
       assert.deepEqual(coordinator?.readinessProbe?.httpGet, { path: '/readyz', port: 'http' });
 
-      for (const d of docs.values()) {
-        assert.equal(d.metadata.namespace, expected.namespace, `${d.kind}/${d.metadata.name}`);
-        if (d.kind !== 'Job' && d.kind !== 'StatefulSet') continue;
-        const p = pod(d);
+      for (const d of docs.values()) assert.equal(d.metadata.namespace, expected.namespace, `${d.kind}/${d.metadata.name}`);
+      for (const [, p] of podTemplates(docs.values())) {
         assert.equal(p.securityContext?.runAsNonRoot, true);
         assert.ok(typeof p.securityContext?.runAsUser === 'number' && p.securityContext.runAsUser > 0);
         for (const c of [...(p.initContainers ?? []), ...p.containers]) {
           assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
           assert.deepEqual((c.securityContext?.capabilities as { drop?: string[] } | undefined)?.drop, ['ALL']);
-          assert.ok(c.resources?.requests && c.resources.limits, `${d.metadata.name}/${c.name}: requests and limits`);
+          assert.ok(c.resources?.requests && c.resources.limits, `${c.name}: requests and limits`);
         }
       }
       const nats = pod(docs.get('StatefulSet/mtl-nats')).containers[0];
@@ -129,8 +152,8 @@ void describe('mtl k8s render|apply (CLI)', () => {
       assert.equal(r.code, 0, r.stderr);
       const docs = parseDocs(r.stdout);
       for (const d of docs) validateDoc(d);
-      const workers = docs.find((d) => d.kind === 'Job' && d.metadata.name.endsWith('-workers'));
-      assert.equal((workers?.spec as { parallelism: number }).parallelism, s.workers);
+      const workers = runJob(byKindName(docs), 'workers', s.args.includes('--name') ? s.args[s.args.indexOf('--name') + 1] : 'mtl');
+      assert.equal(workers.spec.parallelism, s.workers);
       for (const d of docs) if (d.kind !== 'Namespace') assert.equal(d.metadata.namespace, s.namespace, `${d.kind}/${d.metadata.name}`);
       const config = docs.find((d) => d.kind === 'ConfigMap');
       assert.equal((config?.data as Record<string, string>)['job.yaml'], readFileSync(job, 'utf8'));
@@ -142,7 +165,7 @@ void describe('mtl k8s render|apply (CLI)', () => {
     const r = await runCli(['k8s', 'render', job, '--workers', '2', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '');
-    assert.equal(parseDocs(readFileSync(out, 'utf8')).length, 8);
+    assert.equal(parseDocs(readFileSync(out, 'utf8')).length, 7);
   });
 
   void it('refuses an invalid job with exit 2, naming the problem path, and prints no objects', async () => {
@@ -220,7 +243,7 @@ void describe('mtl k8s render|apply (CLI)', () => {
     // The shipped example renders: its job is mounted where the image keeps its data.
     const example = await runCli(['k8s', 'render', path.join(EXAMPLES, 'seattle-weather.yaml'), '--workers', '2']);
     assert.equal(example.code, 0, example.stderr);
-    const coordinator = pod(byKindName(parseDocs(example.stdout)).get('Job/mtl-coordinator')).containers[0];
+    const coordinator = pod(runJob(byKindName(parseDocs(example.stdout)), 'coordinator')).containers[0];
     assert.equal(coordinator?.args?.[1], '/app/examples/seattle-weather.yaml');
 
     // On a volume: absolute paths under its mount.
@@ -231,8 +254,8 @@ void describe('mtl k8s render|apply (CLI)', () => {
     assert.match(refused.stderr, /--data-volume PVC\[:MOUNT\]/);
     const mounted = await runCli(['k8s', 'render', onVolume, '--workers', '2', '--data-volume', 'weather-data:/srv/data']);
     assert.equal(mounted.code, 0, mounted.stderr);
-    for (const name of ['Job/mtl-coordinator', 'Job/mtl-workers']) {
-      const spec = (byKindName(parseDocs(mounted.stdout)).get(name)?.spec as { template: { spec: { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> } } }).template.spec;
+    for (const name of ['coordinator', 'workers'] as const) {
+      const spec = pod(runJob(byKindName(parseDocs(mounted.stdout)), name)) as Pod & { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> };
       assert.equal(spec.volumes.find((v) => v.name === 'job-data')?.persistentVolumeClaim?.claimName, 'weather-data', name);
     }
     const badVolume = await runCli(['k8s', 'render', onVolume, '--workers', '2', '--data-volume', 'weather-data:relative']);

@@ -107,7 +107,7 @@ void describe('k8s pod paths', () => {
 
 void describe('k8s render: data volume and cache', () => {
   const render = (over: Parameters<typeof renderObjects>[0] extends infer O ? Partial<O> : never) =>
-    renderObjects({ jobText: 'name: x\n', workers: 2, image: 'reg/mtl:1', ...over });
+    renderObjects({ jobText: 'name: x\n', workers: 2, image: 'reg/mtl:1', format: 'plain', ...over });
   const pods = (objects: ReturnType<typeof renderObjects>) =>
     objects.filter((o): o is Job => o instanceof Job).map((j) => ({ name: j.metadata!.name!, pod: j.spec!.template.spec! }));
 

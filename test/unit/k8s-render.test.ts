@@ -28,8 +28,9 @@ import { EXAMPLES } from '../helpers/paths.js';
 const JOB_TEXT = readFileSync(path.join(EXAMPLES, 'synthetic.yaml'), 'utf8');
 const IMAGE = 'registry.example/mtl:1.2.3';
 
+/** The plain format (two Jobs) in plaintext: the pieces every format shares, seen directly (k8s-formats.test.ts: JobSet, TrainJob, TLS). */
 function render(over: Partial<RenderOptions> = {}): K8sObject[] {
-  return renderObjects({ jobText: JOB_TEXT, workers: 2, image: IMAGE, ...over });
+  return renderObjects({ jobText: JOB_TEXT, workers: 2, image: IMAGE, format: 'plain', tls: 'insecure', ...over });
 }
 
 function find<T>(objects: K8sObject[], cls: new (...args: never[]) => T, name: string): T {
