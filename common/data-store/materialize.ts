@@ -104,6 +104,12 @@ async function materializeNatsFile(ctx: Context, store: NatsDataStore, dataset: 
       throw err;
     }
     ctx.fetchedBytes += writer.bytes;
+    if (writer.bytes < file.size) {
+      // The object's stream ended early (nats-server restarted mid-read): a transport failure,
+      // retried, not a content mismatch.
+      await writer.discard();
+      throw new Error(`${what}: the transfer ended after ${writer.bytes} of ${file.size} bytes`);
+    }
     await writer.commit(what, { sha256: file.sha256, size: file.size, source: `the manifest of dataset ${dataset}` });
   });
   if (!(await ctx.cache.pin(file.sha256, file.size, pinPath, what))) throw new DatasetError(`${what}: the fetched file vanished from the cache ${ctx.cache.dir} before it could be used`);
