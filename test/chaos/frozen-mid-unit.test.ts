@@ -22,9 +22,9 @@ const DEAD_AFTER_MS = 1500;
  */
 const DETECTION_MARGIN_MS = 1000;
 
-/** A CNN with big batches: each unit (1024 examples) computes for seconds on wasm. No backups: only the death declaration frees the frozen worker's units. */
+/** A CNN with big batches: each unit (2048 examples) computes for about 3 s on wasm. No backups: only the death declaration frees the frozen worker's units. */
 function longUnitJob(): string {
-  const data = (target: string) => ({ dataset: 'multimnist', target, trainSize: 2048, testSize: 256 });
+  const data = (target: string) => ({ dataset: 'multimnist', target, trainSize: 4096, testSize: 256 });
   return writeJob({
     name: 'frozen-mid-unit',
     seed: 5,
@@ -44,7 +44,7 @@ function longUnitJob(): string {
       left: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('left') },
       right: { loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'], data: data('right') },
     },
-    training: { steps: 4, batchSize: 2048, shardsPerTask: 2, optimizer: { name: 'adam', learningRate: 0.002 }, aggregator: { name: 'mean' } },
+    training: { steps: 4, batchSize: 4096, shardsPerTask: 2, optimizer: { name: 'adam', learningRate: 0.002 }, aggregator: { name: 'mean' } },
     fault: { heartbeatMs: 250, deadAfterMs: DEAD_AFTER_MS, backupAfter: 0 },
   });
 }
