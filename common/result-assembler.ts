@@ -4,34 +4,23 @@
 // no byte already received and is at most the chunk limit; the payload is whole when every
 // byte is covered. Each chunk is checked before one copy straight into the destination; a
 // rejected chunk leaves the destination untouched. (Weights still come in order: TransferAssembler.)
-import { ByteLengthError, MessageTooLargeError, ProtocolViolationError } from './errors.js';
+import { ByteLengthError, ProtocolViolationError } from './errors.js';
 import { MAX_CHUNK_BYTES } from './protocol.js';
-import { maxChunksFor, type IncomingChunk } from './transfer-assembler.js';
+import { ChunkedTransfer, type IncomingChunk } from './transfer-assembler.js';
 
-export class ResultAssembler {
+export class ResultAssembler extends ChunkedTransfer {
   /** The byte ranges received so far, [starts[i], ends[i]), sorted, disjoint and not touching (touching ones are merged). */
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
-  private received = 0;
-  private chunks = 0;
-  private readonly maxChunks: number;
 
   constructor(
-    readonly transferId: number,
-    private readonly dest: Uint8Array,
+    transferId: number,
+    dest: Uint8Array,
     /** Bytes per value on the wire (4, or 2 compressed): chunks start and end on value boundaries. */
     readonly valueBytes: number,
-    private readonly maxChunkBytes = MAX_CHUNK_BYTES,
+    maxChunkBytes = MAX_CHUNK_BYTES,
   ) {
-    this.maxChunks = maxChunksFor(dest.byteLength, maxChunkBytes);
-  }
-
-  get complete(): boolean {
-    return this.received === this.dest.byteLength;
-  }
-
-  get receivedBytes(): number {
-    return this.received;
+    super(transferId, dest, maxChunkBytes);
   }
 
   get byteLength(): number {
@@ -40,21 +29,15 @@ export class ResultAssembler {
 
   /** Adds one chunk and returns the byte range it filled. Throws on any violation of the rule. */
   accept(chunk: IncomingChunk): { from: number; to: number } {
-    if (chunk.transferId !== this.transferId) {
-      throw new ProtocolViolationError(`chunk for transfer ${chunk.transferId} while transfer ${this.transferId} is open`);
-    }
+    this.checkChunk(chunk);
     const n = chunk.data.byteLength;
-    if (n > this.maxChunkBytes) throw new MessageTooLargeError(`chunk of ${n} bytes exceeds the ${this.maxChunkBytes}-byte limit`);
-    if (n === 0) throw new ProtocolViolationError('empty chunk');
     const from = chunk.offset;
     const to = from + n;
     if (from % this.valueBytes !== 0 || n % this.valueBytes !== 0) {
       throw new ProtocolViolationError(`chunk [${from}, ${to}) does not start and end on ${this.valueBytes}-byte value boundaries`);
     }
     if (to > this.dest.byteLength) throw new ByteLengthError(`chunk [${from}, ${to}) lies outside the announced ${this.dest.byteLength} bytes`);
-    if (this.chunks >= this.maxChunks) {
-      throw new MessageTooLargeError(`transfer of ${this.dest.byteLength} bytes takes more than ${this.maxChunks} chunks`);
-    }
+    this.checkCount();
     // The first range that starts after `from`; the one before it may reach into the chunk.
     let lo = 0;
     let hi = this.starts.length;
@@ -67,9 +50,7 @@ export class ResultAssembler {
     if ((before >= 0 && this.ends[before]! > from) || (lo < this.starts.length && this.starts[lo]! < to)) {
       throw new ProtocolViolationError(`chunk [${from}, ${to}) overlaps bytes already received`);
     }
-    this.dest.set(chunk.data, from);
-    this.received += n;
-    this.chunks++;
+    this.store(chunk, from);
     const joinsBefore = before >= 0 && this.ends[before] === from;
     const joinsAfter = lo < this.starts.length && this.starts[lo] === to;
     if (joinsBefore && joinsAfter) {

@@ -21,15 +21,19 @@ export function maxChunksFor(bytes: number, maxChunkBytes: number): number {
   return CHUNK_COUNT_SLACK * Math.max(1, Math.ceil(bytes / maxChunkBytes));
 }
 
-export class TransferAssembler {
-  private received = 0;
+/**
+ * What every chunked transfer keeps and checks: its id, its destination, the chunk-size and
+ * chunk-count limits, and how many bytes have arrived.
+ */
+export abstract class ChunkedTransfer {
+  protected received = 0;
   private chunks = 0;
   private readonly maxChunks: number;
 
   constructor(
     readonly transferId: number,
-    private readonly dest: Uint8Array,
-    private readonly maxChunkBytes = MAX_CHUNK_BYTES,
+    protected readonly dest: Uint8Array,
+    protected readonly maxChunkBytes = MAX_CHUNK_BYTES,
   ) {
     this.maxChunks = maxChunksFor(dest.byteLength, maxChunkBytes);
   }
@@ -42,27 +46,46 @@ export class TransferAssembler {
     return this.received;
   }
 
-  /** Adds one chunk; returns true when the transfer is complete. Throws on any violation. */
-  accept(chunk: IncomingChunk): boolean {
+  /** The checks every chunk passes first: its transfer, then `placement` (where it may go), its size and the transfer's chunk count. */
+  protected checkChunk(chunk: IncomingChunk, placement: () => void = () => undefined): void {
     if (chunk.transferId !== this.transferId) {
       throw new ProtocolViolationError(`chunk for transfer ${chunk.transferId} while transfer ${this.transferId} is open`);
     }
-    if (chunk.offset !== this.received) {
-      throw new ProtocolViolationError(`out-of-order chunk: offset ${chunk.offset}, expected ${this.received}`);
-    }
+    placement();
     if (chunk.data.byteLength > this.maxChunkBytes) {
       throw new MessageTooLargeError(`chunk of ${chunk.data.byteLength} bytes exceeds the ${this.maxChunkBytes}-byte limit`);
     }
     if (chunk.data.byteLength === 0) throw new ProtocolViolationError('empty chunk');
-    if (this.received + chunk.data.byteLength > this.dest.byteLength) {
-      throw new ByteLengthError(`transfer overruns its announced ${this.dest.byteLength} bytes`);
-    }
+  }
+
+  /** The last check, once the chunk's place is known to be right. */
+  protected checkCount(): void {
     if (this.chunks >= this.maxChunks) {
       throw new MessageTooLargeError(`transfer of ${this.dest.byteLength} bytes takes more than ${this.maxChunks} chunks`);
     }
-    this.dest.set(chunk.data, this.received);
+  }
+
+  /** Copies an accepted chunk to `offset` in the destination. */
+  protected store(chunk: IncomingChunk, offset: number): void {
+    this.dest.set(chunk.data, offset);
     this.received += chunk.data.byteLength;
     this.chunks++;
+  }
+}
+
+export class TransferAssembler extends ChunkedTransfer {
+  /** Adds one chunk; returns true when the transfer is complete. Throws on any violation. */
+  accept(chunk: IncomingChunk): boolean {
+    this.checkChunk(chunk, () => {
+      if (chunk.offset !== this.received) {
+        throw new ProtocolViolationError(`out-of-order chunk: offset ${chunk.offset}, expected ${this.received}`);
+      }
+    });
+    if (this.received + chunk.data.byteLength > this.dest.byteLength) {
+      throw new ByteLengthError(`transfer overruns its announced ${this.dest.byteLength} bytes`);
+    }
+    this.checkCount();
+    this.store(chunk, this.received);
     return this.complete;
   }
 }
