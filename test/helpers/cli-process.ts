@@ -21,18 +21,21 @@ export interface RunningCli {
 // workers, when the test process exits.
 const started = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const child of started) {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
-    for (const pid of childPids(child.pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    child.kill('SIGKILL');
-  }
+  for (const child of started) killTree(child);
 });
+
+/** SIGKILLs a process we started and its own children, if it still runs. */
+export function killTree(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  for (const pid of childPids(child.pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  child.kill('SIGKILL');
+}
 
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

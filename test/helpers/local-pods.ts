@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
-import { childPids } from './cli-process.js';
+import { killTree } from './cli-process.js';
 import { REPO_ROOT } from './paths.js';
 import { freePort } from './tcp-proxy.js';
 import { tempDir } from './temp-dirs.js';
@@ -254,17 +254,6 @@ function fieldValue(fieldPath: string, pod: { name: string; labels: Record<strin
 
 // What a failed assertion leaves running is killed when the test process exits.
 const live = new Set<ChildProcess>();
-function killTree(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  for (const pid of childPids(child.pid)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  child.kill('SIGKILL');
-}
 process.on('exit', () => {
   for (const child of live) killTree(child);
 });
