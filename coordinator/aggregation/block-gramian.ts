@@ -14,7 +14,7 @@
 // A unit may have several copies in flight (a backup, a reassignment): one copy of each unit
 // feeds the blocks (the first to send data). When it is rejected, or another copy wins, every
 // block it fed is computed again from the copy that feeds next: nothing stale is left.
-import { GRAMIAN_BLOCK } from './gramian.js';
+import { blockPartial, GRAMIAN_BLOCK } from './gramian.js';
 
 /** One shard's accepted result (as step-math.ts ShardResult; the aggregation library stands alone). */
 export interface BlockShard {
@@ -186,15 +186,7 @@ export class BlockGramian {
     });
     const t = this.taskCount;
     const p = new Float64Array(t * t);
-    for (let i = 0; i < t; i++) {
-      const a = rows[i]!;
-      for (let j = i; j < t; j++) {
-        const c = rows[j]!;
-        let s = 0;
-        for (let k = start; k < end; k++) s += a[k]! * c[k]!;
-        p[i * t + j] = s;
-      }
-    }
+    blockPartial(rows, start, end, p);
     this.partials[b] = p;
     this.computedBlocks++;
   }
