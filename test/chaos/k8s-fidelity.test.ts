@@ -62,7 +62,7 @@ void describe('rendered Kubernetes objects, run as local processes', () => {
     cluster = local;
     const coordinator = local.template('coordinator');
     const workers = local.template('worker');
-    assert.equal(workers.pods, 2, 'the workers Job runs two pods at once');
+    assert.equal(workers.replicas, 2, 'the workers Job runs two pods at once');
     // What the JobSet and Job controllers put on every pod of the run.
     const controller = { 'jobset.sigs.k8s.io/jobset-uid': JOB_UID, 'batch.kubernetes.io/controller-uid': 'b0c1d2e3-0000-4000-8000-000000000001' };
 

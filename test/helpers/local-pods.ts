@@ -5,12 +5,13 @@
 // a claim shared by every pod that mounts it), and the Services' names mapped to loopback ports.
 // NATS is not started from its StatefulSet: the caller's nats-server stands in for its Service.
 // Not reproduced: the image's read-only root and user id (the processes run as this user), and
-// resources. Pod templates come from batch/v1 Jobs and from jobset.x-k8s.io JobSets.
+// resources. Pod templates are found as renderedPodTemplates (cli/k8s/containers.ts) finds them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import { renderedPodTemplates, type RenderedPodTemplate } from '../../cli/k8s/containers.js';
 import { killTree } from './cli-process.js';
 import { REPO_ROOT } from './paths.js';
 import { freePort } from './tcp-proxy.js';
@@ -27,35 +28,6 @@ interface Doc {
   spec?: Record<string, unknown>;
   data?: Record<string, string>;
   stringData?: Record<string, string>;
-}
-
-/** One pod template of the render: the workload it belongs to and how many pods it makes. */
-export interface PodTemplate {
-  /** The Job (or JobSet replicated job) name. */
-  job: string;
-  /** Pods started at once (a Job's parallelism × a replicated job's replicas). */
-  pods: number;
-  labels: Record<string, string>;
-  spec: IPodSpec;
-}
-
-interface JobSpec {
-  parallelism?: number;
-  template: { metadata?: { labels?: Record<string, string> }; spec: IPodSpec };
-}
-
-export function podTemplates(docs: readonly Doc[]): PodTemplate[] {
-  const out: PodTemplate[] = [];
-  const fromJob = (name: string, spec: JobSpec, replicas: number, labels: Record<string, string>) =>
-    out.push({ job: name, pods: replicas * (spec.parallelism ?? 1), labels: { ...labels, ...spec.template.metadata?.labels }, spec: spec.template.spec });
-  for (const d of docs) {
-    if (d.kind === 'Job') fromJob(d.metadata.name, d.spec as unknown as JobSpec, 1, {});
-    if (d.kind === 'JobSet') {
-      const jobs = (d.spec as { replicatedJobs: Array<{ name: string; replicas?: number; template: { metadata?: { labels?: Record<string, string> }; spec: JobSpec } }> }).replicatedJobs;
-      for (const r of jobs) fromJob(`${d.metadata.name}-${r.name}`, r.template.spec, r.replicas ?? 1, r.template.metadata?.labels ?? {});
-    }
-  }
-  return out;
 }
 
 /** A container started as a local process. */
@@ -106,8 +78,8 @@ export class LocalCluster {
     return cluster;
   }
 
-  template(component: string): PodTemplate {
-    const found = podTemplates(this.docs).find((t) => t.labels['app.kubernetes.io/component'] === component);
+  template(component: string): RenderedPodTemplate {
+    const found = renderedPodTemplates(this.docs).find((t) => t.labels['app.kubernetes.io/component'] === component);
     if (!found) throw new Error(`no pod template for component ${component}`);
     return found;
   }
@@ -117,16 +89,16 @@ export class LocalCluster {
    * then its containers. `labels` are what the controller adds (e.g. the Job's controller-uid),
    * `annotations` the same (e.g. the completion index).
    */
-  async startPod(template: PodTemplate, opts: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }): Promise<LocalPod> {
+  async startPod(template: RenderedPodTemplate, opts: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }): Promise<LocalPod> {
     const pod = { name: opts.name, labels: { ...template.labels, ...opts.labels }, annotations: opts.annotations ?? {} };
-    const dirs = this.volumes(template.spec, ++this.podCount);
+    const dirs = this.volumes(template.pod, ++this.podCount);
     const component = pod.labels['app.kubernetes.io/component'] ?? '';
-    for (const c of template.spec.initContainers ?? []) {
+    for (const c of template.pod.initContainers ?? []) {
       const init = this.start(c, dirs, pod, component);
       const code = await init.exit;
       if (code !== 0) throw new Error(`init container ${c.name} of ${pod.name} exited with ${code}:\n${init.output()}`);
     }
-    return { name: pod.name, containers: template.spec.containers.map((c) => this.start(c, dirs, pod, component)) };
+    return { name: pod.name, containers: template.pod.containers.map((c) => this.start(c, dirs, pod, component)) };
   }
 
   /** Kills every process still running (the end of a test, passed or not). */
