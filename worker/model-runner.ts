@@ -304,7 +304,7 @@ export class ModelRunner implements UnitRunner {
   private payloadOffsets(task: string): Map<number, number> {
     const offsets = new Map<number, number>();
     let at = 0;
-    for (const i of [...this.layout.shared.tensors, ...this.layout.headGroups.get(task)!.tensors]) {
+    for (const i of unitTensorIndices(this.layout, task)) {
       offsets.set(i, at);
       at += this.layout.tensors[i]!.size;
     }
