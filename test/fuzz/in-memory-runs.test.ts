@@ -14,13 +14,11 @@ import { DEFAULT_SESSION_LIMITS } from '../../coordinator/worker-session.js';
 import { MAX_INVALID_RESULTS } from '../../coordinator/result-intake.js';
 import { FAKE_CHUNK_BYTES, fuzzJob, InMemoryHarness, type InMemoryOutcome, type Interceptor } from '../helpers/in-memory-run.js';
 import { episodeArb, fuzzParams, fuzzRuns, playEpisode, type Episode } from './episodes.js';
+import { sameFloatBits } from '../helpers/numeric.js';
 
 const escapedGlobally: unknown[] = [];
 const onUnhandled = (err: unknown) => escapedGlobally.push(err);
 
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
 
 interface Tally {
   certain: number;
@@ -84,8 +82,8 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
     assert.equal(reference.status, 'succeeded', reference.error?.message);
     assert.equal(reference.rejectedMessages, 0);
     const again = await skipUnit.run();
-    assert.ok(sameBits(again.params, reference.params));
-    assert.ok(!sameBits(reference.params, skipUnit.prepared.initialParams), 'training changed the weights');
+    assert.ok(sameFloatBits(again.params, reference.params));
+    assert.ok(!sameFloatBits(reference.params, skipUnit.prepared.initialParams), 'training changed the weights');
   });
 
   void it('hostile episodes (training.nonFinite: skip-unit): same weights as undisturbed, every bad message counted, none applied', async (t) => {
@@ -101,7 +99,7 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
         const escaped = out.workers.flatMap((w) => w.escaped);
         assert.deepEqual(escaped, [], 'an exception escaped a message handler');
         assert.equal(out.status, 'succeeded', out.error?.message);
-        assert.ok(sameBits(out.params, reference.params), 'the final weights differ from the undisturbed run');
+        assert.ok(sameFloatBits(out.params, reference.params), 'the final weights differ from the undisturbed run');
         assert.deepEqual(out.steps.map((s) => s.losses), reference.steps.map((s) => s.losses));
         assert.ok(out.counters.skippedUnits <= tally.nonFinite);
         if (out.workers[1]!.session!.closedForErrors) {
@@ -131,7 +129,7 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
     assert.match(out.error.message, /^training diverged: unit s1\.task1\.0\.\d+ \(task task1, shard 0\): 3 invalid results, last: .*non-finite gradient \(Infinity\) at index 5.*\(training\.nonFinite: skip-unit\)$/);
     assert.equal(out.counters.skippedUnits, MAX_INVALID_RESULTS - 1, 'the last one fails the run instead');
     assert.equal(out.stepsDone, 1);
-    assert.ok(sameBits(out.params, reference.paramsAfter[1]!), 'nothing of step 2 was applied');
+    assert.ok(sameFloatBits(out.params, reference.paramsAfter[1]!), 'nothing of step 2 was applied');
   });
 
   const failing = new InMemoryHarness(fuzzJob({ nonFinite: 'fail' }));
@@ -140,7 +138,7 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
     const runs = fuzzRuns(250);
     const clean = await failing.run();
     assert.equal(clean.status, 'succeeded');
-    assert.ok(sameBits(clean.params, reference.params), 'the policy does not change an undisturbed run');
+    assert.ok(sameFloatBits(clean.params, reference.params), 'the policy does not change an undisturbed run');
     let failed = 0;
     await fc.assert(
       fc.asyncProperty(planArb, async ([plan, thenHonest]) => {
@@ -148,14 +146,14 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
         const out = await failing.run({ intercept: planInterceptor(failing, plan, thenHonest, tally) });
         assert.deepEqual(out.workers.flatMap((w) => w.escaped), []);
         if (out.status === 'succeeded') {
-          assert.ok(sameBits(out.params, reference.params));
+          assert.ok(sameFloatBits(out.params, reference.params));
           return;
         }
         failed++;
         assert.ok(out.error instanceof NonFiniteError, `failed with ${out.error?.name}: ${out.error?.message}`);
         assert.match(out.error.message, /^training diverged: .*training\.nonFinite: fail/);
         assert.ok(tally.nonFinite > 0);
-        assert.ok(sameBits(out.params, reference.paramsAfter[out.stepsDone]!), `weights after ${out.stepsDone} steps differ`);
+        assert.ok(sameFloatBits(out.params, reference.paramsAfter[out.stepsDone]!), `weights after ${out.stepsDone} steps differ`);
       }),
       fuzzParams(runs),
     );
@@ -186,12 +184,12 @@ void describe('fuzz: hostile worker messages in complete in-memory runs', () => 
         const skipped = out.events.filter((e) => e.type === 'step-skipped').map((e) => (e.data as { step: number }).step - 1);
         assert.equal(out.counters.skippedSteps, skipped.length);
         assert.ok(skipped.every((s) => poisonSteps.includes(s)));
-        for (const s of skipped) assert.ok(sameBits(out.paramsAfter[s + 1]!, out.paramsAfter[s]!), `step ${s + 1} was skipped but changed the weights`);
+        for (const s of skipped) assert.ok(sameFloatBits(out.paramsAfter[s + 1]!, out.paramsAfter[s]!), `step ${s + 1} was skipped but changed the weights`);
         assert.equal(out.steps.length, steps - skipped.length);
-        if (skipped.length === 0) assert.ok(sameBits(out.params, clean.params));
+        if (skipped.length === 0) assert.ok(sameFloatBits(out.params, clean.params));
         const again = await skipStep.run({ intercept: poison() });
         const skippedAgain = again.events.filter((e) => e.type === 'step-skipped').map((e) => (e.data as { step: number }).step - 1);
-        if (skippedAgain.join() === skipped.join()) assert.ok(sameBits(again.params, out.params), 'same skipped steps, other weights');
+        if (skippedAgain.join() === skipped.join()) assert.ok(sameFloatBits(again.params, out.params), 'same skipped steps, other weights');
       }),
       fuzzParams(runs),
     );

@@ -9,3 +9,8 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return Math.sqrt(diff / norm);
 }
+
+/** Whether two float arrays hold bitwise the same values (NaN payloads and the sign of zero included). */
+export function sameFloatBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}

@@ -9,6 +9,7 @@ import { BlockGramian } from '../../coordinator/aggregation/block-gramian.js';
 import { gramian, GRAMIAN_BLOCK } from '../../coordinator/aggregation/gramian.js';
 import { combineShards, type ShardResult } from '../../coordinator/step-math.js';
 import { Rng } from '../../common/random.js';
+import { sameFloatBits } from '../helpers/numeric.js';
 
 /** Values with the awkward cases: zeros of both signs, tiny and large magnitudes. */
 function values(rng: Rng, n: number): Float32Array {
@@ -37,9 +38,6 @@ function sameBits(a: readonly (readonly number[])[], b: readonly (readonly numbe
   return a.length === b.length && a.every((row, i) => row.length === b[i]!.length && row.every((v, j) => Object.is(v, b[i]![j])));
 }
 
-function sameFloats(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
 
 interface Scenario {
   tasks: number;
@@ -99,7 +97,7 @@ function play({ tasks, shared, seed }: Scenario): void {
   const got = acc.finish(byTask);
   const want = byTask.map((list) => combineShards(list));
   for (let t = 0; t < tasks; t++) {
-    assert.ok(sameFloats(got.perTask[t]!.grads, want[t]!.grads), `task ${t}: combined gradient differs`);
+    assert.ok(sameFloatBits(got.perTask[t]!.grads, want[t]!.grads), `task ${t}: combined gradient differs`);
     assert.ok(Object.is(got.perTask[t]!.loss, want[t]!.loss), `task ${t}: loss differs`);
     assert.equal(got.perTask[t]!.samples, want[t]!.samples);
   }
