@@ -1,7 +1,8 @@
 // W simulated workers in one process, for `npm run bench -- scale` and `scale-sim`: real mtl.v1
 // gRPC clients that receive every weights transfer in full and answer each assigned unit with a
 // precomputed gradient, at once or after a fixed sleep per train unit (compute that takes time
-// but no CPU), so the coordinator's own costs show.
+// but no CPU), so the coordinator's own costs show. As a real worker does (streamed weights), a
+// unit starts when its version's header is in and cannot end before the version's last byte.
 // `node dist/bench/simulated-workers.js ADDRESS W SHAPE_JSON` (SHAPE_JSON: see UnitShapes);
 // exits when every session has ended, printing one JSON line: the train units each worker
 // computed per step ({ step: { worker: units } }), the ideal step time's input.
@@ -29,7 +30,9 @@ type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage__
 
 class SimulatedWorker {
   private weightsVersion = -1;
-  private incoming: { version: number; bytes: number; received: number } | undefined;
+  private incoming: { version: number; bytes: number; received: number; arrived: () => void } | undefined;
+  /** Resolves when the current version's last byte is in. */
+  private whole: Promise<void> = Promise.resolve();
   private queue: Unit__Output[] = [];
   private computing = false;
   /** Ids cancelled by the coordinator; the unit being slept on is dropped when it wakes. */
@@ -54,17 +57,21 @@ class SimulatedWorker {
 
   private onMessage(m: CoordinatorMessage__Output, call: ConnectStream): void {
     switch (m.kind) {
-      case 'weights':
-        this.incoming = { version: m.weights!.version, bytes: m.weights!.byteLength, received: 0 };
+      case 'weights': {
+        let arrived!: () => void;
+        this.whole = new Promise((resolve) => (arrived = resolve));
+        this.incoming = { version: m.weights!.version, bytes: m.weights!.byteLength, received: 0, arrived };
+        this.weightsVersion = m.weights!.version;
+        void this.pump();
         break;
+      }
       case 'chunk': {
         // The bytes are read (parsed by grpc-js) but not kept: a real worker would copy them into its parameters.
         const incoming = this.incoming!;
         incoming.received += m.chunk!.data.byteLength;
         if (incoming.received === incoming.bytes) {
-          this.weightsVersion = incoming.version;
           this.incoming = undefined;
-          void this.pump();
+          incoming.arrived();
         }
         break;
       }
@@ -91,15 +98,15 @@ class SimulatedWorker {
     if (this.computing) return;
     this.computing = true;
     try {
-      while (!this.incoming && this.queue.length > 0 && this.queue[0]!.weightsVersion <= this.weightsVersion) {
+      while (this.queue.length > 0 && this.queue[0]!.weightsVersion <= this.weightsVersion) {
         const unit = this.queue.shift()!;
         if (unit.weightsVersion < this.weightsVersion) continue;
         const sleepMs = unit.kind === 'UNIT_KIND_TRAIN' ? (this.shapes.sleepMs ?? 0) : 0;
-        if (sleepMs > 0) {
-          await new Promise((resolve) => setTimeout(resolve, sleepMs));
-          // Cancelled while "computing": a real worker drops the result too.
-          if (this.cancelled.delete(unit.unitId)) continue;
-        }
+        if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+        // Its last layers need the last weights.
+        await this.whole;
+        // Cancelled while "computing": a real worker drops the result too.
+        if (this.cancelled.delete(unit.unitId)) continue;
         this.answer(unit, sleepMs);
       }
     } finally {

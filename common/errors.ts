@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'AGGREGATION_INPUT'
   | 'BACKEND_UNAVAILABLE'
   | 'COMPUTE_THREAD_LOST'
+  | 'WEIGHTS_INCOMPLETE'
   | 'UNIT_FAILED'
   | 'RUN_ABORTED'
   | 'CONTROL_PLANE'
@@ -136,6 +137,11 @@ export class BackendUnavailableError extends MtlError {
 /** A worker's compute thread died (an uncaught error, out of memory) or was stopped: the worker cannot compute. */
 export class ComputeThreadError extends MtlError {
   readonly code = 'COMPUTE_THREAD_LOST';
+}
+
+/** A unit needed weights that stopped arriving (the connection to the coordinator was lost mid-transfer). */
+export class WeightsIncompleteError extends MtlError {
+  readonly code = 'WEIGHTS_INCOMPLETE';
 }
 
 /** A worker reported that it could not compute a unit. */

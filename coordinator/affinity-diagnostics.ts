@@ -12,7 +12,6 @@ import type { RunContext } from './run-context.js';
 import { AffinityTracker, affinityRecord, firstOrderAffinity, type AffinityMatrix, type AffinityState } from './task-affinity.js';
 import { batchUnits } from './units.js';
 import type { WeightsBroadcast } from './weights-broadcast.js';
-import type { WorkerSession } from './worker-session.js';
 
 /** Lookahead weights versions are numbered apart from the run's. */
 const LOOKAHEAD_VERSION_BASE = 0x8000_0000;
@@ -22,8 +21,8 @@ export interface LookaheadHost {
   readonly params: Float32Array;
   readonly plan: StagePlan;
   readonly phases: PhaseRunner;
+  /** Its phases send what it holds to the workers (PhaseRunner's sendWeights). */
   readonly broadcast: WeightsBroadcast;
-  sessions(): readonly WorkerSession[];
   /** The run's own weights version (what the broadcast goes back to). */
   version(): number;
 }
@@ -94,8 +93,8 @@ export class AffinityDiagnostics {
         const look = params.slice();
         for (let p = 0; p < size; p++) look[offset + p]! -= lr * g[p]!;
         const version = LOOKAHEAD_VERSION_BASE + (this.serial++ % LOOKAHEAD_VERSIONS);
+        // Sent with the lookahead phase's units.
         broadcast.update(look, version);
-        for (const s of this.host.sessions()) broadcast.sendTo(s);
         const units = batchUnits(plan, step, active, 'lookahead', () => 0);
         await phases.run('lookahead', step, units, version);
         z.push(active.map((task, j) => (losses[j]! > 0 ? 1 - meanLoss(units, task) / losses[j]! : 0)));

@@ -30,6 +30,11 @@ export class PhaseRunner {
     private readonly members: Membership,
     /** Called when a phase starts and ends (the run's state shows which kind runs). */
     private readonly onPhaseChange: () => void,
+    /**
+     * Sends the phase's weights to every worker that lacks them, called right after a phase's
+     * units went out: a worker learns its units first and computes while the weights stream.
+     */
+    private readonly sendWeights: () => void = () => undefined,
   ) {}
 
   /** The phase running now, if any. */
@@ -52,6 +57,7 @@ export class PhaseRunner {
       this.phase = phase;
       this.onPhaseChange();
       this.dispatch(units);
+      this.sendWeights();
     })
       .then(() => phase)
       .finally(() => {

@@ -91,12 +91,19 @@ export class TrainingRun implements SessionHandler {
       fail: (error) => this.fail(error),
     };
     this.members = new Membership(this.ctx, { minWorkers: opts.minWorkers, waitForWorkersMs: opts.waitForWorkersMs, onWaitingChange: () => this.refreshState() });
-    this.phases = new PhaseRunner(this.ctx, this.members, () => this.refreshState());
+    this.phases = new PhaseRunner(
+      this.ctx,
+      this.members,
+      () => this.refreshState(),
+      () => {
+        for (const s of this.sessions) this.broadcast.sendTo(s);
+      },
+    );
     this.intake = new ResultIntake(this.ctx, this.phases, opts.onUnit);
     this.broadcast = new WeightsBroadcast(opts.layout, opts.maxChunkBytes ?? MAX_CHUNK_BYTES, compression);
     this.broadcast.update(this.params, this.version);
     this.plan = new StagePlan(opts.job);
-    const lookaheadHost = { params: this.params, plan: this.plan, phases: this.phases, broadcast: this.broadcast, sessions: () => this.members.sessions, version: () => this.version };
+    const lookaheadHost = { params: this.params, plan: this.plan, phases: this.phases, broadcast: this.broadcast, version: () => this.version };
     this.affinity = new AffinityDiagnostics(this.ctx, lookaheadHost, this.tasks, opts.resume?.affinity);
     this.stages = new StageProgress(opts.job, this.plan, opts.layout);
     if (opts.resume?.extras) this.stages.restore(opts.resume.extras);
@@ -385,8 +392,8 @@ export class TrainingRun implements SessionHandler {
     this.samples += samples;
     const t3 = performance.now();
 
+    // Encoded now; sent when the next phase has sent its units (PhaseRunner's sendWeights).
     this.broadcast.update(this.params, this.version);
-    for (const s of this.sessions) this.broadcast.sendTo(s);
     const t4 = performance.now();
 
     const diagnostics = gradientDiagnostics(h);

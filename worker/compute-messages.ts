@@ -1,6 +1,7 @@
 // What the session thread and the compute thread (compute-thread-main.ts) say to each other.
 // Types only: both sides import this file, and neither pulls the other's code with it.
 import type { BackendChoice } from './backend-choices.js';
+import type { WeightsStream } from './streamed-weights.js';
 import type { SelectedBackend } from './backend.js';
 import type { EvalUnitSpec, FisherUnitSpec, TrainUnitSpec } from './unit-compute.js';
 
@@ -94,6 +95,11 @@ export type ToThread =
   | { type: 'environment'; id: number; request: EnvironmentRequest }
   /** The next weights; applied before any compute request posted after it. Transferred. */
   | { type: 'weights'; params: Float32Array }
+  /**
+   * The next weights while they still arrive (streamed-weights.ts): shared, not transferred.
+   * Compute requests posted later may start at once and wait for the values they need.
+   */
+  | { type: 'weights-stream'; stream: WeightsStream }
   | { type: 'compute'; id: number; request: ComputeRequest }
   | { type: 'stats'; id: number };
 
@@ -102,7 +108,7 @@ export type FromThread =
   | { type: 'reply'; id: number; environment?: EnvironmentReady; done?: ComputeDone; streamed?: StreamedDataStats[]; error?: ThreadErrorInfo }
   /** Part of compute request `id`'s results, ahead of its reply. A piece's buffer is transferred. */
   | { type: 'stream'; id: number; event: StreamEvent }
-  /** A weights buffer, handed back once applied (the session reuses it for the next version). */
+  /** A weights buffer, handed back once applied (the session reuses it for the next version); a stream's is shared memory. */
   | { type: 'buffer'; params: Float32Array }
   /** The thread cannot go on (weights that could not be applied). */
   | { type: 'fatal'; error: ThreadErrorInfo };

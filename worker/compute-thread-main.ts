@@ -11,6 +11,7 @@ import { selectBackend, type SelectedBackend } from './backend.js';
 import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, PayloadPiece, StreamedDataStats, StreamEvent, ThreadErrorInfo, ToThread, UnitOutput } from './compute-messages.js';
 import { buildComputeEnvironment, type JobEnvironment } from './compute-environment.js';
 import type { TrainUnitOutput, UnitStream } from './unit-compute.js';
+import { waitForFloats, weightsWaitMs, type WeightsStream } from './streamed-weights.js';
 
 if (parentPort === null) throw new IllegalStateError('compute-thread-main.js runs as a worker thread (see compute-thread.ts)');
 const port = parentPort;
@@ -20,6 +21,30 @@ let backend: SelectedBackend | undefined;
 let env: JobEnvironment | undefined;
 /** The remote data paths recorded for the current environment (forgotten when it is replaced). */
 let recorded = new Map<string, string>();
+/** A streamed version for a runner that takes weights only whole: applied before the next computation. */
+let whole: { stream: WeightsStream; release: () => void } | undefined;
+
+function dropWhole(): void {
+  whole?.release();
+  whole = undefined;
+}
+
+/** Streamed weights (the buffer goes back to the session once the runner stops reading it). */
+function beginWeights(stream: WeightsStream): void {
+  if (!env) throw new IllegalStateError('weights before the job (no compute environment)');
+  dropWhole();
+  const release = () => post({ type: 'buffer', params: stream.params });
+  if (env.runner.beginWeights) env.runner.beginWeights(stream, release);
+  else whole = { stream, release };
+}
+
+/** The whole streamed version, for a runner without beginWeights, once every value is in. */
+function applyWhole(): void {
+  if (!whole || !env) return;
+  waitForFloats(whole.stream, whole.stream.params.length);
+  env.runner.setWeights(whole.stream.params);
+  dropWhole();
+}
 
 function errorInfo(err: unknown): ThreadErrorInfo {
   const name = err instanceof Error ? err.name : 'Error';
@@ -37,6 +62,7 @@ function owned(a: Float32Array): Float32Array {
 
 function prepare(request: EnvironmentRequest): EnvironmentReady {
   if (!backend) throw new IllegalStateError('no backend');
+  dropWhole();
   env?.runner.dispose();
   env = undefined;
   forgetResolved(recorded);
@@ -56,6 +82,7 @@ function payload(out: TrainUnitOutput): UnitOutput {
 /** Posts a streaming train request's units as they are computed (StreamEvent). */
 function unitStream(id: number, bucketBytes: number, started: number): UnitStream {
   let last = started;
+  let lastWait = weightsWaitMs();
   const event = (e: StreamEvent, transfer: ArrayBuffer[] = []) => post({ type: 'stream', id, event: e }, transfer);
   return {
     bucketBytes,
@@ -66,9 +93,12 @@ function unitStream(id: number, bucketBytes: number, started: number): UnitStrea
       event({ kind: 'piece', unit, piece: { offset, data: copy } }, [copy.buffer]);
     },
     end: (unit) => {
+      // Time spent waiting for weights still on the wire is not compute time.
       const now = performance.now();
-      event({ kind: 'end', unit, computeMs: now - last });
+      const wait = weightsWaitMs();
+      event({ kind: 'end', unit, computeMs: now - last - (wait - lastWait) });
       last = now;
+      lastWait = wait;
     },
   };
 }
@@ -122,6 +152,7 @@ function onMessage(message: ToThread): void {
     case 'weights':
       try {
         if (!env) throw new IllegalStateError('weights before the job (no compute environment)');
+        dropWhole();
         env.runner.setWeights(message.params);
       } catch (err) {
         post({ type: 'fatal', error: errorInfo(err) });
@@ -130,12 +161,21 @@ function onMessage(message: ToThread): void {
       // setWeights copied them: the buffer goes back for the next version.
       post({ type: 'buffer', params: message.params }, [message.params.buffer as ArrayBuffer]);
       return;
+    case 'weights-stream':
+      try {
+        beginWeights(message.stream);
+      } catch (err) {
+        post({ type: 'fatal', error: errorInfo(err) });
+      }
+      return;
     case 'compute': {
       const started = performance.now();
+      const waitedBefore = weightsWaitMs();
       let done: ComputeDone;
       try {
+        applyWhole();
         done = { outputs: compute(message.id, message.request, started), busyMs: 0 };
-        done.busyMs = performance.now() - started;
+        done.busyMs = performance.now() - started - (weightsWaitMs() - waitedBefore);
       } catch (err) {
         post({ type: 'reply', id: message.id, error: errorInfo(err) });
         return;

@@ -7,6 +7,7 @@ import { Worker as NodeThread, type ResourceLimits } from 'node:worker_threads';
 import { BackendUnavailableError, ComputeThreadError, errorMessage } from '../common/errors.js';
 import type { BackendChoice } from './backend-choices.js';
 import type { SelectedBackend } from './backend.js';
+import { isShared, sharedFloats, type WeightsStream } from './streamed-weights.js';
 import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, StreamedDataStats, StreamEvent, ThreadErrorInfo, ToThread } from './compute-messages.js';
 
 /** An error the thread reported for a request (a unit it could not compute, a job it could not load): the thread goes on. */
@@ -41,8 +42,9 @@ export class ComputeThread {
   private lost: ComputeThreadError | undefined;
   private terminating: Promise<void> | undefined;
   private readonly exited: Promise<void>;
-  /** Weights buffers the thread handed back, for the next versions. */
+  /** Weights buffers the thread handed back, for the next versions (transferred ones, and shared ones of streams). */
   private readonly spare: Float32Array[] = [];
+  private readonly spareShared: Float32Array[] = [];
   private onStarted: ((m: Extract<FromThread, { type: 'started' }>) => void) | undefined;
 
   private constructor(private readonly thread: NodeThread) {
@@ -91,9 +93,11 @@ export class ComputeThread {
       case 'started':
         this.onStarted?.(m);
         return;
-      case 'buffer':
-        if (this.spare.length < 2) this.spare.push(m.params);
+      case 'buffer': {
+        const pool = isShared(m.params) ? this.spareShared : this.spare;
+        if (pool.length < 2) pool.push(m.params);
         return;
+      }
       case 'fatal':
         this.die(`the compute thread cannot go on: ${m.error.message}`);
         void this.thread.terminate();
@@ -169,11 +173,22 @@ export class ComputeThread {
     this.thread.postMessage({ type: 'weights', params } satisfies ToThread, [params.buffer as ArrayBuffer]);
   }
 
-  /** A buffer of `size` floats for the next weights: one the thread handed back, or a new one. */
-  weightsBuffer(size: number): Float32Array {
+  /**
+   * Hands the thread weights that are still arriving (streamed-weights.ts): compute requests
+   * posted later start at once and wait inside the thread for the values they need. The
+   * session goes on filling `stream` and must abort it if the transfer cannot complete.
+   */
+  streamWeights(stream: WeightsStream): void {
+    if (this.lost) throw this.lost;
+    this.thread.postMessage({ type: 'weights-stream', stream } satisfies ToThread);
+  }
+
+  /** A buffer of `size` floats for the next weights: one the thread handed back, or a new one (in shared memory for streamWeights). */
+  weightsBuffer(size: number, shared = false): Float32Array {
+    const pool = shared ? this.spareShared : this.spare;
     for (;;) {
-      const b = this.spare.pop();
-      if (b === undefined) return new Float32Array(size);
+      const b = pool.pop();
+      if (b === undefined) return shared ? sharedFloats(size) : new Float32Array(size);
       if (b.length === size) return b;
     }
   }

@@ -5,27 +5,25 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CoordinatorMessage__Output } from '../proto/generated/mtl/v1/CoordinatorMessage.js';
 import type { Unit__Output } from '../proto/generated/mtl/v1/Unit.js';
-import type { WeightsHeader__Output } from '../proto/generated/mtl/v1/WeightsHeader.js';
 import type { Welcome__Output } from '../proto/generated/mtl/v1/Welcome.js';
 import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { ComputeThreadError, errorMessage, MtlError, ProtocolViolationError, UnsupportedProtocolError } from '../common/errors.js';
 import type { JobSpec } from '../common/job-spec.js';
 import type { Logger } from '../common/logging.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
-import { float32Bytes, MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
-import { TransferAssembler } from '../common/transfer-assembler.js';
-import { bytesPerValue, decodeHalf, uint16Bytes, WIRE_ENCODING } from '../common/half-precision.js';
+import { MAX_CHUNK_BYTES, PROTOCOL_VERSION } from '../common/protocol.js';
 import type { SelectedBackend } from './backend.js';
 import type { ComputeDone, LayoutSummary, StreamEvent, UnitOutput } from './compute-messages.js';
 import { ThreadReportedError, type ComputeThread } from './compute-thread.js';
 import type { BatchSharing } from './unit-compute.js';
 import { requestOf, resultMessages, ResultStream, type ResultTiming } from './unit-messages.js';
+import { WeightsIntake } from './weights-intake.js';
 
 /** How long a leaving worker waits for the coordinator to acknowledge its Goodbye by closing the stream. */
 const GOODBYE_WAIT_MS = 5000;
 
 /** What the session needs of the compute thread: weights in, units in, results out. */
-export type UnitCompute = Pick<ComputeThread, 'compute' | 'setWeights' | 'weightsBuffer'>;
+export type UnitCompute = Pick<ComputeThread, 'compute' | 'streamWeights' | 'weightsBuffer'>;
 
 /**
  * A job as the session sees it: its spec and layout, which units share a batch, and the thread
@@ -71,11 +69,10 @@ function heartbeatMsOf(welcome: Welcome__Output): number {
 export class CoordinatorSession {
   private readonly writer: OrderedWriter<WorkerMessage>;
   private env: ComputeEnvironment | undefined;
-  private params: Float32Array | undefined;
-  private halfParams: Uint16Array | undefined;
   private maxChunkBytes = MAX_CHUNK_BYTES;
+  /** The version of the last weights handed to the compute thread (complete or still arriving). */
   private weightsVersion = -1;
-  private incoming: { header: WeightsHeader__Output; assembler: TransferAssembler } | undefined;
+  private weights: WeightsIntake | undefined;
   private readonly queue: Unit__Output[] = [];
   private computing = false;
   private leaving: string | undefined;
@@ -126,6 +123,8 @@ export class CoordinatorSession {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.heartbeat);
+    // A unit waiting in the compute thread for the rest of a transfer fails instead of waiting for ever.
+    this.weights?.abort();
     this.opts.call.removeAllListeners('data');
     this.resolveEnd(end);
   }
@@ -142,10 +141,15 @@ export class CoordinatorSession {
           this.onWelcome(msg.welcome!);
           break;
         case 'weights':
-          this.onWeightsHeader(msg.weights!);
+          if (!this.weights) throw new ProtocolViolationError('weights before Welcome');
+          this.weights.begin(msg.weights!);
+          // Units of this version start now; the compute thread waits for the values each layer needs.
+          this.weightsVersion = msg.weights!.version;
+          this.pump();
           break;
         case 'chunk':
-          this.onChunk(msg.chunk!);
+          if (!this.weights) throw new ProtocolViolationError('chunk without an open transfer');
+          this.weights.chunk(msg.chunk!);
           break;
         case 'assign':
           // While leaving, new units are ignored: the coordinator takes back everything this
@@ -218,43 +222,11 @@ export class CoordinatorSession {
     if (!same) throw new ProtocolViolationError('this worker computes a different parameter layout than the coordinator (version skew?)');
     this.env = env;
     this.maxChunkBytes = Math.min(welcome.maxChunkBytes || MAX_CHUNK_BYTES, MAX_CHUNK_BYTES);
+    const { totalSize, tensors } = env.layout;
+    this.weights = new WeightsIntake(env.compute, { totalSize, tensors: tensors.length, compression: env.job.transport.compression, maxChunkBytes: this.maxChunkBytes });
     this.heartbeat = setInterval(() => void this.send({ heartbeat: { sentAtMs: Date.now() } }), env.job.fault.heartbeatMs);
     this.heartbeat.unref();
     this.opts.log.info('joined run', { run: welcome.runId, worker: welcome.workerId, params: env.layout.totalSize });
-  }
-
-  private onWeightsHeader(header: WeightsHeader__Output): void {
-    if (!this.env) throw new ProtocolViolationError('weights before Welcome');
-    if (this.incoming) throw new ProtocolViolationError('weights header while another weights transfer is open');
-    const c = this.env.job.transport.compression;
-    const size = this.env.layout.totalSize;
-    const expected = size * bytesPerValue(c);
-    if (header.tensors.length !== this.env.layout.tensors.length || header.byteLength !== expected) {
-      throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${expected}`);
-    }
-    if (header.encoding !== WIRE_ENCODING[c]) throw new ProtocolViolationError(`weights v${header.version} are ${header.encoding}, the job says transport.compression ${c}`);
-    // The weights are assembled while the compute thread may still compute with the previous
-    // ones, into a buffer of their own (handed to the thread once whole). Compressed weights land
-    // in a 16-bit buffer and are decoded into the float32 parameters once whole.
-    this.params ??= this.env.compute.weightsBuffer(size);
-    if (c !== 'none') this.halfParams ??= new Uint16Array(size);
-    const dest = c === 'none' ? float32Bytes(this.params) : uint16Bytes(this.halfParams!);
-    this.incoming = { header, assembler: new TransferAssembler(header.transferId, dest, this.maxChunkBytes) };
-  }
-
-  private onChunk(chunk: { transferId: number; offset: number; data: Buffer }): void {
-    const incoming = this.incoming;
-    if (!incoming || !this.env || !this.params) throw new ProtocolViolationError('chunk without an open transfer');
-    if (incoming.assembler.accept(chunk)) {
-      this.incoming = undefined;
-      const c = this.env.job.transport.compression;
-      if (c !== 'none') decodeHalf(this.halfParams!, c, this.params);
-      // Transferred: units posted from now on compute with these weights.
-      this.env.compute.setWeights(this.params);
-      this.params = undefined;
-      this.weightsVersion = incoming.header.version;
-      this.pump();
-    }
   }
 
   /**
@@ -270,7 +242,7 @@ export class CoordinatorSession {
     void (async () => {
       try {
         while (!this.ended && this.leaving === undefined && this.queue.length > 0) {
-          // Weights on the way (a newer version) do not stop units of the version the thread holds.
+          // Units of a newer version wait for its weights header.
           if (this.queue[0]!.weightsVersion !== this.weightsVersion) break;
           const group = this.takeBatchGroup();
           if (group.length > 1) await this.computeGroup(group);

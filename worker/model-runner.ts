@@ -6,6 +6,7 @@ import { generalPathOnly, type LossName, type MetricName } from '../common/job-s
 import { pair, unitGradientSize, unitTensorIndices, type ParameterLayout, type PlacedLayer } from '../common/parameter-layout.js';
 import { Rng } from '../common/random.js';
 import { GradientBuckets, type GradientStream } from './gradient-buckets.js';
+import { waitForFloats, type WeightsStream } from './streamed-weights.js';
 import { TrunkTape, type TapeEntry } from './trunk-tape.js';
 import { applyActivation, conv2dForTraining, matMulForTraining, type OpsMode } from './layer-ops.js';
 import { headActivated, taskLoss, metricSum, targetTensor, type HeadOutput } from './losses.js';
@@ -89,6 +90,13 @@ export interface UnitRunner {
   /** Whether tasks training on the same batch share one trunk forward pass (sharedGradients). */
   readonly fastPath: boolean;
   setWeights(params: Float32Array): void;
+  /**
+   * Weights still arriving (streamed-weights.ts): each tensor is taken from `stream` when a
+   * computation first needs it, waiting for its values if need be. `release` is called once
+   * the runner no longer reads `stream` (every tensor taken, or other weights given).
+   * Runners without it get the whole version before their next computation.
+   */
+  beginWeights?(stream: WeightsStream, release: () => void): void;
   /** Loss and the unit's payload (`unitGradientSize` floats: gradient, then the state the forward pass left). */
   gradients(task: string, inputs: Float32Array, targets: Float32Array, opts: ForwardOptions): GradientResult;
   /** With `stream`, each task's payload is also handed out bucket by bucket as the backward makes it (GradientStream). */
@@ -100,7 +108,10 @@ export interface UnitRunner {
 }
 
 export class ModelRunner implements UnitRunner {
-  private weights: tf.Tensor[] = [];
+  /** The current version's tensors, layout order; a streamed version's are filled as they are first needed. */
+  private weights: Array<tf.Tensor | undefined> = [];
+  /** A streamed version's source, until every tensor is taken from it. */
+  private streamed: { stream: WeightsStream; taken: number; release: () => void } | undefined;
   /** Whether tasks training on the same batch share one trunk forward pass (see sharedGradients). */
   readonly fastPath: boolean;
 
@@ -125,10 +136,37 @@ export class ModelRunner implements UnitRunner {
     this.weights = next;
   }
 
+  beginWeights(stream: WeightsStream, release: () => void): void {
+    if (stream.params.length !== this.layout.totalSize) {
+      throw new RangeError(`expected ${this.layout.totalSize} parameters, got ${stream.params.length}`);
+    }
+    this.disposeWeights();
+    this.weights = this.layout.tensors.map(() => undefined);
+    this.streamed = { stream, taken: 0, release };
+  }
+
   private weight(index: number, overrides?: ReadonlyMap<number, tf.Tensor>): tf.Tensor {
-    const w = overrides?.get(index) ?? this.weights[index];
+    const w = overrides?.get(index) ?? this.weights[index] ?? this.take(index);
     if (!w) throw new Error(`weight ${index} is not loaded`);
     return w;
+  }
+
+  /** Tensor `index` of a streamed version, once its values are in (kept: it may be first needed inside a tidy). */
+  private take(index: number): tf.Tensor | undefined {
+    const streamed = this.streamed;
+    const t = this.layout.tensors[index];
+    if (!streamed || !t) return undefined;
+    waitForFloats(streamed.stream, t.offset + t.size);
+    const w = tf.keep(tf.tensor(streamed.stream.params.slice(t.offset, t.offset + t.size), [...t.shape]));
+    this.weights[index] = w;
+    if (++streamed.taken === this.layout.tensors.length) this.releaseStream();
+    return w;
+  }
+
+  private releaseStream(): void {
+    const streamed = this.streamed;
+    this.streamed = undefined;
+    streamed?.release();
   }
 
   private applyLayer(layer: PlacedLayer, x: tf.Tensor, opts: ForwardOptions, overrides: ReadonlyMap<number, tf.Tensor> | undefined, last: boolean): LayerOutput {
@@ -379,7 +417,8 @@ export class ModelRunner implements UnitRunner {
   }
 
   private disposeWeights(): void {
-    for (const w of this.weights) w.dispose();
+    this.releaseStream();
+    for (const w of this.weights) w?.dispose();
     this.weights = [];
   }
 

@@ -2,7 +2,7 @@
 // delivers goes through the real Connect serializer and deserializer, so the session sees
 // exactly the objects grpc-js would hand it (defaults filled in, oneof `kind` set).
 import { EventEmitter } from 'node:events';
-import type { CoordinatorMessage } from '../../proto/generated/mtl/v1/CoordinatorMessage.js';
+import type { CoordinatorMessage, CoordinatorMessage__Output } from '../../proto/generated/mtl/v1/CoordinatorMessage.js';
 import type { WorkerMessage, WorkerMessage__Output } from '../../proto/generated/mtl/v1/WorkerMessage.js';
 import { coordinatorService, PreEncodedMessage, type OutgoingCoordinatorMessage } from '../../common/protocol.js';
 import type { ConnectCall } from '../../coordinator/worker-session.js';
@@ -24,10 +24,11 @@ export class FakeCall extends EventEmitter {
   status: { code: number; details: string } | undefined;
   ended = false;
 
-  /** `onWrite` sees every plain message the coordinator writes (pre-encoded weights are skipped). */
+  /** `onWrite` sees every plain message the coordinator writes; pre-encoded ones (the weights) go to `onPreEncoded`, parsed, if given. */
   constructor(
     private readonly onWrite: (message: CoordinatorMessage) => void = () => undefined,
     private readonly peer = 'fake:1',
+    private readonly onPreEncoded?: (message: CoordinatorMessage__Output) => void,
   ) {
     super();
     this.on('error', (e: { code: number; details: string }) => {
@@ -46,6 +47,7 @@ export class FakeCall extends EventEmitter {
 
   write(message: OutgoingCoordinatorMessage): boolean {
     if (!(message instanceof PreEncodedMessage)) this.onWrite(message);
+    else this.onPreEncoded?.(connect().responseDeserialize(message.bytes));
     return true;
   }
 

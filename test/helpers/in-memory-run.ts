@@ -63,6 +63,8 @@ export class FakeWorker {
   readonly sent: FakeResult[] = [];
   /** Every unit it was given. */
   readonly assigned: Unit__Output[] = [];
+  /** The assignments and weights headers it was sent, in order (the version they are for). */
+  readonly received: Array<{ kind: 'assign' | 'weights'; version: number }> = [];
   /** The other worker of the run. */
   other: FakeWorker | undefined;
   /** Exceptions that escaped the coordinator's message handling (there must be none). */
@@ -77,7 +79,9 @@ export class FakeWorker {
     readonly name: string,
     private readonly intercept?: Interceptor,
   ) {
-    this.call = new FakeCall((m) => this.onCoordinatorMessage(m), `fake:${name}`);
+    this.call = new FakeCall((m) => this.onCoordinatorMessage(m), `fake:${name}`, (m) => {
+      if (m.weights) this.received.push({ kind: 'weights', version: Number(m.weights.version) });
+    });
   }
 
   nextTransferId(): number {
@@ -126,6 +130,7 @@ export class FakeWorker {
 
   private onCoordinatorMessage(m: CoordinatorMessage): void {
     if (m.assign) {
+      this.received.push({ kind: 'assign', version: Number(m.assign.units![0]!.weightsVersion) });
       this.queue.push(...(m.assign.units as Unit__Output[]));
       this.assigned.push(...(m.assign.units as Unit__Output[]));
     } else if (m.cancel) {
