@@ -11,6 +11,8 @@ export interface ScaleConfig {
   steps: number;
   /** Simulated compute: each simulated worker sleeps this long per train unit (scale-sim); 0 or absent answers at once. */
   sleepMs?: number;
+  /** transport.bucketBytes of the job (default: the job default); 0 sends each gradient whole. */
+  bucketBytes?: number;
 }
 
 export interface ScaleRunResult {
@@ -96,6 +98,7 @@ export function scaleJob(config: ScaleConfig): object {
       aggregator: { name: 'mean' },
     },
     fault: { heartbeatMs: 1000, deadAfterMs: 600_000, backupAfter: 0 },
+    ...(config.bucketBytes !== undefined ? { transport: { bucketBytes: config.bucketBytes } } : {}),
   };
 }
 

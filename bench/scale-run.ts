@@ -57,6 +57,7 @@ try {
     trainSamples: SCALE_UNIT_BATCH,
     testSize: prepared.testSizes.get(layout.tasks[0]!)!,
     sleepMs: config.sleepMs ?? 0,
+    bucketBytes: prepared.loaded.spec.transport.bucketBytes,
   };
   const script = fileURLToPath(new URL('./simulated-workers.js', import.meta.url));
   const workers = spawn(process.execPath, [script, address, String(config.workers), JSON.stringify(shapes)], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -1,8 +1,10 @@
 // W simulated workers in one process, for `npm run bench -- scale` and `scale-sim`: real mtl.v1
 // gRPC clients that receive every weights transfer in full and answer each assigned unit with a
 // precomputed gradient, at once or after a fixed sleep per train unit (compute that takes time
-// but no CPU), so the coordinator's own costs show. As a real worker does (streamed weights), a
-// unit starts when its version's header is in and cannot end before the version's last byte.
+// but no CPU), so the coordinator's own costs show. As a real worker does, a unit starts when its
+// version's weights header is in, and its forward pass (the first third of the sleep) cannot end
+// before the version's last byte; its backward (the other two thirds: backward ≈ 2 × forward)
+// sends the gradient in buckets of `bucketBytes`, last values first, evenly over that time.
 // `node dist/bench/simulated-workers.js ADDRESS W SHAPE_JSON` (SHAPE_JSON: see UnitShapes);
 // exits when every session has ended, printing one JSON line: the train units each worker
 // computed per step ({ step: { worker: units } }), the ideal step time's input.
@@ -21,6 +23,8 @@ export interface UnitShapes {
   testSize: number;
   /** Sleep per train unit, in ms (0: answer at once). */
   sleepMs?: number;
+  /** The job's transport.bucketBytes (0: the gradient goes whole, after the sleep). */
+  bucketBytes?: number;
 }
 
 /** Train units computed, { step: { worker: units } }. */
@@ -102,38 +106,67 @@ class SimulatedWorker {
         const unit = this.queue.shift()!;
         if (unit.weightsVersion < this.weightsVersion) continue;
         const sleepMs = unit.kind === 'UNIT_KIND_TRAIN' ? (this.shapes.sleepMs ?? 0) : 0;
-        if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+        const start = performance.now();
+        if (sleepMs > 0) await sleepUntil(start + sleepMs / 3);
         // Its last layers need the last weights.
         await this.whole;
         // Cancelled while "computing": a real worker drops the result too.
         if (this.cancelled.delete(unit.unitId)) continue;
-        this.answer(unit, sleepMs);
+        await this.answer(unit, sleepMs, start);
       }
     } finally {
       this.computing = false;
     }
   }
 
-  private answer(unit: Unit__Output, computeMs: number): void {
+  private answer(unit: Unit__Output, computeMs: number, start: number): Promise<void> {
     const base = { unitId: unit.unitId, kind: unit.kind, step: unit.step, task: unit.task, shard: unit.shard, weightsVersion: unit.weightsVersion, computeMs: Math.max(1, computeMs), metrics: {}, loss: 0.5 };
     if (unit.kind !== 'UNIT_KIND_TRAIN') {
       const [from, to] = partRange(this.shapes.testSize, unit.shardCount, unit.shard);
       void this.writer.write({ unitResult: { ...base, sampleCount: to - from, byteLength: 0, transferId: 0 } }).catch(() => undefined);
-      return;
+      return Promise.resolve();
     }
     const perWorker = (computed[String(unit.step)] ??= {});
     perWorker[this.name] = (perWorker[this.name] ?? 0) + 1;
     const bytes = this.grads.get(unit.task)!;
     const transferId = ++this.transfer;
-    void this.writer.write({ unitResult: { ...base, sampleCount: this.shapes.trainSamples, byteLength: bytes.byteLength, transferId } }).catch(() => undefined);
-    let offset = 0;
-    for (const data of chunkViews(bytes)) {
-      void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
-      offset += data.byteLength;
-    }
-    // Protocol 3: the timings come last, once every byte is sent.
-    void this.writer.write({ resultEnd: { transferId, computeMs: base.computeMs, busyMs: base.computeMs } }).catch(() => undefined);
+    // Protocol 3: the header once the loss is known (after the forward pass), with no times.
+    void this.writer.write({ unitResult: { ...base, computeMs: 0, sampleCount: this.shapes.trainSamples, byteLength: bytes.byteLength, transferId } }).catch(() => undefined);
+    return this.streamBuckets(bytes, transferId, computeMs, start).then(() => {
+      // The timings come last, once every byte is sent.
+      void this.writer.write({ resultEnd: { transferId, computeMs: base.computeMs, busyMs: base.computeMs } }).catch(() => undefined);
+    });
   }
+
+  /** The backward pass: buckets from the end of the payload to its start, each sent when its share of the time is over. */
+  private async streamBuckets(bytes: Uint8Array, transferId: number, computeMs: number, start: number): Promise<void> {
+    const bucket = this.shapes.bucketBytes ?? 0;
+    const send = (from: number, to: number) => {
+      let offset = from;
+      for (const data of chunkViews(bytes.subarray(from, to))) {
+        void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
+        offset += data.byteLength;
+      }
+    };
+    if (computeMs <= 0 || bucket <= 0) {
+      if (computeMs > 0) await sleepUntil(start + computeMs);
+      send(0, bytes.byteLength);
+      return;
+    }
+    const buckets = Math.ceil(bytes.byteLength / bucket);
+    const backwardStart = start + computeMs / 3;
+    for (let k = 0; k < buckets; k++) {
+      await sleepUntil(backwardStart + ((k + 1) * (2 * computeMs)) / 3 / buckets);
+      const to = bytes.byteLength - k * bucket;
+      send(Math.max(0, to - bucket), to);
+    }
+  }
+}
+
+/** Sleeps until performance.now() reaches `deadline` (deadlines, not durations: timer lateness does not add up). */
+function sleepUntil(deadline: number): Promise<void> {
+  const ms = deadline - performance.now();
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }
 
 const [address, count, shapesJson] = process.argv.slice(2) as [string, string, string];
