@@ -136,3 +136,20 @@ export function memoryModel(layout: Pick<ParameterLayout, 'totalSize' | 'shared'
   };
   return { bytes: baselineRss + Object.values(terms).reduce((a, b) => a + b, 0), terms };
 }
+
+/**
+ * When a simulated unit of `computeMs` sends which bytes of its `bytes`-byte gradient: its
+ * forward pass is the first third, its backward the other two; the backward hands out buckets of
+ * `bucketBytes` from the end of the payload to its start (head first, then the trunk from its
+ * last layer, as a real worker's), one per equal share of the backward's time. `at` is ms from
+ * the unit's start. Without buckets (or compute) everything goes at the end.
+ */
+export function bucketSchedule(bytes: number, bucketBytes: number, computeMs: number): Array<{ from: number; to: number; at: number }> {
+  if (computeMs <= 0 || bucketBytes <= 0 || bytes <= bucketBytes) return [{ from: 0, to: bytes, at: Math.max(0, computeMs) }];
+  const buckets = Math.ceil(bytes / bucketBytes);
+  const forward = computeMs / 3;
+  return Array.from({ length: buckets }, (_, k) => {
+    const to = bytes - k * bucketBytes;
+    return { from: Math.max(0, to - bucketBytes), to, at: forward + ((k + 1) * (computeMs - forward)) / buckets };
+  });
+}

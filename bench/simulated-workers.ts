@@ -15,6 +15,7 @@ import type { WorkerMessage } from '../proto/generated/mtl/v1/WorkerMessage.js';
 import { partRange } from '../common/datasets/sampler.js';
 import { OrderedWriter } from '../common/ordered-writer.js';
 import { chunkViews, float32Bytes, protocol, PROTOCOL_VERSION, WORKER_CHANNEL_OPTIONS } from '../common/protocol.js';
+import { bucketSchedule } from './scale-model.js';
 
 /** What the coordinator checks in a result: gradient floats per task, examples per train unit, held-out examples per task. */
 export interface UnitShapes {
@@ -138,27 +139,15 @@ class SimulatedWorker {
     });
   }
 
-  /** The backward pass: buckets from the end of the payload to its start, each sent when its share of the time is over. */
+  /** The backward pass: the gradient's buckets, each sent when its share of the time is over (bucketSchedule). */
   private async streamBuckets(bytes: Uint8Array, transferId: number, computeMs: number, start: number): Promise<void> {
-    const bucket = this.shapes.bucketBytes ?? 0;
-    const send = (from: number, to: number) => {
+    for (const { from, to, at } of bucketSchedule(bytes.byteLength, this.shapes.bucketBytes ?? 0, computeMs)) {
+      await sleepUntil(start + at);
       let offset = from;
       for (const data of chunkViews(bytes.subarray(from, to))) {
         void this.writer.write({ chunk: { transferId, offset, data } }).catch(() => undefined);
         offset += data.byteLength;
       }
-    };
-    if (computeMs <= 0 || bucket <= 0) {
-      if (computeMs > 0) await sleepUntil(start + computeMs);
-      send(0, bytes.byteLength);
-      return;
-    }
-    const buckets = Math.ceil(bytes.byteLength / bucket);
-    const backwardStart = start + computeMs / 3;
-    for (let k = 0; k < buckets; k++) {
-      await sleepUntil(backwardStart + ((k + 1) * (2 * computeMs)) / 3 / buckets);
-      const to = bytes.byteLength - k * bucket;
-      send(Math.max(0, to - bucket), to);
     }
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildLayout } from '../../common/parameter-layout.js';
 import { validateJob } from '../../common/job-spec.js';
-import { memoryModel, SCALE_INPUT_DIM, scaleJob, shardsFor, stepEfficiencies } from '../../bench/scale-model.js';
+import { bucketSchedule, memoryModel, SCALE_INPUT_DIM, scaleJob, shardsFor, stepEfficiencies } from '../../bench/scale-model.js';
 
 void describe('scale benchmark model', () => {
   void it('builds a job with about P shared parameters and one unit per worker', () => {
@@ -54,5 +54,29 @@ void describe('scale-sim efficiency', () => {
   void it('leaves out steps in which no unit was computed', () => {
     assert.deepEqual(stepEfficiencies([300, 100], 1, { '2': { w0: 1 } }, 50).map((e) => e.step), [2]);
     assert.deepEqual(stepEfficiencies([300], 1, {}, 50), []);
+  });
+});
+
+void describe('scale-sim simulated compute', () => {
+  void it('sends the gradient in buckets, last bytes first, evenly over the backward two thirds', () => {
+    const plan = bucketSchedule(1000, 300, 900);
+    assert.deepEqual(plan, [
+      { from: 700, to: 1000, at: 300 + 600 / 4 },
+      { from: 400, to: 700, at: 300 + 1200 / 4 },
+      { from: 100, to: 400, at: 300 + 1800 / 4 },
+      { from: 0, to: 100, at: 900 },
+    ]);
+  });
+
+  void it('sends it whole at the end without buckets, or when it fits one', () => {
+    assert.deepEqual(bucketSchedule(1000, 0, 900), [{ from: 0, to: 1000, at: 900 }]);
+    assert.deepEqual(bucketSchedule(1000, 4096, 900), [{ from: 0, to: 1000, at: 900 }]);
+    assert.deepEqual(bucketSchedule(1000, 300, 0), [{ from: 0, to: 1000, at: 0 }]);
+  });
+
+  void it('puts the job\'s bucket size in the job, or leaves the default', () => {
+    const config = { p: 1e4, workers: 2, tasks: 2, steps: 2 };
+    assert.equal(validateJob(scaleJob({ ...config, bucketBytes: 0 }), 'bench').transport.bucketBytes, 0);
+    assert.equal(validateJob(scaleJob(config), 'bench').transport.bucketBytes, validateJob({ ...scaleJob(config), transport: {} }, 'bench').transport.bucketBytes);
   });
 });
