@@ -118,6 +118,27 @@ void describe('firstNonFinite', () => {
       ),
     );
   });
+
+  // The scan reads the values' bits eight at a time (a group test, then the group's elements):
+  // every position of a group and of the tail, in views that start anywhere in their buffer,
+  // and every NaN bit pattern (either sign, any payload) must still give the first index.
+  void it('finds the first bad value in views at any offset, for every NaN bit pattern', () => {
+    // Written as bits: a NaN stored through a Float32Array may lose its sign and payload.
+    const bad = [0x7fc00000, 0xffc00000, 0x7f800001, 0xffffffff, 0x7f800000, 0xff800000];
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 40 }), fc.nat(), fc.constantFrom(...bad), (offset, n, at, value) => {
+        const backing = new Float32Array(offset + n + 9).fill(3.4028234663852886e38);
+        backing.fill(Number.NaN, 0, offset);
+        backing.fill(Number.NaN, offset + n);
+        const view = backing.subarray(offset, offset + n);
+        assert.equal(firstNonFinite(view), -1);
+        const i = at % n;
+        new Uint32Array(backing.buffer)[offset + i] = value;
+        for (let k = i + 1; k < n; k += 3) view[k] = Number.POSITIVE_INFINITY;
+        assert.equal(firstNonFinite(view), i);
+      }),
+    );
+  });
 });
 
 void describe('chunkViews and float32Bytes', () => {
