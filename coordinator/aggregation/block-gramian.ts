@@ -30,6 +30,27 @@ export interface BlockTaskGradient {
   grads: Float32Array;
 }
 
+/**
+ * out[k] = Σₛ w[s]·x[s][k] for k in [start, end), as combineShards: in double precision, from 0,
+ * in shard order, rounded to float32 on store. Two shards (a task cut in two, as the scale bench
+ * does at W = 2T) have their own loop with the same operations in the same order, (0 + w₀x₀) + w₁x₁:
+ * the generic loop's inner loop over an array of arrays cost about 8 ns per value (issue 18
+ * profile). The leading 0 + stays: it turns a -0 product into +0, as the reference does.
+ */
+function combineRange(out: Float32Array, sources: readonly Float32Array[], w: readonly number[], start: number, end: number): void {
+  if (sources.length === 2) {
+    const [a, b] = sources as [Float32Array, Float32Array];
+    const [wa, wb] = w as [number, number];
+    for (let k = start; k < end; k++) out[k] = 0 + wa * a[k]! + wb * b[k]!;
+    return;
+  }
+  for (let k = start; k < end; k++) {
+    let acc = 0;
+    for (let s = 0; s < sources.length; s++) acc += w[s]! * sources[s]![k]!;
+    out[k] = acc;
+  }
+}
+
 interface Copy {
   unit: number;
   data: Float32Array;
@@ -58,7 +79,10 @@ export class BlockGramian {
   private readonly partials: Array<Float64Array | undefined>;
   /** Per task, its units in shard order. */
   private readonly shardsOf: number[][];
-  /** Per task with several shards: the combined row (shared part filled block by block). */
+  /**
+   * Per task with several shards: its combined gradient, as long as its payloads (the shared part
+   * filled block by block, the head by finish()), handed out by finish() as the task's gradient.
+   */
   private readonly combined: Array<Float32Array | undefined>;
   private readonly weights: number[][];
   /** Blocks computed so far, recomputations included (for tests and stats). */
@@ -82,7 +106,8 @@ export class BlockGramian {
       const total = shards.reduce((n, i) => n + units[i]!.samples, 0);
       return shards.map((i) => units[i]!.samples / total);
     });
-    this.combined = this.shardsOf.map((shards) => (shards.length > 1 ? new Float32Array(sharedSize) : undefined));
+    // Allocated when a task's first block is combined: only then is its payload length known.
+    this.combined = this.shardsOf.map(() => undefined);
   }
 
   private blockEnd(b: number): number {
@@ -111,7 +136,13 @@ export class BlockGramian {
       this.drop(key);
       copy = undefined;
     }
+    const fresh = copy === undefined;
     copy ??= this.newCopy(key, unit, data);
+    // A unit without a feeder has no other copy (drop() hands feeding on, accept() keeps one
+    // copy): a fresh copy feeds from its first values, and only the blocks they touch can be
+    // ready, so they are marked in the loop below instead of by feed()'s walk over every block.
+    const first = this.feeder[unit] === undefined;
+    if (first && fresh) this.feeder[unit] = copy;
     const end = Math.min(to, this.sharedSize);
     const feeding = this.feeder[unit] === copy;
     for (let b = Math.floor(from / GRAMIAN_BLOCK); b * GRAMIAN_BLOCK < end; b++) {
@@ -120,7 +151,7 @@ export class BlockGramian {
       copy.counts[b]! += hi - lo;
       if (feeding && this.full(copy, b)) this.blockReady(copy, b);
     }
-    if (this.feeder[unit] === undefined) this.feed(unit, copy);
+    if (first && !fresh) this.feed(unit, copy);
   }
 
   /** Copy `key` was rejected (or its worker lost): the blocks it fed are computed again from another copy. */
@@ -174,14 +205,9 @@ export class BlockGramian {
     const end = this.blockEnd(b);
     const rows = this.shardsOf.map((shards, t) => {
       if (shards.length === 1) return this.feeder[shards[0]!]!.data;
-      const out = this.combined[t]!;
-      const w = this.weights[t]!;
       const sources = shards.map((i) => this.feeder[i]!.data);
-      for (let k = start; k < end; k++) {
-        let acc = 0;
-        for (let s = 0; s < sources.length; s++) acc += w[s]! * sources[s]![k]!;
-        out[k] = acc;
-      }
+      const out = (this.combined[t] ??= new Float32Array(sources[0]!.length));
+      combineRange(out, sources, this.weights[t]!, start, end);
       return out;
     });
     const t = this.taskCount;
@@ -228,16 +254,12 @@ export class BlockGramian {
     const total = list.reduce((n, s) => n + s.sampleCount, 0);
     if (list.length === 1) return { loss: list[0]!.loss, samples: total, grads: list[0]!.grads };
     const size = list[0]!.grads.length;
-    const grads = new Float32Array(size);
-    grads.set(this.combined[task]!);
+    // The row the blocks were combined into, completed with the head: no second copy of the shared part.
+    const grads = (this.combined[task] ??= new Float32Array(size));
     const w = this.weights[task]!;
     let loss = 0;
     list.forEach((s, i) => (loss += w[i]! * s.loss));
-    for (let k = this.sharedSize; k < size; k++) {
-      let acc = 0;
-      for (let s = 0; s < list.length; s++) acc += w[s]! * list[s]!.grads[k]!;
-      grads[k] = acc;
-    }
+    combineRange(grads, list.map((s) => s.grads), w, this.sharedSize, size);
     return { loss, samples: total, grads };
   }
 }
