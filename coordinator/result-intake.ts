@@ -7,6 +7,7 @@ import type { UnitResult__Output } from '../proto/generated/mtl/v1/UnitResult.js
 import { ByteLengthError, NonFiniteError, ProtocolViolationError, UnitFailedError, UnknownUnitError } from '../common/errors.js';
 import { firstNonFinite } from '../common/finite.js';
 import { bytesPerValue, decodeHalf } from '../common/half-precision.js';
+import { PayloadPool } from './payload-pool.js';
 import type { PhaseRunner } from './phase-runner.js';
 import type { RunContext } from './run-context.js';
 import { checkResultHeader, isDone, type Phase, type PendingUnit } from './units.js';
@@ -27,7 +28,21 @@ function movingMean(mean: number | undefined, sample: number): number {
   return mean === undefined ? sample : 0.8 * mean + 0.2 * sample;
 }
 
+/** What a recycled unit's result holds instead of its payload: nothing can reach the reused buffer through it. */
+const RECYCLED = new Float32Array(0);
+
 export class ResultIntake {
+  /**
+   * Train payloads, reused across steps. A buffer goes back (1) when a copy that was only read
+   * to be dropped has arrived whole, or (2) at the end of its step (recycleStep) when its task
+   * had several shards: that task's gradient is then BlockGramian's own combined row, so
+   * nothing that outlives the step (the aggregator, the optimizer, onTaskGradients, the
+   * lookahead) was given the payload. A payload whose transfer never completed, or that lost
+   * the race while it streamed, is left to the garbage collector: rare, and its lifetime is
+   * the session's.
+   */
+  private readonly pool = new PayloadPool();
+
   constructor(
     private readonly ctx: RunContext,
     private readonly phases: PhaseRunner,
@@ -37,20 +52,25 @@ export class ResultIntake {
   beginResult(session: WorkerSession, header: UnitResult__Output): ResultSink {
     // A compressed payload lands in `wire` (16 bits per value) and is decoded into `payload` once whole.
     const bpv = bytesPerValue(this.ctx.compression);
-    const buffer = (bytes: number): Pick<ResultSink, 'payload' | 'wire'> =>
-      bytes <= 0 ? { payload: null } : bpv === 4 ? { payload: new Float32Array(bytes / 4) } : { payload: new Float32Array(bytes / bpv), wire: new Uint16Array(bytes / bpv) };
     const phase = this.phases.current;
+    // Late copies are read into pooled buffers too: completeResult gives them back at once.
+    const pooled = (discard: boolean) => discard || phase?.kind === 'train';
+    const buffer = (bytes: number, discard: boolean): Pick<ResultSink, 'payload' | 'wire'> => {
+      if (bytes <= 0) return { payload: null };
+      const payload = pooled(discard) ? this.pool.acquire(bytes / bpv) : new Float32Array(bytes / bpv);
+      return bpv === 4 ? { payload } : { payload, wire: new Uint16Array(bytes / bpv) };
+    };
     if (!phase?.lookup(header.unitId)) {
       // A copy from an earlier phase (a straggler, a backup that lost): read it, drop it.
       const late = this.phases.late(header.unitId);
       if (late !== undefined) {
         if (late.worker !== session.id) throw new UnknownUnitError(`unit ${header.unitId} was not assigned to ${session.id}`);
         if (header.byteLength !== late.bytes) throw new ByteLengthError(`late unit ${header.unitId} announces ${header.byteLength} bytes, expected ${late.bytes}`);
-        return { ...buffer(late.bytes), discard: true };
+        return { ...buffer(late.bytes, true), discard: true };
       }
     }
     const { unit, late } = checkResultHeader(phase, session.id, header, this.ctx.job);
-    return { ...buffer(unit.expectedBytes), discard: late };
+    return { ...buffer(unit.expectedBytes, late), discard: late };
   }
 
   /**
@@ -81,6 +101,8 @@ export class ResultIntake {
     const busy = positive(header.busyMs) ?? ms;
     if (busy !== undefined) session.meanBusyMs = movingMean(session.meanBusyMs, busy);
     if (sink.discard) {
+      // Read whole and never looked at (resultChunk skips discarded sinks): free for the next result.
+      if (sink.payload !== null) this.pool.release(sink.payload);
       this.ctx.counters.discardedResults++;
       this.ctx.log.debug('dropped a late result', { unit: header.unitId, worker: session.label });
       return;
@@ -111,6 +133,23 @@ export class ResultIntake {
     this.onUnit?.({ kind: unit.kind, task: unit.task, worker: session.name || session.id, computeMs: header.computeMs });
     this.phases.cancel(phase.complete(unit, assignment), 'done by another worker');
     if (--phase.remaining === 0) phase.resolve();
+  }
+
+  /**
+   * The step of `units` is over: its update applied, its record made. The payloads of tasks
+   * with several shards go back to the pool; the units keep their loss and sample count.
+   */
+  recycleStep(units: readonly PendingUnit[]): void {
+    for (const unit of units) {
+      if (unit.kind !== 'train' || unit.shardCount < 2 || unit.train === undefined) continue;
+      this.pool.release(unit.train.grads);
+      unit.train = { ...unit.train, grads: RECYCLED };
+    }
+  }
+
+  /** Buffers the pool handed out again instead of allocating (tests, stats). */
+  get reusedPayloads(): number {
+    return this.pool.reused;
   }
 
   onUnitFailed(session: WorkerSession, failure: UnitFailed__Output): void {

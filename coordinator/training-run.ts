@@ -417,6 +417,8 @@ export class TrainingRun implements SessionHandler {
     });
     this.lastLosses = record.losses;
     this.opts.onStep?.(record);
+    // Nothing of this step reads its payloads any more: the next step's results reuse them.
+    this.intake.recycleStep(units);
   }
 
   /** Evaluates every task on its held-out split with the current weights. */

@@ -85,6 +85,8 @@ export class BlockGramian {
    */
   private readonly combined: Array<Float32Array | undefined>;
   private readonly weights: number[][];
+  /** Set by finish(): from then on nothing changes and no payload is referenced (result-intake.ts reuses them). */
+  private finished = false;
   /** Blocks computed so far, recomputations included (for tests and stats). */
   computedBlocks = 0;
 
@@ -130,7 +132,7 @@ export class BlockGramian {
    * off): the old one is dropped first.
    */
   offer(key: object, unit: number, data: Float32Array, from: number, to: number): void {
-    if (this.accepted[unit]) return;
+    if (this.finished || this.accepted[unit]) return;
     let copy = this.copies.get(key);
     if (copy && copy.data !== data) {
       this.drop(key);
@@ -156,6 +158,7 @@ export class BlockGramian {
 
   /** Copy `key` was rejected (or its worker lost): the blocks it fed are computed again from another copy. */
   drop(key: object): void {
+    if (this.finished) return;
     const copy = this.copies.get(key);
     if (!copy) return;
     this.copies.delete(key);
@@ -167,6 +170,7 @@ export class BlockGramian {
 
   /** Copy `key` of unit `unit` is the result used (its whole payload `data`): it feeds the blocks from now on. */
   accept(key: object, unit: number, data: Float32Array): void {
+    if (this.finished) return;
     let copy = this.copies.get(key);
     if (!copy || copy.data !== data) copy = this.newCopy(key, unit, data);
     for (let b = 0; b < this.blocks; b++) copy.counts[b] = this.blockEnd(b) - b * GRAMIAN_BLOCK;
@@ -246,7 +250,13 @@ export class BlockGramian {
       for (let i = 0; i < t; i++) for (let j = i; j < t; j++) h[i * t + j]! += p[i * t + j]!;
     }
     const gramian = Array.from({ length: t }, (_, i) => Array.from({ length: t }, (_, j) => (j >= i ? h[i * t + j]! : h[j * t + i]!)));
-    return { perTask: shards.map((list, task) => this.combineTask(task, list)), gramian };
+    const perTask = shards.map((list, task) => this.combineTask(task, list));
+    // A task with several shards gets its own combined row, never a payload; the payloads are
+    // let go, and a copy that reports after the step can change nothing.
+    this.finished = true;
+    this.copies.clear();
+    this.feeder.fill(undefined);
+    return { perTask, gramian };
   }
 
   /** combineShards for task `task`, its shared part already combined block by block. */
