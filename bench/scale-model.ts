@@ -116,7 +116,7 @@ export interface MemoryModel {
  *   + Adam slots m, v 8·Ptot + update buffer 4·Ptot
  *   + encoded broadcast 4·Ptot, twice while a new version is encoded and the old one still queued
  *   + one result buffer per unit 4·U·u
- *   + with S > 1 shards, the combined per-task gradients 4·T·u (plus one 8·u Float64 accumulator).
+ *   + with S > 1 shards, the combined per-task gradients 4·T·u (BlockGramian's rows, which are the task gradients).
  * `baselineRss` (Node, modules, data) is measured, not modelled.
  */
 export function memoryModel(layout: Pick<ParameterLayout, 'totalSize' | 'shared' | 'headGroups' | 'tasks'>, config: ScaleConfig, baselineRss = 0): MemoryModel {
@@ -124,7 +124,6 @@ export function memoryModel(layout: Pick<ParameterLayout, 'totalSize' | 'shared'
   const shards = shardsFor(config);
   const unitFloats = layout.tasks.map((t) => layout.shared.size + layout.headGroups.get(t)!.size);
   const sumUnits = unitFloats.reduce((a, b) => a + b, 0);
-  const maxUnit = Math.max(...unitFloats);
   const terms: Record<string, number> = {
     initialParams: 4 * ptot,
     params: 4 * ptot,
@@ -132,7 +131,7 @@ export function memoryModel(layout: Pick<ParameterLayout, 'totalSize' | 'shared'
     update: 4 * ptot,
     encodedBroadcast: 2 * 4 * ptot,
     unitResults: 4 * shards * sumUnits,
-    combinedShards: shards > 1 ? 4 * sumUnits + 8 * maxUnit : 0,
+    combinedShards: shards > 1 ? 4 * sumUnits : 0,
   };
   return { bytes: baselineRss + Object.values(terms).reduce((a, b) => a + b, 0), terms };
 }

@@ -32,8 +32,8 @@ void describe('scale benchmark model', () => {
     // 4·120·(1 + 1 + 2 + 1 + 2) = 3360, units 4·1·220 = 880.
     assert.equal(one.bytes, 1000 + 3360 + 880);
     const four = memoryModel(layout, { p: 100, workers: 4, tasks: 2, steps: 1 });
-    // S = 2: units 4·2·220 = 1760, combined 4·220 + 8·110 = 1760.
-    assert.equal(four.bytes, 3360 + 1760 + 1760);
+    // S = 2: units 4·2·220 = 1760, combined 4·220 = 880.
+    assert.equal(four.bytes, 3360 + 1760 + 880);
   });
 });
 
