@@ -52,7 +52,7 @@ export class WeightsBroadcast {
 
   /** Queues the current version on a session unless it was sent it already; a closed session is the run's concern, not ours. */
   sendTo(receiver: WeightsReceiver): void {
-    if (this.generation === 0 || this.sent.get(receiver) === this.generation) return;
+    if (this.sent.get(receiver) === this.generation) return;
     this.sent.set(receiver, this.generation);
     for (const m of this.messages) receiver.send(m).catch(() => undefined);
   }

@@ -93,10 +93,8 @@ export interface ThreadErrorInfo {
 
 export type ToThread =
   | { type: 'environment'; id: number; request: EnvironmentRequest }
-  /** The next weights; applied before any compute request posted after it. Transferred. */
-  | { type: 'weights'; params: Float32Array }
   /**
-   * The next weights while they still arrive (streamed-weights.ts): shared, not transferred.
+   * The next weights, while they still arrive (streamed-weights.ts): shared, not transferred.
    * Compute requests posted later may start at once and wait for the values they need.
    */
   | { type: 'weights-stream'; stream: WeightsStream }
@@ -108,7 +106,7 @@ export type FromThread =
   | { type: 'reply'; id: number; environment?: EnvironmentReady; done?: ComputeDone; streamed?: StreamedDataStats[]; error?: ThreadErrorInfo }
   /** Part of compute request `id`'s results, ahead of its reply. A piece's buffer is transferred. */
   | { type: 'stream'; id: number; event: StreamEvent }
-  /** A weights buffer, handed back once applied (the session reuses it for the next version); a stream's is shared memory. */
+  /** A stream's weights buffer, handed back once the runner no longer reads it (the session reuses it for the next version). */
   | { type: 'buffer'; params: Float32Array }
   /** The thread cannot go on (weights that could not be applied). */
   | { type: 'fatal'; error: ThreadErrorInfo };

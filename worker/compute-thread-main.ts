@@ -149,18 +149,6 @@ function onMessage(message: ToThread): void {
         post({ type: 'reply', id: message.id, error: errorInfo(err) });
       }
       return;
-    case 'weights':
-      try {
-        if (!env) throw new IllegalStateError('weights before the job (no compute environment)');
-        dropWhole();
-        env.runner.setWeights(message.params);
-      } catch (err) {
-        post({ type: 'fatal', error: errorInfo(err) });
-        return;
-      }
-      // setWeights copied them: the buffer goes back for the next version.
-      post({ type: 'buffer', params: message.params }, [message.params.buffer as ArrayBuffer]);
-      return;
     case 'weights-stream':
       try {
         beginWeights(message.stream);

@@ -1,5 +1,5 @@
-// The session thread's handle on its compute thread (compute-thread-main.ts): starts it, posts
-// weights (transferred, never copied) and units, and turns its replies into promises. A thread
+// The session thread's handle on its compute thread (compute-thread-main.ts): starts it, shares
+// weights with it as they arrive (streamed-weights.ts) and posts units, and turns its replies into promises. A thread
 // that dies (an uncaught error, out of memory, terminated) fails every pending and later
 // request with ComputeThreadError instead of leaving them waiting. The thread keeps the process
 // alive only while a request is pending.
@@ -7,7 +7,7 @@ import { Worker as NodeThread, type ResourceLimits } from 'node:worker_threads';
 import { BackendUnavailableError, ComputeThreadError, errorMessage } from '../common/errors.js';
 import type { BackendChoice } from './backend-choices.js';
 import type { SelectedBackend } from './backend.js';
-import { isShared, sharedFloats, type WeightsStream } from './streamed-weights.js';
+import { sharedFloats, type WeightsStream } from './streamed-weights.js';
 import type { ComputeDone, ComputeRequest, ComputeThreadData, EnvironmentReady, EnvironmentRequest, FromThread, StreamedDataStats, StreamEvent, ThreadErrorInfo, ToThread } from './compute-messages.js';
 
 /** An error the thread reported for a request (a unit it could not compute, a job it could not load): the thread goes on. */
@@ -42,9 +42,8 @@ export class ComputeThread {
   private lost: ComputeThreadError | undefined;
   private terminating: Promise<void> | undefined;
   private readonly exited: Promise<void>;
-  /** Weights buffers the thread handed back, for the next versions (transferred ones, and shared ones of streams). */
+  /** Weights buffers (shared memory) the thread no longer reads, for the next versions. */
   private readonly spare: Float32Array[] = [];
-  private readonly spareShared: Float32Array[] = [];
   private onStarted: ((m: Extract<FromThread, { type: 'started' }>) => void) | undefined;
 
   private constructor(private readonly thread: NodeThread) {
@@ -93,11 +92,9 @@ export class ComputeThread {
       case 'started':
         this.onStarted?.(m);
         return;
-      case 'buffer': {
-        const pool = isShared(m.params) ? this.spareShared : this.spare;
-        if (pool.length < 2) pool.push(m.params);
+      case 'buffer':
+        if (this.spare.length < 2) this.spare.push(m.params);
         return;
-      }
       case 'fatal':
         this.die(`the compute thread cannot go on: ${m.error.message}`);
         void this.thread.terminate();
@@ -165,30 +162,21 @@ export class ComputeThread {
   }
 
   /**
-   * Hands the next weights to the thread (the buffer is transferred: `params` is empty
-   * afterwards). Compute requests posted later see them; those posted earlier do not.
-   */
-  setWeights(params: Float32Array): void {
-    if (this.lost) throw this.lost;
-    this.thread.postMessage({ type: 'weights', params } satisfies ToThread, [params.buffer as ArrayBuffer]);
-  }
-
-  /**
-   * Hands the thread weights that are still arriving (streamed-weights.ts): compute requests
-   * posted later start at once and wait inside the thread for the values they need. The
-   * session goes on filling `stream` and must abort it if the transfer cannot complete.
+   * Hands the thread the next weights, still arriving or whole (streamed-weights.ts): compute
+   * requests posted later start at once and wait inside the thread for the values they need;
+   * those posted earlier do not see them. The session goes on filling `stream` and must abort it
+   * if the transfer cannot complete.
    */
   streamWeights(stream: WeightsStream): void {
     if (this.lost) throw this.lost;
     this.thread.postMessage({ type: 'weights-stream', stream } satisfies ToThread);
   }
 
-  /** A buffer of `size` floats for the next weights: one the thread handed back, or a new one (in shared memory for streamWeights). */
-  weightsBuffer(size: number, shared = false): Float32Array {
-    const pool = shared ? this.spareShared : this.spare;
+  /** A shared buffer of `size` floats for the next weights (streamWeights): one the thread handed back, or a new one. */
+  weightsBuffer(size: number): Float32Array {
     for (;;) {
-      const b = pool.pop();
-      if (b === undefined) return shared ? sharedFloats(size) : new Float32Array(size);
+      const b = this.spare.pop();
+      if (b === undefined) return sharedFloats(size);
       if (b.length === size) return b;
     }
   }

@@ -32,7 +32,7 @@ export function sharedFloats(size: number): Float32Array {
   return new Float32Array(new SharedArrayBuffer(size * Float32Array.BYTES_PER_ELEMENT));
 }
 
-export function isShared(a: Float32Array): boolean {
+function isShared(a: Float32Array): boolean {
   return a.buffer instanceof SharedArrayBuffer;
 }
 

@@ -47,7 +47,7 @@ export class WeightsIntake {
       throw new ProtocolViolationError(`weights v${header.version} carry ${header.byteLength} bytes, expected all ${expected}`);
     }
     if (header.encoding !== WIRE_ENCODING[c]) throw new ProtocolViolationError(`weights v${header.version} are ${header.encoding}, the job says transport.compression ${c}`);
-    const params = this.target.weightsBuffer(totalSize, true);
+    const params = this.target.weightsBuffer(totalSize);
     if (c !== 'none') this.half ??= new Uint16Array(totalSize);
     const dest = c === 'none' ? float32Bytes(params) : uint16Bytes(this.half!);
     const stream = openWeightsStream(params);

@@ -11,6 +11,7 @@ import { initialParameters } from '../../common/parameter-layout.js';
 import { selectBackend } from '../../worker/backend.js';
 import { buildComputeEnvironment } from '../../worker/compute-environment.js';
 import { ComputeThread, ThreadReportedError } from '../../worker/compute-thread.js';
+import { openWeightsStream, publishFloats } from '../../worker/streamed-weights.js';
 import { smallMultiMnistJob, writeJob } from '../helpers/jobs.js';
 
 function loadJob(doc: object): { job: JobSpec; dir: string } {
@@ -19,6 +20,15 @@ function loadJob(doc: object): { job: JobSpec; dir: string } {
 }
 
 const environmentOf = (job: JobSpec, dir: string) => ({ jobJson: JSON.stringify(job), jobDir: dir, modelJson: '', dataPlanJson: '', resolved: [] });
+
+/** Hands the thread a whole version: its values in one of the thread's shared buffers, all published. Returns that buffer. */
+function giveWeights(thread: ComputeThread, params: Float32Array): Float32Array {
+  const stream = openWeightsStream(thread.weightsBuffer(params.length));
+  stream.params.set(params);
+  publishFloats(stream, params.length);
+  thread.streamWeights(stream);
+  return stream.params;
+}
 
 void describe('compute thread', () => {
   let thread: ComputeThread;
@@ -31,7 +41,7 @@ void describe('compute thread', () => {
   });
   after(() => thread.terminate());
 
-  void it('loads the job, takes transferred weights and computes bitwise what this thread computes', async () => {
+  void it('loads the job, takes shared weights and computes bitwise what this thread computes', async () => {
     const ready = await thread.prepare(environmentOf(job, dir));
     const here = buildComputeEnvironment(job, dir, 'cpu');
     try {
@@ -40,9 +50,8 @@ void describe('compute thread', () => {
       assert.deepEqual(new Map(ready.sources), here.computer.sources);
       const params = initialParameters(here.layout, job.seed);
       here.runner.setWeights(params);
-      const sent = params.slice();
-      thread.setWeights(sent);
-      assert.equal(sent.byteLength, 0, 'the weights were transferred, not copied');
+      const sent = giveWeights(thread, params);
+      assert.ok(sent.buffer instanceof SharedArrayBuffer, 'the weights are shared with the thread, not copied');
       const units = [
         { task: 'left', step: 3, shard: 1 },
         { task: 'right', step: 3, shard: 1 },
@@ -96,13 +105,13 @@ void describe('compute thread', () => {
     const { thread: doomed } = await ComputeThread.start('cpu');
     const big = loadJob({ ...smallMultiMnistJob(), training: { steps: 1, batchSize: 2000, shardsPerTask: 1, optimizer: { name: 'sgd', learningRate: 0.1 } } });
     const ready = await doomed.prepare(environmentOf(big.job, big.dir));
-    doomed.setWeights(new Float32Array(ready.layout.totalSize));
+    giveWeights(doomed, new Float32Array(ready.layout.totalSize));
     const unit = doomed.compute({ kind: 'train', units: [{ task: 'left', step: 0, shard: 0 }] });
     const stopped = doomed.terminate();
     await assert.rejects(unit, ComputeThreadError);
     await stopped;
     await assert.rejects(doomed.compute({ kind: 'eval', unit: { task: 'left', shard: 0, shardCount: 1 } }), /compute thread was stopped/);
-    assert.throws(() => doomed.setWeights(new Float32Array(1)), ComputeThreadError);
+    assert.throws(() => giveWeights(doomed, new Float32Array(1)), ComputeThreadError);
   });
 
   void it('a thread that runs out of memory is reported as such', async () => {

@@ -43,7 +43,7 @@ void describe('weights streamed into the compute thread', () => {
 
   void it('computes a unit posted before the values are in, bitwise as with whole weights', async () => {
     assert.ok(layout.trunk.length >= 2 && layout.tensors.length > 3, 'the job has several layers to stream');
-    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize, true));
+    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize));
     stream.params.set(params);
     publishFloats(stream, 0);
     thread.streamWeights(stream);
@@ -63,7 +63,7 @@ void describe('weights streamed into the compute thread', () => {
   });
 
   void it('runs the first layers on a partial version, then fails the unit when the transfer is cut off', async () => {
-    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize, true));
+    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize));
     stream.params.set(params);
     // The first trunk layer's tensors only (kernel and bias of a dense layer).
     const firstLayer = layout.trunk[0]!.tensors;
@@ -83,7 +83,7 @@ void describe('weights streamed into the compute thread', () => {
       return true;
     });
     // The thread goes on: the next version, whole, computes as usual.
-    const next = openWeightsStream(thread.weightsBuffer(layout.totalSize, true));
+    const next = openWeightsStream(thread.weightsBuffer(layout.totalSize));
     next.params.set(params);
     publishFloats(next, layout.totalSize);
     thread.streamWeights(next);
@@ -93,14 +93,14 @@ void describe('weights streamed into the compute thread', () => {
   });
 
   void it('hands a stream\'s buffer back once every tensor is taken, for the next version', async () => {
-    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize, true));
+    const stream = openWeightsStream(thread.weightsBuffer(layout.totalSize));
     stream.params.set(params);
     publishFloats(stream, layout.totalSize);
     thread.streamWeights(stream);
     // Both tasks' units take every tensor of the layout (the trunk and both heads).
     await thread.compute({ kind: 'train', units });
     // The reply comes after the 'buffer' message (one port, in order).
-    const back = thread.weightsBuffer(layout.totalSize, true);
+    const back = thread.weightsBuffer(layout.totalSize);
     assert.ok(back.buffer instanceof SharedArrayBuffer);
     assert.notEqual(params[0], 0, 'a fresh buffer would hold 0 there');
     assert.equal(back[0], params[0], 'the buffer handed back is the stream\'s (its values are still there)');

@@ -15,8 +15,7 @@ class Target implements WeightsTarget {
   streamWeights(stream: WeightsStream): void {
     this.streams.push(stream);
   }
-  weightsBuffer(size: number, shared = false): Float32Array {
-    assert.ok(shared, 'streamed weights need shared memory');
+  weightsBuffer(size: number): Float32Array {
     return sharedFloats(size);
   }
 }
